@@ -1,0 +1,27 @@
+"""weightless: lossy weight encoding of neural networks with Bloomier filters.
+
+The codec core (``weightless.filters``, ``weightless.entropy``, ``weightless.container``,
+``weightless.baselines``) needs only numpy (numba optional, for speed). PyTorch is needed only
+by simplification, retraining and model I/O, and is imported lazily by those modules.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    ConstructionError,
+    DataError,
+    FormatError,
+    InputError,
+    WeightlessError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "WeightlessError",
+    "InputError",
+    "ConstructionError",
+    "FormatError",
+    "DataError",
+]

@@ -1,0 +1,80 @@
+"""The ``weightless`` command: a parser builder and ``main(argv) -> int``.
+
+Each sub-command lives in its own module ``weightless.cli.cmd_<name>`` that defines
+``register(subparsers) -> None``; the parser it adds sets ``func(args) -> int``. Results go to
+stdout (JSON or a table), logs and progress to stderr. User mistakes (any
+:class:`~weightless.errors.WeightlessError`, a missing file) print one line on stderr and
+return a non-zero code, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..errors import WeightlessError
+
+__all__ = ["build_parser", "main", "entry", "COMMANDS"]
+
+#: Sub-commands, in the order ``--help`` lists them (module ``weightless.cli.cmd_<name>``).
+COMMANDS = (
+    "compress",
+    "encode",
+    "decompress",
+    "inspect",
+    "evaluate",
+    "simplify",
+    "reproduce",
+    "demo",
+)
+
+EXIT_USER_ERROR = 2
+EXIT_IO_ERROR = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every available sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="weightless",
+        description="Compress neural network weights with Bloomier filters (Weightless).",
+    )
+    parser.add_argument("--version", action="version", version=f"weightless {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        modname = f"{__package__}.cmd_{name}"
+        try:
+            module = importlib.import_module(modname)
+        except ModuleNotFoundError as exc:  # command not built yet in this checkout
+            if exc.name == modname:
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USER_ERROR
+    try:
+        return int(args.func(args) or 0)
+    except WeightlessError as exc:
+        print(f"weightless: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"weightless: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        return EXIT_IO_ERROR
+    except KeyboardInterrupt:
+        print("weightless: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
