@@ -1,0 +1,243 @@
+"""Lossless entropy coding of a filter table (``m`` cells of ``t`` bits) with constriction's ANS.
+
+The paper (section 3.2) arithmetic-codes Bloomier tables for transmission: assigned cells are
+near-uniform over ``t`` bits, and the gain comes from the cells that were never assigned (zero).
+:func:`encode_cells` fits a model to the table, codes the cells with
+``constriction.stream.stack.AnsCoder`` and keeps whichever record is shortest:
+
+======  =====================  ================================================================
+tag     kind                   payload after the tag byte
+======  =====================  ================================================================
+0x11    raw                    cells bit-packed, ``t`` bits each, MSB first, zero padded
+0x12    zero + uniform (ANS)   varint ``z`` (number of zero cells), then ANS words (uint32 LE);
+                               model: P(0) = z/m, the other ``2**t - 1`` values equally likely
+0x13    histogram (ANS)        ``2**t`` varint counts (summing to m), then ANS words (uint32 LE);
+                               model: P(v) = count(v)/m
+======  =====================  ================================================================
+
+The high nibble of the tag is the format version (1). ``m`` and ``t`` are not stored: the
+caller (the filter record) knows them and passes them to :func:`decode_cells`. The record is
+self-describing otherwise: it carries its model, and tag 0x11 flags the raw fallback (used when
+coding does not shrink the table). Models use ``perfect=False`` (constriction's fast, stable
+quantization), so output is deterministic for a given constriction version.
+
+Integrity: the decoder checks that the ANS stream is consumed exactly and that the decoded
+cells match the stored counts, so most corruptions raise :class:`~weightless.errors.FormatError`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import constriction
+import numpy as np
+
+from ..errors import FieldError, FormatError, InputError, TruncatedError, UnsupportedVersionError
+from ._bits import Reader, pack_fixed, unpack_fixed, write_varint
+
+__all__ = ["encode_cells", "decode_cells", "cells_kind", "empirical_entropy_bits",
+           "DEFAULT_MAX_CELLS", "RAW", "ZERO_UNIFORM", "HISTOGRAM"]
+
+RAW = 0x11
+ZERO_UNIFORM = 0x12
+HISTOGRAM = 0x13
+_KIND_NAMES = {RAW: "raw", ZERO_UNIFORM: "zero+uniform", HISTOGRAM: "histogram"}
+
+DEFAULT_MAX_CELLS = 1 << 26
+"""Largest ``m`` :func:`decode_cells` accepts unless told otherwise (64M cells, 128 MiB)."""
+
+_HIST_MAX_T = 12  # histogram models above this t would cost more to send than they save
+
+
+def _check_t(t: int) -> int:
+    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 1 <= int(t) <= 16:
+        raise InputError(f"t must be an int in [1, 16], got {t!r}")
+    return int(t)
+
+
+def empirical_entropy_bits(cells: np.ndarray, t: int) -> float:
+    """Return ``m * H(empirical distribution of the cells)`` in bits (the plug-in entropy)."""
+    cells = np.asarray(cells).reshape(-1)
+    if cells.size == 0:
+        return 0.0
+    counts = np.bincount(cells.astype(np.int64), minlength=1 << t)
+    c = counts[counts > 0].astype(np.float64)
+    return float(-(c * np.log2(c / cells.size)).sum())
+
+
+def _zu_probs(z: int, m: int, t: int) -> np.ndarray:
+    k = 1 << t
+    probs = np.empty(k, dtype=np.float64)
+    probs[0] = z / m
+    probs[1:] = (m - z) / m / (k - 1)
+    return probs
+
+
+def _ans_encode(symbols: np.ndarray, probs: np.ndarray) -> bytes:
+    model = constriction.stream.model.Categorical(probs, perfect=False)
+    coder = constriction.stream.stack.AnsCoder()
+    coder.encode_reverse(symbols.astype(np.int32, copy=False), model)
+    words = coder.get_compressed().astype("<u4", copy=False)
+    return words.tobytes()
+
+
+def _ans_decode(payload: bytes, probs: np.ndarray, m: int, what: str) -> np.ndarray:
+    if len(payload) % 4:
+        raise FieldError(f"{what}: ANS payload of {len(payload)} bytes is not whole 32-bit words")
+    words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+    if sys.byteorder == "big":  # pragma: no cover
+        words = words.byteswap()
+    try:
+        model = constriction.stream.model.Categorical(probs, perfect=False)
+        coder = constriction.stream.stack.AnsCoder(words)
+        out = coder.decode(model, m)
+        empty = coder.is_empty()
+    except Exception as exc:  # constriction signals bad words with various exceptions
+        raise FieldError(f"{what}: the ANS stream is corrupt ({exc})") from exc
+    if not empty:
+        raise FieldError(f"{what}: the ANS stream has unused data after {m} cells (corrupt)")
+    return np.asarray(out)
+
+
+def _ideal_bits(counts: np.ndarray, probs: np.ndarray) -> float:
+    sel = counts > 0
+    return float(-(counts[sel] * np.log2(probs[sel])).sum())
+
+
+def encode_cells(cells: np.ndarray, t: int) -> bytes:
+    """Entropy-code a filter table; return a self-describing record (see the module docstring).
+
+    Args:
+        cells: 1-D array of ``m`` non-negative integers, each below ``2**t`` (uint16 expected).
+        t: bits per cell, 1..16.
+
+    Returns:
+        The shortest of the raw, zero+uniform and histogram records for these cells.
+
+    Raises:
+        InputError: ``t`` out of range, ``cells`` not 1-D integers, or a cell ``>= 2**t``.
+    """
+    t = _check_t(t)
+    cells = np.asarray(cells)
+    if cells.ndim != 1 or not np.issubdtype(cells.dtype, np.integer):
+        raise InputError(f"cells must be a 1-D integer array, got {cells.dtype} of shape {cells.shape}")
+    m = cells.size
+    if m and (int(cells.min()) < 0 or int(cells.max()) >= (1 << t)):
+        raise InputError(f"cells must lie in [0, 2**{t}), got [{int(cells.min())}, {int(cells.max())}]")
+    raw = bytes([RAW]) + pack_fixed(cells, t)
+    if m == 0:
+        return raw
+    symbols = cells.astype(np.int32)
+    counts = np.bincount(symbols, minlength=1 << t).astype(np.int64)
+    z = int(counts[0])
+    candidates = [raw]
+    zu_head = bytes([ZERO_UNIFORM]) + write_varint(z)
+    if z == m:
+        candidates.append(zu_head)
+    else:
+        zu_probs = _zu_probs(z, m, t)
+        zu_est = _ideal_bits(counts, zu_probs) / 8 + len(zu_head)
+        if zu_est < len(raw):
+            candidates.append(zu_head + _ans_encode(symbols, zu_probs))
+        if t <= _HIST_MAX_T:
+            table = b"".join(write_varint(int(c)) for c in counts)
+            hist_probs = counts / m
+            hist_est = _ideal_bits(counts, hist_probs) / 8 + 1 + len(table)
+            if hist_est < min(len(c) for c in candidates):
+                candidates.append(bytes([HISTOGRAM]) + table + _ans_encode(symbols, hist_probs))
+    return min(candidates, key=len)  # ties keep the earliest (raw first)
+
+
+def cells_kind(data: bytes) -> str:
+    """Return the record kind of an :func:`encode_cells` output: "raw", "zero+uniform" or
+    "histogram".
+
+    Raises:
+        FormatError: empty data or an unknown tag.
+    """
+    if not data:
+        raise TruncatedError("cell record: empty data")
+    tag = data[0]
+    if tag not in _KIND_NAMES:
+        raise _bad_tag(tag)
+    return _KIND_NAMES[tag]
+
+
+def _bad_tag(tag: int) -> FormatError:
+    if tag >> 4 != 1:
+        return UnsupportedVersionError(
+            f"cell record: format version {tag >> 4} (tag 0x{tag:02x}) is not supported; "
+            "this reader supports version 1"
+        )
+    return FieldError(f"cell record: unknown record kind 0x{tag:02x}; expected 0x11, 0x12 or 0x13")
+
+
+def decode_cells(data: bytes, m: int, t: int, *, max_cells: int = DEFAULT_MAX_CELLS) -> np.ndarray:
+    """Decode a record written by :func:`encode_cells` back to its ``m`` cells.
+
+    Args:
+        data: the record.
+        m: number of cells (known to the caller); must be ``<= max_cells``.
+        t: bits per cell, 1..16.
+        max_cells: cap on ``m``, checked before anything is allocated.
+
+    Returns:
+        A uint16 array of ``m`` cells, identical to what was encoded.
+
+    Raises:
+        InputError: ``t`` out of range or ``m`` negative.
+        FormatError (a subclass): unknown tag/version, truncated or corrupt data, ``m`` above
+            ``max_cells``, or ``m`` inconsistent with the stored counts or the payload size.
+    """
+    t = _check_t(t)
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or int(m) < 0:
+        raise InputError(f"m must be a non-negative int, got {m!r}")
+    m = int(m)
+    if m > max_cells:
+        raise FieldError(
+            f"cell record: m = {m} cells exceeds the cap of {max_cells}; pass a larger "
+            "max_cells if this table is genuine"
+        )
+    r = Reader(data, "cell record")
+    tag = r.u8("tag")
+    if tag == RAW:
+        return unpack_fixed(r.rest(), m, t, "raw cell record").astype(np.uint16)
+    if tag == ZERO_UNIFORM:
+        z = r.varint("zero count", m)
+        if z == m:
+            r.expect_end()
+            return np.zeros(m, dtype=np.uint16)
+        probs = _zu_probs(z, m, t)
+        counts = None
+        ideal = z * math.log2(m / z) if z else 0.0
+        ideal += (m - z) * -math.log2(probs[1])
+    elif tag == HISTOGRAM:
+        counts = np.array([r.varint("histogram count", m) for _ in range(1 << t)], dtype=np.int64)
+        if int(counts.sum()) != m:
+            raise FieldError(f"cell record: histogram counts sum to {int(counts.sum())}, expected m = {m}")
+        if m == 0:
+            r.expect_end()
+            return np.zeros(0, dtype=np.uint16)
+        probs = counts / m
+        ideal = _ideal_bits(counts, probs)
+        z = None
+    else:
+        raise _bad_tag(tag)
+    payload = r.rest()
+    # An ANS stream cannot be much shorter than the information content of what it holds:
+    # reject inconsistent m before decoding (and allocating) m symbols.
+    if 8 * len(payload) + 64 < 0.999 * ideal:
+        raise TruncatedError(
+            f"cell record: {len(payload)} payload bytes cannot hold {m} cells "
+            f"(at least {ideal / 8:.0f} bytes needed); truncated data or wrong m"
+        )
+    out = _ans_decode(payload, probs, m, "cell record")
+    if out.size != m:
+        raise FieldError(f"cell record: decoded {out.size} cells, expected {m}")
+    if counts is not None:
+        if not np.array_equal(np.bincount(out, minlength=1 << t), counts):
+            raise FieldError("cell record: decoded cells do not match the stored histogram (corrupt)")
+    elif int(np.count_nonzero(out == 0)) != z:
+        raise FieldError("cell record: decoded cells do not match the stored zero count (corrupt)")
+    return out.astype(np.uint16)
