@@ -89,7 +89,7 @@ def _check_index_bits(index_bits: object) -> int:
 
 
 def check_layer(indices: np.ndarray, shape: object, codebook: np.ndarray, k: int | None):
-    """Validate a pruned + clustered layer; return (flat int64 indices, shape, codebook, k).
+    """Validate a pruned + clustered layer; return (flat indices, shape, codebook, k).
 
     Raises:
         InputError: shapes disagree, k disagrees with the codebook, or an index is outside [-1, k).
@@ -111,7 +111,7 @@ def check_layer(indices: np.ndarray, shape: object, codebook: np.ndarray, k: int
         raise InputError(f"k = {kk} but the codebook has {codebook.size} entries")
     if not 1 <= kk <= MAX_K:
         raise InputError(f"k must be in [1, {MAX_K}], got {kk}")
-    flat = indices.reshape(-1).astype(np.int64, copy=False)
+    flat = indices.reshape(-1)  # original dtype: no int64 copy of a 100M-weight layer
     if flat.size and (int(flat.min()) < -1 or int(flat.max()) >= kk):
         raise InputError(f"indices must lie in [-1, {kk}), got [{int(flat.min())}, {int(flat.max())}]")
     return flat, shape_t, codebook, kk
@@ -120,7 +120,7 @@ def check_layer(indices: np.ndarray, shape: object, codebook: np.ndarray, k: int
 def layer_entries(flat: np.ndarray, shape: tuple[int, ...], k: int, index_bits: int) -> Entries:
     """Build the CSR entry streams (with filler zeros) of a validated flat index array."""
     pos = np.flatnonzero(flat >= 0)
-    vals = flat[pos]
+    vals = flat[pos].astype(np.int64)
     gaps = np.diff(pos, prepend=-1) - 1
     span = 1 << index_bits
     fillers = gaps >> index_bits

@@ -50,7 +50,7 @@ def best_index_bits(flat: np.ndarray, k: int) -> int:
     """
     pos = np.flatnonzero(flat >= 0)
     gaps = np.diff(pos, prepend=-1) - 1
-    vcounts = np.bincount(flat[pos], minlength=k).astype(np.int64)
+    vcounts = np.bincount(flat[pos].astype(np.int64), minlength=k).astype(np.int64)
     best = None
     for b in range(1, MAX_INDEX_BITS + 1):
         span = 1 << b
