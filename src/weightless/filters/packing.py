@@ -1,0 +1,106 @@
+"""Bit-packing of t-bit table cells.
+
+A table of ``m`` cells of ``t`` bits (1 <= t <= 16) is stored as exactly ``ceil(m * t / 8)``
+bytes: cell 0 first, each cell most-significant bit first, the last byte padded with zero bits.
+:func:`unpack_cells` checks the length and that the padding bits are zero, so a corrupt or
+truncated buffer is reported instead of decoded into garbage.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import FieldError, InputError, TruncatedError
+
+__all__ = ["packed_size", "pack_cells", "unpack_cells"]
+
+_CHUNK = 1 << 18  # cells per step: bounds the temporary bit matrix to 4 MiB
+
+
+def packed_size(m: int, t: int) -> int:
+    """Return the number of bytes that ``m`` cells of ``t`` bits take: ``ceil(m * t / 8)``."""
+    return (int(m) * int(t) + 7) // 8
+
+
+def _check_t(t: int) -> None:
+    if not isinstance(t, (int, np.integer)) or not 1 <= int(t) <= 16:
+        raise InputError(f"cell width t must be an integer in [1, 16], got {t!r}")
+
+
+def pack_cells(cells: np.ndarray, t: int) -> bytes:
+    """Pack ``cells`` (integers below ``2**t``) into ``ceil(len(cells) * t / 8)`` bytes.
+
+    Returns:
+        The packed bytes (MSB first, zero padding in the last byte).
+    Raises:
+        InputError: ``t`` is not in [1, 16], ``cells`` is not 1-D, or a cell is ``>= 2**t``.
+    """
+    _check_t(t)
+    t = int(t)
+    arr = np.asarray(cells)
+    if arr.ndim != 1:
+        raise InputError(f"cells must be a 1-D array, got shape {arr.shape}")
+    m = arr.shape[0]
+    if m == 0:
+        return b""
+    if arr.dtype.kind not in "iu":
+        raise InputError(f"cells must be integers, got dtype {arr.dtype}")
+    if int(arr.min()) < 0 or int(arr.max()) >= (1 << t):
+        raise InputError(f"cells must lie in [0, 2**{t}); got values in [{arr.min()}, {arr.max()}]")
+    words = arr.astype(">u2")
+    if t == 8:
+        return arr.astype(np.uint8).tobytes()
+    if t == 16:
+        return words.tobytes()
+    pieces = []
+    # Chunks are multiples of 8 cells, so every chunk ends on a byte boundary.
+    for lo in range(0, m, _CHUNK):
+        w = words[lo : lo + _CHUNK]
+        bits = np.unpackbits(w.view(np.uint8).reshape(-1, 2), axis=1)[:, 16 - t :]
+        pieces.append(np.packbits(bits.reshape(-1)))
+    return b"".join(p.tobytes() for p in pieces)
+
+
+def unpack_cells(data: bytes | bytearray | memoryview | np.ndarray, m: int, t: int) -> np.ndarray:
+    """Unpack ``m`` cells of ``t`` bits from exactly ``ceil(m * t / 8)`` bytes.
+
+    Returns:
+        A new ``uint16`` array of length ``m``.
+    Raises:
+        InputError: ``t`` not in [1, 16] or ``m`` negative.
+        TruncatedError: ``data`` is shorter than ``ceil(m * t / 8)`` bytes.
+        FieldError: ``data`` is longer than that, or the padding bits are not zero.
+    """
+    _check_t(t)
+    t = int(t)
+    m = int(m)
+    if m < 0:
+        raise InputError(f"number of cells must be >= 0, got {m}")
+    if isinstance(data, np.ndarray):
+        buf = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
+    else:
+        buf = np.frombuffer(data, dtype=np.uint8)
+    need = packed_size(m, t)
+    if buf.shape[0] < need:
+        raise TruncatedError(f"packed cells: expected {need} bytes for {m} cells of {t} bits, got {buf.shape[0]}")
+    if buf.shape[0] > need:
+        raise FieldError(f"packed cells: expected {need} bytes for {m} cells of {t} bits, got {buf.shape[0]}")
+    if m == 0:
+        return np.zeros(0, dtype=np.uint16)
+    if t == 8:
+        return buf.astype(np.uint16)
+    if t == 16:
+        return buf.view(">u2").astype(np.uint16)
+    pad = need * 8 - m * t
+    if pad and int(buf[-1]) & ((1 << pad) - 1):
+        raise FieldError("packed cells: padding bits of the last byte are not zero")
+    out = np.empty(m, dtype=np.uint16)
+    step_bytes = _CHUNK * t // 8
+    for ci, lo in enumerate(range(0, m, _CHUNK)):
+        hi = min(m, lo + _CHUNK)
+        chunk = buf[ci * step_bytes : ci * step_bytes + packed_size(hi - lo, t)]
+        bits = np.unpackbits(chunk)[: (hi - lo) * t].reshape(hi - lo, t)
+        padded = np.zeros((hi - lo, 16), dtype=np.uint8)
+        padded[:, 16 - t :] = bits
+        out[lo:hi] = np.packbits(padded, axis=1).view(">u2").reshape(-1)
+    return out
