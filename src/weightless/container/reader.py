@@ -101,9 +101,18 @@ def _loads_header(text: bytes) -> Any:
             raise FieldError(f"the header contains the number {s[:40]} which overflows a double")
         return v
 
+    def parse_int(s: str) -> int:
+        if len(s) > 21:  # longer than any int64/uint64
+            raise FieldError(f"the header contains an integer of {len(s)} digits; expected one in [-2**63, 2**64)")
+        return int(s)
+
     try:
         return json.loads(
-            decoded, object_pairs_hook=pairs, parse_constant=constant, parse_float=parse_float
+            decoded,
+            object_pairs_hook=pairs,
+            parse_constant=constant,
+            parse_float=parse_float,
+            parse_int=parse_int,
         )
     except FieldError:
         raise
