@@ -1,1 +1,38 @@
-"""simplify."""
+"""Simplification of trained networks: magnitude pruning, Dynamic Network Surgery, k-means
+weight sharing, and the one-call :func:`simplify` (needs PyTorch)."""
+
+from .cluster import ClusteredLayer, cluster_weight, finetune_codebooks, kmeans_1d
+from .dns import DNSConfig, DNSSurgeon, prune_dns
+from .magnitude import MagnitudePruner, PruneSchedule, prune_magnitude, topk_mask
+from .recipe import (
+    DENSE_TRAINING,
+    PAPER_RECIPES,
+    PAPER_TABLE1,
+    LayerRecipe,
+    LayerResult,
+    Recipe,
+    SimplifyResult,
+    simplify,
+)
+
+__all__ = [
+    "ClusteredLayer",
+    "cluster_weight",
+    "finetune_codebooks",
+    "kmeans_1d",
+    "DNSConfig",
+    "DNSSurgeon",
+    "prune_dns",
+    "MagnitudePruner",
+    "PruneSchedule",
+    "prune_magnitude",
+    "topk_mask",
+    "DENSE_TRAINING",
+    "PAPER_RECIPES",
+    "PAPER_TABLE1",
+    "LayerRecipe",
+    "LayerResult",
+    "Recipe",
+    "SimplifyResult",
+    "simplify",
+]
