@@ -613,3 +613,19 @@ def test_cli_inspect_missing_file(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "nope.wl")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope.wl" in err[0]
+
+
+def test_docstring_examples():
+    import doctest
+
+    import weightless.container as pkg
+
+    result = doctest.testmod(pkg)
+    assert result.attempted >= 1 and result.failed == 0
+
+
+def test_format_doc_example_bytes():
+    """The hex dump in docs/FORMAT.md matches what the writer produces."""
+    data = container_to_bytes([Record("fc1.bias", "raw", (2,), "uint8", {}, b"\x01\x02")], {"model": "demo"})
+    assert len(data) == 234 and data[16] == 0xB8 and data[-2:] == b"\x01\x02"
+    assert data[32:48].hex() == "6b3ff91110a3c5f1755551939b70c9af"

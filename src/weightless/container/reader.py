@@ -53,7 +53,10 @@ class _Source(Protocol):
 
 class _BytesSource:
     def __init__(self, data: bytes | bytearray | memoryview) -> None:
-        self._view = memoryview(data).cast("B")
+        try:
+            self._view = memoryview(data).cast("B")
+        except TypeError:
+            raise InputError("data is a non-contiguous buffer; expected bytes") from None
         self.size = len(self._view)
 
     def read(self, offset: int, n: int) -> bytes:
