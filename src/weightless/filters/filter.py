@@ -19,7 +19,8 @@ Serialization (little-endian), ``to_bytes()``::
 
     header, 44 bytes:
       magic b"WLBF" | version u8 = 1 | construction code u8 | t u8 | block_bits u8
-      k u32 | shards u32 | size u64 | n u64 | seed u64 | crc32 u32 (of every byte after it)
+      k u32 | shards u32 | size u64 | n u64 | seed u64
+      crc32 u32 (of the 40 header bytes before it, then every byte after it)
     per shard, 20 bytes:  n u32 | m u32 | seed u64 | aux length u32
     per shard: cells, ceil(m t / 8) bytes (see :mod:`weightless.filters.packing`), then aux.
 
@@ -500,7 +501,6 @@ class BloomierFilter:
         if self._bytes is None:
             recs = b"".join(_SHARD.pack(s.n, s.m, s.seed, int(s.aux.shape[0])) for s in self.shards)
             body = b"".join(pack_cells(s.cells, self.t) + s.aux.tobytes() for s in self.shards)
-            crc = zlib.crc32(body, zlib.crc32(recs))
             head = _HEAD.pack(
                 MAGIC,
                 VERSION,
@@ -512,9 +512,10 @@ class BloomierFilter:
                 self.size,
                 self.n,
                 self.seed,
-                crc,
+                0,
             )
-            self._bytes = head + recs + body
+            crc = zlib.crc32(body, zlib.crc32(recs, zlib.crc32(head[: HEADER_SIZE - 4])))
+            self._bytes = head[: HEADER_SIZE - 4] + struct.pack("<I", crc) + recs + body
         return self._bytes
 
     @property
@@ -575,8 +576,8 @@ class BloomierFilter:
             raise TruncatedError(f"filter: {len(mv)} bytes, the declared tables end at {pos}")
         if len(mv) > pos:
             raise FieldError(f"filter: {len(mv) - pos} trailing bytes after the tables")
-        if zlib.crc32(mv[HEADER_SIZE:]) != crc:
-            raise ChecksumError("filter: CRC-32 of the shard records and tables does not match the header")
+        if zlib.crc32(mv[HEADER_SIZE:], zlib.crc32(mv[: HEADER_SIZE - 4])) != crc:
+            raise ChecksumError("filter: CRC-32 of the header, shard records and tables does not match")
         cells = [unpack_cells(mv[a:b], meta["m"], t) for (a, b, _), meta in zip(spans, shards_meta)]
         aux = [np.frombuffer(mv[b:e], dtype=np.uint8).copy() for (_, b, e) in spans]
         f = cls.from_parts(params, cells, aux)
