@@ -629,3 +629,12 @@ def test_format_doc_example_bytes():
     data = container_to_bytes([Record("fc1.bias", "raw", (2,), "uint8", {}, b"\x01\x02")], {"model": "demo"})
     assert len(data) == 234 and data[16] == 0xB8 and data[-2:] == b"\x01\x02"
     assert data[32:48].hex() == "6b3ff91110a3c5f1755551939b70c9af"
+
+
+def test_written_file_mode_follows_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_container(tmp_path / "m.wl", sample_records(), {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.wl").stat().st_mode & 0o777 == 0o644

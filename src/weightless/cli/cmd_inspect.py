@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from ..container import read_container, summarize_container
 
     container = read_container(args.file)
-    summary = {"file": str(args.file), **summarize_container(container, full_params=args.full_params)}
+    summary = summarize_container(container, full_params=args.full_params)
+    summary = {"file": str(args.file), **summary}
     json.dump(summary, sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
     sys.stdout.write("\n")
     return 0

@@ -408,10 +408,13 @@ class Container:
             if not isinstance(r, Record):
                 raise InputError(f"Container.records[{i}] is {type(r).__name__}; expected Record")
             if r.name in index:
-                raise InputError(f"Container has two records named {r.name!r}; names must be unique")
+                raise InputError(
+                    f"Container has two records named {r.name!r}; names must be unique"
+                )
             index[r.name] = i
         object.__setattr__(self, "records", records)
-        object.__setattr__(self, "metadata", check_json_object(self.metadata, "metadata", InputError))
+        metadata = check_json_object(self.metadata, "metadata", InputError)
+        object.__setattr__(self, "metadata", metadata)
         object.__setattr__(self, "_index", index)
 
     def record(self, name: str) -> Record:
@@ -425,7 +428,9 @@ class Container:
         except (KeyError, TypeError):
             names = list(self._index)
             shown = ", ".join(repr(n) for n in names[:10]) + (" ..." if len(names) > 10 else "")
-            raise InputError(f"no record named {name!r}; the container has {shown or 'none'}") from None
+            raise InputError(
+                f"no record named {name!r}; the container has {shown or 'none'}"
+            ) from None
 
     @property
     def names(self) -> tuple[str, ...]:

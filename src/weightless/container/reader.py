@@ -91,7 +91,9 @@ def _loads_header(text: bytes) -> Any:
         out: dict = {}
         for k, v in items:
             if k in out:
-                raise FieldError(f"the header repeats the key {k[:60]!r} in one object; expected unique keys")
+                raise FieldError(
+                    f"the header repeats the key {k[:60]!r} in one object; expected unique keys"
+                )
             out[k] = v
         return out
 
@@ -106,7 +108,10 @@ def _loads_header(text: bytes) -> Any:
 
     def parse_int(s: str) -> int:
         if len(s) > 21:  # longer than any int64/uint64
-            raise FieldError(f"the header contains an integer of {len(s)} digits; expected one in [-2**63, 2**64)")
+            raise FieldError(
+                f"the header contains an integer of {len(s)} digits; "
+                "expected one in [-2**63, 2**64)"
+            )
         return int(s)
 
     try:
@@ -120,7 +125,9 @@ def _loads_header(text: bytes) -> Any:
     except FieldError:
         raise
     except RecursionError:
-        raise FieldError("the header JSON is nested too deeply to parse; expected at most 64 levels") from None
+        raise FieldError(
+            "the header JSON is nested too deeply to parse; expected at most 64 levels"
+        ) from None
     except ValueError as exc:  # JSONDecodeError, or an integer with too many digits
         raise FieldError(f"the header is not valid JSON: {exc}") from None
 
@@ -183,7 +190,8 @@ def _parse(src: _Source, max_header_bytes: int) -> Container:
     entries = []
     names: dict[str, int] = {}
     for i, raw in enumerate(top["records"]):
-        entry = check_object(raw, RECORD_FIELDS, f"header.records[{i}]", FieldError, allow_unknown=newer)
+        where = f"header.records[{i}]"
+        entry = check_object(raw, RECORD_FIELDS, where, FieldError, allow_unknown=newer)
         if entry["name"] in names:
             raise FieldError(
                 f"header.records[{i}] and header.records[{names[entry['name']]}] are both named "
@@ -203,7 +211,8 @@ def _parse(src: _Source, max_header_bytes: int) -> Container:
             )
         if end > payload_len:
             raise OffsetError(
-                f"record {entry['name']!r} ends at {end}, outside the payload of {payload_len} bytes"
+                f"record {entry['name']!r} ends at {end}, outside the payload of "
+                f"{payload_len} bytes"
             )
         expected = end
     if expected != payload_len:
@@ -243,7 +252,8 @@ def _parse(src: _Source, max_header_bytes: int) -> Container:
 
 
 def _check_cap(max_header_bytes: int) -> int:
-    if isinstance(max_header_bytes, bool) or not isinstance(max_header_bytes, int) or max_header_bytes < 0:
+    cap = max_header_bytes
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
         raise InputError(f"max_header_bytes is {max_header_bytes!r}; expected a non-negative int")
     return max_header_bytes
 

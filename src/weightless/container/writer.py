@@ -25,7 +25,9 @@ from .format import (
 __all__ = ["container_to_bytes", "write_container", "encode_parts"]
 
 
-def encode_parts(records: Sequence[Record], metadata: Mapping[str, Any]) -> tuple[bytes, list[bytes]]:
+def encode_parts(
+    records: Sequence[Record], metadata: Mapping[str, Any]
+) -> tuple[bytes, list[bytes]]:
     """Return ``(preamble + header, payloads)``: the file is their concatenation.
 
     Records are stored in the order given; the same records and metadata always give the same
@@ -114,7 +116,8 @@ def write_container(
     for _ in range(16):
         tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            fd = os.open(tmp, flags, 0o666)  # the umask applies, like open()
             break
         except FileExistsError:
             continue
