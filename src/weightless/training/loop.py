@@ -53,7 +53,8 @@ class TrainConfig:
         schedule: "cosine" (decay to ``lr * final_lr_fraction``) or "constant".
         final_lr_fraction: final learning rate as a fraction of ``lr`` for "cosine".
         seed: seeds batch order and any torch randomness in the loop.
-        threads: torch intra-op threads (None: :data:`DEFAULT_THREADS`).
+        threads: torch intra-op threads (None: the default set by :func:`set_threads`,
+            initially :data:`DEFAULT_THREADS`).
         progress: show a tqdm progress bar on stderr.
         desc: label of the progress bar.
     """
@@ -96,14 +97,29 @@ class TrainReport:
     epoch_losses: list[float] = field(default_factory=list)
 
 
+_current_default = [DEFAULT_THREADS]
+
+
 def set_threads(threads: int | None) -> int:
-    """Set torch's intra-op thread count (None: :data:`DEFAULT_THREADS`); return it."""
+    """Set torch's intra-op thread count and make it the default of later :func:`train` calls
+    whose config has ``threads=None`` (None here: :data:`DEFAULT_THREADS`). Return the count.
+
+    Raises:
+        InputError: ``threads`` < 1.
+    """
     n = DEFAULT_THREADS if threads is None else int(threads)
     if n < 1:
         raise InputError(f"threads must be >= 1, got {n}")
+    _current_default[0] = n
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+def _apply_threads(threads: int | None) -> None:
+    n = _current_default[0] if threads is None else int(threads)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 def _as_xy(data: DataLike) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,7 +167,7 @@ def train(
         InputError: bad config, data, mask or parameter names.
     """
     cfg.validate()
-    set_threads(cfg.threads)
+    _apply_threads(cfg.threads)
     x, y = _as_xy(data)
     named = dict(model.named_parameters())
     names = set(named) if trainable is None else set(trainable)
