@@ -19,6 +19,7 @@ filter bytes (``BloomierFilter.to_bytes()``) or the entropy-coded filter record
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -122,7 +123,11 @@ def layer_sizes(
         A dict with ``shape``, ``positions`` (N), ``nonzeros`` (n), ``k``, ``t``,
         ``bytes``: {format: size}, ``factor``: {format: dense bytes / size},
         ``information_bound_bytes``, ``csr_index_bits``, ``csr_huffman_auto_index_bits``,
-        ``cells``: per-shard {m, kind, bytes, entropy_bytes (plug-in entropy of the cells)}.
+        ``cells``: per-shard {m, kind, bytes, zero_fraction, entropy_bytes (plug-in entropy)},
+        ``seconds``: {format: {"encode": s, "decode": s}} measured here; "filter_build" is the
+        Bloomier construction, "weightless_*" encode/decode time the serialization given the
+        built filter (decode includes parsing and CRC), "weightless_reconstruct" the query of
+        every position (``reconstruct_indices``), which CSR decoding does as part of decode.
 
     Raises:
         InputError: invalid layer or parameters (from the encoders or ``build``).
@@ -143,26 +148,42 @@ def layer_sizes(
     sizes["dense"] = len(dense)
 
     ib = 8 if conv else 5
+    seconds: dict[str, dict[str, float]] = {}
+    t0 = time.perf_counter()
     auto_ib = best_index_bits(flat, k)
+    auto_search = time.perf_counter() - t0
     for name, enc, dec, bits in (
         ("csr", csr_encode, csr_decode, ib),
         ("csr_huffman", dc_encode, dc_decode, ib),
         ("csr_huffman_auto", dc_encode, dc_decode, auto_ib),
     ):
+        t0 = time.perf_counter()
         data = enc(idx, shape, codebook, index_bits=bits)
+        t1 = time.perf_counter()
         out, oshape, ocb = dec(data)
+        t2 = time.perf_counter()
+        seconds[name] = {"encode": t1 - t0, "decode": t2 - t1}
         _checked(name, oshape == shape and np.array_equal(out, idx) and _same_codebook(ocb, codebook))
         sizes[name] = len(data)
+    seconds["csr_huffman_auto"]["encode"] += auto_search
 
     keys = np.flatnonzero(flat >= 0)
+    t0 = time.perf_counter()
     f = build(keys, flat[keys], k=k, t=t, size=flat.size, seed=seed,
               construction=construction, shards=shards, c=c)
+    seconds["filter_build"] = {"encode": time.perf_counter() - t0}
     for name, ent in (("weightless_raw", False), ("weightless_entropy", True)):
+        t0 = time.perf_counter()
         data = weightless_layer_bytes(f, shape, codebook, entropy=ent)
+        t1 = time.perf_counter()
         g, oshape, ocb = weightless_layer_decode(data, entropy=ent)
+        seconds[name] = {"encode": t1 - t0, "decode": time.perf_counter() - t1}
         _checked(name, oshape == shape and _same_codebook(ocb, codebook)
                  and isinstance(g, BloomierFilter) and g.to_bytes() == f.to_bytes())
         sizes[name] = len(data)
+    t0 = time.perf_counter()
+    g.reconstruct_indices(shape)  # lossy: equals idx except at false positives
+    seconds["weightless_reconstruct"] = {"decode": time.perf_counter() - t0}
 
     cells_info = []
     for s in f.shards:
@@ -186,4 +207,5 @@ def layer_sizes(
         "bytes": sizes,
         "factor": {name: sizes["dense"] / sizes[name] for name in _FORMATS},
         "cells": cells_info,
+        "seconds": seconds,
     }
