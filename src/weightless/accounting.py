@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from .entropy._bits import Reader, write_varint
 from .entropy.filter_record import decode_filter, encode_filter
 from .entropy.table_coder import cells_kind, empirical_entropy_bits, encode_cells
 from .errors import FormatError, InputError, WeightlessError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .filters import BloomierFilter
 
 __all__ = ["layer_sizes", "information_bound_bytes", "weightless_layer_bytes", "weightless_layer_decode"]
 
@@ -62,13 +65,15 @@ def _head(shape: tuple[int, ...], codebook: np.ndarray) -> bytes:
     )
 
 
-def weightless_layer_bytes(f: Any, shape: tuple[int, ...], codebook: np.ndarray, *, entropy: bool) -> bytes:
+def weightless_layer_bytes(f: "BloomierFilter", shape: tuple[int, ...], codebook: np.ndarray, *, entropy: bool) -> bytes:
     """Serialize a Weightless layer: shape, codebook, then the filter (raw or entropy-coded)."""
     body = encode_filter(f) if entropy else f.to_bytes()
     return _head(tuple(shape), np.asarray(codebook, dtype=np.float32)) + body
 
 
-def weightless_layer_decode(data: bytes, *, entropy: bool):
+def weightless_layer_decode(
+    data: bytes, *, entropy: bool
+) -> tuple["BloomierFilter", tuple[int, ...], np.ndarray]:
     """Inverse of :func:`weightless_layer_bytes`: return ``(filter, shape, codebook)``.
 
     Raises:

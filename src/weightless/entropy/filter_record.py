@@ -19,12 +19,16 @@ Raw fallback: when this record would not be shorter than the raw filter bytes
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import BadMagicError, FieldError, TruncatedError, UnsupportedVersionError
 from ._bits import Reader, write_varint
 from .table_coder import DEFAULT_MAX_CELLS, decode_cells, encode_cells
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..filters import BloomierFilter
 
 __all__ = ["encode_filter", "decode_filter", "MAGIC"]
 
@@ -37,7 +41,7 @@ _SHARD = struct.Struct("<IIQI")
 _MAX_SHARDS = 1 << 16
 
 
-def encode_filter(f) -> bytes:
+def encode_filter(f: BloomierFilter) -> bytes:
     """Return the entropy-coded record of a ``weightless.filters.BloomierFilter``, or its raw
     ``to_bytes()`` if that is not longer (see the module docstring)."""
     parts = [MAGIC, bytes([VERSION]), f.header_bytes()]
@@ -49,14 +53,14 @@ def encode_filter(f) -> bytes:
     return coded if len(coded) < len(raw) else raw
 
 
-def decode_filter(data: bytes, *, max_cells: int = DEFAULT_MAX_CELLS):
+def decode_filter(data: bytes, *, max_cells: int = DEFAULT_MAX_CELLS) -> BloomierFilter:
     """Decode a record written by :func:`encode_filter` (or raw filter bytes) to the filter.
 
     Raises:
         FormatError (subclasses): bad magic/version, truncated or corrupt data, a shard larger
             than ``max_cells``, or a CRC mismatch of the rebuilt filter.
     """
-    from ..filters import BloomierFilter
+    from ..filters import BloomierFilter  # noqa: F811  (lazy: keeps this module light)
     from ..filters.packing import pack_cells
 
     if bytes(data[:4]) == RAW_MAGIC:
