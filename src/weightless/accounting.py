@@ -149,7 +149,8 @@ def layer_sizes(
 
     weights = dense_weights(idx, codebook)
     dense = weights.astype("<f4").tobytes()
-    _checked("dense", np.array_equal(np.frombuffer(dense, dtype="<f4").reshape(shape), weights))
+    _checked("dense", np.array_equal(np.frombuffer(dense, dtype="<u4"),
+                                     weights.astype("<f4").view("<u4").reshape(-1)))
     sizes["dense"] = len(dense)
 
     ib = 8 if conv else 5
