@@ -17,7 +17,8 @@ Exact function (so files stay decodable by any implementation), for a key ``x`` 
   ``w = min(64, ms)``; its seed word ``sw = fmix(fmix(s + ssw) ^ (ms | tr << 48) + ssw)`` with
   ``ssw = seed_word(seed)`` and ``tr`` the stored try (0 except for the last shard);
 - start ``st = ((((h mod 2^32) * ((sw >> 32) | 1)) mod 2^32) * (ms - w + 1)) >> 32``;
-- coefficients ``c = (hash64_scalar(h, sw) | 1) & (2^w - 1)``;
+- coefficients ``a = ((h ^ sw) * 0xC28F82822B650BED) mod 2^64``,
+  ``c = (a ^ (a >> 32) | 1) & (2^w - 1)``;
 - raw word ``r = (XOR of cells[off_s + st + b] for each set bit b of c) ^ (h mod 2^t)``.
 
 The trailing mask ``h mod 2^t`` makes the raw word of a non-key uniform over ``[0, 2^t)``
@@ -67,6 +68,7 @@ MAX_TRIES = 400
 AUX_VERSION = 1
 _HEADER = 7
 _M64 = (1 << 64) - 1
+_CK = np.uint64(0xC28F82822B650BED)
 
 
 def num_shards(n: int) -> int:
@@ -180,7 +182,8 @@ def _np_raw(cells: np.ndarray, params: tuple, nshards: int, t: int, h: np.ndarra
         s = (((h >> np.uint64(32)) * np.uint64(nshards)) >> np.uint64(32)).astype(np.int64)
         u = ((h & m32) * muls[s]) & m32
         g = offs[s] + ((u * nst[s]) >> np.uint64(32)).astype(np.int64)
-        c = (_fmix_np(h + sws[s]) | np.uint64(1)) & cmask[s]
+        a = (h ^ sws[s]) * _CK
+        c = (a ^ (a >> np.uint64(32)) | np.uint64(1)) & cmask[s]
     r = (h & np.uint64((1 << t) - 1)).astype(np.uint16)
     m = cells.shape[0]
     cz = np.concatenate([cells.astype(np.uint16), np.zeros(64, np.uint16)])
@@ -205,8 +208,9 @@ class _ZCache:
         with self._lock:
             if self._key == key and self._val[0] is cells:
                 return self._val[1]
-        zi = np.zeros((cells.shape[0] // 64 + 2) * t, np.uint64)
-        _k.interleave(np.ascontiguousarray(cells, dtype=np.uint16), t, zi)
+        tp = 8 if t <= 8 else 16
+        zi = np.zeros((cells.shape[0] // 64 + 2) * tp, np.uint64)
+        _k.interleave(np.ascontiguousarray(cells, dtype=np.uint16), t, tp, zi)
         with self._lock:
             self._key = key
             self._val = (cells, zi)
@@ -341,7 +345,8 @@ class CompactConstruction:
         nsh, params = self._prepare(cells, aux, seed)
         if _use_numba(use_numba) and _k is not None:
             zi = _ZC.get(cells, aux, t, seed)
-            _k.decode(zi, t, *params, nsh, seed_word(seed), np.uint64((1 << t) - 1), int(start), lut, out)
+            dec = _k.decode8 if t <= 8 else _k.decode16
+            dec(zi, *params, nsh, seed_word(seed), np.uint64((1 << t) - 1), int(start), lut, out)
             return
         step = 1 << 16
         for lo in range(0, n, step):

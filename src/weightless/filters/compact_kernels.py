@@ -17,6 +17,7 @@ from .hashing import hash64_scalar
 
 _M32 = np.uint64(0xFFFFFFFF)
 _ONE = np.uint64(1)
+_CK = np.uint64(0xC28F82822B650BED)
 
 
 @intrinsic
@@ -39,6 +40,13 @@ def _cttz64(typingctx, x):  # pragma: no cover - compiled
         return builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 0)])
 
     return sig, codegen
+
+
+@njit(inline="always")
+def coeff(h, sw):
+    """64 coefficient bits of a key with hash ``h`` in a shard with seed word ``sw``."""
+    a = (h ^ sw) * _CK
+    return (a ^ (a >> np.uint64(32))) | _ONE
 
 
 @njit(inline="always")
@@ -80,7 +88,7 @@ def _try_shard(hs, vals, ms, sw, t, C, R, order, cnt, out):
         h = hs[i]
         u = ((h & _M32) * mul) & _M32
         s = np.int64((u * nst) >> np.uint64(32))
-        c = (hash64_scalar(h, sw) | _ONE) & cmask
+        c = coeff(h, sw) & cmask
         r = vals[i]
         while True:
             if C[s] == 0:
@@ -186,7 +194,7 @@ def lookup(cells, offs, nst, cmask, sws, muls, nshards, tmask, keys_h, out):
         s = np.int64(((h >> np.uint64(32)) * np.uint64(nshards)) >> np.uint64(32))
         u = ((h & _M32) * muls[s]) & _M32
         g = offs[s] + np.int64((u * nst[s]) >> np.uint64(32))
-        c = (hash64_scalar(h, sws[s]) | _ONE) & cmask[s]
+        c = coeff(h, sws[s]) & cmask[s]
         r = np.uint64(0)
         while c != 0:
             tz = _cttz64(c)
@@ -196,42 +204,50 @@ def lookup(cells, offs, nst, cmask, sws, muls, nshards, tmask, keys_h, out):
 
 
 @njit
-def interleave(cells, t, zi):
-    """Bit-sliced copy of the cells: bit (g % 64) of ``zi[(g // 64) * t + j]`` is bit j of cell g."""
+def interleave(cells, t, tp, zi):
+    """Bit-sliced copy of the cells: bit (g % 64) of ``zi[(g // 64) * tp + j]`` is bit j of cell g
+    (``tp`` >= t columns per block; columns t..tp-1 stay zero)."""
     for i in range(zi.shape[0]):
         zi[i] = 0
     for g in range(cells.shape[0]):
         v = np.uint64(cells[g])
-        base = (g >> 6) * t
+        base = (g >> 6) * tp
         b = np.uint64(g & 63)
         for j in range(t):
             zi[base + j] |= ((v >> np.uint64(j)) & _ONE) << b
 
 
-@njit(parallel=True)
-def decode(zi, t, offs, nst, cmask, sws, muls, nshards, sw0, tmask, start, lut, out):
-    """``out[i] = lut[raw(start + i)]`` using the bit-sliced table ``zi``."""
-    n = out.shape[0]
-    nblk = 1 << 14
-    nb = (n + nblk - 1) // nblk
-    for bi in prange(nb):
-        lo = bi * nblk
-        hi = min(n, lo + nblk)
-        for i in range(lo, hi):
-            h = hash64_scalar(np.uint64(start + i), sw0)
-            s = np.int64(((h >> np.uint64(32)) * np.uint64(nshards)) >> np.uint64(32))
-            u = ((h & _M32) * muls[s]) & _M32
-            g = offs[s] + np.int64((u * nst[s]) >> np.uint64(32))
-            c = (hash64_scalar(h, sws[s]) | _ONE) & cmask[s]
-            o = np.uint64(g & 63)
-            clo = c << o
-            chi = (c >> (np.uint64(63) - o)) >> _ONE
-            base = (g >> 6) * t
-            r = h & tmask
-            for j in range(t):
-                x = (zi[base + j] & clo) ^ (zi[base + t + j] & chi)
-                r ^= (_ctpop64(x) & _ONE) << np.uint64(j)
-            out[i] = lut[r]
+def _make_decode(tp):
+    @njit(parallel=True)
+    def decode(zi, offs, nst, cmask, sws, muls, nshards, sw0, tmask, start, lut, out):
+        """``out[i] = lut[raw(start + i)]`` using the bit-sliced table ``zi``."""
+        n = out.shape[0]
+        nblk = 1 << 14
+        nb = (n + nblk - 1) // nblk
+        for bi in prange(nb):
+            lo = bi * nblk
+            hi = min(n, lo + nblk)
+            for i in range(lo, hi):
+                h = hash64_scalar(np.uint64(start + i), sw0)
+                s = np.int64(((h >> np.uint64(32)) * np.uint64(nshards)) >> np.uint64(32))
+                u = ((h & _M32) * muls[s]) & _M32
+                g = offs[s] + np.int64((u * nst[s]) >> np.uint64(32))
+                c = coeff(h, sws[s]) & cmask[s]
+                o = np.uint64(g & 63)
+                clo = c << o
+                chi = (c >> (np.uint64(63) - o)) >> _ONE
+                base = (g >> 6) * tp
+                r = h & tmask
+                for j in range(tp):
+                    x = (zi[base + j] & clo) ^ (zi[base + tp + j] & chi)
+                    r ^= (_ctpop64(x) & _ONE) << np.uint64(j)
+                out[i] = lut[r]
+
+    return decode
+
+
+decode8 = _make_decode(8)
+decode16 = _make_decode(16)
 
 
 _ = numba  # keep the import explicit: this module needs numba
