@@ -39,6 +39,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._compat import njit
 from .._compat import use_numba as _use_numba
 from ..errors import (
     BadMagicError,
@@ -52,7 +53,7 @@ from ..errors import (
 )
 from . import paper as _paper
 from .base import Construction, get_construction
-from .hashing import derive_seed, hash64, reduce32
+from .hashing import derive_seed, hash64, reduce32, seed_word
 from .packing import pack_cells, packed_size, unpack_cells
 
 __all__ = ["BloomierFilter", "Shard", "build", "MAGIC", "VERSION", "BLOCK_BITS", "shard_of_positions"]
@@ -150,6 +151,29 @@ def _check_kt(k: Any, t: Any) -> tuple[int, int]:
 # --------------------------------------------------------------------------- building
 
 
+@njit
+def _nb_first_duplicate(keys, bitmap):
+    for i in range(keys.shape[0]):
+        p = keys[i]
+        w = p >> 3
+        bit = np.uint8(1) << np.uint8(p & 7)
+        if bitmap[w] & bit:
+            return p
+        bitmap[w] |= bit
+    return -1
+
+
+def _first_duplicate(keys: np.ndarray, size: int, use_numba: bool | None) -> int | None:
+    """A key that appears twice in ``keys`` (int64 in [0, size)), or None."""
+    if _use_numba(use_numba) and size <= 1 << 33:
+        d = _nb_first_duplicate(keys, np.zeros((size >> 3) + 1, np.uint8))
+        return None if d < 0 else int(d)
+    sk = np.sort(keys)
+    dup = np.flatnonzero(sk[1:] == sk[:-1])
+    return int(sk[dup[0]]) if dup.size else None
+
+
+
 def _solve_shard(args: tuple) -> tuple[int, np.ndarray, np.ndarray, int]:
     """Worker: try seeds for one shard; returns (seed, cells, aux, attempts) or raises."""
     name, keys, values, t, m, base, max_attempts, use_numba = args
@@ -225,14 +249,10 @@ def build(
         vmin, vmax = int(values.min()), int(values.max())
         if vmin < 0 or vmax >= k:
             raise InputError(f"values must lie in [0, k) = [0, {k}); got values in [{vmin}, {vmax}]")
-        order = np.argsort(keys, kind="stable")
-        sk = keys[order]
-        dup = np.flatnonzero(sk[1:] == sk[:-1])
-        if dup.size:
-            raise InputError(f"keys must be distinct; {dup.size} duplicates, e.g. position {int(sk[dup[0]])}")
-        keys = sk
-        values = values[order]
-    # split by shard (keys stay sorted inside each shard)
+        dup = _first_duplicate(keys, size, use_numba)
+        if dup is not None:
+            raise InputError(f"keys must be distinct; position {dup} appears more than once")
+    # split by shard (the tables do not depend on the order of the keys)
     if shards == 1:
         parts = [(keys, values)]
     else:
@@ -320,16 +340,22 @@ class BloomierFilter:
         return int(sum(s.m for s in self.shards))
 
     # ---- internal helpers
+    def _fast(self, use_numba: bool | None) -> bool:
+        """Whether to use this module's multi-shard numba kernels (paper construction)."""
+        return bool(getattr(self._con, "supports_block_decode", False)) and _use_numba(use_numba)
+
+    def _kw(self, use_numba: bool | None) -> dict:
+        return {"use_numba": use_numba} if getattr(self._con, "supports_use_numba", False) else {}
+
     def _tables(self) -> tuple:
-        """(cells back to back as uint8 or uint16, offsets, ms, seed words, second seed words)."""
+        """(cells back to back as uint8 or uint16, offsets, ms, seed words) for the kernels."""
         if self._packed is None:
             dt = np.uint8 if self.t <= 8 else np.uint16
-            cells = np.concatenate([s.cells.astype(dt) for s in self.shards]) if self.shards else np.zeros(0, dt)
+            cells = np.concatenate([s.cells.astype(dt) for s in self.shards])
             ms = np.array([s.m for s in self.shards], dtype=np.int64)
             offs = np.concatenate([[0], np.cumsum(ms)[:-1]]).astype(np.int64)
-            sws = np.array([_paper._seed_words(s.seed)[0] for s in self.shards], dtype=np.uint64)
-            sw2s = np.array([_paper._seed_words(s.seed)[1] for s in self.shards], dtype=np.uint64)
-            self._packed = (cells, offs, ms, sws, sw2s)
+            sws = np.array([seed_word(s.seed) for s in self.shards], dtype=np.uint64)
+            self._packed = (cells, offs, ms, sws)
         return self._packed
 
     def _block_plan(self) -> tuple[np.ndarray, np.ndarray]:
@@ -339,43 +365,54 @@ class BloomierFilter:
         order = np.argsort(bshard, kind="stable").astype(np.int64)
         return bshard, order
 
+    def _runs(self) -> list[tuple[int, int, int]]:
+        """Maximal runs (lo, hi, shard) of consecutive positions in one shard, covering [0, size)."""
+        if len(self.shards) == 1:
+            return [(0, self.size, 0)]
+        bshard, _ = self._block_plan()
+        cut = np.flatnonzero(bshard[1:] != bshard[:-1]) + 1
+        starts = np.concatenate([[0], cut])
+        ends = np.concatenate([cut, [bshard.shape[0]]])
+        bb = self.block_bits
+        return [(int(a) << bb, min(int(b) << bb, self.size), int(bshard[a])) for a, b in zip(starts, ends)]
+
     def _raw(self, positions: np.ndarray, use_numba: bool | None) -> np.ndarray:
         """Raw t-bit words (uint16) for int64 positions already validated."""
         sid = shard_of_positions(positions, len(self.shards), self.seed, self.block_bits)
-        con = self._con
-        if getattr(con, "supports_block_decode", False) and _use_numba(use_numba):
-            cells, offs, ms, sws, sw2s = self._tables()
-            out = np.empty(positions.shape[0], np.uint16)
-            _paper._nb_lookup(cells, offs, ms, sws, sw2s, (1 << self.t) - 1, sid, positions.astype(np.uint64), out)
-            return out
         out = np.empty(positions.shape[0], np.uint16)
-        kw = {"use_numba": use_numba} if getattr(con, "supports_use_numba", False) else {}
+        if self._fast(use_numba):
+            cells, offs, ms, sws = self._tables()
+            _paper._nb_lookup(cells, offs, ms, sws, (1 << self.t) - 1, sid, positions.astype(np.uint64), out)
+            return out
         for s, sh in enumerate(self.shards):
             sel = np.flatnonzero(sid == s) if len(self.shards) > 1 else slice(None)
-            out[sel] = con.lookup(sh.cells, sh.aux, self.t, sh.seed, positions[sel], **kw)
+            out[sel] = self._con.lookup(sh.cells, sh.aux, self.t, sh.seed, positions[sel], **self._kw(use_numba))
         return out
+
+    def _decode_run(self, sh: Shard, lo: int, lut: np.ndarray, out: np.ndarray, use_numba: bool | None) -> None:
+        """out[i] = lut[raw(lo + i)] for positions of one shard (generic construction path)."""
+        con = self._con
+        if hasattr(con, "decode_lut"):
+            con.decode_lut(sh.cells, self.t, sh.seed, lo, lut, out, **self._kw(use_numba))
+        elif lut.dtype == np.float32:
+            con.decode_into(sh.cells, sh.aux, self.t, self.k, sh.seed, lo, lut[: self.k], out, **self._kw(use_numba))
+        else:
+            for a in range(0, out.shape[0], _CHUNK):
+                b = min(out.shape[0], a + _CHUNK)
+                keys = np.arange(lo + a, lo + b, dtype=np.uint64)
+                out[a:b] = lut[con.lookup(sh.cells, sh.aux, self.t, sh.seed, keys, **self._kw(use_numba))]
 
     def _decode_lut(self, lut: np.ndarray, out: np.ndarray, use_numba: bool | None) -> None:
         """out[p] = lut[raw(p)] for every position p (lut has 2**t entries)."""
-        con = self._con
-        if getattr(con, "supports_block_decode", False) and _use_numba(use_numba):
-            cells, offs, ms, sws, sw2s = self._tables()
+        if self._fast(use_numba):
+            cells, offs, ms, sws = self._tables()
             bshard, order = self._block_plan()
             _paper._nb_decode_blocks(
-                cells, offs, ms, sws, sw2s, (1 << self.t) - 1, self.block_bits, order, bshard, self.size, lut, out
+                cells, offs, ms, sws, (1 << self.t) - 1, self.block_bits, order, bshard, self.size, lut, out
             )
             return
-        kw = {"use_numba": use_numba} if getattr(con, "supports_use_numba", False) else {}
-        if len(self.shards) == 1 and hasattr(con, "decode_into") and lut.dtype == np.float32:
-            sh = self.shards[0]
-            codebook = lut[: self.k]
-            for lo in range(0, self.size, _CHUNK * 16):
-                hi = min(self.size, lo + _CHUNK * 16)
-                con.decode_into(sh.cells, sh.aux, self.t, self.k, sh.seed, lo, codebook, out[lo:hi], **kw)
-            return
-        for lo in range(0, self.size, _CHUNK):
-            hi = min(self.size, lo + _CHUNK)
-            out[lo:hi] = lut[self._raw(np.arange(lo, hi, dtype=np.int64), use_numba)]
+        for lo, hi, s in self._runs():
+            self._decode_run(self.shards[s], lo, lut, out[lo:hi], use_numba)
 
     # ---- public queries
     def query(self, positions: Any, *, use_numba: bool | None = None) -> np.ndarray:
@@ -445,33 +482,32 @@ class BloomierFilter:
         """
         shp = self._check_shape(shape)
         out = np.empty(shp, dtype=np.int16)
+        self._decode_lut(self._index_lut(), out.reshape(-1), use_numba)
+        return out
+
+    def _index_lut(self) -> np.ndarray:
         lut = np.full(1 << self.t, -1, dtype=np.int16)
         lut[: self.k] = np.arange(self.k, dtype=np.int16)
-        con = self._con
-        if getattr(con, "supports_block_decode", False) and _use_numba(use_numba):
-            self._decode_lut(lut, out.reshape(-1), use_numba)
-        else:
-            flat = out.reshape(-1)
-            for lo in range(0, self.size, _CHUNK):
-                hi = min(self.size, lo + _CHUNK)
-                flat[lo:hi] = lut[self._raw(np.arange(lo, hi, dtype=np.int64), use_numba)]
-        return out
+        return lut
 
     def count_false_positives(self, *, use_numba: bool | None = None) -> int:
         """Return the number of non-key positions the filter answers with a value
         (all positions answered with a value, minus ``n``)."""
-        con = self._con
-        if getattr(con, "supports_block_decode", False) and _use_numba(use_numba):
-            cells, offs, ms, sws, sw2s = self._tables()
+        if self._fast(use_numba):
+            cells, offs, ms, sws = self._tables()
             bshard, order = self._block_plan()
             total = _paper._nb_count_blocks(
-                cells, offs, ms, sws, sw2s, (1 << self.t) - 1, self.block_bits, order, bshard, self.size, self.k
+                cells, offs, ms, sws, (1 << self.t) - 1, self.block_bits, order, bshard, self.size, self.k
             )
             return int(total) - self.n
+        lut = self._index_lut()
+        buf = np.empty(_CHUNK * 16, np.int16)
         total = 0
-        for lo in range(0, self.size, _CHUNK):
-            hi = min(self.size, lo + _CHUNK)
-            total += int(np.count_nonzero(self._raw(np.arange(lo, hi, dtype=np.int64), use_numba) < self.k))
+        for lo, hi, s in self._runs():
+            for a in range(lo, hi, buf.shape[0]):
+                b = min(hi, a + buf.shape[0])
+                self._decode_run(self.shards[s], a, lut, buf[: b - a], use_numba)
+                total += int(np.count_nonzero(buf[: b - a] >= 0))
         return total - self.n
 
     # ---- serialization
