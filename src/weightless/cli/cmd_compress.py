@@ -1,0 +1,130 @@
+"""``weightless compress``: train (or load), simplify, encode with retraining, write a ``.wl``.
+
+Example::
+
+    weightless compress --model lenet300 --pruning magnitude -o lenet300.wl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+
+def parse_t(values: list[str] | None) -> str | dict[str, int]:
+    """``--t auto`` / ``--t paper`` / ``--t fc1.weight=8 --t fc2.weight=9``."""
+    if not values:
+        return "auto"
+    if len(values) == 1 and values[0] in ("auto", "paper"):
+        return values[0]
+    out: dict[str, int] = {}
+    for v in values:
+        name, sep, num = v.partition("=")
+        if not sep or not num.strip().isdigit():
+            raise InputError(f"--t expects 'auto', 'paper' or LAYER=BITS (e.g. fc1.weight=8), got {v!r}")
+        out[name.strip()] = int(num)
+    return out
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    """Options shared by compress-like commands."""
+    p.add_argument("--model", choices=("lenet300", "lenet5"), default="lenet300")
+    p.add_argument("--pruning", choices=("magnitude", "dns"), default="magnitude")
+    p.add_argument("--t", action="append", metavar="T", help="'auto' (default: smallest t within --tolerance "
+                   "on the validation split), 'paper' (Table 1), or LAYER=BITS, repeatable")
+    p.add_argument("--tolerance", type=float, default=0.05, help="allowed val-error increase for auto t (pct points)")
+    p.add_argument("--retrain-epochs", type=float, default=2.0, help="epochs of retraining after each encoded layer")
+    p.add_argument("--construction", choices=("paper", "compact"), default="paper")
+    p.add_argument("--c", type=float, default=None, help="cells per key m/n (default: the construction's)")
+    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--no-entropy", action="store_true", help="store raw bit-packed tables")
+    p.add_argument("--dense-dtype", choices=("float32", "float16"), default="float32",
+                   help="storage of the layers not encoded with a filter")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: WEIGHTLESS_THREADS or 1)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 10k training images, 1/8 of the epochs")
+    p.add_argument("--cache-dir", default="checkpoints", help="dense checkpoint cache (default ./checkpoints)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``compress`` sub-command."""
+    p = subparsers.add_parser(
+        "compress",
+        help="compress a LeNet on MNIST end to end into a .wl file",
+        description="Train (or load a cached) dense model, simplify it with the paper's Table 1 "
+        "recipe, encode its large layers with Bloomier filters one by one with retraining, write "
+        "a .wl file and report the test error of the model decoded from it. A per-layer table "
+        "goes to stderr, the JSON report to stdout.",
+    )
+    add_common(p)
+    p.add_argument("-o", "--output", default=None, help="output .wl file (default runs/MODEL-PRUNING.wl)")
+    p.add_argument("--json", default=None, help="also write the JSON report to this file")
+    p.set_defaults(func=run)
+
+
+def options_from_args(args: argparse.Namespace) -> Any:
+    """Build :class:`~weightless.pipeline.run.RunOptions` from parsed arguments."""
+    from ..pipeline.run import RunOptions
+
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be >= 1, got {args.threads}")
+    opts = RunOptions(
+        model=args.model, pruning=args.pruning, t=parse_t(args.t), tolerance=args.tolerance,
+        retrain_epochs=args.retrain_epochs, construction=args.construction, c=args.c, shards=args.shards,
+        entropy=not args.no_entropy, dense_dtype=args.dense_dtype, seed=args.seed, quick=args.quick,
+        cache_dir=args.cache_dir, progress=not args.no_progress,
+    )
+    opts.validate()
+    return opts
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The per-layer table printed by ``compress``."""
+    head = (f"{'layer':<14}{'paper':<7}{'shape':<14}{'nz %':>7}{'k':>4}{'t':>4}{'m/n':>7}{'false +':>9}"
+            f"{'WL bytes':>10}{'WL x':>8}{'DC bytes':>10}{'DC x':>8}{'vs DC':>7}")
+    lines = [head, "-" * len(head)]
+    for r in report["layers"]:
+        dc = min(r["csr_huffman_bytes"], r["csr_huffman_best_bytes"])
+        lines.append(
+            f"{r['name']:<14}{r['paper_name']:<7}{'x'.join(map(str, r['shape'])):<14}{r['nonzero_percent']:>7.2f}"
+            f"{r['k']:>4}{r['t']:>4}{r['cells_per_key']:>7.3f}{r['false_positives']:>9}{r['weightless_bytes']:>10}"
+            f"{r['weightless_factor']:>7.1f}x{dc:>10}{r['dense_bytes'] / dc:>7.1f}x"
+            f"{r['improvement_vs_deep_compression']:>6.2f}x"
+        )
+    lines.append(
+        f"file {report['output']}: {report['file_bytes']} bytes (dense fp32 {report['dense_model_bytes']} bytes, "
+        f"{report['model_compression_factor']}x)"
+    )
+    lines.append(
+        f"test error: dense {report['dense_test_error']:.2f}%, simplified {report['simplified_test_error']:.2f}%, "
+        f"decoded from file {report['decoded_test_error']:.2f}%  ({report['seconds']['total']:.0f} s)"
+    )
+    lines.append("WL = Weightless (entropy-coded filter + codebook); DC = Deep Compression (CSR + Huffman, "
+                 "best of published and tuned index width)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``weightless compress``; return the exit code."""
+    from ..pipeline.run import compress_run
+    from ..training import set_threads
+
+    opts = options_from_args(args)
+    set_threads(args.threads)
+    out = Path(args.output or f"runs/{opts.model}-{opts.pruning}.wl")
+    if out.exists() and out.is_dir():
+        raise InputError(f"output {out} is a directory; give a file name such as {out / 'model.wl'}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = compress_run(opts, out, lambda s: print(s, file=sys.stderr))
+    print(format_table(report), file=sys.stderr)
+    text = json.dumps(report, indent=2, default=str)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
+    return 0

@@ -1,0 +1,151 @@
+"""Tensors <-> container records: the encodings a ``.wl`` file may hold (numpy only).
+
+Encodings (the ``encoding`` field of a :class:`~weightless.container.Record`):
+
+- ``"dense"``: the tensor's bytes, little-endian, C order; ``params = {"stored": dtype}``
+  where ``stored`` is the dtype on disk (``float16`` halves a float32 tensor; lossy) and the
+  record's ``dtype`` is the dtype it decodes to.
+- ``"bloomier"``: a Bloomier-filter layer (paper section 3.2). The payload is the filter
+  record of :func:`weightless.entropy.encode_filter` (entropy-coded tables, or the raw
+  bit-packed filter when coding does not help; the payload's magic says which).
+  ``params`` carries the codebook (k float32 centroids as JSON numbers, exact) and, for
+  reading and inspection, copies of the filter's parameters (t, k, construction, seeds,
+  shards, n, m, coding); on decode each copy must match the filter's own header.
+
+A decoded Bloomier layer is ``codebook[value]`` where the filter answers and 0 elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .container import Record
+from .errors import FieldError, InputError
+
+__all__ = ["dense_record", "filter_record", "decode_record", "decode_filter_of", "ENCODINGS"]
+
+ENCODINGS = ("dense", "bloomier")
+_DENSE_STORED = {
+    "float32": ("float32",),
+    "float16": ("float32", "float16"),
+    "float64": ("float64",),
+}
+_NUMPY_DTYPES = ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+
+
+def dense_record(name: str, array: Any, *, stored: str | None = None) -> Record:
+    """Return a ``"dense"`` record of ``array``.
+
+    Args:
+        stored: dtype on disk; None keeps the array's dtype. ``"float16"`` is allowed for
+            float32 arrays (values are rounded to half precision).
+
+    Raises:
+        InputError: unsupported dtype, or a ``stored`` dtype that cannot hold the array.
+    """
+    a = np.ascontiguousarray(array)
+    dtype = a.dtype.name
+    if dtype not in _NUMPY_DTYPES:
+        raise InputError(f"tensor {name!r}: dtype {dtype} is not supported; expected one of {_NUMPY_DTYPES}")
+    stored = dtype if stored is None else str(stored)
+    if stored != dtype and dtype not in _DENSE_STORED.get(stored, ()):
+        raise InputError(f"tensor {name!r}: cannot store {dtype} as {stored}; use float16 only for float32 tensors")
+    payload = a.astype(np.dtype(stored).newbyteorder("<"), copy=False).tobytes()
+    return Record(name, "dense", tuple(a.shape), dtype, {"stored": stored}, payload)
+
+
+def filter_record(name: str, f: Any, codebook: Any, shape: tuple[int, ...], *, entropy: bool = True) -> Record:
+    """Return a ``"bloomier"`` record of filter ``f`` with its ``codebook`` for a tensor of ``shape``.
+
+    Args:
+        entropy: entropy-code the tables (falls back to raw when that is not smaller).
+
+    Raises:
+        InputError: codebook length differs from ``f.k`` or ``shape`` does not match ``f.size``.
+    """
+    from .entropy import encode_filter
+
+    cb = np.asarray(codebook, dtype=np.float32).ravel()
+    if cb.shape[0] != f.k:
+        raise InputError(f"tensor {name!r}: codebook has {cb.shape[0]} values, filter k = {f.k}")
+    if not np.all(np.isfinite(cb)):
+        raise InputError(f"tensor {name!r}: codebook has non-finite values")
+    shape = tuple(int(s) for s in shape)
+    if math.prod(shape) != f.size:
+        raise InputError(f"tensor {name!r}: shape {shape} has {math.prod(shape)} positions, filter size {f.size}")
+    payload = encode_filter(f) if entropy else f.to_bytes()
+    p = f.params()
+    params = {
+        "codebook": [float(x) for x in cb],
+        "coding": "ans" if payload[:4] != f.to_bytes()[:4] else "raw",
+        "construction": p["construction"],
+        "k": p["k"],
+        "t": p["t"],
+        "n": p["n"],
+        "m": int(sum(s["m"] for s in p["shards"])),
+        "seed": p["seed"],
+        "shards": [{"n": s["n"], "m": s["m"], "seed": s["seed"]} for s in p["shards"]],
+    }
+    return Record(name, "bloomier", shape, "float32", params, payload)
+
+
+def _codebook(rec: Record) -> np.ndarray:
+    cb = rec.params.get("codebook")
+    if not isinstance(cb, list) or not cb or not all(isinstance(x, (int, float)) for x in cb):
+        raise FieldError(f"record {rec.name!r}: params.codebook must be a non-empty list of numbers, got {cb!r:.80}")
+    return np.asarray(cb, dtype=np.float32)
+
+
+def decode_filter_of(rec: Record) -> tuple[Any, np.ndarray]:
+    """Return ``(filter, codebook)`` of a ``"bloomier"`` record.
+
+    Raises:
+        FormatError: corrupt payload, or params inconsistent with the filter's own header.
+    """
+    from .entropy import decode_filter
+
+    if rec.encoding != "bloomier":
+        raise FieldError(f"record {rec.name!r}: encoding {rec.encoding!r}, expected 'bloomier'")
+    cb = _codebook(rec)
+    f = decode_filter(rec.payload)
+    if f.size != math.prod(rec.shape):
+        raise FieldError(f"record {rec.name!r}: filter covers {f.size} positions, shape {list(rec.shape)} has {math.prod(rec.shape)}")
+    if f.k != cb.shape[0]:
+        raise FieldError(f"record {rec.name!r}: filter k = {f.k}, codebook has {cb.shape[0]} values")
+    for key in ("k", "t", "n", "construction"):
+        if key in rec.params and rec.params[key] != getattr(f, key):
+            raise FieldError(f"record {rec.name!r}: params.{key} = {rec.params[key]!r}, filter header says {getattr(f, key)!r}")
+    return f, cb
+
+
+def decode_record(rec: Record) -> np.ndarray:
+    """Decode one record to a numpy array of its shape and dtype.
+
+    Raises:
+        FieldError: unknown encoding, or params inconsistent with the payload.
+        FormatError: a corrupt payload.
+    """
+    if rec.encoding == "dense":
+        stored = rec.params.get("stored")
+        if stored not in _NUMPY_DTYPES:
+            raise FieldError(f"record {rec.name!r}: params.stored = {stored!r}, expected one of {_NUMPY_DTYPES}")
+        if rec.dtype not in _NUMPY_DTYPES:
+            raise FieldError(f"record {rec.name!r}: dtype {rec.dtype} cannot be decoded by this reader")
+        dt = np.dtype(stored).newbyteorder("<")
+        count = math.prod(rec.shape)
+        if len(rec.payload) != count * dt.itemsize:
+            raise FieldError(
+                f"record {rec.name!r}: payload is {len(rec.payload)} bytes, expected {count * dt.itemsize} "
+                f"({count} x {stored})"
+            )
+        a = np.frombuffer(rec.payload, dtype=dt, count=count).astype(rec.dtype)
+        return a.reshape(rec.shape)
+    if rec.encoding == "bloomier":
+        if rec.dtype != "float32":
+            raise FieldError(f"record {rec.name!r}: bloomier records decode to float32, header says {rec.dtype}")
+        f, cb = decode_filter_of(rec)
+        return f.reconstruct(rec.shape, cb)
+    raise FieldError(f"record {rec.name!r}: unknown encoding {rec.encoding!r}; this reader knows {ENCODINGS}")
