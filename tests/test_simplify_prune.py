@@ -161,3 +161,14 @@ def test_recipe_validation(small, trained300):
         simplify(trained300, small, Recipe("lenet300", (LayerRecipe("fc1.weight", nonzero=2.0),)))
     with pytest.raises(InputError):
         simplify(trained300, small, Recipe("lenet300", (LayerRecipe("conv9.weight"),)))
+
+
+def test_trainable_subset_freezes_the_rest(small):
+    m = get_model("lenet300", 0)
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    train(m, small.train.head(300), SHORT, trainable={"fc3.weight", "fc3.bias"})
+    for n, p in m.named_parameters():
+        assert torch.equal(p, before[n]) == (not n.startswith("fc3")), n
+    assert all(p.requires_grad for p in m.parameters())  # flags restored
+    with pytest.raises(InputError):
+        train(m, small.train.head(300), SHORT, trainable={"fc9.weight"})
