@@ -7,10 +7,12 @@ Encodings (the ``encoding`` field of a :class:`~weightless.container.Record`):
   record's ``dtype`` is the dtype it decodes to.
 - ``"bloomier"``: a Bloomier-filter layer (paper section 3.2). The payload is the filter
   record of :func:`weightless.entropy.encode_filter` (entropy-coded tables, or the raw
-  bit-packed filter when coding does not help; the payload's magic says which).
-  ``params`` carries the codebook (k float32 centroids as JSON numbers, exact) and, for
-  reading and inspection, copies of the filter's parameters (t, k, construction, seeds,
-  shards, n, m, coding); on decode each copy must match the filter's own header.
+  The payload is the codebook (k little-endian float32 centroids) followed by the filter
+  record of :func:`weightless.entropy.encode_filter` (entropy-coded tables, or the raw
+  bit-packed filter when coding does not help; the filter record's magic says which), so a
+  layer's payload length is its whole cost. ``params`` carries, for reading and inspection,
+  copies of the filter's parameters (t, k, construction, seeds, shards, n, m, coding); on
+  decode each copy must match the filter's own header.
 
 A decoded Bloomier layer is ``codebook[value]`` where the filter answers and 0 elsewhere.
 """
@@ -76,11 +78,11 @@ def filter_record(name: str, f: Any, codebook: Any, shape: tuple[int, ...], *, e
     shape = tuple(int(s) for s in shape)
     if math.prod(shape) != f.size:
         raise InputError(f"tensor {name!r}: shape {shape} has {math.prod(shape)} positions, filter size {f.size}")
-    payload = encode_filter(f) if entropy else f.to_bytes()
+    coded = encode_filter(f) if entropy else f.to_bytes()
+    payload = cb.astype("<f4").tobytes() + coded
     p = f.params()
     params = {
-        "codebook": [float(x) for x in cb],
-        "coding": "ans" if payload[:4] != f.to_bytes()[:4] else "raw",
+        "coding": "ans" if coded[:4] != f.to_bytes()[:4] else "raw",
         "construction": p["construction"],
         "k": p["k"],
         "t": p["t"],
@@ -92,11 +94,16 @@ def filter_record(name: str, f: Any, codebook: Any, shape: tuple[int, ...], *, e
     return Record(name, "bloomier", shape, "float32", params, payload)
 
 
-def _codebook(rec: Record) -> np.ndarray:
-    cb = rec.params.get("codebook")
-    if not isinstance(cb, list) or not cb or not all(isinstance(x, (int, float)) for x in cb):
-        raise FieldError(f"record {rec.name!r}: params.codebook must be a non-empty list of numbers, got {cb!r:.80}")
-    return np.asarray(cb, dtype=np.float32)
+def _split_codebook(rec: Record) -> tuple[np.ndarray, bytes]:
+    k = rec.params.get("k")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 65536:
+        raise FieldError(f"record {rec.name!r}: params.k = {k!r}, expected an integer in [1, 65536]")
+    if len(rec.payload) < 4 * k:
+        raise FieldError(f"record {rec.name!r}: payload of {len(rec.payload)} bytes cannot hold a codebook of {k} float32")
+    cb = np.frombuffer(rec.payload, dtype="<f4", count=k).astype(np.float32)
+    if not np.all(np.isfinite(cb)):
+        raise FieldError(f"record {rec.name!r}: codebook holds non-finite values")
+    return cb, rec.payload[4 * k :]
 
 
 def decode_filter_of(rec: Record) -> tuple[Any, np.ndarray]:
@@ -109,8 +116,8 @@ def decode_filter_of(rec: Record) -> tuple[Any, np.ndarray]:
 
     if rec.encoding != "bloomier":
         raise FieldError(f"record {rec.name!r}: encoding {rec.encoding!r}, expected 'bloomier'")
-    cb = _codebook(rec)
-    f = decode_filter(rec.payload)
+    cb, coded = _split_codebook(rec)
+    f = decode_filter(coded)
     if f.size != math.prod(rec.shape):
         raise FieldError(f"record {rec.name!r}: filter covers {f.size} positions, shape {list(rec.shape)} has {math.prod(rec.shape)}")
     if f.k != cb.shape[0]:
