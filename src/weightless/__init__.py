@@ -17,8 +17,13 @@ from .errors import (
 
 __version__ = "0.1.0"
 
+from .api import inspect, load, save  # noqa: E402  (numpy only; torch imported by load() when asked)
+
 __all__ = [
     "__version__",
+    "save",
+    "load",
+    "inspect",
     "WeightlessError",
     "InputError",
     "ConstructionError",
