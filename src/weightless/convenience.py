@@ -1,0 +1,337 @@
+"""Top-level conveniences: encode an already simplified checkpoint without retraining, read
+checkpoints, and compress a model end to end in one call.
+
+:func:`encode_tensors` and :func:`read_checkpoint` (for safetensors and ``layers.npz``) need
+numpy only; ``.pt`` checkpoints and :func:`compress` need PyTorch.
+
+Which tensors :func:`encode_tensors` encodes with a Bloomier filter by default
+(:func:`default_filter_layers`): every floating tensor with at least 2 dimensions whose number
+of distinct nonzero values is at most 256 (:data:`AUTO_MAX_K`) and whose nonzero fraction is at
+most 50% (:data:`AUTO_MAX_NONZERO`). The codebook of such a tensor is its sorted distinct
+nonzero values (k of them), so the filter layer decodes to exactly the input values at the
+nonzero positions, plus the filter's false positives (positions that were zero and decode to
+some codebook value: the paper's lossy part, about ``2**-t`` of the zeros). Its default
+``t`` is ``ceil(log2 k) + 4`` (:func:`default_t`), capped at 16.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .api import EncodedLayer
+from .errors import DataError, InputError
+
+__all__ = [
+    "AUTO_MAX_K",
+    "AUTO_MAX_NONZERO",
+    "default_t",
+    "default_filter_layers",
+    "LayerEncoding",
+    "EncodedTensors",
+    "encode_tensors",
+    "read_checkpoint",
+    "compress",
+]
+
+#: Largest number of distinct nonzero values of a tensor chosen for a filter by default.
+AUTO_MAX_K = 256
+#: Largest nonzero fraction of a tensor chosen for a filter by default.
+AUTO_MAX_NONZERO = 0.5
+_T_MAX = 16
+
+
+def default_t(k: int) -> int:
+    """Return the default bits per cell for ``k`` values: ``ceil(log2 k) + 4``, at most 16.
+
+    Raises:
+        InputError: ``k`` < 1 or too large for a 16-bit cell.
+    """
+    if k < 1 or k >= 1 << _T_MAX:
+        raise InputError(f"k must be in [1, {(1 << _T_MAX) - 1}], got {k}")
+    return min(max(int(math.ceil(math.log2(k))), 0) + 4, _T_MAX)
+
+
+def _as_numpy(v: Any) -> np.ndarray:
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().contiguous().numpy()
+    return np.asarray(v)
+
+
+def _distinct_nonzero(a: np.ndarray, limit: int | None) -> np.ndarray | None:
+    """Sorted distinct nonzero values of ``a`` (None if more than ``limit``)."""
+    nz = a[a != 0]
+    if nz.size == 0:
+        return np.zeros(0, dtype=a.dtype)
+    u = np.unique(nz)
+    if limit is not None and u.size > limit:
+        return None
+    return u
+
+
+def default_filter_layers(tensors: Mapping[str, Any]) -> list[str]:
+    """Return the names (in input order) of the tensors encoded with a filter by default: float
+    tensors with >= 2 dims, 1..256 distinct nonzero values, nonzero fraction <= 50%."""
+    out = []
+    for name, v in tensors.items():
+        a = _as_numpy(v)
+        if a.ndim < 2 or a.dtype.kind != "f" or a.size == 0:
+            continue
+        nnz = int(np.count_nonzero(a))
+        if nnz == 0 or nnz > AUTO_MAX_NONZERO * a.size:
+            continue
+        u = _distinct_nonzero(a, AUTO_MAX_K)
+        if u is not None and u.size >= 1 and np.all(np.isfinite(u)):
+            out.append(name)
+    return out
+
+
+@dataclass(frozen=True)
+class LayerEncoding:
+    """What :func:`encode_tensors` did with one filter-encoded tensor."""
+
+    name: str
+    shape: tuple[int, ...]
+    nonzero: int
+    k: int
+    t: int
+    m: int
+    false_positives: int
+    filter_bytes: int
+    build_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        d = dict(self.__dict__)
+        d["shape"] = list(self.shape)
+        return d
+
+
+@dataclass
+class EncodedTensors:
+    """Result of :func:`encode_tensors`: ``tensors`` is what :func:`weightless.save` takes
+    (name -> numpy array or :class:`EncodedLayer`); ``layers`` reports the filter layers."""
+
+    tensors: dict[str, Any]
+    layers: list[LayerEncoding] = field(default_factory=list)
+
+
+def _indices_of(a: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    idx = np.full(a.shape, -1, dtype=np.int64)
+    nz = a != 0
+    idx[nz] = np.searchsorted(codebook, a[nz])
+    return idx
+
+
+def encode_tensors(
+    tensors: Mapping[str, Any],
+    *,
+    layers: Sequence[str] | None = None,
+    t: int | Mapping[str, int] | None = None,
+    clustered: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    construction: str = "paper",
+    c: float | None = None,
+    shards: int = 1,
+    seed: int = 0,
+) -> EncodedTensors:
+    """Encode already simplified tensors with Bloomier filters, without retraining.
+
+    Args:
+        tensors: name -> array or torch tensor (the whole state_dict; tensors not encoded with
+            a filter are passed through as numpy arrays).
+        layers: names to encode with a filter (None: :func:`default_filter_layers`, plus every
+            name of ``clustered``).
+        t: bits per cell: one int for every filter layer, or name -> int (others get
+            :func:`default_t`), or None (:func:`default_t` everywhere).
+        clustered: optional name -> (indices int, -1 = zero; codebook float32), e.g. from the
+            ``layers.npz`` of ``weightless simplify --out``; used instead of deriving the
+            codebook from the distinct values.
+        construction, c, shards: filter construction, cells per key, shards.
+        seed: base seed; each layer's filter seed is
+            :func:`weightless.pipeline.compress.layer_seed` of it and the layer name.
+
+    Returns:
+        An :class:`EncodedTensors`. Deterministic: same inputs -> same filters.
+
+    Raises:
+        InputError: unknown layer names, a named layer with no nonzero value, more distinct
+            values than a 16-bit cell holds, non-finite values, t out of range or too small
+            (t must exceed ceil(log2 k)), or a ``t`` for a layer that is not filter-encoded.
+        ConstructionError: a filter could not be built.
+    """
+    from .filters import build
+    from .pipeline.compress import layer_seed
+
+    arrays = {str(n): _as_numpy(v) for n, v in tensors.items()}
+    clustered = dict(clustered or {})
+    unknown = [n for n in clustered if n not in arrays]
+    if unknown:
+        raise InputError(f"clustered layers {unknown} are not among the tensors")
+    if layers is None:
+        chosen = [n for n in default_filter_layers(arrays) if n not in clustered] + list(clustered)
+        chosen = [n for n in arrays if n in set(chosen)]
+    else:
+        chosen = [str(n) for n in layers]
+        missing = [n for n in chosen if n not in arrays]
+        if missing:
+            raise InputError(f"--layers names {missing}, which the checkpoint does not hold; it has {list(arrays)}")
+        if len(set(chosen)) != len(chosen):
+            raise InputError(f"layer names repeat: {chosen}")
+    if isinstance(t, Mapping):
+        extra = [n for n in t if n not in chosen]
+        if extra:
+            raise InputError(f"t given for {extra}, which are not filter-encoded; filter layers: {chosen}")
+    elif t is not None and (isinstance(t, bool) or not isinstance(t, (int, np.integer))):
+        raise InputError(f"t must be an integer, a mapping name -> integer, or None; got {t!r}")
+
+    out: dict[str, Any] = {}
+    reports: list[LayerEncoding] = []
+    chosen_set = set(chosen)
+    for name, a in arrays.items():
+        if name not in chosen_set:
+            out[name] = a
+            continue
+        if name in clustered:
+            idx, cb = clustered[name]
+            idx = np.asarray(idx)
+            cb = np.asarray(cb, dtype=np.float32).ravel()
+            if idx.shape != a.shape:
+                raise InputError(f"{name}: indices of shape {idx.shape}, tensor of shape {a.shape}")
+        else:
+            if a.dtype.kind != "f":
+                raise InputError(f"{name}: only float tensors can be filter-encoded, got {a.dtype}")
+            if not np.all(np.isfinite(a)):
+                raise InputError(f"{name}: holds non-finite values; cannot filter-encode it")
+            a32 = a.astype(np.float32, copy=False)  # filter layers decode to float32
+            cb = _distinct_nonzero(a32, (1 << _T_MAX) - 1)
+            if cb is None:
+                raise InputError(f"{name}: more than {(1 << _T_MAX) - 1} distinct nonzero values; cluster it first")
+            idx = _indices_of(a32, cb)
+        k = int(cb.size)
+        if k == 0:
+            raise InputError(f"{name}: has no nonzero value; store it dense (leave it out of --layers)")
+        tl = t.get(name) if isinstance(t, Mapping) else t
+        tl = default_t(k) if tl is None else int(tl)
+        need = max(int(math.ceil(math.log2(k))), 0) + 1
+        if not need <= tl <= _T_MAX:
+            raise InputError(f"{name}: t = {tl} out of range for k = {k}; need {need} <= t <= {_T_MAX}")
+        flat = idx.reshape(-1)
+        keys = np.flatnonzero(flat >= 0).astype(np.int64)
+        values = flat[keys].astype(np.int64)
+        t0 = time.perf_counter()
+        f = build(keys, values, k=k, t=tl, size=int(flat.size), seed=layer_seed(seed, name),
+                  construction=construction, c=c, shards=shards)
+        secs = time.perf_counter() - t0
+        shape = tuple(int(s) for s in a.shape)
+        out[name] = EncodedLayer(f, cb, shape)
+        reports.append(LayerEncoding(name=name, shape=shape, nonzero=int(keys.size), k=k, t=tl, m=int(f.m),
+                                     false_positives=int(f.count_false_positives()), filter_bytes=int(f.nbytes),
+                                     build_seconds=secs))
+    return EncodedTensors(out, reports)
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    try:
+        from safetensors.numpy import load_file
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise InputError("reading .safetensors needs the 'safetensors' package") from exc
+    try:
+        return dict(load_file(str(path)))
+    except Exception as exc:  # safetensors raises its own error types
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"cannot read {path} as safetensors: {msg}") from exc
+
+
+def _read_torch(path: Path) -> dict[str, np.ndarray]:
+    import torch
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds (UnpicklingError, RuntimeError, ...)
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"cannot read {path} as a torch state_dict (weights_only=True): {msg}") from exc
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise DataError(f"{path} does not hold a state_dict (a dict of name -> tensor)")
+    out = {}
+    for n, v in obj.items():
+        if v.dtype == torch.bfloat16:
+            v = v.float()
+        out[str(n)] = v.detach().cpu().contiguous().numpy()
+    return out
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Read a checkpoint: ``.safetensors``, a torch state_dict file (``.pt``/``.pth``/``.bin``,
+    loaded with ``weights_only=True``), or a folder written by ``weightless simplify --out``
+    (``model.safetensors`` + ``layers.npz``).
+
+    Returns:
+        ``(tensors, clustered)``: name -> numpy array, and for a simplify folder the
+        name -> (indices, codebook) of its simplified layers (else empty).
+
+    Raises:
+        FileNotFoundError: no such file or folder.
+        DataError: the file cannot be parsed.
+        InputError: an unknown file kind.
+    """
+    p = Path(path)
+    if p.is_dir():
+        model, npz = p / "model.safetensors", p / "layers.npz"
+        if not model.is_file():
+            raise InputError(f"folder {p} has no model.safetensors; expected the output of 'weightless simplify --out'")
+        tensors = _read_safetensors(model)
+        clustered: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if npz.is_file():
+            from .simplify.io import load_simplified_layers
+
+            clustered = load_simplified_layers(npz)
+            for n, (idx, cb) in clustered.items():
+                a = tensors.get(n)
+                if a is None or a.shape != idx.shape:
+                    raise DataError(f"{npz}: layer {n} does not match a tensor of {model}")
+        return tensors, clustered
+    if not p.exists():
+        raise FileNotFoundError(2, "No such file or directory", str(p))
+    if p.suffix == ".safetensors":
+        return _read_safetensors(p), {}
+    if p.suffix in (".pt", ".pth", ".bin", ".ckpt"):
+        return _read_torch(p), {}
+    raise InputError(f"{p}: unknown checkpoint kind {p.suffix!r}; expected .safetensors, .pt/.pth/.bin, "
+                     "or a folder from 'weightless simplify --out'")
+
+
+def compress(model: Any, data: Any, recipe: Any, config: Any = None, *, progress: bool = False) -> Any:
+    """Simplify a trained dense ``model`` with ``recipe`` and encode it layer by layer with
+    retraining (paper Algorithm 1).
+
+    Args:
+        model: a trained dense ``torch.nn.Module`` (not modified).
+        data: a :class:`weightless.data.mnist.MNIST` (train / val / test splits).
+        recipe: a :class:`weightless.simplify.Recipe` (e.g. ``PAPER_RECIPES[("lenet300",
+            "magnitude")]``).
+        config: an :class:`weightless.pipeline.compress.EncodeConfig` (None: automatic t,
+            2 epochs of retraining at lr 2e-4).
+
+    Returns:
+        A :class:`weightless.pipeline.compress.CompressResult`; write it with
+        ``weightless.save(path, result.tensors)``.
+
+    Raises:
+        InputError: invalid recipe or config. ConstructionError: a filter could not be built.
+    """
+    from .pipeline.compress import EncodeConfig, encode_with_retraining
+    from .simplify import simplify
+    from .training import TrainConfig
+
+    if config is None:
+        config = EncodeConfig(retrain=TrainConfig(epochs=2.0, lr=2e-4))
+    simplified = simplify(model, data, recipe, progress=progress)
+    return encode_with_retraining(simplified, data, config, progress=progress)
