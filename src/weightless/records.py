@@ -5,10 +5,8 @@ Encodings (the ``encoding`` field of a :class:`~weightless.container.Record`):
 - ``"dense"``: the tensor's bytes, little-endian, C order; ``params = {"stored": dtype}``
   where ``stored`` is the dtype on disk (``float16`` halves a float32 tensor; lossy) and the
   record's ``dtype`` is the dtype it decodes to.
-- ``"bloomier"``: a Bloomier-filter layer (paper section 3.2). The payload is the filter
-  record of :func:`weightless.entropy.encode_filter` (entropy-coded tables, or the raw
-  The payload is the codebook (k little-endian float32 centroids) followed by the filter
-  record of :func:`weightless.entropy.encode_filter` (entropy-coded tables, or the raw
+- ``"bloomier"``: a Bloomier-filter layer (paper section 3.2). The payload is the codebook
+  (k little-endian float32 centroids) followed by the filter record of :func:`weightless.entropy.encode_filter` (entropy-coded tables, or the raw
   bit-packed filter when coding does not help; the filter record's magic says which), so a
   layer's payload length is its whole cost. ``params`` carries, for reading and inspection,
   copies of the filter's parameters (t, k, construction, seeds, shards, n, m, coding); on
@@ -35,6 +33,7 @@ _DENSE_STORED = {
     "float16": ("float32", "float16"),
     "float64": ("float64",),
 }
+_FILTER_MAGICS = (b"WLBE", b"WLBF")  # entropy-coded and raw filter records
 _NUMPY_DTYPES = ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
 
 
@@ -117,6 +116,12 @@ def decode_filter_of(rec: Record) -> tuple[Any, np.ndarray]:
     if rec.encoding != "bloomier":
         raise FieldError(f"record {rec.name!r}: encoding {rec.encoding!r}, expected 'bloomier'")
     cb, coded = _split_codebook(rec)
+    if bytes(coded[:4]) not in (_FILTER_MAGICS):
+        raise FieldError(
+            f"record {rec.name!r}: no filter record after a codebook of params.k = {cb.shape[0]} values "
+            f"(found {bytes(coded[:4])!r} at byte {4 * cb.shape[0]}, expected one of {_FILTER_MAGICS}); "
+            "params.k or the payload is corrupt"
+        )
     f = decode_filter(coded)
     if f.size != math.prod(rec.shape):
         raise FieldError(f"record {rec.name!r}: filter covers {f.size} positions, shape {list(rec.shape)} has {math.prod(rec.shape)}")
