@@ -209,7 +209,10 @@ class _ZCache:
             if self._key == key and self._val[0] is cells:
                 return self._val[1]
         tp = 8 if t <= 8 else 16
-        zi = np.zeros((cells.shape[0] // 64 + 2) * tp, np.uint64)
+        nw = (cells.shape[0] // 64 + 2) * tp
+        raw = np.zeros(nw + 8, np.uint64)  # aligned so that each block is one 64-byte line
+        a = (-raw.ctypes.data % 64) // 8
+        zi = raw[a : a + nw]
         _k.interleave(np.ascontiguousarray(cells, dtype=np.uint16), t, tp, zi)
         with self._lock:
             self._key = key
@@ -346,7 +349,9 @@ class CompactConstruction:
         if _use_numba(use_numba) and _k is not None:
             zi = _ZC.get(cells, aux, t, seed)
             dec = _k.decode8 if t <= 8 else _k.decode16
-            dec(zi, *params, nsh, seed_word(seed), np.uint64((1 << t) - 1), int(start), lut, out)
+            early = t >= 3 and int(k) <= (1 << (t - 3)) and not np.any(lut[k:])
+            prm = np.ascontiguousarray(np.stack([p.astype(np.uint64) for p in params], axis=1))
+            dec(zi, prm, nsh, seed_word(seed), t, early, int(start), lut, out)
             return
         step = 1 << 16
         for lo in range(0, n, step):

@@ -10,6 +10,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._compat import njit
@@ -38,6 +39,22 @@ def _cttz64(typingctx, x):  # pragma: no cover - compiled
     def codegen(context, builder, signature, args):
         fn = builder.module.declare_intrinsic("llvm.cttz", [ir.IntType(64), ir.IntType(1)])
         return builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 0)])
+
+    return sig, codegen
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):  # pragma: no cover - compiled
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
 
     return sig, codegen
 
@@ -205,8 +222,8 @@ def lookup(cells, offs, nst, cmask, sws, muls, nshards, tmask, keys_h, out):
 
 @njit
 def interleave(cells, t, tp, zi):
-    """Bit-sliced copy of the cells: bit (g % 64) of ``zi[(g // 64) * tp + j]`` is bit j of cell g
-    (``tp`` >= t columns per block; columns t..tp-1 stay zero)."""
+    """Bit-sliced copy of the cells, high bits first: bit (g % 64) of ``zi[(g // 64) * tp + jj]``
+    is bit ``t - 1 - jj`` of cell g (``tp`` >= t columns per block; columns t..tp-1 stay zero)."""
     for i in range(zi.shape[0]):
         zi[i] = 0
     for g in range(cells.shape[0]):
@@ -214,34 +231,67 @@ def interleave(cells, t, tp, zi):
         base = (g >> 6) * tp
         b = np.uint64(g & 63)
         for j in range(t):
-            zi[base + j] |= ((v >> np.uint64(j)) & _ONE) << b
+            zi[base + t - 1 - j] |= ((v >> np.uint64(j)) & _ONE) << b
 
 
 def _make_decode(tp):
     @njit(parallel=True)
-    def decode(zi, offs, nst, cmask, sws, muls, nshards, sw0, tmask, start, lut, out):
-        """``out[i] = lut[raw(start + i)]`` using the bit-sliced table ``zi``."""
+    def decode(zi, params, nshards, sw0, t, early, start, lut, out):
+        """``out[i] = lut[raw(start + i)]`` using the bit-sliced table ``zi``.
+
+        ``params`` rows: (offset, start count, coefficient mask, seed word, start multiplier).
+        Positions go in batches of 32: addresses first (with prefetches), then the parities.
+        With ``early`` (only when every word below k has its top 3 bits zero, and lut[r] = 0
+        for r >= k), the top 3 bits are computed first and most non-keys stop there."""
         n = out.shape[0]
         nblk = 1 << 14
         nb = (n + nblk - 1) // nblk
+        tmask = (_ONE << np.uint64(t)) - _ONE
+        sh = np.uint64(tp - t)
+        top = np.uint64(t - 3) if t >= 3 else np.uint64(0)
+        zero = lut[tmask]
         for bi in prange(nb):
-            lo = bi * nblk
-            hi = min(n, lo + nblk)
-            for i in range(lo, hi):
-                h = hash64_scalar(np.uint64(start + i), sw0)
-                s = np.int64(((h >> np.uint64(32)) * np.uint64(nshards)) >> np.uint64(32))
-                u = ((h & _M32) * muls[s]) & _M32
-                g = offs[s] + np.int64((u * nst[s]) >> np.uint64(32))
-                c = coeff(h, sws[s]) & cmask[s]
-                o = np.uint64(g & 63)
-                clo = c << o
-                chi = (c >> (np.uint64(63) - o)) >> _ONE
-                base = (g >> 6) * tp
-                r = h & tmask
-                for j in range(tp):
-                    x = (zi[base + j] & clo) ^ (zi[base + tp + j] & chi)
-                    r ^= (_ctpop64(x) & _ONE) << np.uint64(j)
-                out[i] = lut[r]
+            gs = np.empty(32, np.int64)
+            cs = np.empty(32, np.uint64)
+            hms = np.empty(32, np.uint64)
+            lo0 = bi * nblk
+            hi0 = min(n, lo0 + nblk)
+            for lo in range(lo0, hi0, 32):
+                nq = min(32, hi0 - lo)
+                for q in range(nq):
+                    h = hash64_scalar(np.uint64(start + lo + q), sw0)
+                    s = np.int64(((h >> np.uint64(32)) * np.uint64(nshards)) >> np.uint64(32))
+                    u = ((h & _M32) * params[s, 4]) & _M32
+                    g = np.int64(params[s, 0]) + np.int64((u * params[s, 1]) >> np.uint64(32))
+                    cs[q] = coeff(h, params[s, 3]) & params[s, 2]
+                    gs[q] = g
+                    hms[q] = h & tmask
+                    _prefetch(zi, (g >> 6) * tp)
+                    _prefetch(zi, (g >> 6) * tp + tp)
+                for q in range(nq):
+                    g = gs[q]
+                    c = cs[q]
+                    hm = hms[q]
+                    o = np.uint64(g & 63)
+                    clo = c << o
+                    chi = (c >> (np.uint64(63) - o)) >> _ONE
+                    base = (g >> 6) * tp
+                    rr = np.uint64(0)
+                    if early:
+                        for jj in range(3):
+                            x = (zi[base + jj] & clo) ^ (zi[base + tp + jj] & chi)
+                            rr |= (_ctpop64(x) & _ONE) << np.uint64(tp - 1 - jj)
+                        if ((rr >> sh) ^ hm) >> top != 0:
+                            out[lo + q] = zero
+                            continue
+                        for jj in range(3, tp):
+                            x = (zi[base + jj] & clo) ^ (zi[base + tp + jj] & chi)
+                            rr |= (_ctpop64(x) & _ONE) << np.uint64(tp - 1 - jj)
+                    else:
+                        for jj in range(tp):
+                            x = (zi[base + jj] & clo) ^ (zi[base + tp + jj] & chi)
+                            rr |= (_ctpop64(x) & _ONE) << np.uint64(tp - 1 - jj)
+                    out[lo + q] = lut[(rr >> sh) ^ hm]
 
     return decode
 
