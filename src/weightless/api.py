@@ -114,7 +114,8 @@ def load(path: str | os.PathLike, *, framework: str = "torch") -> dict[str, Any]
         return arrays
     import torch
 
-    return {k: torch.from_numpy(np.array(v, copy=True)) for k, v in arrays.items()}
+    # decoded arrays are fresh, owned and writeable: share their memory instead of copying
+    return {k: torch.from_numpy(v if v.flags.writeable else np.array(v, copy=True)) for k, v in arrays.items()}
 
 
 def inspect(path: str | os.PathLike) -> dict[str, Any]:
