@@ -17,7 +17,15 @@ from .errors import (
 
 __version__ = "0.1.0"
 
-from .api import inspect, load, save  # noqa: E402  (numpy only; torch imported by load() when asked)
+_LAZY = {"save", "load", "inspect"}
+
+
+def __getattr__(name: str):  # PEP 562: keep ``import weightless`` light (no numpy until needed)
+    if name in _LAZY:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'weightless' has no attribute {name!r}")
 
 __all__ = [
     "__version__",
