@@ -193,9 +193,11 @@ def _nb_assign(order_e, order_v, npeeled, E, m):
 
 @njit
 def _nb_hash_step(base, n, sw, q, q2, tmask, ia, ib, ic, im):
+    """Cell indices (uint32 buffers: unsigned indices need no wrap-around checks) and masks
+    (buffer of the table's dtype) of positions base .. base + n - 1. Vectorises."""
     qq = np.uint64(q)
     qq2 = np.uint64(q2)
-    iq = np.int32(q)
+    iq = np.uint32(q)
     for j in range(n):
         x = np.uint64(base + j) + sw
         z = x ^ (x >> np.uint64(30))
@@ -203,10 +205,10 @@ def _nb_hash_step(base, n, sw, q, q2, tmask, ia, ib, ic, im):
         z = z ^ (z >> np.uint64(27))
         z = z * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
-        ia[j] = np.int32(((z >> np.uint64(32)) * qq) >> np.uint64(32))
-        ib[j] = np.int32(((z & np.uint64(0xFFFFFFFF)) * qq) >> np.uint64(32)) + iq
-        ic[j] = np.int32((((z * np.uint64(0xD6E8FEB86659FD93)) >> np.uint64(32)) * qq2) >> np.uint64(32)) + iq + iq
-        im[j] = np.int32(z & np.uint64(tmask))
+        ia[j] = np.uint32(((z >> np.uint64(32)) * qq) >> np.uint64(32))
+        ib[j] = np.uint32(((z & np.uint64(0xFFFFFFFF)) * qq) >> np.uint64(32)) + iq
+        ic[j] = np.uint32((((z * np.uint64(0xD6E8FEB86659FD93)) >> np.uint64(32)) * qq2) >> np.uint64(32)) + iq + iq
+        im[j] = z & np.uint64(tmask)
 
 
 @njit
@@ -214,10 +216,10 @@ def _nb_decode_blocks(cells, offs, ms, sws, tmask, block_bits, blocks, block_sha
     """For each block index in ``blocks`` (positions [b << block_bits, ...) clipped to size),
     write ``lut[raw]`` into ``out`` at the same positions. ``cells`` holds every shard's table
     back to back (shard s at offs[s], ms[s] cells); a shard with m = 0 answers ``lut[tmask]``."""
-    ia = np.empty(DECODE_STEP, np.int32)
-    ib = np.empty(DECODE_STEP, np.int32)
-    ic = np.empty(DECODE_STEP, np.int32)
-    im = np.empty(DECODE_STEP, np.int32)
+    ia = np.empty(DECODE_STEP, np.uint32)
+    ib = np.empty(DECODE_STEP, np.uint32)
+    ic = np.empty(DECODE_STEP, np.uint32)
+    im = np.empty(DECODE_STEP, cells.dtype)
     bsize = np.int64(1) << block_bits
     for bi in range(blocks.shape[0]):
         b = blocks[bi]
@@ -237,17 +239,17 @@ def _nb_decode_blocks(cells, offs, ms, sws, tmask, block_bits, blocks, block_sha
             L = min(DECODE_STEP, hi - p0)
             _nb_hash_step(p0, L, sw, q, m - 2 * q, tmask, ia, ib, ic, im)
             for j in range(L):
-                r = np.int32(tab[ia[j]]) ^ np.int32(tab[ib[j]]) ^ np.int32(tab[ic[j]]) ^ im[j]
+                r = tab[ia[j]] ^ tab[ib[j]] ^ tab[ic[j]] ^ im[j]
                 out[p0 + j] = lut[r]
 
 
 @njit
 def _nb_count_blocks(cells, offs, ms, sws, tmask, block_bits, blocks, block_shard, size, k):
     """Number of positions in the given blocks whose raw word is < k."""
-    ia = np.empty(DECODE_STEP, np.int32)
-    ib = np.empty(DECODE_STEP, np.int32)
-    ic = np.empty(DECODE_STEP, np.int32)
-    im = np.empty(DECODE_STEP, np.int32)
+    ia = np.empty(DECODE_STEP, np.uint32)
+    ib = np.empty(DECODE_STEP, np.uint32)
+    ic = np.empty(DECODE_STEP, np.uint32)
+    im = np.empty(DECODE_STEP, cells.dtype)
     bsize = np.int64(1) << block_bits
     total = 0
     for bi in range(blocks.shape[0]):
@@ -266,7 +268,7 @@ def _nb_count_blocks(cells, offs, ms, sws, tmask, block_bits, blocks, block_shar
             _nb_hash_step(p0, L, sw, q, m - 2 * q, tmask, ia, ib, ic, im)
             cnt = 0
             for j in range(L):
-                r = np.int32(tab[ia[j]]) ^ np.int32(tab[ib[j]]) ^ np.int32(tab[ic[j]]) ^ im[j]
+                r = tab[ia[j]] ^ tab[ib[j]] ^ tab[ic[j]] ^ im[j]
                 cnt += np.int64(r < k)
             total += cnt
     return total
@@ -296,16 +298,16 @@ def _nb_lookup(cells, offs, ms, sws, tmask, shard_of, keys, out):
 @njit
 def _decode_window(tab, m, sw, tmask, start, n, lut, out):
     """``out[i] = lut[raw(start + i)]`` for i < n, one table (numba)."""
-    ia = np.empty(DECODE_STEP, np.int32)
-    ib = np.empty(DECODE_STEP, np.int32)
-    ic = np.empty(DECODE_STEP, np.int32)
-    im = np.empty(DECODE_STEP, np.int32)
+    ia = np.empty(DECODE_STEP, np.uint32)
+    ib = np.empty(DECODE_STEP, np.uint32)
+    ic = np.empty(DECODE_STEP, np.uint32)
+    im = np.empty(DECODE_STEP, tab.dtype)
     q = m // 3
     for i0 in range(0, n, DECODE_STEP):
         L = min(DECODE_STEP, n - i0)
         _nb_hash_step(start + i0, L, sw, q, m - 2 * q, tmask, ia, ib, ic, im)
         for j in range(L):
-            r = np.int32(tab[ia[j]]) ^ np.int32(tab[ib[j]]) ^ np.int32(tab[ic[j]]) ^ im[j]
+            r = tab[ia[j]] ^ tab[ib[j]] ^ tab[ic[j]] ^ im[j]
             out[i0 + j] = lut[r]
 
 
@@ -339,26 +341,32 @@ def _np_peel(e0: np.ndarray, e1: np.ndarray, e2: np.ndarray, m: int) -> tuple[li
 
 
 class _NpDecoder:
-    """In-place numpy evaluation of raw words for consecutive positions (one table)."""
+    """In-place numpy evaluation of raw words for consecutive positions (one table).
+
+    About 28 passes over L2-resident buffers per step; each segment of the table is its own
+    view, so no offsets are added.
+    """
 
     def __init__(self, cells: np.ndarray, t: int, seed: int) -> None:
         m = int(cells.shape[0])
-        self.tab = cells.astype(np.uint8 if t <= 8 else np.uint16)
-        self.q = np.uint64(m // 3)
-        self.q2 = np.uint64(m - 2 * (m // 3))
-        self.qq = np.uint64(2 * (m // 3))
-        self.sw = seed_word(int(seed) & _MASK64)
+        q = m // 3
+        tab = cells.astype(np.uint8 if t <= 8 else np.uint16)
+        self.t0, self.t1, self.t2 = tab[:q], tab[q : 2 * q], tab[2 * q :]
+        self.q = np.uint64(q)
+        self.q2 = np.uint64(m - 2 * q)
+        self.sw = int(seed_word(int(seed) & _MASK64))
         self.tmask = np.uint64((1 << t) - 1)
         self.ar = np.arange(NP_STEP, dtype=np.uint64)
         self.z = np.empty(NP_STEP, np.uint64)
         self.u = np.empty(NP_STEP, np.uint64)
-        self.r = np.empty(NP_STEP, self.tab.dtype)
-        self.g = np.empty(NP_STEP, self.tab.dtype)
+        self.r = np.empty(NP_STEP, tab.dtype)
+        self.g = np.empty(NP_STEP, tab.dtype)
 
     def raw(self, start: int, n: int) -> np.ndarray:
         """Raw words for positions [start, start + n), n <= NP_STEP (a view of a buffer)."""
-        z, u, r, g, tab = self.z[:n], self.u[:n], self.r[:n], self.g[:n], self.tab
-        np.add(self.ar[:n], np.uint64((int(start) + int(self.sw)) & _MASK64), out=z)
+        z, u, r, g = self.z[:n], self.u[:n], self.r[:n], self.g[:n]
+        iu = u.view(np.int64)
+        np.add(self.ar[:n], np.uint64((int(start) + self.sw) & _MASK64), out=z)
         np.right_shift(z, np.uint64(30), out=u)
         np.bitwise_xor(z, u, out=z)
         np.multiply(z, _M1, out=z)
@@ -367,26 +375,24 @@ class _NpDecoder:
         np.multiply(z, _M2, out=z)
         np.right_shift(z, np.uint64(31), out=u)
         np.bitwise_xor(z, u, out=z)
-        iu = u.view(np.int64)
         np.right_shift(z, _S32, out=u)
         np.multiply(u, self.q, out=u)
         np.right_shift(u, _S32, out=u)
-        np.take(tab, iu, out=r)
+        np.take(self.t0, iu, out=r)
         np.bitwise_and(z, _M32, out=u)
         np.multiply(u, self.q, out=u)
         np.right_shift(u, _S32, out=u)
-        np.add(u, self.q, out=u)
-        np.take(tab, iu, out=g)
+        np.take(self.t1, iu, out=g)
         np.bitwise_xor(r, g, out=r)
         np.multiply(z, _MIX, out=u)
         np.right_shift(u, _S32, out=u)
         np.multiply(u, self.q2, out=u)
         np.right_shift(u, _S32, out=u)
-        np.add(u, self.qq, out=u)
-        np.take(tab, iu, out=g)
+        np.take(self.t2, iu, out=g)
         np.bitwise_xor(r, g, out=r)
         np.bitwise_and(z, self.tmask, out=u)
-        np.bitwise_xor(r, u.astype(r.dtype), out=r)
+        np.copyto(g, u, casting="unsafe")
+        np.bitwise_xor(r, g, out=r)
         return r
 
 
