@@ -1,0 +1,147 @@
+"""Pipeline: layer-by-layer encoding with retraining on a tiny MNIST subset (a few seconds)."""
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from weightless import api  # noqa: E402
+from weightless.data.mnist import load_mnist  # noqa: E402
+from weightless.models import get_model  # noqa: E402
+from weightless.pipeline import compress as pc  # noqa: E402
+from weightless.pipeline.compress import EncodeConfig, encode_with_retraining  # noqa: E402
+from weightless.simplify.cluster import cluster_weight  # noqa: E402
+from weightless.simplify.recipe import LayerResult, SimplifyResult  # noqa: E402
+from weightless.training import TrainConfig, evaluate, train  # noqa: E402
+
+K = 4
+LAYERS = ("fc1.weight", "fc2.weight")
+
+
+@pytest.fixture(scope="module")
+def data():
+    try:
+        full = load_mnist()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"MNIST not available: {exc}")
+    return full.subset(2000, 1000)
+
+
+@pytest.fixture(scope="module")
+def simplified(data):
+    """A small 'simplified' LeNet-300-100: one epoch on 2,000 images, fc1/fc2 pruned to 10% by
+    magnitude and clustered to 4 values."""
+    torch.manual_seed(0)
+    model = get_model("lenet300", seed=0)
+    train(model, data, TrainConfig(epochs=1, lr=2e-3, seed=0, threads=1))
+    layers = {}
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for i, name in enumerate(LAYERS):
+            w = params[name].detach().numpy()
+            thr = np.quantile(np.abs(w), 0.9)
+            cl = cluster_weight(np.where(np.abs(w) > thr, w, 0).astype(np.float32), K, "density", seed=i)
+            params[name].copy_(torch.from_numpy(cl.weights()))
+            layers[name] = LayerResult(name=name, paper_name=name, method="magnitude", k=K, init="density",
+                                       indices=cl.indices, codebook=cl.codebook, mask=cl.mask,
+                                       nonzero_fraction=float(cl.mask.mean()))
+    err = evaluate(model, data.val)
+    return SimplifyResult(model=model, recipe=None, layers=layers, test_error=evaluate(model, data.test),
+                          val_error=err, dense_test_error=err, pruned_test_error=err, seconds={})
+
+
+RETRAIN = TrainConfig(epochs=0.5, lr=1e-3, seed=0, threads=1)
+
+
+@pytest.fixture(scope="module")
+def result(simplified, data):
+    return encode_with_retraining(simplified, data, EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN))
+
+
+def _param(model, name):
+    return dict(model.named_parameters())[name].detach().numpy()
+
+
+def test_encoded_layers_are_frozen_at_the_filter_reconstruction(result, simplified):
+    for name in LAYERS:
+        enc = result.tensors[name]
+        rec = enc.filter.reconstruct(enc.shape, enc.codebook)
+        assert _param(result.model, name).tobytes() == rec.tobytes()  # retraining did not touch it
+        assert enc.filter.t == {"fc1.weight": 4, "fc2.weight": 5}[name]
+    # fc1 is encoded first: its weights keep the simplified nonzeros, plus false positives
+    w0 = _param(simplified.model, "fc1.weight")
+    w1 = _param(result.model, "fc1.weight")
+    nz = w0 != 0
+    assert np.array_equal(w1[nz], w0[nz])
+    fp = int(np.count_nonzero(w1[~nz]))
+    assert fp == result.layers[0].false_positives > 0
+    # the first layer's bias is frozen with it
+    assert np.array_equal(_param(result.model, "fc1.bias"), _param(simplified.model, "fc1.bias"))
+
+
+def test_later_layers_are_retrained(result, simplified):
+    for name in ("fc2.bias", "fc3.weight", "fc3.bias"):
+        assert not np.array_equal(_param(result.model, name), _param(simplified.model, name)), name
+    # fc2 was retrained (masked) before being re-clustered and encoded: its values moved
+    cb0 = simplified.layers["fc2.weight"].codebook
+    assert not np.array_equal(result.tensors["fc2.weight"].codebook, cb0)
+    # pruned positions stayed pruned: every nonzero of fc2 outside the mask is a false positive
+    mask = simplified.layers["fc2.weight"].mask
+    assert int(np.count_nonzero(_param(result.model, "fc2.weight")[~mask])) == result.layers[1].false_positives
+
+
+def test_decoded_model_gives_the_same_logits(result, data, tmp_path):
+    path = tmp_path / "m.wl"
+    api.save(path, result.tensors)
+    model = get_model("lenet300", seed=123)
+    model.load_state_dict(api.load(path))
+    x = torch.from_numpy(data.val.x[:500])
+    model.eval()
+    result.model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), result.model(x))
+    assert evaluate(model, data.test) == result.test_error
+
+
+def test_same_inputs_and_seeds_give_identical_bytes(result, simplified, data):
+    again = encode_with_retraining(simplified, data, EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN))
+    assert api.to_bytes(again.tensors, metadata={"a": 1}) == api.to_bytes(result.tensors, metadata={"a": 1})
+
+
+def test_auto_t_with_huge_tolerance_is_t_min(simplified, data):
+    res = encode_with_retraining(simplified, data, EncodeConfig(tolerance=1e9, retrain=None))
+    t_min = math.ceil(math.log2(K)) + 1
+    assert [r.t for r in res.layers] == [t_min, t_min]
+    assert all(r.auto_t for r in res.layers)
+
+
+def test_auto_t_picks_the_smallest_passing_t(simplified, data, monkeypatch):
+    """Fake validation error: 5% below t = 7, the simplified model's error from t = 7 on."""
+    built: list[int] = []
+    real_build = pc.build
+
+    def spy_build(*a, **kw):
+        built.append(kw["t"])
+        return real_build(*a, **kw)
+
+    base = simplified.val_error
+
+    def fake_evaluate(model, split, *a, **kw):
+        return base + (5.0 if built and built[-1] < 7 else 0.0)
+
+    monkeypatch.setattr(pc, "build", spy_build)
+    monkeypatch.setattr("weightless.training.evaluate", fake_evaluate)
+    res = encode_with_retraining(simplified, data, EncodeConfig(tolerance=0.01, t_max=12, retrain=None))
+    assert [r.t for r in res.layers] == [7, 7]
+    trials = {r["t"]: r["val_error_retrained"] for r in res.layers[0].trials}
+    assert 6 in trials and trials[6] > base + 0.01  # t = 6 was tried and failed
+    assert min(t for t, e in trials.items() if e <= base + 0.01) == 7
+
+
+def test_t_below_minimum_is_an_input_error(simplified, data):
+    from weightless.errors import InputError
+
+    with pytest.raises(InputError, match="too small"):
+        encode_with_retraining(simplified, data, EncodeConfig(t={"fc1.weight": 2}, retrain=None))
