@@ -60,6 +60,17 @@ def test_input_errors(keys, vals, kw, match):
         build(keys, vals, **kw)
 
 
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_duplicates_found_on_both_paths(use_numba):
+    keys = np.arange(0, 3000, 3)
+    keys[700] = keys[100]
+    with pytest.raises(InputError, match=f"position {keys[100]}"):
+        build(keys, np.zeros(1000, np.int64), k=2, t=3, size=3000, use_numba=use_numba)
+    big = np.array([5, 10**12, 5])
+    with pytest.raises(InputError, match="distinct"):
+        build(big, np.zeros(3, np.int64), k=2, t=3, size=10**13, use_numba=use_numba)
+
+
 def test_construction_error_after_max_attempts():
     # c barely above 1 cannot be peeled at this n
     rng = np.random.default_rng(0)

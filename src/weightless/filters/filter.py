@@ -165,7 +165,7 @@ def _nb_first_duplicate(keys, bitmap):
 
 def _first_duplicate(keys: np.ndarray, size: int, use_numba: bool | None) -> int | None:
     """A key that appears twice in ``keys`` (int64 in [0, size)), or None."""
-    if _use_numba(use_numba) and size <= 1 << 33:
+    if _use_numba(use_numba) and size <= max(64 * keys.shape[0], 1 << 27):  # bitmap <= 8 bytes per key
         d = _nb_first_duplicate(keys, np.zeros((size >> 3) + 1, np.uint8))
         return None if d < 0 else int(d)
     sk = np.sort(keys)
