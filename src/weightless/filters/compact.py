@@ -349,9 +349,8 @@ class CompactConstruction:
         if _use_numba(use_numba) and _k is not None:
             zi = _ZC.get(cells, aux, t, seed)
             dec = _k.decode8 if t <= 8 else _k.decode16
-            early = t >= 3 and int(k) <= (1 << (t - 3)) and not np.any(lut[k:])
             prm = np.ascontiguousarray(np.stack([p.astype(np.uint64) for p in params], axis=1))
-            dec(zi, prm, nsh, seed_word(seed), t, early, int(start), lut, out)
+            dec(zi, prm, nsh, seed_word(seed), t, int(start), lut, out)
             return
         step = 1 << 16
         for lo in range(0, n, step):

@@ -59,6 +59,36 @@ def _prefetch(typingctx, arr, idx):  # pragma: no cover - compiled
     return sig, codegen
 
 
+@intrinsic
+def _par8(typingctx, arr, base, nxt, clo, chi):  # pragma: no cover - compiled
+    """Parities of 8 bit-sliced columns: bit ``7 - jj`` of the result is the parity of
+    ``(arr[base + jj] & clo) ^ (arr[base + nxt + jj] & chi)`` (one AVX-512 step where present)."""
+    sig = types.uint64(arr, base, nxt, clo, chi)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        i64 = ir.IntType(64)
+        v8 = ir.VectorType(i64, 8)
+        i32 = ir.IntType(32)
+        p0 = builder.gep(ary.data, [args[1]])
+        p1 = builder.gep(ary.data, [builder.add(args[1], args[2])])
+        a = builder.load(builder.bitcast(p0, v8.as_pointer()), align=8)
+        b = builder.load(builder.bitcast(p1, v8.as_pointer()), align=8)
+
+        def splat(x):
+            v = builder.insert_element(ir.Constant(v8, ir.Undefined), x, ir.Constant(i32, 0))
+            return builder.shuffle_vector(v, ir.Constant(v8, ir.Undefined), ir.Constant(ir.VectorType(i32, 8), [0] * 8))
+
+        x = builder.xor(builder.and_(a, splat(args[3])), builder.and_(b, splat(args[4])))
+        ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v8, [v8]), "llvm.ctpop.v8i64")
+        pc = builder.and_(builder.call(ctpop, [x]), ir.Constant(v8, [1] * 8))
+        pc = builder.shl(pc, ir.Constant(v8, [7, 6, 5, 4, 3, 2, 1, 0]))
+        red = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [v8]), "llvm.vector.reduce.or.v8i64")
+        return builder.call(red, [pc])
+
+    return sig, codegen
+
+
 @njit(inline="always")
 def coeff(h, sw):
     """64 coefficient bits of a key with hash ``h`` in a shard with seed word ``sw``."""
@@ -235,22 +265,19 @@ def interleave(cells, t, tp, zi):
 
 
 def _make_decode(tp):
-    @njit(parallel=True)
-    def decode(zi, params, nshards, sw0, t, early, start, lut, out):
+    @njit
+    def decode(zi, params, nshards, sw0, t, start, lut, out):
         """``out[i] = lut[raw(start + i)]`` using the bit-sliced table ``zi``.
 
         ``params`` rows: (offset, start count, coefficient mask, seed word, start multiplier).
-        Positions go in batches of 32: addresses first (with prefetches), then the parities.
-        With ``early`` (only when every word below k has its top 3 bits zero, and lut[r] = 0
-        for r >= k), the top 3 bits are computed first and most non-keys stop there."""
+        Positions go in batches of 32: addresses first (with prefetches), then the parities of
+        8 columns at a time."""
         n = out.shape[0]
         nblk = 1 << 14
         nb = (n + nblk - 1) // nblk
         tmask = (_ONE << np.uint64(t)) - _ONE
         sh = np.uint64(tp - t)
-        top = np.uint64(t - 3) if t >= 3 else np.uint64(0)
-        zero = lut[tmask]
-        for bi in prange(nb):
+        for bi in range(nb):
             gs = np.empty(32, np.int64)
             cs = np.empty(32, np.uint64)
             hms = np.empty(32, np.uint64)
@@ -271,27 +298,14 @@ def _make_decode(tp):
                 for q in range(nq):
                     g = gs[q]
                     c = cs[q]
-                    hm = hms[q]
                     o = np.uint64(g & 63)
                     clo = c << o
                     chi = (c >> (np.uint64(63) - o)) >> _ONE
                     base = (g >> 6) * tp
-                    rr = np.uint64(0)
-                    if early:
-                        for jj in range(3):
-                            x = (zi[base + jj] & clo) ^ (zi[base + tp + jj] & chi)
-                            rr |= (_ctpop64(x) & _ONE) << np.uint64(tp - 1 - jj)
-                        if ((rr >> sh) ^ hm) >> top != 0:
-                            out[lo + q] = zero
-                            continue
-                        for jj in range(3, tp):
-                            x = (zi[base + jj] & clo) ^ (zi[base + tp + jj] & chi)
-                            rr |= (_ctpop64(x) & _ONE) << np.uint64(tp - 1 - jj)
-                    else:
-                        for jj in range(tp):
-                            x = (zi[base + jj] & clo) ^ (zi[base + tp + jj] & chi)
-                            rr |= (_ctpop64(x) & _ONE) << np.uint64(tp - 1 - jj)
-                    out[lo + q] = lut[(rr >> sh) ^ hm]
+                    rr = _par8(zi, base, tp, clo, chi)
+                    if tp == 16:
+                        rr = (rr << np.uint64(8)) | _par8(zi, base + 8, tp, clo, chi)
+                    out[lo + q] = lut[(rr >> sh) ^ hms[q]]
 
     return decode
 
