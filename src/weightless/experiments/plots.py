@@ -1,0 +1,112 @@
+"""Figures 2 and 4, drawn only from the JSON results (``figure2.json``, ``figure4.json``).
+
+Uses matplotlib's non-interactive Agg backend; each PNG is written to a temp file and renamed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from .common import read_result
+
+__all__ = ["plot_figure2", "plot_figure4", "plot_all"]
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_figure2(result: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Draw Figure 2 (false positives on a log axis, test accuracy before/after retraining vs t)
+    from a ``figure2`` result; return the PNG path.
+
+    Raises:
+        InputError: the result has no usable points.
+    """
+    pts = [p for p in result.get("points", []) if "skipped" not in p]
+    if not pts:
+        raise InputError("figure2 result has no points to plot")
+    plt = _plt()
+    ts = [p["t"] for p in pts]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.semilogy(ts, [max(p["false_positives"], 0.5) for p in pts], "o-", color="tab:red", label="false positives")
+    ax.set_xlabel("t (bits per cell)")
+    ax.set_ylabel("false positives", color="tab:red")
+    ax2 = ax.twinx()
+    ax2.plot(ts, [p["test_accuracy_before_retraining"] for p in pts], "s--", color="tab:blue", label="before retraining")
+    ax2.plot(ts, [p["test_accuracy_after_retraining"] for p in pts], "s-", color="tab:blue", label="after retraining")
+    ax2.axhline(result["simplified_test_accuracy"], color="gray", lw=0.8, ls=":", label="simplified model")
+    ax2.set_ylabel("test accuracy %", color="tab:blue")
+    lo = min(min(p["test_accuracy_before_retraining"] for p in pts), result["simplified_test_accuracy"])
+    ax2.set_ylim(max(0.0, lo - 1.0), 100.0)
+    ax2.legend(loc="center right", fontsize=8)
+    ax.set_title(f"LeNet-300-100 {result['paper_layer']}: false positives and accuracy vs t")
+    fig.tight_layout()
+    try:
+        return _save(fig, Path(path))
+    finally:
+        plt.close(fig)
+
+
+def plot_figure4(result: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Draw Figure 4 (compression factor vs nonzero %, Weightless per construction vs Deep
+    Compression) from a ``figure4`` result; return the PNG path.
+
+    Raises:
+        InputError: the result has no points.
+    """
+    pts = result.get("points", [])
+    if not pts:
+        raise InputError("figure4 result has no points to plot")
+    plt = _plt()
+    xs = [100 * p["nonzero_fraction"] for p in pts]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(xs, [p["deep_compression_factor"] for p in pts], "o-", color="tab:gray", label="Deep Compression (CSR + Huffman)")
+    colors = {"paper": "tab:red", "compact": "tab:green"}
+    for con in pts[0]["weightless"]:
+        ax.plot(xs, [p["weightless"][con]["factor_entropy"] for p in pts], "s-", color=colors.get(con),
+                label=f"Weightless ({con} construction)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("nonzero weights (%)")
+    ax.set_ylabel("compression factor (vs float32)")
+    ax.set_title("LeNet5 FC-0: compression vs sparsity (iso-accuracy)")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    try:
+        return _save(fig, Path(path))
+    finally:
+        plt.close(fig)
+
+
+def plot_all(out_dir: str | os.PathLike) -> list[Path]:
+    """Draw every figure whose JSON exists in ``out_dir``; return the PNG paths written."""
+    written = []
+    for name, fn in (("figure2", plot_figure2), ("figure4", plot_figure4)):
+        res = read_result(out_dir, name)
+        if res is not None:
+            written.append(fn(res, Path(out_dir) / f"{name}.png"))
+    return written

@@ -1,0 +1,150 @@
+"""`weightless reproduce --quick` on a subset: JSON structure, Markdown/figures, and sizes that
+equal the length of freshly re-encoded bytes (the same layer encoded again, deterministically)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from weightless.cli.main import main  # noqa: E402
+
+
+def _have_mnist() -> bool:
+    from weightless.data.mnist import find_mnist_file
+    from weightless.errors import DataError
+
+    try:
+        find_mnist_file()
+        return True
+    except DataError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(not _have_mnist(), reason="MNIST not available")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int]:
+    out = tmp_path_factory.mktemp("results")
+    cache = tmp_path_factory.mktemp("cache")
+    code = main([
+        "reproduce", "--quick", "--only", "table123", "--only", "figure2",
+        "--recipe", "lenet300:magnitude", "--out", str(out), "--cache-dir", str(cache), "--no-progress",
+    ])
+    return out, cache, code
+
+
+def _cfg(cache: Path):
+    from weightless.experiments.common import ReproConfig
+
+    return ReproConfig.for_mode(True, cache_dir=str(cache), progress=False,
+                                recipes=(("lenet300", "magnitude"),))
+
+
+def test_quick_writes_every_file(quick_run, capsys) -> None:
+    out, _, code = quick_run
+    assert code == 0
+    for name in ("table123.json", "table123.md", "figure2.json", "figure2.md", "figure2.png", "README_results.md"):
+        p = out / name
+        assert p.exists() and p.stat().st_size > 0, name
+        assert p.stat().st_size < 1_000_000, name
+    readme = (out / "README_results.md").read_text()
+    assert "QUICK" in readme and "Headline figures" in readme
+
+
+def test_table123_json_structure(quick_run) -> None:
+    out, _, _ = quick_run
+    res = json.loads((out / "table123.json").read_text())
+    assert res["experiment"] == "table123"
+    env = res["env"]
+    for key in ("versions", "git", "machine", "seed", "date_utc", "config"):
+        assert key in env
+    assert env["versions"]["torch"] and env["versions"]["weightless"]
+    assert env["config"]["quick"] is True
+    (entry,) = res["recipes"]
+    assert (entry["model"], entry["pruning"]) == ("lenet300", "magnitude")
+    paper = entry["constructions"]["paper"]
+    assert isinstance(paper["iso_accuracy"], bool)
+    assert paper["iso_accuracy"] == (paper["decoded_test_error"] <= entry["simplified_test_error"])
+    names = [r["paper_name"] for r in paper["layers"]]
+    assert names == ["FC-0", "FC-1"]
+    for r in paper["layers"]:
+        b = r["bytes"]
+        assert set(b) >= {"dense", "csr", "csr_huffman", "csr_huffman_best", "weightless_raw", "weightless_entropy"}
+        assert b["dense"] == 4 * int(np.prod(r["shape"]))
+        assert r["factor"]["weightless_entropy"] == pytest.approx(b["dense"] / b["weightless_entropy"])
+        assert r["improvement_raw"] == pytest.approx(b["csr"] / b["weightless_raw"])
+        assert r["paper"]["t"] in (8, 9) and r["t"] >= 5
+        assert r["m"] >= r["nonzero"]
+
+
+def test_sizes_are_real_encoded_bytes(quick_run) -> None:
+    """Re-encode FC-0 from the cached simplified model: the JSON sizes equal len() of the bytes."""
+    from weightless.accounting import weightless_layer_bytes
+    from weightless.baselines import csr_encode, dc_encode
+    from weightless.experiments.common import load_data, prepare_simplified
+    from weightless.filters import build
+    from weightless.pipeline.compress import layer_seed
+
+    out, cache, _ = quick_run
+    res = json.loads((out / "table123.json").read_text())
+    row = res["recipes"][0]["constructions"]["paper"]["layers"][0]
+    cfg = _cfg(cache)
+    simp, info = prepare_simplified("lenet300", "magnitude", cfg, load_data(True), lambda s: None)
+    assert info["simplified_from_cache"] is True
+    lr = simp.layers["fc1.weight"]
+    flat = lr.indices.ravel()
+    keys = np.flatnonzero(flat >= 0)
+    f = build(keys, flat[keys], k=lr.k, t=row["t"], size=flat.size, seed=layer_seed(0, "fc1.weight"),
+              construction="paper")
+    assert row["m"] == f.m and row["false_positives"] == f.count_false_positives()
+    shape = tuple(lr.indices.shape)
+    assert row["bytes"]["weightless_raw"] == len(weightless_layer_bytes(f, shape, lr.codebook, entropy=False))
+    assert row["bytes"]["weightless_entropy"] == len(weightless_layer_bytes(f, shape, lr.codebook, entropy=True))
+    assert row["bytes"]["csr"] == len(csr_encode(lr.indices, shape, lr.codebook, index_bits=5))
+    assert row["bytes"]["csr_huffman"] == len(dc_encode(lr.indices, shape, lr.codebook, index_bits=5))
+
+
+def test_figure2_points(quick_run) -> None:
+    out, _, _ = quick_run
+    res = json.loads((out / "figure2.json").read_text())
+    pts = [p for p in res["points"] if "skipped" not in p]
+    assert [p["t"] for p in pts] == [5, 7, 9]
+    fps = [p["false_positives"] for p in pts]
+    assert fps[0] > fps[-1]  # more bits per cell, fewer false positives
+    for p in pts:
+        assert 0 <= p["test_accuracy_before_retraining"] <= 100
+        assert p["bytes"]["weightless_entropy"] > 0
+
+
+def test_markdown_shows_paper_values(quick_run) -> None:
+    out, _, _ = quick_run
+    md = (out / "table123.md").read_text()
+    assert "(40.6x 20.1)" in md  # the paper's Table 2 LeNet-300-100 magnitude FC-0 cell
+    assert "(60.1x 15.3)" in md  # Table 3
+
+
+def test_figures_redrawn_from_json_only(quick_run, tmp_path) -> None:
+    from weightless.experiments.plots import plot_all
+
+    out, _, _ = quick_run
+    for name in ("table123.json", "figure2.json"):
+        (tmp_path / name).write_text((out / name).read_text())
+    written = plot_all(tmp_path)
+    assert [p.name for p in written] == ["figure2.png"]
+
+
+def test_unknown_recipe_is_a_user_error(tmp_path, capsys) -> None:
+    code = main(["reproduce", "--quick", "--only", "figure2", "--recipe", "vgg16:magnitude", "--out", str(tmp_path)])
+    assert code == 2
+    assert "--recipe expects" in capsys.readouterr().err
+
+
+def test_unknown_experiment_rejected() -> None:
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--only", "table9"])
