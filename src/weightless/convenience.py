@@ -254,8 +254,10 @@ def _read_torch(path: Path) -> dict[str, np.ndarray]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds (UnpicklingError, RuntimeError, ...)
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"cannot read {path} as a torch state_dict (weights_only=True): {msg}") from exc
+        raise DataError(
+            f"cannot read {path} as a torch state_dict with weights_only=True ({type(exc).__name__}); expected "
+            "a file written by torch.save(model.state_dict(), path) holding only tensors"
+        ) from exc
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -1,0 +1,102 @@
+"""weightless.convenience: default layer choice, default t, encode_tensors, compress()."""
+
+import math
+
+import numpy as np
+import pytest
+
+from weightless import api
+from weightless.api import EncodedLayer
+from weightless.convenience import default_filter_layers, default_t, encode_tensors
+from weightless.errors import InputError
+
+
+def _sparse(shape=(40, 60), k=5, density=0.1, seed=0):
+    rng = np.random.default_rng(seed)
+    cb = np.sort(rng.standard_normal(k)).astype(np.float32)
+    return np.where(rng.random(shape) < density, cb[rng.integers(0, k, shape)], 0).astype(np.float32)
+
+
+def test_default_t():
+    assert [default_t(k) for k in (1, 2, 3, 4, 9, 16, 17, 256)] == [4, 5, 6, 6, 8, 8, 9, 12]
+    assert default_t(40000) == 16
+    with pytest.raises(InputError):
+        default_t(0)
+
+
+def test_default_filter_layers_criteria():
+    rng = np.random.default_rng(1)
+    many = np.where(rng.random((40, 60)) < 0.2, rng.standard_normal((40, 60)), 0).astype(np.float32)
+    half = _sparse(density=0.0)
+    half.reshape(-1)[: half.size // 2] = 1.0  # exactly 50% nonzero, k = 1
+    t = {
+        "ok": _sparse(),
+        "ok_at_limits": half,
+        "k257": many,  # hundreds of distinct values
+        "dense": _sparse(density=0.9),
+        "vector": _sparse((2400,)),
+        "ints": (_sparse() * 10).astype(np.int32),
+        "zeros": np.zeros((4, 4), np.float32),
+    }
+    assert default_filter_layers(t) == ["ok", "ok_at_limits"]
+
+
+def test_encode_tensors_exact_nonzeros_and_defaults():
+    w = _sparse()
+    res = encode_tensors({"b": np.ones(3, np.float32), "w": w})
+    assert isinstance(res.tensors["w"], EncodedLayer) and isinstance(res.tensors["b"], np.ndarray)
+    (rep,) = res.layers
+    assert rep.k == 5 and rep.t == default_t(5) == math.ceil(math.log2(5)) + 4
+    enc = res.tensors["w"]
+    back = enc.filter.reconstruct(enc.shape, enc.codebook)
+    assert np.array_equal(back[w != 0], w[w != 0])
+    assert int(np.count_nonzero(back[w == 0])) == rep.false_positives
+    assert np.array_equal(enc.codebook, np.unique(w[w != 0]))
+
+
+def test_encode_tensors_t_forms_and_errors():
+    t = {"a": _sparse(seed=1), "b": _sparse(seed=2)}
+    res = encode_tensors(t, t={"a": 4})
+    assert [r.t for r in res.layers] == [4, default_t(5)]
+    assert [r.t for r in encode_tensors(t, t=7).layers] == [7, 7]
+    with pytest.raises(InputError, match="t = 3"):
+        encode_tensors(t, t=3)  # k = 5 needs t >= 4
+    with pytest.raises(InputError, match="not filter-encoded"):
+        encode_tensors(t, t={"c": 8})
+    with pytest.raises(InputError):
+        encode_tensors(t, layers=["zz"])
+    with pytest.raises(InputError):
+        encode_tensors({"z": np.zeros((3, 3), np.float32)}, layers=["z"])
+    with pytest.raises(InputError):
+        encode_tensors(t, t="8")
+
+
+def test_encode_tensors_deterministic_and_seeded():
+    t = {"a": _sparse(seed=1)}
+    assert api.to_bytes(encode_tensors(t, seed=5).tensors) == api.to_bytes(encode_tensors(t, seed=5).tensors)
+    assert api.to_bytes(encode_tensors(t, seed=5).tensors) != api.to_bytes(encode_tensors(t, seed=6).tensors)
+
+
+def test_compress_convenience_on_a_tiny_run():
+    torch = pytest.importorskip("torch")
+    from weightless.convenience import compress
+    from weightless.data.mnist import load_mnist
+    from weightless.models import get_model
+    from weightless.pipeline.compress import EncodeConfig
+    from weightless.simplify import LayerRecipe, PruneSchedule, Recipe
+    from weightless.training import TrainConfig
+
+    try:
+        data = load_mnist().subset(1000, 500)
+    except Exception as exc:  # pragma: no cover
+        pytest.skip(f"MNIST not available: {exc}")
+    short = TrainConfig(epochs=0.2, lr=1e-3, threads=1)
+    recipe = Recipe(model="lenet300", layers=(LayerRecipe("fc1.weight", nonzero=0.1, k=4),),
+                    prune=PruneSchedule(steps=1, retrain=short), finetune=None)
+    res = compress(get_model("lenet300"), data, recipe, EncodeConfig(t={"fc1.weight": 5}, retrain=short))
+    assert [r.t for r in res.layers] == [5]
+    enc = res.tensors["fc1.weight"]
+    w = dict(res.model.named_parameters())["fc1.weight"].detach().numpy()
+    assert np.array_equal(w, enc.filter.reconstruct(enc.shape, enc.codebook))
+    assert isinstance(res.tensors["fc3.weight"], np.ndarray)
+    del torch
