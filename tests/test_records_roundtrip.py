@@ -62,9 +62,10 @@ def test_bloomier_record_equals_filter_reconstruct():
 
 def test_bloomier_raw_and_entropy_coded_decode_the_same():
     f, cb, shape, *_ = _layer(k=3, t=8)
-    a = decode_record(filter_record("w", f, cb, shape, entropy=True))
-    b = decode_record(filter_record("w", f, cb, shape, entropy=False))
-    assert a.tobytes() == b.tobytes()
+    ra, rb = filter_record("w", f, cb, shape, entropy=True), filter_record("w", f, cb, shape, entropy=False)
+    assert ra.params["coding"] == "ans" and rb.params["coding"] == "raw"
+    assert len(ra.payload) < len(rb.payload) == 12 + len(f.to_bytes())
+    assert decode_record(ra).tobytes() == decode_record(rb).tobytes()
 
 
 def test_filter_record_rejects_bad_inputs():
@@ -95,6 +96,8 @@ def _bloomier():
         pytest.param(lambda r: replace(r, params={k: v for k, v in r.params.items() if k != "k"}), id="k-missing"),
         pytest.param(lambda r: replace(r, params={**r.params, "t": 9}), id="t-mismatch"),
         pytest.param(lambda r: replace(r, params={**r.params, "n": 1}), id="n-mismatch"),
+        pytest.param(lambda r: replace(r, params={**r.params, "m": 1}), id="m-mismatch"),
+        pytest.param(lambda r: replace(r, params={**r.params, "seed": 12345}), id="seed-mismatch"),
         pytest.param(lambda r: replace(r, params={**r.params, "construction": "compact"}), id="construction"),
         pytest.param(lambda r: replace(r, payload=np.float32(np.nan).tobytes() + r.payload[4:]), id="codebook-nan"),
         pytest.param(lambda r: replace(r, payload=np.float32(np.inf).tobytes() + r.payload[4:]), id="codebook-inf"),

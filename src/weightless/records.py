@@ -81,7 +81,7 @@ def filter_record(name: str, f: Any, codebook: Any, shape: tuple[int, ...], *, e
     payload = cb.astype("<f4").tobytes() + coded
     p = f.params()
     params = {
-        "coding": "ans" if coded[:4] != f.to_bytes()[:4] else "raw",
+        "coding": "raw" if coded[:4] == _FILTER_MAGICS[1] else "ans",
         "construction": p["construction"],
         "k": p["k"],
         "t": p["t"],
@@ -127,7 +127,7 @@ def decode_filter_of(rec: Record) -> tuple[Any, np.ndarray]:
         raise FieldError(f"record {rec.name!r}: filter covers {f.size} positions, shape {list(rec.shape)} has {math.prod(rec.shape)}")
     if f.k != cb.shape[0]:
         raise FieldError(f"record {rec.name!r}: filter k = {f.k}, codebook has {cb.shape[0]} values")
-    for key in ("k", "t", "n", "construction"):
+    for key in ("k", "t", "n", "m", "seed", "construction"):
         if key in rec.params and rec.params[key] != getattr(f, key):
             raise FieldError(f"record {rec.name!r}: params.{key} = {rec.params[key]!r}, filter header says {getattr(f, key)!r}")
     return f, cb
