@@ -116,16 +116,25 @@ def _nb_edges(keys, values, sw, q, q2, tmask, E):
         E[i, 3] = np.int32(values[i]) ^ np.int32(z & np.uint64(tmask))
 
 
+#: Degree-one cells handled per batch of the peeling and assignment kernels: the loads of a
+#: batch are independent, so the CPU overlaps their cache misses.
+PEEL_BATCH = 64
+
+
 @njit
 def _nb_peel(E, m, q, st, shift):
-    """Round-synchronous peeling. Returns (order_e, order_v, n_peeled): the edges in peel order
-    (rounds concatenated) and the cell each was peeled through; n_peeled = -1 if a cell degree
-    overflowed the packed state (call again with an int64 ``st`` and shift 32).
+    """Round-synchronous peeling. Returns (order_e, order_v, round_ends, n_peeled): the edges in
+    peel order (rounds concatenated), the cell each was peeled through, and where each round
+    ends in that order; n_peeled = -1 if a cell degree overflowed the packed state (call again
+    with a uint64 ``st`` and shift 32).
 
     ``st`` (zeros, length m) packs a cell's degree (bits >= shift) and the XOR of its incident
     edge numbers (bits < shift) in one word: one cache miss per cell visit. Each round visits
     the degree-one cells of segment 0, then 1, then 2: an edge has one cell per segment, so the
     first visit that finds it is through its lowest degree-one cell, as in the numpy version.
+    Within one segment's visit the degree-one cells are independent (each one's only edge has
+    no other cell in that segment), so they are processed in batches: read the cells, then the
+    edges, then update the edges' cells.
     """
     n = E.shape[0]
     one = st.dtype.type(1) << st.dtype.type(shift)
@@ -135,12 +144,11 @@ def _nb_peel(E, m, q, st, shift):
             a = E[i, j]
             sa = (st[a] + one) ^ st.dtype.type(i)
             if (sa >> shift) == 0:
-                return np.empty(0, np.int32), np.empty(0, np.int32), -1
+                return np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.int64), -1
             st[a] = sa
-    q2 = m - 2 * q
     cand = np.empty(m, np.int32)
     nxt = np.empty(m, np.int32)
-    # segment j's candidates live in cand[base[j] : base[j] + count[j]]
+    # segment j's candidates live in cand[base[j] : base[j] + nc[j]]
     base = np.array([0, q, 2 * q], np.int64)
     nc = np.zeros(3, np.int64)
     nn = np.zeros(3, np.int64)
@@ -151,6 +159,10 @@ def _nb_peel(E, m, q, st, shift):
             nc[j] += 1
     order_e = np.empty(n, np.int32)
     order_v = np.empty(n, np.int32)
+    ends = np.empty(16, np.int64)
+    nrounds = 0
+    eb = np.empty(PEEL_BATCH, np.int64)
+    rows = np.empty((PEEL_BATCH, 3), np.int32)
     npeeled = 0
     while nc[0] + nc[1] + nc[2] > 0:
         nn[0] = 0
@@ -158,36 +170,70 @@ def _nb_peel(E, m, q, st, shift):
         nn[2] = 0
         for seg in range(3):
             b0 = base[seg]
-            for jv in range(nc[seg]):
-                v = cand[b0 + jv]
-                sv = st[v]
-                if (sv >> shift) == 1:
-                    e = np.int64(sv & low)
-                    order_e[npeeled] = e
-                    order_v[npeeled] = v
-                    npeeled += 1
+            for j0 in range(0, nc[seg], PEEL_BATCH):
+                j1 = min(j0 + PEEL_BATCH, nc[seg])
+                cnt = 0
+                for jv in range(j0, j1):
+                    v = cand[b0 + jv]
+                    sv = st[v]
+                    if (sv >> shift) == 1:
+                        e = np.int64(sv & low)
+                        eb[cnt] = e
+                        order_e[npeeled + cnt] = e
+                        order_v[npeeled + cnt] = v
+                        cnt += 1
+                for x in range(cnt):
+                    e = eb[x]
+                    rows[x, 0] = E[e, 0]
+                    rows[x, 1] = E[e, 1]
+                    rows[x, 2] = E[e, 2]
+                for x in range(cnt):
+                    e = st.dtype.type(eb[x])
                     for jj in range(3):
-                        a = E[e, jj]
-                        sa = (st[a] - one) ^ st.dtype.type(e)
+                        a = rows[x, jj]
+                        sa = (st[a] - one) ^ e
                         st[a] = sa
                         if (sa >> shift) == 1:
                             nxt[base[jj] + nn[jj]] = a
                             nn[jj] += 1
+                npeeled += cnt
+        if nrounds == ends.shape[0]:
+            grown = np.empty(2 * nrounds, np.int64)
+            grown[:nrounds] = ends
+            ends = grown
+        ends[nrounds] = npeeled
+        nrounds += 1
         tmp = cand
         cand = nxt
         nxt = tmp
         nc[0] = nn[0]
         nc[1] = nn[1]
         nc[2] = nn[2]
-    return order_e, order_v, npeeled
+    return order_e, order_v, ends[:nrounds], npeeled
 
 
 @njit
-def _nb_assign(order_e, order_v, npeeled, E, m):
+def _nb_assign(order_e, order_v, ends, E, m):
+    """Assign the cells in reverse round order. The edges of one round never read each
+    other's peel cells, so each round is processed in batches of independent loads."""
     cells = np.zeros(m, np.uint16)
-    for j in range(npeeled - 1, -1, -1):
-        e = order_e[j]
-        cells[order_v[j]] = np.uint16(E[e, 3]) ^ cells[E[e, 0]] ^ cells[E[e, 1]] ^ cells[E[e, 2]]
+    rows = np.empty((PEEL_BATCH, 4), np.int32)
+    acc = np.empty(PEEL_BATCH, np.uint16)
+    for r in range(ends.shape[0] - 1, -1, -1):
+        lo = ends[r - 1] if r > 0 else 0
+        hi = ends[r]
+        for j0 in range(lo, hi, PEEL_BATCH):
+            cnt = min(PEEL_BATCH, hi - j0)
+            for x in range(cnt):
+                e = order_e[j0 + x]
+                rows[x, 0] = E[e, 0]
+                rows[x, 1] = E[e, 1]
+                rows[x, 2] = E[e, 2]
+                rows[x, 3] = E[e, 3]
+            for x in range(cnt):
+                acc[x] = np.uint16(rows[x, 3]) ^ cells[rows[x, 0]] ^ cells[rows[x, 1]] ^ cells[rows[x, 2]]
+            for x in range(cnt):
+                cells[order_v[j0 + x]] = acc[x]
     return cells
 
 
@@ -447,14 +493,14 @@ class PaperConstruction:
                 E,
             )
             if n < 1 << 26:
-                order_e, order_v, npeeled = _nb_peel(E, m, q, np.zeros(m, np.uint32), 26)
+                order_e, order_v, ends, npeeled = _nb_peel(E, m, q, np.zeros(m, np.uint32), 26)
             else:
                 npeeled = -1
             if npeeled < 0:
-                order_e, order_v, npeeled = _nb_peel(E, m, q, np.zeros(m, np.uint64), 32)
+                order_e, order_v, ends, npeeled = _nb_peel(E, m, q, np.zeros(m, np.uint64), 32)
             if npeeled < n:
                 return None
-            return Solution(_nb_assign(order_e, order_v, npeeled, E, m), np.zeros(0, np.uint8))
+            return Solution(_nb_assign(order_e, order_v, ends, E, m), np.zeros(0, np.uint8))
         h0, h1, h2, hm = cell_indices(keys, t, m, seed)
         rounds, npeeled = _np_peel(h0, h1, h2, m)
         if npeeled < n:
