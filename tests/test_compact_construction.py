@@ -261,3 +261,34 @@ def test_solve_without_numba_raises_clear_error():
     keys = _keys(10, 1)
     with pytest.raises(ConstructionError, match="numba"):
         CON.solve(keys, np.zeros(10), 8, 20, 0, use_numba=False)
+
+
+@needs_numba
+@pytest.mark.parametrize("t", [4, 8, 9, 16])
+def test_three_lookup_paths_agree_on_non_keys(t):
+    """Row-major numba (few keys), bit-sliced numba (many keys) and numpy give the same words."""
+    keys = _keys(4000, 8)
+    values = np.random.default_rng(8).integers(0, 2, 4000)
+    sol, s = _solve(keys, values, t)
+    probe = np.arange(10**6, 10**6 + 9000, dtype=np.uint64)
+    sliced = CON.lookup(sol.cells, sol.aux, t, s, probe)
+    rowmajor = np.concatenate([CON.lookup(sol.cells, sol.aux, t, s, probe[i : i + 1000]) for i in range(0, 9000, 1000)])
+    nump = CON.lookup(sol.cells, sol.aux, t, s, probe, use_numba=False)
+    np.testing.assert_array_equal(sliced, rowmajor)
+    np.testing.assert_array_equal(sliced, nump)
+
+
+@needs_numba
+def test_public_filter_sharded_compact():
+    filters = pytest.importorskip("weightless.filters")
+    size, n, k = 200000, 9000, 6
+    keys = _keys(n, 31, universe=size).astype(np.int64)
+    values = np.random.default_rng(31).integers(0, k, n)
+    codebook = np.linspace(0.1, 0.6, k).astype(np.float32)
+    f = filters.build(keys, values, k=k, t=8, size=size, seed=5, construction="compact", shards=3, workers=1)
+    np.testing.assert_array_equal(f.query(keys), values)
+    w = f.reconstruct((size,), codebook)
+    np.testing.assert_array_equal(w[keys], codebook[values])
+    fp = (np.count_nonzero(w) - n) / (size - n)
+    p = k / 256
+    assert abs(fp - p) < 4 * np.sqrt(p * (1 - p) / (size - n))

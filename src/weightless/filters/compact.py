@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -71,6 +72,7 @@ DECODE_THREADS = min(4, os.cpu_count() or 1)
 """Threads used by large numba decodes (the kernel releases the GIL; results do not depend on it)."""
 
 _MIN_PER_THREAD = 1 << 18
+_SLICED_LOOKUP_MIN = 4096  # lookups of at least this many keys use the cached bit-sliced table
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -213,32 +215,49 @@ def _np_raw(cells: np.ndarray, params: tuple, nshards: int, t: int, h: np.ndarra
     return r
 
 
-class _ZCache:
-    """One-entry cache of the bit-sliced copy of the last decoded table (decodes come in chunks)."""
+class _TableCache:
+    """Bit-sliced copies and shard parameters of recently queried tables (queries and decodes
+    come in chunks). Entries are keyed by the identity of the ``cells``/``aux`` arrays (held by
+    weak reference), so tables must not be modified in place once queried; at most
+    :data:`CACHE_BYTES` of bit-sliced copies are kept."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: Any = None
-        self._val: Any = None
+        self._entries: dict[tuple, tuple] = {}
 
-    def get(self, cells: np.ndarray, aux: np.ndarray, t: int, seed: int) -> Any:
-        key = (id(cells), cells.__array_interface__["data"][0], cells.shape[0], id(aux), t, seed)
+    def get(self, cells: np.ndarray, aux: np.ndarray, t: int, seed: int) -> tuple[np.ndarray, int, np.ndarray]:
+        key = (id(cells), cells.__array_interface__["data"][0], cells.shape[0], id(aux), int(t), int(seed))
         with self._lock:
-            if self._key == key and self._val[0] is cells:
-                return self._val[1]
+            hit = self._entries.get(key)
+            if hit is not None and hit[0]() is cells and hit[1]() is aux:
+                self._entries[key] = self._entries.pop(key)  # most recent last
+                return hit[2], hit[3], hit[4]
+        ms, last_try = parse_aux(aux, int(cells.shape[0]))
+        params = _shard_params(ms, last_try, seed)
+        prm = np.ascontiguousarray(np.stack([p.astype(np.uint64) for p in params], axis=1))
         tp = 8 if t <= 8 else 16
         nw = (cells.shape[0] // 64 + 2) * tp
         raw = np.zeros(nw + 8, np.uint64)  # aligned so that each block is one 64-byte line
         a = (-raw.ctypes.data % 64) // 8
         zi = raw[a : a + nw]
         _k.interleave(np.ascontiguousarray(cells, dtype=np.uint16), t, tp, zi)
+        entry = (weakref.ref(cells), weakref.ref(aux), zi, int(ms.shape[0]), prm)
         with self._lock:
-            self._key = key
-            self._val = (cells, zi)
-        return zi
+            self._entries[key] = entry
+            live = {k: v for k, v in self._entries.items() if v[0]() is not None and v[1]() is not None}
+            total = sum(v[2].nbytes for v in live.values())
+            for k in list(live):
+                if total <= CACHE_BYTES or k == key:
+                    break
+                total -= live.pop(k)[2].nbytes
+            self._entries = live
+        return zi, entry[3], prm
 
 
-_ZC = _ZCache()
+CACHE_BYTES = 1 << 28
+"""Upper bound on the memory held by cached bit-sliced tables (the newest is always kept)."""
+
+_TC = _TableCache()
 
 
 class CompactConstruction:
@@ -331,8 +350,13 @@ class CompactConstruction:
         tmask = (1 << int(t)) - 1
         if cells.shape[0] == 0:
             return np.full(keys.shape[0], tmask, dtype=np.uint16)
-        nsh, params = self._prepare(cells, aux, seed)
         h = hash64(keys, seed)
+        if _use_numba(use_numba) and _k is not None and keys.shape[0] >= _SLICED_LOOKUP_MIN:
+            zi, nsh, prm = _TC.get(cells, aux, int(t), seed)
+            out = np.empty(keys.shape[0], np.uint16)
+            (_k.lookup8 if t <= 8 else _k.lookup16)(zi, prm, nsh, int(t), h, out)
+            return out
+        nsh, params = self._prepare(cells, aux, seed)
         if _use_numba(use_numba) and _k is not None:
             out = np.empty(keys.shape[0], np.uint16)
             _k.lookup(np.ascontiguousarray(cells, dtype=np.uint16), *params, nsh, np.uint64(tmask), h, out)
@@ -364,11 +388,9 @@ class CompactConstruction:
         if cells.shape[0] == 0:
             out[:] = lut[(1 << t) - 1]
             return
-        nsh, params = self._prepare(cells, aux, seed)
         if _use_numba(use_numba) and _k is not None:
-            zi = _ZC.get(cells, aux, t, seed)
+            zi, nsh, prm = _TC.get(cells, aux, t, seed)
             dec = _k.decode8 if t <= 8 else _k.decode16
-            prm = np.ascontiguousarray(np.stack([p.astype(np.uint64) for p in params], axis=1))
             sw0 = seed_word(seed)
             nthreads = min(DECODE_THREADS, n // _MIN_PER_THREAD)
             if nthreads <= 1:
@@ -383,6 +405,7 @@ class CompactConstruction:
             for fut in futs:
                 fut.result()
             return
+        nsh, params = self._prepare(cells, aux, seed)
         step = 1 << 16
         for lo in range(0, n, step):
             hi = min(n, lo + step)

@@ -310,6 +310,43 @@ def _make_decode(tp):
     return decode
 
 
+def _make_lookup(tp):
+    @njit
+    def lookup_sliced(zi, params, nshards, t, keys_h, out):
+        """Raw words (uint16) for hashed keys, from the bit-sliced table ``zi``."""
+        n = keys_h.shape[0]
+        tmask = (_ONE << np.uint64(t)) - _ONE
+        sh = np.uint64(tp - t)
+        gs = np.empty(32, np.int64)
+        cs = np.empty(32, np.uint64)
+        for lo in range(0, n, 32):
+            nq = min(32, n - lo)
+            for q in range(nq):
+                h = keys_h[lo + q]
+                s = np.int64(((h >> np.uint64(32)) * np.uint64(nshards)) >> np.uint64(32))
+                u = ((h & _M32) * params[s, 4]) & _M32
+                g = np.int64(params[s, 0]) + np.int64((u * params[s, 1]) >> np.uint64(32))
+                cs[q] = coeff(h, params[s, 3]) & params[s, 2]
+                gs[q] = g
+                _prefetch(zi, (g >> 6) * tp)
+                _prefetch(zi, (g >> 6) * tp + tp)
+            for q in range(nq):
+                g = gs[q]
+                c = cs[q]
+                o = np.uint64(g & 63)
+                clo = c << o
+                chi = (c >> (np.uint64(63) - o)) >> _ONE
+                base = (g >> 6) * tp
+                rr = _par8(zi, base, tp, clo, chi)
+                if tp == 16:
+                    rr = (rr << np.uint64(8)) | _par8(zi, base + 8, tp, clo, chi)
+                out[lo + q] = np.uint16((rr >> sh) ^ (keys_h[lo + q] & tmask))
+
+    return lookup_sliced
+
+
+lookup8 = _make_lookup(8)
+lookup16 = _make_lookup(16)
 decode8 = _make_decode(8)
 decode16 = _make_decode(16)
 
