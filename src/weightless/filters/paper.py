@@ -284,9 +284,9 @@ def _nb_decode_blocks(cells, offs, ms, sws, tmask, block_bits, blocks, block_sha
         for p0 in range(lo, hi, DECODE_STEP):
             L = min(DECODE_STEP, hi - p0)
             _nb_hash_step(p0, L, sw, q, m - 2 * q, tmask, ia, ib, ic, im)
+            o = out[p0 : p0 + L]  # a view: its index j is known >= 0, no wrap-around fix-up
             for j in range(L):
-                r = tab[ia[j]] ^ tab[ib[j]] ^ tab[ic[j]] ^ im[j]
-                out[p0 + j] = lut[r]
+                o[j] = lut[tab[ia[j]] ^ tab[ib[j]] ^ tab[ic[j]] ^ im[j]]
 
 
 @njit
@@ -352,9 +352,9 @@ def _decode_window(tab, m, sw, tmask, start, n, lut, out):
     for i0 in range(0, n, DECODE_STEP):
         L = min(DECODE_STEP, n - i0)
         _nb_hash_step(start + i0, L, sw, q, m - 2 * q, tmask, ia, ib, ic, im)
+        o = out[i0 : i0 + L]
         for j in range(L):
-            r = tab[ia[j]] ^ tab[ib[j]] ^ tab[ic[j]] ^ im[j]
-            out[i0 + j] = lut[r]
+            o[j] = lut[tab[ia[j]] ^ tab[ib[j]] ^ tab[ic[j]] ^ im[j]]
 
 
 # --------------------------------------------------------------------------- numpy fallback
