@@ -76,6 +76,8 @@ MAX_SHARDS = 1 << 16
 MAX_CELLS = (1 << 32) - 1
 MAX_SIZE = 1 << 62
 _CHUNK = 1 << 16  # positions per step of the numpy decode paths
+#: With ``workers=None``, layers with fewer keys are built in-process.
+PARALLEL_MIN_KEYS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -217,8 +219,9 @@ def build(
         construction: registered construction name ("paper", "compact", ...).
         c: cells per key (m/n) for the construction, None for its default.
         shards: number of shards S (tables), >= 1.
-        workers: processes for a sharded build (None: min(S, CPU count)); 1 builds in-process.
-            The result does not depend on it.
+        workers: processes for a sharded build (None: min(S, CPU count) when there are at
+            least 2**18 keys, else in-process); 1 builds in-process. The result does not
+            depend on it.
         max_attempts: seeds tried per shard before giving up.
         use_numba: force (True) or forbid (False) the numba kernels; None: use them if present.
 
@@ -266,7 +269,10 @@ def build(
         if m > MAX_CELLS:
             raise InputError(f"a shard needs {m} cells, more than {MAX_CELLS}; use more shards")
         tasks.append((con.name, ks.astype(np.uint64), vs.astype(np.uint16), t, m, _shard_base_seed(seed, s), max_attempts, use_numba))
-    nworkers = min(shards, os.cpu_count() or 1) if workers is None else min(workers, shards)
+    if workers is None:  # processes pay off only for large layers
+        nworkers = min(shards, os.cpu_count() or 1) if n >= PARALLEL_MIN_KEYS else 1
+    else:
+        nworkers = min(workers, shards)
     if nworkers <= 1 or shards == 1:
         results = [_solve_shard(task) for task in tasks]
     else:
