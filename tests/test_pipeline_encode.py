@@ -106,7 +106,8 @@ def test_decoded_model_gives_the_same_logits(result, data, tmp_path):
 
 
 def test_same_inputs_and_seeds_give_identical_bytes(result, simplified, data):
-    again = encode_with_retraining(simplified, data, EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN))
+    cfg = EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN)
+    again = encode_with_retraining(simplified, data, cfg)
     assert api.to_bytes(again.tensors, metadata={"a": 1}) == api.to_bytes(result.tensors, metadata={"a": 1})
 
 

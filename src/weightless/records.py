@@ -6,9 +6,10 @@ Encodings (the ``encoding`` field of a :class:`~weightless.container.Record`):
   where ``stored`` is the dtype on disk (``float16`` halves a float32 tensor; lossy) and the
   record's ``dtype`` is the dtype it decodes to.
 - ``"bloomier"``: a Bloomier-filter layer (paper section 3.2). The payload is the codebook
-  (k little-endian float32 centroids) followed by the filter record of :func:`weightless.entropy.encode_filter` (entropy-coded tables, or the raw
-  bit-packed filter when coding does not help; the filter record's magic says which), so a
-  layer's payload length is its whole cost. ``params`` carries, for reading and inspection,
+  (k little-endian float32 centroids) followed by the filter record of
+  :func:`weightless.entropy.encode_filter` (entropy-coded tables, or the raw bit-packed filter
+  when coding does not help; the filter record's magic says which), so a layer's payload
+  length is its whole cost. ``params`` carries, for reading and inspection,
   copies of the filter's parameters (t, k, construction, seeds, shards, n, m, coding); on
   decode each copy must match the filter's own header.
 
@@ -98,7 +99,9 @@ def _split_codebook(rec: Record) -> tuple[np.ndarray, bytes]:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 65536:
         raise FieldError(f"record {rec.name!r}: params.k = {k!r}, expected an integer in [1, 65536]")
     if len(rec.payload) < 4 * k:
-        raise FieldError(f"record {rec.name!r}: payload of {len(rec.payload)} bytes cannot hold a codebook of {k} float32")
+        raise FieldError(
+            f"record {rec.name!r}: payload of {len(rec.payload)} bytes cannot hold a codebook of {k} float32"
+        )
     cb = np.frombuffer(rec.payload, dtype="<f4", count=k).astype(np.float32)
     if not np.all(np.isfinite(cb)):
         raise FieldError(f"record {rec.name!r}: codebook holds non-finite values")
@@ -124,12 +127,17 @@ def decode_filter_of(rec: Record) -> tuple[Any, np.ndarray]:
         )
     f = decode_filter(coded)
     if f.size != math.prod(rec.shape):
-        raise FieldError(f"record {rec.name!r}: filter covers {f.size} positions, shape {list(rec.shape)} has {math.prod(rec.shape)}")
+        raise FieldError(
+            f"record {rec.name!r}: filter covers {f.size} positions, shape {list(rec.shape)} "
+            f"has {math.prod(rec.shape)}"
+        )
     if f.k != cb.shape[0]:
         raise FieldError(f"record {rec.name!r}: filter k = {f.k}, codebook has {cb.shape[0]} values")
     for key in ("k", "t", "n", "m", "seed", "construction"):
         if key in rec.params and rec.params[key] != getattr(f, key):
-            raise FieldError(f"record {rec.name!r}: params.{key} = {rec.params[key]!r}, filter header says {getattr(f, key)!r}")
+            raise FieldError(
+                f"record {rec.name!r}: params.{key} = {rec.params[key]!r}, filter header says {getattr(f, key)!r}"
+            )
     return f, cb
 
 
