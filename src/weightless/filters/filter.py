@@ -630,9 +630,13 @@ class BloomierFilter:
     def from_parts(cls, params: dict, cells: Sequence[np.ndarray], aux: Sequence[np.ndarray]) -> "BloomierFilter":
         """Rebuild a filter from :meth:`params` and each shard's ``cells`` and ``aux`` arrays.
 
+        A construction may define ``validate(cells, aux, t, n, m)`` (raising FormatError or
+        InputError) to check its ``aux``; it is called for every shard.
+
         Raises:
             FieldError: a parameter is missing, of the wrong type or inconsistent, or a cells /
                 aux array has the wrong length, dtype or a cell ``>= 2**t``.
+            FormatError: the construction's ``validate`` rejects a shard.
         """
         _validate_params(params)
         metas = params["shards"]
@@ -641,6 +645,7 @@ class BloomierFilter:
         if len(cells) != len(metas) or len(aux) != len(metas):
             raise FieldError(f"expected {len(metas)} cells and aux arrays, got {len(cells)} and {len(aux)}")
         t = int(params["t"])
+        validate = getattr(get_construction(params["construction"]), "validate", None)
         shards = []
         for i, (meta, c, a) in enumerate(zip(metas, cells, aux)):
             c = np.asarray(c)
@@ -651,15 +656,21 @@ class BloomierFilter:
                 raise FieldError(f"shard {i}: cells must lie in [0, 2**{t})")
             if a.ndim != 1 or a.shape[0] != meta["aux_len"] or (a.size and a.dtype != np.uint8):
                 raise FieldError(f"shard {i}: aux must be {meta['aux_len']} uint8, got {a.dtype} array of shape {a.shape}")
-            shards.append(
-                Shard(
-                    n=int(meta["n"]),
-                    m=int(meta["m"]),
-                    seed=int(meta["seed"]),
-                    cells=np.ascontiguousarray(c, dtype=np.uint16),
-                    aux=np.ascontiguousarray(a, dtype=np.uint8),
-                )
+            sh = Shard(
+                n=int(meta["n"]),
+                m=int(meta["m"]),
+                seed=int(meta["seed"]),
+                cells=np.ascontiguousarray(c, dtype=np.uint16),
+                aux=np.ascontiguousarray(a, dtype=np.uint8),
             )
+            if validate is not None:  # the construction checks its own aux (optional hook)
+                try:
+                    validate(sh.cells, sh.aux, t, sh.n, sh.m)
+                except FormatError:
+                    raise
+                except (InputError, ValueError) as exc:
+                    raise FieldError(f"shard {i}: {exc}") from exc
+            shards.append(sh)
         return cls(
             k=int(params["k"]),
             t=t,
