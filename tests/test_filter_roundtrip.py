@@ -192,3 +192,14 @@ def test_construction_protocol_direct():
     PAPER.decode_into(sol.cells, sol.aux, 6, 4, seed, 1000, np.arange(4, dtype=np.float32), out)
     raw = PAPER.lookup(sol.cells, sol.aux, 6, seed, np.arange(1000, 6000))
     assert np.array_equal(out, np.where(raw < 4, raw, 0).astype(np.float32))
+
+
+def test_recommended_shards():
+    from weightless.filters import recommended_shards
+
+    assert recommended_shards(0, 6) == 1
+    assert recommended_shards(2920, 8) == 1
+    assert recommended_shards(3_072_537, 6) == 10  # the paper's 10 shards for VGG-16 FC-0
+    assert recommended_shards(3_072_537, 12) == 20
+    with pytest.raises(ValueError):
+        recommended_shards(-1, 6)

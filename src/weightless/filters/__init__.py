@@ -19,6 +19,6 @@ except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the checkou
         raise
 
 from .base import constructions, get_construction
-from .filter import BloomierFilter, Shard, build
+from .filter import BloomierFilter, Shard, build, recommended_shards
 
-__all__ = ["build", "BloomierFilter", "Shard", "constructions", "get_construction"]
+__all__ = ["build", "BloomierFilter", "Shard", "recommended_shards", "constructions", "get_construction"]

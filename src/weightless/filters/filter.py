@@ -56,7 +56,16 @@ from .base import Construction, get_construction
 from .hashing import derive_seed, hash64, reduce32, seed_word
 from .packing import pack_cells, packed_size, unpack_cells
 
-__all__ = ["BloomierFilter", "Shard", "build", "MAGIC", "VERSION", "BLOCK_BITS", "shard_of_positions"]
+__all__ = [
+    "BloomierFilter",
+    "Shard",
+    "build",
+    "recommended_shards",
+    "MAGIC",
+    "VERSION",
+    "BLOCK_BITS",
+    "shard_of_positions",
+]
 
 MAGIC = b"WLBF"
 VERSION = 1
@@ -111,6 +120,21 @@ def shard_of_positions(positions: np.ndarray, shards: int, seed: int, block_bits
     """Return the shard (int32) of each position for a filter with base ``seed``."""
     pos = np.asarray(positions).astype(np.uint64, copy=False)
     return shard_of_blocks(pos >> np.uint64(block_bits), shards, seed)
+
+
+def recommended_shards(n: int, t: int, c: float = 1.25, cache_bytes: int = 384 * 1024) -> int:
+    """Return a shard count S that keeps each shard's decode table (``c n / S`` cells of one
+    byte for t <= 8, two bytes otherwise) within ``cache_bytes`` (default: well inside a 1 MiB
+    L2 cache), so that decoding hits the cache; 1 for small layers. Costs 20 bytes per shard.
+
+    Raises:
+        InputError: n < 0, t not in [1, 16] or cache_bytes < 1.
+    """
+    n = _check_int("n", n, 0, 1 << 62)
+    t = _check_int("t", t, 1, 16)
+    cache_bytes = _check_int("cache_bytes", cache_bytes, 1, 1 << 40)
+    table = math.ceil(c * n) * (1 if t <= 8 else 2)
+    return max(1, min(MAX_SHARDS, math.ceil(table / cache_bytes)))
 
 
 # --------------------------------------------------------------------------- validation
