@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     # warm-up: load the compiled kernels of both constructions before any timing
     for name in ("paper", "compact"):
-        run_one(name, 200, 4, 5000, 0, 1)
+        run_one(name, 3000, 4, 50000, 0, 1)  # 3 internal shards: starts the thread pool too
     load0 = os.getloadavg()
     for i, n in enumerate(sizes):
         k = KS[i % len(KS)]

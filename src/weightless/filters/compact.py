@@ -27,10 +27,16 @@ whatever the stored values, so the false-positive rate with the range check is `
 ``aux`` layout (little endian): ``u8 version = 1 | u32 S | u8 width (2 or 4) | u8 last try |
 (S - 1) cell counts of `width` bytes`` (the last shard's count is ``m`` minus the others).
 
-Queries cost one hash, one 64-bit window of the table (two cache lines) and ``t`` parities.
-Whole-layer decodes use a bit-sliced copy of the cells (built once per table, in memory only).
-Solving needs numba (the pure-Python elimination would be impractically slow); lookups and
-decodes have a numpy path that gives identical results.
+A query costs one hash, one 64-slot window of the table and ``t`` parities. The numba paths
+for decodes and large lookups keep a bit-sliced copy of the cells in memory (64 slots x 8 or 16
+result bits per 64-byte block, built once per table and cached; the file still holds m t-bit
+cells), so a window is two adjacent cache lines, prefetched in batches of 32 positions, and
+its parities take one 8-lane vector popcount (AVX-512 where the CPU has it). Large decodes run
+in up to :data:`DECODE_THREADS` threads (the kernel releases the GIL; same result).
+
+Solving needs numba (the pure-Python elimination would be impractically slow): without it
+:meth:`CompactConstruction.solve` raises ConstructionError. Lookups and decodes have a numpy
+path that gives identical results.
 """
 
 from __future__ import annotations
