@@ -100,3 +100,27 @@ def test_compress_convenience_on_a_tiny_run():
     assert np.array_equal(w, enc.filter.reconstruct(enc.shape, enc.codebook))
     assert isinstance(res.tensors["fc3.weight"], np.ndarray)
     del torch
+
+
+def test_encode_save_load_need_numpy_only(tmp_path):
+    """encode_tensors, save, load_arrays and reading safetensors never import torch."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, numpy as np
+from weightless.convenience import encode_tensors, read_checkpoint
+from weightless import api
+w = np.where(np.random.default_rng(0).random((20, 30)) < .1, 1.5, 0).astype(np.float32)
+api.save({str(tmp_path / 'a.wl')!r}, encode_tensors({{'w': w, 'b': np.ones(3, np.float32)}}).tensors)
+back = api.load({str(tmp_path / 'a.wl')!r}, framework='numpy')
+assert back['w'][w != 0].tolist() == w[w != 0].tolist()
+try:
+    from safetensors.numpy import save_file
+    save_file({{'w': w}}, {str(tmp_path / 'a.safetensors')!r})
+    read_checkpoint({str(tmp_path / 'a.safetensors')!r})
+except ImportError:
+    pass
+sys.exit(3 if 'torch' in sys.modules else 0)
+"""
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
