@@ -348,6 +348,7 @@ class BloomierFilter:
         self.shards: tuple[Shard, ...] = tuple(shards)
         self.n = int(sum(s.n for s in self.shards))
         self._packed: tuple | None = None
+        self._np_decoders: dict[int, Any] = {}
         self._bytes: bytes | None = None
 
     def __repr__(self) -> str:
@@ -423,7 +424,13 @@ class BloomierFilter:
         """out[i] = lut[raw(lo + i)] for positions of one shard (generic construction path)."""
         con = self._con
         if hasattr(con, "decode_lut"):
-            con.decode_lut(sh.cells, self.t, sh.seed, lo, lut, out, **self._kw(use_numba))
+            kw = self._kw(use_numba)
+            if hasattr(con, "np_decoder") and not _use_numba(use_numba) and sh.m:
+                key = id(sh)
+                if key not in self._np_decoders:
+                    self._np_decoders[key] = con.np_decoder(sh.cells, self.t, sh.seed)
+                kw["decoder"] = self._np_decoders[key]
+            con.decode_lut(sh.cells, self.t, sh.seed, lo, lut, out, **kw)
         elif lut.dtype == np.float32:
             con.decode_into(sh.cells, sh.aux, self.t, self.k, sh.seed, lo, lut[: self.k], out, **self._kw(use_numba))
         else:

@@ -562,6 +562,10 @@ class PaperConstruction:
         lut[:k] = np.asarray(codebook, dtype=out.dtype)[:k]
         self.decode_lut(cells, t, seed, start, lut, out, use_numba=use_numba)
 
+    def np_decoder(self, cells: np.ndarray, t: int, seed: int) -> "_NpDecoder":
+        """Prepared numpy-path decoder for one table (see :meth:`decode_lut`)."""
+        return _NpDecoder(cells, t, seed)
+
     def decode_lut(
         self,
         cells: np.ndarray,
@@ -572,8 +576,11 @@ class PaperConstruction:
         out: np.ndarray,
         *,
         use_numba: bool | None = None,
+        decoder: "_NpDecoder | None" = None,
     ) -> None:
-        """``out[i] = lut[raw(start + i)]`` (``lut`` has ``2**t`` entries)."""
+        """``out[i] = lut[raw(start + i)]`` (``lut`` has ``2**t`` entries). ``decoder`` (from
+        :meth:`np_decoder` for the same table) saves re-preparing the table on each call of
+        the numpy path."""
         n = out.shape[0]
         m = int(cells.shape[0])
         if m == 0:
@@ -583,7 +590,7 @@ class PaperConstruction:
             tab = cells.astype(np.uint8) if t <= 8 else np.ascontiguousarray(cells, dtype=np.uint16)
             _decode_window(tab, m, seed_word(int(seed) & _MASK64), (1 << t) - 1, int(start), n, lut, out)
             return
-        dec = _NpDecoder(cells, t, seed)
+        dec = decoder if decoder is not None else _NpDecoder(cells, t, seed)
         for lo in range(0, n, NP_STEP):
             hi = min(n, lo + NP_STEP)
             np.take(lut, dec.raw(start + lo, hi - lo), out=out[lo:hi], mode="wrap")
