@@ -448,8 +448,52 @@ class BloomierFilter:
                 cells, offs, ms, sws, (1 << self.t) - 1, self.block_bits, order, bshard, self.size, lut, out
             )
             return
+        if hasattr(self._con, "np_decoder") and not _use_numba(use_numba):
+            for where, raw in self._np_batches():
+                if isinstance(where, slice):
+                    np.take(lut, raw, out=out[where], mode="wrap")
+                else:
+                    out[where] = np.take(lut, raw, mode="wrap")
+            return
         for lo, hi, s in self._runs():
             self._decode_run(self.shards[s], lo, lut, out[lo:hi], use_numba)
+
+    def _np_batches(self):
+        """Numpy path of constructions with ``np_decoder``: yield (index, raw words) covering
+        every position once; index is a slice or an int64 position array. A shard's blocks are
+        batched into steps of NP_STEP positions, so each shard's table stays in cache."""
+        con = self._con
+        step = _paper.NP_STEP
+        if len(self.shards) == 1:
+            sh = self.shards[0]
+            if sh.m == 0:
+                empty = np.full(step, (1 << self.t) - 1, np.uint16)
+                for lo in range(0, self.size, step):
+                    hi = min(self.size, lo + step)
+                    yield slice(lo, hi), empty[: hi - lo]
+                return
+            dec = con.np_decoder(sh.cells, self.t, sh.seed)
+            for lo in range(0, self.size, step):
+                hi = min(self.size, lo + step)
+                yield slice(lo, hi), dec.raw(lo, hi - lo)
+            return
+        bshard, order = self._block_plan()
+        bb = self.block_bits
+        per = max(1, step >> bb)
+        inner = np.arange(1 << bb, dtype=np.uint64)
+        bounds = np.searchsorted(bshard[order], np.arange(len(self.shards) + 1))
+        for s, sh in enumerate(self.shards):
+            blocks = order[bounds[s] : bounds[s + 1]]  # ascending
+            dec = con.np_decoder(sh.cells, self.t, sh.seed) if sh.m else None
+            for j in range(0, blocks.size, per):
+                pos = ((blocks[j : j + per].astype(np.uint64) << np.uint64(bb))[:, None] + inner).reshape(-1)
+                if int(pos[-1]) >= self.size:
+                    pos = pos[pos < np.uint64(self.size)]
+                if dec is None:
+                    raw = np.full(pos.shape[0], (1 << self.t) - 1, np.uint16)
+                else:
+                    raw = dec.raw(0, 0, positions=pos)
+                yield pos.view(np.int64), raw
 
     # ---- public queries
     def query(self, positions: Any, *, use_numba: bool | None = None) -> np.ndarray:
@@ -537,6 +581,11 @@ class BloomierFilter:
                 cells, offs, ms, sws, (1 << self.t) - 1, self.block_bits, order, bshard, self.size, self.k
             )
             return int(total) - self.n
+        if hasattr(self._con, "np_decoder") and not _use_numba(use_numba):
+            total = 0
+            for _, raw in self._np_batches():
+                total += int(np.count_nonzero(raw < self.k))
+            return total - self.n
         lut = self._index_lut()
         buf = np.empty(_CHUNK * 16, np.int16)
         total = 0

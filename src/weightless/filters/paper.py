@@ -408,11 +408,17 @@ class _NpDecoder:
         self.r = np.empty(NP_STEP, tab.dtype)
         self.g = np.empty(NP_STEP, tab.dtype)
 
-    def raw(self, start: int, n: int) -> np.ndarray:
-        """Raw words for positions [start, start + n), n <= NP_STEP (a view of a buffer)."""
+    def raw(self, start: int, n: int, positions: np.ndarray | None = None) -> np.ndarray:
+        """Raw words for positions [start, start + n), n <= NP_STEP, or for ``positions``
+        (uint64, at most NP_STEP of them) when given; returns a view of a buffer."""
+        if positions is not None:
+            n = positions.shape[0]
         z, u, r, g = self.z[:n], self.u[:n], self.r[:n], self.g[:n]
         iu = u.view(np.int64)
-        np.add(self.ar[:n], np.uint64((int(start) + self.sw) & _MASK64), out=z)
+        if positions is not None:
+            np.add(positions, np.uint64(self.sw), out=z)
+        else:
+            np.add(self.ar[:n], np.uint64((int(start) + self.sw) & _MASK64), out=z)
         np.right_shift(z, np.uint64(30), out=u)
         np.bitwise_xor(z, u, out=z)
         np.multiply(z, _M1, out=z)
