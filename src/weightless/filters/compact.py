@@ -77,6 +77,9 @@ MAX_TRIES = 400
 DECODE_THREADS = min(4, os.cpu_count() or 1)
 """Threads used by large numba decodes (the kernel releases the GIL; results do not depend on it)."""
 
+PARALLEL_SOLVE_MIN = 1 << 19
+"""Solves of at least this many keys run the shards on numba's thread pool (same result)."""
+
 _MIN_PER_THREAD = 1 << 18
 _SLICED_LOOKUP_MIN = 4096  # lookups of at least this many keys use the cached bit-sliced table
 _POOL: ThreadPoolExecutor | None = None
@@ -328,7 +331,8 @@ class CompactConstruction:
         f0 = max(F0, ratio - 1.0 - 0.02) if ratio >= 1.05 else F0
         cells = np.zeros(m, np.uint16)
         ms = np.zeros(s, np.int64)
-        tr = _k.solve_all(hs, vals, starts, s, seed_word(seed), m, t, f0, FSTEP, MAX_TRIES, cells, ms)
+        par = n >= PARALLEL_SOLVE_MIN
+        tr = _k.solve_all(hs, vals, starts, s, seed_word(seed), m, t, f0, FSTEP, MAX_TRIES, par, cells, ms)
         if tr < 0:
             return None
         return Solution(cells, _encode_aux(ms, int(tr)))

@@ -167,47 +167,62 @@ def _try_shard(hs, vals, ms, sw, t, C, R, order, cnt, out):
     return True
 
 
+@njit
+def _solve_one_shard(s, hs, vals, starts, ssw, t, f0, fstep, max_tries, tmp_off, tmp, ms_out):
+    """Adaptive solve of shard ``s`` (not the last) into its own region of ``tmp``."""
+    a = starts[s]
+    b = starts[s + 1]
+    ns = b - a
+    o = tmp_off[s]
+    if ns == 0:
+        ms_out[s] = 1
+        tmp[o] = 0
+        return
+    base = ns + int(np.ceil(ns * f0))
+    step = max(1, int(ns * fstep))
+    cap = tmp_off[s + 1] - o
+    C = np.empty(cap, np.uint64)
+    R = np.empty(cap, np.uint16)
+    cnt = np.empty(cap + 1, np.int64)
+    order = np.empty(ns, np.int64)
+    ms_out[s] = -1
+    for tr in range(max_tries):
+        ms = base + tr * step
+        sw = shard_word(s, ms, 0, ssw)
+        if _try_shard(hs[a:b], vals[a:b], ms, sw, t, C, R, order, cnt, tmp[o : o + ms]):
+            ms_out[s] = ms
+            return
+
+
 @njit(parallel=True)
-def _solve_shards(hs, vals, starts, nshards, ssw, t, f0, fstep, max_tries, tmp_off, tmp, ms_out):
-    """Adaptive solve of shards 0..S-2 in parallel, each into its own region of ``tmp``."""
+def _solve_shards_par(hs, vals, starts, nshards, ssw, t, f0, fstep, max_tries, tmp_off, tmp, ms_out):
+    """Shards 0..S-2 on numba's thread pool (each writes only its own region)."""
     for s in prange(nshards - 1):
-        a = starts[s]
-        b = starts[s + 1]
-        ns = b - a
-        o = tmp_off[s]
-        if ns == 0:
-            ms_out[s] = 1
-            tmp[o] = 0
-            continue
-        base = ns + int(np.ceil(ns * f0))
-        step = max(1, int(ns * fstep))
-        cap = tmp_off[s + 1] - o
-        C = np.empty(cap, np.uint64)
-        R = np.empty(cap, np.uint16)
-        cnt = np.empty(cap + 1, np.int64)
-        order = np.empty(ns, np.int64)
-        ms_out[s] = -1
-        for tr in range(max_tries):
-            ms = base + tr * step
-            sw = shard_word(s, ms, 0, ssw)
-            if _try_shard(hs[a:b], vals[a:b], ms, sw, t, C, R, order, cnt, tmp[o : o + ms]):
-                ms_out[s] = ms
-                break
+        _solve_one_shard(s, hs, vals, starts, ssw, t, f0, fstep, max_tries, tmp_off, tmp, ms_out)
 
 
 @njit
-def solve_all(hs, vals, starts, nshards, ssw, m, t, f0, fstep, max_tries, cells, ms_out):
+def _solve_shards_ser(hs, vals, starts, nshards, ssw, t, f0, fstep, max_tries, tmp_off, tmp, ms_out):
+    """Shards 0..S-2 one after the other."""
+    for s in range(nshards - 1):
+        _solve_one_shard(s, hs, vals, starts, ssw, t, f0, fstep, max_tries, tmp_off, tmp, ms_out)
+
+
+@njit
+def solve_all(hs, vals, starts, nshards, ssw, m, t, f0, fstep, max_tries, par, cells, ms_out):
     """Solve every shard; ``hs``/``vals`` grouped by shard (``starts``: S+1 boundaries).
 
-    Shards 0..S-2 take the fewest cells that solve (tried in parallel, deterministic); the last
+    Shards 0..S-2 take the fewest cells that solve (in parallel if ``par``; same result); the last
     shard takes the remaining cells. Returns the last shard's try index, or -1 on failure."""
     tmp_off = np.zeros(nshards, np.int64)
     for s in range(nshards - 1):
         ns = starts[s + 1] - starts[s]
         tmp_off[s + 1] = tmp_off[s] + max(1, ns + int(np.ceil(ns * f0)) + (max_tries - 1) * max(1, int(ns * fstep)))
     tmp = np.empty(max(1, tmp_off[nshards - 1]), np.uint16)
-    if nshards > 1:
-        _solve_shards(hs, vals, starts, nshards, ssw, t, f0, fstep, max_tries, tmp_off, tmp, ms_out)
+    if nshards > 1 and par:
+        _solve_shards_par(hs, vals, starts, nshards, ssw, t, f0, fstep, max_tries, tmp_off, tmp, ms_out)
+    elif nshards > 1:
+        _solve_shards_ser(hs, vals, starts, nshards, ssw, t, f0, fstep, max_tries, tmp_off, tmp, ms_out)
     off = 0
     for s in range(nshards - 1):
         ms = ms_out[s]
