@@ -124,3 +124,35 @@ except ImportError:
 sys.exit(3 if 'torch' in sys.modules else 0)
 """
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_read_checkpoint_widens_bfloat16(tmp_path):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    from weightless.convenience import read_checkpoint
+
+    w = torch.randn(3, 4).bfloat16()
+    save_file({"w": w, "b": torch.ones(2)}, str(tmp_path / "m.safetensors"))
+    torch.save({"w": w}, tmp_path / "m.pt")
+    for name in ("m.safetensors", "m.pt"):
+        tensors, clustered = read_checkpoint(tmp_path / name)
+        assert tensors["w"].dtype == np.float32 and clustered == {}
+        assert np.array_equal(tensors["w"], w.float().numpy())
+
+
+def test_read_checkpoint_errors(tmp_path):
+    from weightless.convenience import read_checkpoint
+    from weightless.errors import DataError
+
+    (tmp_path / "x.safetensors").write_bytes(b"\x00" * 20)
+    (tmp_path / "x.npy").write_bytes(b"")
+    (tmp_path / "d").mkdir()
+    with pytest.raises(DataError):
+        read_checkpoint(tmp_path / "x.safetensors")
+    with pytest.raises(InputError):
+        read_checkpoint(tmp_path / "x.npy")
+    with pytest.raises(InputError):
+        read_checkpoint(tmp_path / "d")  # a folder without model.safetensors
+    with pytest.raises(FileNotFoundError):
+        read_checkpoint(tmp_path / "missing.pt")

@@ -245,7 +245,17 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
         return dict(load_file(str(path)))
     except Exception as exc:  # safetensors raises its own error types
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"cannot read {path} as safetensors: {msg}") from exc
+        first = exc
+    try:  # numpy has no bfloat16: read such files through torch when it is installed
+        import torch
+        from safetensors.torch import load_file as load_torch
+    except ImportError:
+        raise DataError(f"cannot read {path} as safetensors: {msg}") from first
+    try:
+        tensors = load_torch(str(path))
+    except Exception:
+        raise DataError(f"cannot read {path} as safetensors: {msg}") from first
+    return {n: (v.float() if v.dtype == torch.bfloat16 else v).contiguous().numpy() for n, v in tensors.items()}
 
 
 def _read_torch(path: Path) -> dict[str, np.ndarray]:
@@ -273,7 +283,8 @@ def _read_torch(path: Path) -> dict[str, np.ndarray]:
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Read a checkpoint: ``.safetensors``, a torch state_dict file (``.pt``/``.pth``/``.bin``,
     loaded with ``weights_only=True``), or a folder written by ``weightless simplify --out``
-    (``model.safetensors`` + ``layers.npz``).
+    (``model.safetensors`` + ``layers.npz``). bfloat16 tensors are widened to float32 (this
+    needs PyTorch for safetensors files).
 
     Returns:
         ``(tensors, clustered)``: name -> numpy array, and for a simplify folder the
