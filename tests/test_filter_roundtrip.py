@@ -52,6 +52,8 @@ def test_paper_sizes():
     assert num_cells(3_070_000, None) == math.ceil(1.25 * 3_070_000)
     assert num_cells(10_000, 1.5) == 15_000
     assert num_cells(0, None) == 0
+    assert num_cells(100, None) == 125 + 8  # small tables get 8 spare cells
+    assert num_cells(256, None) == 320
 
 
 def test_false_positive_rate_within_4_sigma():
