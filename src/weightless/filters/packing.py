@@ -94,13 +94,16 @@ def unpack_cells(data: bytes | bytearray | memoryview | np.ndarray, m: int, t: i
     pad = need * 8 - m * t
     if pad and int(buf[-1]) & ((1 << pad) - 1):
         raise FieldError("packed cells: padding bits of the last byte are not zero")
+    # cell i starts at bit i t: read the 24 bits at byte (i t) >> 3 (t + 7 <= 23) and shift
+    b32 = np.zeros(need + 2, dtype=np.uint32)
+    b32[:need] = buf
     out = np.empty(m, dtype=np.uint16)
-    step_bytes = _CHUNK * t // 8
-    for ci, lo in enumerate(range(0, m, _CHUNK)):
+    mask = np.uint32((1 << t) - 1)
+    for lo in range(0, m, _CHUNK):
         hi = min(m, lo + _CHUNK)
-        chunk = buf[ci * step_bytes : ci * step_bytes + packed_size(hi - lo, t)]
-        bits = np.unpackbits(chunk)[: (hi - lo) * t].reshape(hi - lo, t)
-        padded = np.zeros((hi - lo, 16), dtype=np.uint8)
-        padded[:, 16 - t :] = bits
-        out[lo:hi] = np.packbits(padded, axis=1).view(">u2").reshape(-1)
+        bitpos = np.arange(lo, hi, dtype=np.int64) * t
+        j = bitpos >> 3
+        w = (b32[j] << np.uint32(16)) | (b32[j + 1] << np.uint32(8)) | b32[j + 2]
+        sh = (24 - t - (bitpos & 7)).astype(np.uint32)
+        out[lo:hi] = (w >> sh) & mask
     return out
