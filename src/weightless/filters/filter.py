@@ -98,10 +98,17 @@ _CHUNK = 1 << 16  # positions per step of the numpy decode paths
 PARALLEL_MIN_KEYS = 1 << 18
 
 
+def _frozen(a: Any, dtype: Any) -> np.ndarray:
+    """A read-only C-contiguous copy of ``a`` with ``dtype`` (filters never change)."""
+    out = np.array(a, dtype=dtype, copy=True, order="C")
+    out.flags.writeable = False
+    return out
+
+
 @dataclass(frozen=True)
 class Shard:
     """One table: ``n`` keys, ``m`` cells (``uint16``, each ``< 2**t``), the ``seed`` that
-    solved it, and the construction's ``aux`` bytes (``uint8``)."""
+    solved it, and the construction's ``aux`` bytes (``uint8``). The arrays are read-only."""
 
     n: int
     m: int
@@ -318,8 +325,8 @@ def build(
                 n=int(ks.shape[0]),
                 m=task[4],
                 seed=int(sseed),
-                cells=np.ascontiguousarray(cells, dtype=np.uint16),
-                aux=np.ascontiguousarray(aux, dtype=np.uint8),
+                cells=_frozen(cells, np.uint16),
+                aux=_frozen(aux, np.uint8),
             )
         )
     return BloomierFilter(k=k, t=t, size=size, seed=seed, construction=con.name, shards=tuple(out))
@@ -749,8 +756,8 @@ class BloomierFilter:
                 n=int(meta["n"]),
                 m=int(meta["m"]),
                 seed=int(meta["seed"]),
-                cells=np.ascontiguousarray(c, dtype=np.uint16),
-                aux=np.ascontiguousarray(a, dtype=np.uint8),
+                cells=_frozen(c, np.uint16),
+                aux=_frozen(a, np.uint8),
             )
             if validate is not None:  # the construction checks its own aux (optional hook)
                 try:
