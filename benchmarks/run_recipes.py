@@ -56,7 +56,12 @@ def _md(results: dict) -> str:
     lines += ["", "| model | dense error % | target % | dense training s |", "|---|---|---|---|"]
     for m, d in results["dense"].items():
         lines.append(f"| {m} | {d['test_error']:.2f} | {TARGET_DENSE[m]} | {d['seconds']:.0f} |")
-    lines += ["", f"Total wall time: {results['total_seconds']:.0f} s (budget 2400 s)."]
+    lines += [
+        "",
+        f"Total training + simplification time: {results['total_seconds']:.0f} s (budget 2400 s); "
+        f"load average at start/end of the run: {results['loadavg_start']} / {results.get('loadavg_end')} "
+        f"on {results['cpu_count']} cores.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -70,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save-dir", default="runs/simplified", help="simplified models (git-ignored)")
     ap.add_argument("--cache-dir", default="checkpoints", help="where the dense models are saved")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the entries of --out for models not re-run here (each model's dense training "
+        "and recipes always come from one run)",
+    )
     args = ap.parse_args(argv)
 
     threads = set_threads(args.threads)
@@ -93,11 +104,27 @@ def main(argv: list[str] | None = None) -> int:
         "recipes": [],
         "total_seconds": 0.0,
     }
+    kept: dict = {"dense": {}, "recipes": []}
+    rerun = {m for m, _ in keys}
+    if args.merge and out.is_file():
+        old = json.loads(out.read_text())
+        kept["dense"] = {m: d for m, d in old.get("dense", {}).items() if m not in rerun}
+        kept["recipes"] = [r for r in old.get("recipes", []) if r["model"] not in rerun]
+        for m in kept["dense"]:
+            kept["dense"][m].setdefault("run", {k: old.get(k) for k in ("loadavg_start", "loadavg_end", "threads")})
     t_all = time.perf_counter()
     models: dict = {}
 
     def flush() -> None:
-        results["total_seconds"] = round(time.perf_counter() - t_all, 2)
+        results["dense"] = {**kept["dense"], **{m: d for m, d in results["dense"].items() if m in rerun}}
+        results["recipes"] = kept["recipes"] + [r for r in results["recipes"] if r["model"] in rerun]
+        # total = dense training + every recipe (per model: dense once, then its recipes)
+        results["total_seconds"] = round(
+            sum(d["seconds"] for d in results["dense"].values())
+            + sum(r["seconds"]["recipe_total"] for r in results["recipes"]),
+            2,
+        )
+        results["wall_seconds_this_run"] = round(time.perf_counter() - t_all, 2)
         results["loadavg_end"] = list(os.getloadavg())
         out.write_text(json.dumps(results, indent=2) + "\n")
         out.with_suffix(".md").write_text(_md(results))
