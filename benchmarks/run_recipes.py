@@ -65,6 +65,35 @@ def _md(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def combine(base_path: Path, newer_path: Path, out: Path) -> int:
+    """Merge two result files: every model in ``newer`` (dense + its recipes) replaces ``base``'s."""
+    base = json.loads(base_path.read_text())
+    newer = json.loads(newer_path.read_text())
+    models = set(newer["dense"])
+    res = dict(base)
+    res["dense"] = {m: d for m, d in base["dense"].items() if m not in models}
+    for m, d in res["dense"].items():
+        d.setdefault("run", {k: base.get(k) for k in ("loadavg_start", "loadavg_end", "threads")})
+    for m in models:
+        res["dense"][m] = dict(newer["dense"][m])
+        res["dense"][m].setdefault("run", {k: newer.get(k) for k in ("loadavg_start", "loadavg_end", "threads")})
+    res["recipes"] = [r for r in base["recipes"] if r["model"] not in models] + [
+        r for r in newer["recipes"] if r["model"] in models
+    ]
+    order = {key: i for i, key in enumerate(PAPER_RECIPES)}
+    res["recipes"].sort(key=lambda r: order.get((r["model"], r["pruning"]), 99))
+    res["total_seconds"] = round(
+        sum(d["seconds"] for d in res["dense"].values()) + sum(r["seconds"]["recipe_total"] for r in res["recipes"]), 2
+    )
+    res["combined_from"] = [str(base_path), str(newer_path)]
+    res["loadavg_end"] = newer.get("loadavg_end")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    out.with_suffix(".md").write_text(_md(res))
+    print(_md(res))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="10k training images, 1/8 of the epochs")
@@ -81,7 +110,15 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the entries of --out for models not re-run here (each model's dense training "
         "and recipes always come from one run)",
     )
+    ap.add_argument(
+        "--combine",
+        nargs=2,
+        metavar=("BASE", "NEWER"),
+        help="no training: write --out from BASE with the models present in NEWER taken from NEWER",
+    )
     args = ap.parse_args(argv)
+    if args.combine:
+        return combine(Path(args.combine[0]), Path(args.combine[1]), Path(args.out))
 
     threads = set_threads(args.threads)
     data = load_mnist()

@@ -264,7 +264,7 @@ def simplify(model: Any, data: MNIST, recipe: Recipe, progress: bool = False) ->
 
 #: Dense training of each model before simplification.
 DENSE_TRAINING: dict[str, TrainConfig] = {
-    "lenet300": TrainConfig(epochs=20, batch_size=128, lr=1e-3, weight_decay=0.0),
+    "lenet300": TrainConfig(epochs=20, batch_size=128, lr=1e-3, weight_decay=1e-4),
     "lenet5": TrainConfig(epochs=8, batch_size=128, lr=1e-3),
 }
 
@@ -281,9 +281,13 @@ def _paper_recipe(model: str, method: str) -> Recipe:
     _, layers = PAPER_TABLE1[(model, method)]
     lr = tuple(LayerRecipe(n, method, pct / 100.0, k, "density") for n, (pct, k) in layers.items())
     if model == "lenet300":
-        prune = PruneSchedule(steps=3, retrain=TrainConfig(epochs=4, lr=5e-4), final=TrainConfig(epochs=4, lr=2e-4))
+        prune = PruneSchedule(
+            steps=5,
+            retrain=TrainConfig(epochs=3, lr=5e-4, weight_decay=1e-4),
+            final=TrainConfig(epochs=5, lr=2e-4, weight_decay=1e-4),
+        )
         dns = DNSConfig(surgery=TrainConfig(epochs=20, lr=1e-3), retrain=TrainConfig(epochs=8, lr=3e-4))
-        finetune = TrainConfig(epochs=3, lr=1e-4)
+        finetune = TrainConfig(epochs=3, lr=2e-4, weight_decay=1e-4)
     else:
         prune = PruneSchedule(steps=3, retrain=TrainConfig(epochs=2, lr=5e-4), final=TrainConfig(epochs=2, lr=2e-4))
         dns = DNSConfig(surgery=TrainConfig(epochs=8, lr=1e-3), retrain=TrainConfig(epochs=3, lr=3e-4))
