@@ -123,11 +123,111 @@ PEEL_BATCH = 64
 
 
 @njit
-def _nb_peel(E, m, q, st, shift):
+def _nb_peel_init(E, st, shift, max_degree):
+    """Fill the packed cell states: degree (bits >= shift) and XOR of incident edge numbers
+    (bits < shift). False if a degree exceeds ``max_degree`` (the packing would overflow)."""
+    one = np.int64(1) << shift
+    for i in range(E.shape[0]):
+        for j in range(3):
+            a = E[i, j]
+            sa = (np.int64(st[a]) + one) ^ i
+            if (sa >> shift) > max_degree:
+                return False
+            st[a] = sa
+    return True
+
+
+@njit
+def _nb_peel_scan(st, shift, m, q, cand, counts):
+    """Degree-one cells of segment j into cand[j q :], their number into counts[j]."""
+    n0 = 0
+    n1 = 0
+    n2 = 0
+    for v in range(m):
+        if (np.int64(st[v]) >> shift) == 1:
+            if v < q:
+                cand[n0] = v
+                n0 += 1
+            elif v < 2 * q:
+                cand[q + n1] = v
+                n1 += 1
+            else:
+                cand[2 * q + n2] = v
+                n2 += 1
+    counts[0] = n0
+    counts[1] = n1
+    counts[2] = n2
+
+
+@njit
+def _nb_peel_rounds(E, q, st, shift, cand, nxt, counts, order_e, order_v, ends):
+    """The peeling rounds (see :func:`_nb_peel`); returns (n_rounds, n_peeled)."""
+    one = np.int64(1) << shift
+    low = one - 1
+    nrounds = 0
+    eb = np.empty(PEEL_BATCH, np.int64)
+    rows = np.empty((PEEL_BATCH, 3), np.int32)
+    npeeled = 0
+    while counts[0] + counts[1] + counts[2] > 0:
+        n0 = 0
+        n1 = 0
+        n2 = 0
+        for seg in range(3):
+            b0 = seg * q
+            for j0 in range(0, counts[seg], PEEL_BATCH):
+                j1 = min(j0 + PEEL_BATCH, counts[seg])
+                cnt = 0
+                for jv in range(j0, j1):  # 1: the cells
+                    v = cand[b0 + jv]
+                    sv = np.int64(st[v])
+                    if (sv >> shift) == 1:
+                        e = sv & low
+                        eb[cnt] = e
+                        order_e[npeeled + cnt] = e
+                        order_v[npeeled + cnt] = v
+                        cnt += 1
+                for x in range(cnt):  # 2: their edges
+                    e = eb[x]
+                    rows[x, 0] = E[e, 0]
+                    rows[x, 1] = E[e, 1]
+                    rows[x, 2] = E[e, 2]
+                for x in range(cnt):  # 3: remove the edges from their cells
+                    e = eb[x]
+                    a = rows[x, 0]
+                    sa = (np.int64(st[a]) - one) ^ e
+                    st[a] = sa
+                    if (sa >> shift) == 1:
+                        nxt[n0] = a
+                        n0 += 1
+                    a = rows[x, 1]
+                    sa = (np.int64(st[a]) - one) ^ e
+                    st[a] = sa
+                    if (sa >> shift) == 1:
+                        nxt[q + n1] = a
+                        n1 += 1
+                    a = rows[x, 2]
+                    sa = (np.int64(st[a]) - one) ^ e
+                    st[a] = sa
+                    if (sa >> shift) == 1:
+                        nxt[2 * q + n2] = a
+                        n2 += 1
+                npeeled += cnt
+        ends[nrounds] = npeeled
+        nrounds += 1
+        tmp = cand
+        cand = nxt
+        nxt = tmp
+        counts[0] = n0
+        counts[1] = n1
+        counts[2] = n2
+    return nrounds, npeeled
+
+
+def _nb_peel(E: np.ndarray, m: int, q: int, st: np.ndarray, shift: int, max_degree: int) -> tuple:
     """Round-synchronous peeling. Returns (order_e, order_v, round_ends, n_peeled): the edges in
     peel order (rounds concatenated), the cell each was peeled through, and where each round
-    ends in that order; n_peeled = -1 if a cell degree overflowed the packed state (call again
-    with a uint64 ``st`` and shift 32).
+    ends in that order; n_peeled = -1 if a cell degree exceeds ``max_degree`` (the packed
+    state would overflow: call again with an int64 ``st``, shift 32).
 
     ``st`` (zeros, length m) packs a cell's degree (bits >= shift) and the XOR of its incident
     edge numbers (bits < shift) in one word: one cache miss per cell visit. Each round visits
@@ -135,81 +235,19 @@ def _nb_peel(E, m, q, st, shift):
     first visit that finds it is through its lowest degree-one cell, as in the numpy version.
     Within one segment's visit the degree-one cells are independent (each one's only edge has
     no other cell in that segment), so they are processed in batches: read the cells, then the
-    edges, then update the edges' cells.
+    edges, then update the edges' cells. (Three small kernels: one big one takes LLVM ~10 s to
+    compile.)
     """
     n = E.shape[0]
-    one = st.dtype.type(1) << st.dtype.type(shift)
-    low = one - st.dtype.type(1)
-    for i in range(n):
-        for j in range(3):
-            a = E[i, j]
-            sa = (st[a] + one) ^ st.dtype.type(i)
-            if (sa >> shift) == 0:
-                return np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.int64), -1
-            st[a] = sa
+    if not _nb_peel_init(E, st, shift, max_degree):
+        return None, None, None, -1
     cand = np.empty(m, np.int32)
-    nxt = np.empty(m, np.int32)
-    # segment j's candidates live in cand[base[j] : base[j] + nc[j]]
-    base = np.array([0, q, 2 * q], np.int64)
-    nc = np.zeros(3, np.int64)
-    nn = np.zeros(3, np.int64)
-    for v in range(m):
-        if (st[v] >> shift) == 1:
-            j = 0 if v < q else (1 if v < 2 * q else 2)
-            cand[base[j] + nc[j]] = v
-            nc[j] += 1
+    counts = np.zeros(3, np.int64)
+    _nb_peel_scan(st, shift, m, q, cand, counts)
     order_e = np.empty(n, np.int32)
     order_v = np.empty(n, np.int32)
-    ends = np.empty(16, np.int64)
-    nrounds = 0
-    eb = np.empty(PEEL_BATCH, np.int64)
-    rows = np.empty((PEEL_BATCH, 3), np.int32)
-    npeeled = 0
-    while nc[0] + nc[1] + nc[2] > 0:
-        nn[0] = 0
-        nn[1] = 0
-        nn[2] = 0
-        for seg in range(3):
-            b0 = base[seg]
-            for j0 in range(0, nc[seg], PEEL_BATCH):
-                j1 = min(j0 + PEEL_BATCH, nc[seg])
-                cnt = 0
-                for jv in range(j0, j1):
-                    v = cand[b0 + jv]
-                    sv = st[v]
-                    if (sv >> shift) == 1:
-                        e = np.int64(sv & low)
-                        eb[cnt] = e
-                        order_e[npeeled + cnt] = e
-                        order_v[npeeled + cnt] = v
-                        cnt += 1
-                for x in range(cnt):
-                    e = eb[x]
-                    rows[x, 0] = E[e, 0]
-                    rows[x, 1] = E[e, 1]
-                    rows[x, 2] = E[e, 2]
-                for x in range(cnt):
-                    e = st.dtype.type(eb[x])
-                    for jj in range(3):
-                        a = rows[x, jj]
-                        sa = (st[a] - one) ^ e
-                        st[a] = sa
-                        if (sa >> shift) == 1:
-                            nxt[base[jj] + nn[jj]] = a
-                            nn[jj] += 1
-                npeeled += cnt
-        if nrounds == ends.shape[0]:
-            grown = np.empty(2 * nrounds, np.int64)
-            grown[:nrounds] = ends
-            ends = grown
-        ends[nrounds] = npeeled
-        nrounds += 1
-        tmp = cand
-        cand = nxt
-        nxt = tmp
-        nc[0] = nn[0]
-        nc[1] = nn[1]
-        nc[2] = nn[2]
+    ends = np.empty(n + 1, np.int64)
+    nrounds, npeeled = _nb_peel_rounds(E, q, st, shift, cand, np.empty(m, np.int32), counts, order_e, order_v, ends)
     return order_e, order_v, ends[:nrounds], npeeled
 
 
@@ -218,7 +256,6 @@ def _nb_assign(order_e, order_v, ends, E, m):
     """Assign the cells in reverse round order. The edges of one round never read each
     other's peel cells, so each round is processed in batches of independent loads."""
     cells = np.zeros(m, np.uint16)
-    rows = np.empty((PEEL_BATCH, 4), np.int32)
     acc = np.empty(PEEL_BATCH, np.uint16)
     for r in range(ends.shape[0] - 1, -1, -1):
         lo = ends[r - 1] if r > 0 else 0
@@ -227,12 +264,7 @@ def _nb_assign(order_e, order_v, ends, E, m):
             cnt = min(PEEL_BATCH, hi - j0)
             for x in range(cnt):
                 e = order_e[j0 + x]
-                rows[x, 0] = E[e, 0]
-                rows[x, 1] = E[e, 1]
-                rows[x, 2] = E[e, 2]
-                rows[x, 3] = E[e, 3]
-            for x in range(cnt):
-                acc[x] = np.uint16(rows[x, 3]) ^ cells[rows[x, 0]] ^ cells[rows[x, 1]] ^ cells[rows[x, 2]]
+                acc[x] = np.uint16(E[e, 3]) ^ cells[E[e, 0]] ^ cells[E[e, 1]] ^ cells[E[e, 2]]
             for x in range(cnt):
                 cells[order_v[j0 + x]] = acc[x]
     return cells
@@ -500,11 +532,11 @@ class PaperConstruction:
                 E,
             )
             if n < 1 << 26:
-                order_e, order_v, ends, npeeled = _nb_peel(E, m, q, np.zeros(m, np.uint32), 26)
+                order_e, order_v, ends, npeeled = _nb_peel(E, m, q, np.zeros(m, np.uint32), 26, 63)
             else:
                 npeeled = -1
             if npeeled < 0:
-                order_e, order_v, ends, npeeled = _nb_peel(E, m, q, np.zeros(m, np.uint64), 32)
+                order_e, order_v, ends, npeeled = _nb_peel(E, m, q, np.zeros(m, np.int64), 32, 1 << 30)
             if npeeled < n:
                 return None
             return Solution(_nb_assign(order_e, order_v, ends, E, m), np.zeros(0, np.uint8))
