@@ -96,7 +96,7 @@ def combine(base_path: Path, newer_path: Path, out: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="10k training images, 1/8 of the epochs")
+    ap.add_argument("--quick", action="store_true", help="5k training / 5k test images, 1/8 of the epochs")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", action="append", default=None, help="model:pruning (repeatable)")
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = set_threads(args.threads)
     data = load_mnist()
     if args.quick:
-        data = data.subset(10_000, 10_000)
+        data = data.subset(5_000, 5_000)
     keys = list(PAPER_RECIPES)
     if args.only:
         keys = [tuple(o.split(":")) for o in args.only]  # type: ignore[misc]

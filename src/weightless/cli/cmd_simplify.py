@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--model", choices=("lenet300", "lenet5"), required=True)
     p.add_argument("--pruning", choices=("magnitude", "dns"), required=True)
-    p.add_argument("--quick", action="store_true", help="smoke run: 10k training images, ~1/8 of the epochs")
+    p.add_argument("--quick", action="store_true", help="smoke run: 5k training / 5k test images, ~1/8 of the epochs")
     p.add_argument("--out", default=None, help="folder for model.safetensors, layers.npz, summary.json")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: WEIGHTLESS_THREADS or 1)")
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     dense_cfg = replace(DENSE_TRAINING[args.model], seed=args.seed, progress=progress, desc="dense")
     recipe = replace(PAPER_RECIPES[(args.model, args.pruning)], seed=args.seed)
     if args.quick:
-        data = data.subset(10_000, 10_000)
+        data = data.subset(5_000, 5_000)
         dense_cfg = replace(dense_cfg, epochs=max(1.0, dense_cfg.epochs / 8))
         recipe = recipe.scaled(1 / 8)
     t0 = time.perf_counter()
