@@ -39,7 +39,11 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    "on the validation split), 'paper' (Table 1), or LAYER=BITS, repeatable")
     p.add_argument("--tolerance", type=float, default=0.05, help="allowed val-error increase for auto t (pct points)")
     p.add_argument("--retrain-epochs", type=float, default=2.0, help="epochs of retraining after each encoded layer")
-    p.add_argument("--construction", choices=("paper", "compact"), default="paper")
+    p.add_argument("--construction", choices=("auto", "paper", "compact"), default="auto",
+                   help="filter construction: paper (m = 1.25 n, peeling), compact (ribbon, ~1.02 n), "
+                   "auto (compact for layers up to 16M positions, paper above; default)")
+    p.add_argument("--seed-trials", type=int, default=8,
+                   help="filters built per layer and t; the one with the lowest validation loss is kept")
     p.add_argument("--c", type=float, default=None, help="cells per key m/n (default: the construction's)")
     p.add_argument("--shards", type=int, default=1)
     p.add_argument("--no-entropy", action="store_true", help="store raw bit-packed tables")
@@ -76,7 +80,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     opts = RunOptions(
         model=args.model, pruning=args.pruning, t=parse_t(args.t), tolerance=args.tolerance,
-        retrain_epochs=args.retrain_epochs, construction=args.construction, c=args.c, shards=args.shards,
+        retrain_epochs=args.retrain_epochs, construction=args.construction, seed_trials=args.seed_trials, c=args.c, shards=args.shards,
         entropy=not args.no_entropy, dense_dtype=args.dense_dtype, seed=args.seed, quick=args.quick,
         cache_dir=args.cache_dir, progress=not args.no_progress,
     )

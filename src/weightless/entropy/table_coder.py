@@ -226,8 +226,10 @@ def decode_cells(data: bytes, m: int, t: int, *, max_cells: int = DEFAULT_MAX_CE
         raise _bad_tag(tag)
     payload = r.rest()
     # An ANS stream cannot be much shorter than the information content of what it holds:
-    # reject inconsistent m before decoding (and allocating) m symbols.
-    if 8 * len(payload) + 64 < 0.999 * ideal:
+    # reject inconsistent m before decoding (and allocating) m symbols. The margin is generous:
+    # the coder's quantized model and its initial state let a stream come out slightly below
+    # the ideal length (seen: 0.7% below for 3,062 near-uniform 5-bit cells).
+    if 8 * len(payload) + 256 < 0.95 * ideal:
         raise TruncatedError(
             f"cell record: {len(payload)} payload bytes cannot hold {m} cells "
             f"(at least {ideal / 8:.0f} bytes needed); truncated data or wrong m"

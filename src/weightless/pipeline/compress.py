@@ -1,10 +1,19 @@
 """Layer-by-layer lossy encoding with retraining (paper section 3.2, Algorithm 1, Figure 3).
 
-For each chosen layer, in model order: take its simplified form (pruned + clustered; layers
-after the first are re-clustered, since retraining moved their nonzero weights), encode the
-nonzeros in a Bloomier filter with that layer's ``t``, put the weights reconstructed *from the
-filter* (false positives included) into the model, freeze the layer, and retrain the layers
-after it for a few epochs to absorb the errors. Encoded layers are never retrained.
+For each chosen layer, in model order: take its simplified form (pruned + clustered), encode
+the nonzeros in a Bloomier filter with that layer's ``t``, put the weights reconstructed *from
+the filter* (false positives included) into the model, freeze the layer (weights and bias),
+and retrain the layers after it for a few epochs to absorb the errors. Encoded layers are never
+retrained.
+
+Two refinements beyond the paper, both choices of what the file stores, never of the test data:
+
+- Layers still waiting to be encoded are retrained *as clustered layers* (trained
+  quantization: their assignments stay fixed, their k shared values are trained, the gradient
+  of a value being the sum of its members' gradients), so they need no re-clustering.
+- Seed selection: ``seed_trials`` filters are built with different seeds (each false-positive
+  pattern is different) and the one whose reconstruction gives the lowest *validation* loss is
+  kept; its seed is recorded in the file.
 
 ``t`` is given per layer or chosen automatically: the smallest ``t`` whose validation error
 after retraining is within ``tolerance`` percentage points of the simplified model's validation
@@ -25,7 +34,10 @@ from ..api import EncodedLayer
 from ..errors import InputError
 from ..filters import build
 
-__all__ = ["EncodeConfig", "LayerReport", "CompressResult", "encode_with_retraining", "layer_seed"]
+#: Largest layer (positions) for which construction="auto" picks the compact construction.
+AUTO_COMPACT_MAX_POSITIONS = 1 << 24
+
+__all__ = ["AUTO_COMPACT_MAX_POSITIONS", "resolve_construction", "EncodeConfig", "LayerReport", "CompressResult", "encode_with_retraining", "layer_seed"]
 
 
 @dataclass(frozen=True)
@@ -37,12 +49,15 @@ class EncodeConfig:
         t_min, t_max: range searched for an automatic t (t_min None: ceil(log2 k) + 1).
         tolerance: allowed increase of validation error (percentage points) for automatic t.
         retrain: training of the later layers after each encoding (None: no retraining).
-        construction: filter construction ("paper" or "compact").
+        construction: filter construction: "paper", "compact", or "auto" (compact for layers of
+            up to ``AUTO_COMPACT_MAX_POSITIONS`` positions, where its slower decode costs
+            milliseconds; paper above).
         c: cells per key (None: the construction's default).
         shards: filter shards per layer.
         entropy: entropy-code the tables in the file.
         dense_dtype: on-disk dtype of layers stored densely ("float32" or "float16").
         seed: base seed of the filters (each layer derives its own from its name).
+        seed_trials: filters built per (layer, t) to pick the least harmful false positives.
     """
 
     t: Mapping[str, int] = field(default_factory=dict)
@@ -50,12 +65,13 @@ class EncodeConfig:
     t_max: int = 12
     tolerance: float = 0.05
     retrain: Any = None
-    construction: str = "paper"
+    construction: str = "auto"
     c: float | None = None
     shards: int = 1
     entropy: bool = True
     dense_dtype: str = "float32"
     seed: int = 0
+    seed_trials: int = 8
 
     def validate(self) -> None:
         """Raise :class:`InputError` for an invalid field."""
@@ -68,6 +84,8 @@ class EncodeConfig:
         for name, t in self.t.items():
             if not isinstance(t, (int, np.integer)) or not 1 <= int(t) <= 16:
                 raise InputError(f"t for {name!r} must be an integer in [1, 16], got {t!r}")
+        if not 1 <= self.seed_trials <= 1024:
+            raise InputError(f"seed_trials must be in [1, 1024], got {self.seed_trials}")
         if self.dense_dtype not in ("float32", "float16"):
             raise InputError(f"dense dtype must be 'float32' or 'float16', got {self.dense_dtype!r}")
 
@@ -83,6 +101,8 @@ class LayerReport:
     k: int
     t: int
     auto_t: bool
+    construction: str
+    seed: int
     m: int
     false_positives: int
     filter_bytes: int
@@ -120,6 +140,80 @@ def layer_seed(base: int, name: str) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
+def resolve_construction(construction: str, positions: int) -> str:
+    """Return the construction used for a layer of ``positions`` positions ("auto" resolved)."""
+    from ..filters import constructions
+
+    if construction != "auto":
+        return construction
+    if "compact" in constructions() and positions <= AUTO_COMPACT_MAX_POSITIONS:
+        return "compact"
+    return "paper"
+
+
+def _val_loss(model: Any, split: Any, batch: int = 2000) -> float:
+    import torch
+    import torch.nn.functional as F
+
+    was = model.training
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(split), batch):
+            x = torch.as_tensor(split.x[i : i + batch])
+            y = torch.as_tensor(split.y[i : i + batch])
+            total += float(F.cross_entropy(model(x), y, reduction="sum"))
+    model.train(was)
+    return total / max(len(split), 1)
+
+
+def _quantized(codebook: np.ndarray, indices: np.ndarray) -> Any:
+    """A parametrization ``W -> codebook[indices]`` (0 where ``indices == -1``), codebook trainable."""
+    import torch
+    from torch import nn
+
+    class Quantized(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.codebook = nn.Parameter(torch.from_numpy(np.array(codebook, dtype=np.float32)))
+            self.register_buffer("idx", torch.from_numpy(np.maximum(indices, 0).astype(np.int64)))
+            self.register_buffer("nz", torch.from_numpy((indices >= 0).astype(np.float32)))
+
+        def forward(self, w: Any) -> Any:
+            return self.codebook[self.idx] * self.nz
+
+    return Quantized()
+
+
+def _retrain(model: Any, data: Any, cfg: Any, trainable: set[str], pending: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Train ``trainable`` parameters and the codebooks of the ``pending`` clustered layers
+    (assignments fixed); return the pending layers' new (indices, codebook)."""
+    import torch
+    from torch.nn.utils import parametrize
+
+    from ..training import train
+
+    for name, (idx, cb) in pending.items():
+        mod, _, attr = name.rpartition(".")
+        parametrize.register_parametrization(model.get_submodule(mod), attr, _quantized(cb, idx))
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    try:
+        names = {n for n, _ in model.named_parameters()}
+        books = {n for n in names if n.endswith(".codebook")}
+        train(model, data, cfg, trainable=(trainable & names) | books)
+    finally:
+        for name, (idx, _) in pending.items():
+            mod, _, attr = name.rpartition(".")
+            module = model.get_submodule(mod)
+            cb = getattr(module.parametrizations, attr)[0].codebook.detach().cpu().numpy().astype(np.float32)
+            parametrize.remove_parametrizations(module, attr, leave_parametrized=True)
+            out[name] = (idx, cb)
+            with torch.no_grad():
+                w = np.where(idx >= 0, cb[np.maximum(idx, 0)], 0).astype(np.float32)
+                getattr(module, attr).copy_(torch.from_numpy(w))
+    return out
+
+
 def _ordered(model: Any, names: list[str]) -> list[str]:
     order = [n for n, _ in model.named_parameters()]
     missing = [n for n in names if n not in order]
@@ -152,9 +246,9 @@ def encode_with_retraining(
     """
     import torch
 
-    from ..simplify.cluster import cluster_weight
+    from .. import training
+    from ..filters.hashing import derive_seed
     from ..simplify.magnitude import get_param
-    from ..training import evaluate, train
 
     cfg.validate()
     say = log or (lambda s: None)
@@ -162,7 +256,8 @@ def encode_with_retraining(
     model = copy.deepcopy(simplified.model)
     names = _ordered(model, list(simplified.layers))
     param_order = [n for n, _ in model.named_parameters()]
-    masks = {n: torch.from_numpy(np.ascontiguousarray(simplified.layers[n].mask)).to(torch.float32) for n in names}
+    # current (indices, codebook) of every simplified layer; pending ones are retrained clustered
+    state = {n: (simplified.layers[n].indices, simplified.layers[n].codebook) for n in names}
     frozen: set[str] = set()
     encoded: dict[str, EncodedLayer] = {}
     encoded_indices: dict[str, np.ndarray] = {}
@@ -171,44 +266,48 @@ def encode_with_retraining(
 
     for li, name in enumerate(names):
         lr = simplified.layers[name]
-        if li == 0:
-            indices, codebook = lr.indices, lr.codebook
-        else:  # retraining moved this layer's nonzeros: cluster them again (zeros stay zero)
-            w = get_param(model, name).detach().cpu().numpy() * lr.mask
-            cl = cluster_weight(w, lr.k, lr.init, seed=cfg.seed + li)
-            indices, codebook = cl.indices, cl.codebook
+        indices, codebook = state[name]
         shape = tuple(indices.shape)
         flat = indices.ravel()
         keys = np.flatnonzero(flat >= 0).astype(np.int64)
         values = flat[keys].astype(np.int64)
+        construction = resolve_construction(cfg.construction, int(flat.size))
         bias = _module_prefix(name) + ".bias"
         layer_frozen = frozen | {name} | ({bias} if bias in param_order else set())
         later = param_order[param_order.index(name) + 1 :]
-        trainable = {n for n in later if n not in layer_frozen}
-        train_masks = {n: masks[n] for n in names if n in trainable}
+        pending_names = names[li + 1 :]
+        trainable = {n for n in later if n not in layer_frozen and n not in pending_names}
         min_t = max(int(np.ceil(np.log2(lr.k))) + 1 if lr.k > 1 else 1, 1)
-        seed = layer_seed(cfg.seed, name)
-        trials: dict[int, tuple[float, float, Any, Any, float]] = {}
+        base_seed = layer_seed(cfg.seed, name)
+        trials: dict[int, Any] = {}
 
-        def trial(t: int) -> tuple[float, float, Any, Any, float]:
+        def trial(t: int) -> Any:
             if t in trials:
                 return trials[t]
-            t0 = time.perf_counter()
-            f = build(keys, values, k=lr.k, t=t, size=int(flat.size), seed=seed,
-                      construction=cfg.construction, c=cfg.c, shards=cfg.shards)
-            secs = time.perf_counter() - t0
-            w = f.reconstruct(shape, codebook)
-            cand = copy.deepcopy(model)
-            with torch.no_grad():
-                get_param(cand, name).copy_(torch.from_numpy(w))
-            err0 = evaluate(cand, data.val)
-            if cfg.retrain is not None and trainable:
+            best = None
+            secs = 0.0
+            for s in range(cfg.seed_trials):
+                t0 = time.perf_counter()
+                f = build(keys, values, k=lr.k, t=t, size=int(flat.size), seed=derive_seed(base_seed, s) >> 1,
+                          construction=construction, c=cfg.c, shards=cfg.shards)
+                secs += time.perf_counter() - t0
+                w = torch.from_numpy(f.reconstruct(shape, codebook))
+                cand = copy.deepcopy(model)
+                with torch.no_grad():
+                    get_param(cand, name).copy_(w)
+                loss = _val_loss(cand, data.val) if cfg.seed_trials > 1 else 0.0
+                if best is None or loss < best[0]:
+                    best = (loss, f, cand)
+            _, f, cand = best
+            err0 = training.evaluate(cand, data.val)
+            pending = {n: state[n] for n in pending_names}
+            if cfg.retrain is not None and (trainable or pending):
                 rcfg = replace(cfg.retrain, progress=progress, desc=f"retrain after {name} t={t}")
-                train(cand, data, rcfg, trainable=trainable, masks=train_masks)
-            err1 = evaluate(cand, data.val)
-            say(f"{name}: t={t} val error {err0:.2f}% encoded, {err1:.2f}% retrained "
+                pending = _retrain(cand, data, rcfg, trainable, pending)
+            err1 = training.evaluate(cand, data.val)
+            say(f"{name}: t={t} ({construction}) val error {err0:.2f}% encoded, {err1:.2f}% retrained "
                 f"(simplified {base_val:.2f}%)")
-            trials[t] = (err0, err1, f, cand, secs)
+            trials[t] = (err0, err1, f, cand, secs, pending)
             return trials[t]
 
         if name in cfg.t:
@@ -229,8 +328,9 @@ def encode_with_retraining(
             t = lo
             trial(t)
             auto = True
-        err0, err1, f, cand, secs = trials[t]
+        err0, err1, f, cand, secs, pending = trials[t]
         model = cand
+        state.update(pending)
         frozen = layer_frozen
         encoded[name] = EncodedLayer(f, codebook, shape)
         encoded_indices[name] = indices
@@ -243,6 +343,8 @@ def encode_with_retraining(
                 k=int(lr.k),
                 t=t,
                 auto_t=auto,
+                construction=construction,
+                seed=int(f.seed),
                 m=int(f.m),
                 false_positives=int(f.count_false_positives()),
                 filter_bytes=int(f.nbytes),
@@ -263,7 +365,7 @@ def encode_with_retraining(
         indices=encoded_indices,
         simplified_val_error=base_val,
         simplified_test_error=float(simplified.test_error),
-        val_error=evaluate(model, data.val),
-        test_error=evaluate(model, data.test),
+        val_error=training.evaluate(model, data.val),
+        test_error=training.evaluate(model, data.test),
         seconds=time.perf_counter() - t_start,
     )

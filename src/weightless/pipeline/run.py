@@ -41,9 +41,10 @@ class RunOptions:
     t: str | dict[str, int] = "auto"
     tolerance: float = 0.05
     retrain_epochs: float = 2.0
-    retrain_lr: float = 2e-4
+    retrain_lr: float = 5e-4
     t_max: int = 12
-    construction: str = "paper"
+    construction: str = "auto"
+    seed_trials: int = 8
     c: float | None = None
     shards: int = 1
     entropy: bool = True
@@ -153,7 +154,7 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
         retrain = TrainConfig(epochs=max(epochs, 0.05), lr=opts.retrain_lr, seed=opts.seed)
     cfg = EncodeConfig(
         t=tmap, tolerance=opts.tolerance, retrain=retrain, construction=opts.construction, c=opts.c,
-        shards=opts.shards, entropy=opts.entropy, dense_dtype=opts.dense_dtype, seed=opts.seed, t_max=opts.t_max,
+        shards=opts.shards, seed_trials=opts.seed_trials, entropy=opts.entropy, dense_dtype=opts.dense_dtype, seed=opts.seed, t_max=opts.t_max,
     )
     t_enc = time.perf_counter()
     res = encode_with_retraining(simplified, data, cfg, progress=opts.progress, log=log)
