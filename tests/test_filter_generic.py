@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from weightless.filters import BloomierFilter, build
-from weightless.filters.base import register
+from weightless.filters import base
 from weightless.filters.paper import PAPER
 
 
@@ -33,7 +33,11 @@ class _GenericTest:
         PAPER.decode_into(cells, aux, t, k, seed, start, codebook, out, use_numba=False)
 
 
-register(_GenericTest())
+@pytest.fixture(scope="module", autouse=True)
+def _registered():
+    base.register(_GenericTest())
+    yield
+    base._REGISTRY.pop("generic-test", None)  # leave the registry as other tests expect it
 
 
 @pytest.mark.parametrize("shards", [1, 3])
