@@ -89,7 +89,6 @@ def test_sizes_are_real_encoded_bytes(quick_run) -> None:
     from weightless.baselines import csr_encode, dc_encode
     from weightless.experiments.common import load_data, prepare_simplified
     from weightless.filters import build
-    from weightless.pipeline.compress import layer_seed
 
     out, cache, _ = quick_run
     res = json.loads((out / "table123.json").read_text())
@@ -100,8 +99,7 @@ def test_sizes_are_real_encoded_bytes(quick_run) -> None:
     lr = simp.layers["fc1.weight"]
     flat = lr.indices.ravel()
     keys = np.flatnonzero(flat >= 0)
-    f = build(keys, flat[keys], k=lr.k, t=row["t"], size=flat.size, seed=layer_seed(0, "fc1.weight"),
-              construction="paper")
+    f = build(keys, flat[keys], k=lr.k, t=row["t"], size=flat.size, seed=row["seed"], construction="paper")
     assert row["m"] == f.m and row["false_positives"] == f.count_false_positives()
     shape = tuple(lr.indices.shape)
     assert row["bytes"]["weightless_raw"] == len(weightless_layer_bytes(f, shape, lr.codebook, entropy=False))

@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--simplify-scale", type=float, default=None,
                    help="factor on the recipes' simplification epochs (default 0.25 full, 0.125 quick)")
     p.add_argument("--retrain-epochs", type=float, default=None,
-                   help="retraining epochs after each encoded layer (default 0.3 full, 0.1 quick)")
+                   help="retraining epochs after each encoded layer (default 0.25 full, 0.1 quick)")
     p.add_argument("--no-progress", action="store_true", help="no training progress bars")
     p.set_defaults(func=run)
 

@@ -37,6 +37,9 @@ __all__ = [
     "prepare_simplified",
     "encoded_layer_sizes",
     "available_constructions",
+    "construction_check",
+    "construction_check_layers",
+    "val_subset",
     "fmt_factor",
     "fmt_kb",
 ]
@@ -61,8 +64,13 @@ class ReproConfig:
         seed: base seed of everything (training, k-means, filters, synthetic layers).
         simplify_scale: factor on every epoch count of the paper recipes' simplification.
         retrain_epochs: epochs of retraining the later layers after each encoded layer.
+        retrain_lr: Adam learning rate of that retraining (short runs need a larger rate).
+        seed_trials: filters built per (layer, t) by the pipeline's seed selection (the one
+            with the lowest validation loss is kept).
         tolerance: allowed increase of the validation error (percentage points) when choosing t.
         t_max: largest t tried by the automatic choice.
+        val_images: validation images used to choose t (None: all 10,000); the simplified
+            model's validation error is measured on the same images.
         cache_dir: dense checkpoints and simplified models (None: no cache).
         progress: show training progress bars on stderr.
         recipes: the (model, pruning) settings of Tables 1-3.
@@ -77,14 +85,17 @@ class ReproConfig:
     quick: bool = False
     seed: int = 0
     simplify_scale: float = 0.25
-    retrain_epochs: float = 0.3
-    tolerance: float = 0.05
-    t_max: int = 10
+    retrain_epochs: float = 0.25
+    retrain_lr: float = 1e-3
+    seed_trials: int = 2
+    tolerance: float = 0.1
+    t_max: int = 11
+    val_images: int | None = 5000
     cache_dir: str | None = "checkpoints"
     progress: bool = True
     recipes: tuple[tuple[str, str], ...] = RECIPES
     figure4_fractions: tuple[float, ...] = (0.005, 0.01, 0.02, 0.035, 0.055, 0.10)
-    figure4_epochs: float = 1.0
+    figure4_epochs: float = 0.5
     figure2_ts: tuple[int, ...] = tuple(range(4, 13))
     vgg_row_scale: float = 1.0
     decode_repeats: int = 3
@@ -94,7 +105,7 @@ class ReproConfig:
         """The default configuration of ``--quick`` (smoke) or ``--full``, with overrides."""
         if quick:
             base = cls(
-                quick=True, simplify_scale=1 / 8, retrain_epochs=0.1, tolerance=0.5, t_max=9,
+                quick=True, simplify_scale=1 / 8, retrain_epochs=0.1, tolerance=0.5, t_max=9, val_images=None, seed_trials=1,
                 figure4_fractions=(0.01, 0.05), figure4_epochs=0.3, figure2_ts=(5, 7, 9), vgg_row_scale=1 / 32,
                 decode_repeats=1,
             )
@@ -112,6 +123,8 @@ class ReproConfig:
             raise InputError(f"t_max must be in [1, 16], got {self.t_max}")
         if not 0 < self.vgg_row_scale <= 1:
             raise InputError(f"vgg_row_scale must be in (0, 1], got {self.vgg_row_scale}")
+        if self.val_images is not None and self.val_images < 100:
+            raise InputError(f"val_images must be >= 100 (or None for all), got {self.val_images}")
         if self.decode_repeats < 1:
             raise InputError(f"decode_repeats must be >= 1, got {self.decode_repeats}")
         for f in self.figure4_fractions:
@@ -275,11 +288,12 @@ def read_result(out_dir: str | os.PathLike, name: str) -> dict[str, Any] | None:
 
 
 def load_data(quick: bool) -> Any:
-    """MNIST (train 50k / val 10k / test 10k), or the quick subset (10k / 10k / 10k... first 10k)."""
+    """MNIST (train 50k / val 10k / test 10k), or for ``quick`` the first 10k training and
+    2k validation and test images."""
     from ..data.mnist import load_mnist
 
     data = load_mnist()
-    return data.subset(10_000, 10_000) if quick else data
+    return data.subset(10_000, 2_000) if quick else data
 
 
 def dense_model(model: str, data: Any, cfg: ReproConfig, log: Log) -> tuple[Any, dict[str, Any]]:
@@ -304,11 +318,12 @@ def _recipe(model: str, pruning: str, cfg: ReproConfig) -> Any:
     return replace(PAPER_RECIPES[(model, pruning)], seed=cfg.seed).scaled(cfg.simplify_scale)
 
 
-def _simplified_key(model: str, pruning: str, cfg: ReproConfig, n_train: int) -> str:
+def _simplified_key(model: str, pruning: str, cfg: ReproConfig, data: Any) -> str:
     from ..simplify import DENSE_TRAINING
 
     blob = json.dumps(
-        {"model": model, "pruning": pruning, "seed": cfg.seed, "quick": cfg.quick, "n_train": n_train,
+        {"model": model, "pruning": pruning, "seed": cfg.seed, "quick": cfg.quick, "n_train": len(data.train),
+         "n_val": len(data.val), "n_test": len(data.test),
          "recipe": repr(_recipe(model, pruning, cfg)), "dense": repr(DENSE_TRAINING[model]), "v": 1},
         sort_keys=True,
     )
@@ -334,7 +349,7 @@ def prepare_simplified(model: str, pruning: str, cfg: ReproConfig, data: Any, lo
     if (model, pruning) not in PAPER_TABLE1:
         raise InputError(f"no paper recipe for model {model!r} with pruning {pruning!r}")
     recipe = _recipe(model, pruning, cfg)
-    key = _simplified_key(model, pruning, cfg, len(data.train))
+    key = _simplified_key(model, pruning, cfg, data)
     cdir = None if cfg.cache_dir is None else Path(cfg.cache_dir) / "simplified" / f"{model}-{pruning}-{key}"
     if cdir is not None and (cdir / "meta.json").exists():
         try:
@@ -399,6 +414,46 @@ def available_constructions() -> list[str]:
 
     names = constructions()
     return ["paper"] + (["compact"] if "compact" in names else [])
+
+
+def construction_check(construction: str, indices: np.ndarray, codebook: np.ndarray, k: int, t: int, seed: int) -> str | None:
+    """Build ``construction`` on one real layer and round-trip its records (cheap, before any
+    retraining is spent on it). Returns None if it works, else the error message."""
+    from ..filters import build
+
+    flat = np.asarray(indices).ravel()
+    keys = np.flatnonzero(flat >= 0).astype(np.int64)
+    try:
+        f = build(keys, flat[keys].astype(np.int64), k=k, t=t, size=int(flat.size), seed=seed, construction=construction)
+        encoded_layer_sizes(f, tuple(np.asarray(indices).shape), codebook)
+    except WeightlessError as exc:
+        return f"{type(exc).__name__}: {exc} (layer of shape {tuple(np.asarray(indices).shape)}, t={t})"
+    return None
+
+
+def construction_check_layers(construction: str, layers: Any, t_values: Sequence[int], seed: int) -> str | None:
+    """:func:`construction_check` on every simplified layer (``LayerResult`` values) for every
+    usable t in ``t_values``; returns the first error message, or None."""
+    for l in layers:
+        for t in t_values:
+            if t <= int(np.ceil(np.log2(max(l.k, 2)))):
+                continue
+            problem = construction_check(construction, l.indices, l.codebook, l.k, t, seed)
+            if problem is not None:
+                return f"{l.paper_name}: {problem}"
+    return None
+
+
+def val_subset(data: Any, simplified: Any, n: int | None) -> tuple[Any, Any]:
+    """Return ``(data, simplified)`` whose validation split is the first ``n`` images (None:
+    unchanged), with the simplified model's validation error measured on them."""
+    from ..data.mnist import MNIST
+    from ..training import evaluate
+
+    if n is None or n >= len(data.val):
+        return data, simplified
+    d = MNIST(data.train, data.val.head(n), data.test)
+    return d, replace(simplified, val_error=evaluate(simplified.model, d.val))
 
 
 def encoded_layer_sizes(f: Any, shape: Sequence[int], codebook: np.ndarray) -> dict[str, int]:

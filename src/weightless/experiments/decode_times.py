@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import WeightlessError
 from . import paper_values as P
 from .common import Log, Progress, ReproConfig, available_constructions, env_info, load_data, prepare_simplified, read_result
 
@@ -53,7 +54,6 @@ def time_decode(indices: np.ndarray, codebook: np.ndarray, k: int, t: int, seed:
     """
     from ..accounting import weightless_layer_bytes, weightless_layer_decode
     from ..baselines import dc_decode, dc_encode
-    from ..errors import WeightlessError
     from ..filters import build
 
     shape = tuple(indices.shape)
@@ -129,7 +129,12 @@ def run(cfg: ReproConfig, log: Log, out_dir: str | None = None) -> dict[str, Any
                     for r in e["constructions"].get(con, {}).get("layers", []):
                         if r["name"] == name:
                             t, t_src = r["t"], "this run's Table 1"
-            res = time_decode(lr.indices, lr.codebook, lr.k, t, layer_seed(cfg.seed, name), con, cfg.decode_repeats)
+            try:
+                res = time_decode(lr.indices, lr.codebook, lr.k, t, layer_seed(cfg.seed, name), con, cfg.decode_repeats)
+            except WeightlessError as exc:
+                rows.append({"model": model, "layer": lr.paper_name, "construction": con, "error": f"{type(exc).__name__}: {exc}"})
+                prog.step(f"{model} {lr.paper_name} {con} FAILED: {exc}")
+                continue
             res.update(model=model, pruning=pruning, layer=lr.paper_name, t_source=t_src,
                        paper_seconds=P.DECODE_SECONDS[model])
             rows.append(res)
@@ -139,7 +144,12 @@ def run(cfg: ReproConfig, log: Log, out_dir: str | None = None) -> dict[str, Any
     _, frac, k, t = P.VGG_LAYERS["FC-0"]
     idx, cb = synthetic_layer(shape, frac, k, cfg.seed)
     for con in cons:
-        res = time_decode(idx, cb, k, t, layer_seed(cfg.seed, "vgg16.FC-0"), con, cfg.decode_repeats)
+        try:
+            res = time_decode(idx, cb, k, t, layer_seed(cfg.seed, "vgg16.FC-0"), con, cfg.decode_repeats)
+        except WeightlessError as exc:
+            rows.append({"model": "vgg16", "layer": "FC-0", "construction": con, "error": f"{type(exc).__name__}: {exc}"})
+            prog.step(f"vgg16 FC-0 {con} FAILED: {exc}")
+            continue
         res.update(model="vgg16", pruning="magnitude (synthetic weights)", layer="FC-0", t_source="paper Table 1",
                    paper_seconds=P.DECODE_SECONDS["vgg16"])
         rows.append(res)
@@ -174,6 +184,9 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["layers"]:
+        if "error" in r:
+            out.append(f"| {r['model']} | {r['layer']} | | | {r['construction']} | failed: {r['error']} | | | | |")
+            continue
         d, p = r["decode_seconds"], r["paper_seconds"]
         out.append(
             f"| {r['model']} | {r['layer']} | {r['shape'][0]}x{r['shape'][1]} | {r['t']} | {r['construction']} | "

@@ -64,7 +64,7 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
             get_param(net, LAYER).copy_(torch.from_numpy(f.reconstruct(shape, lr.codebook)))
         before_test, before_val = evaluate(net, data.test), evaluate(net, data.val)
         if cfg.retrain_epochs > 0:
-            rc = TrainConfig(epochs=cfg.retrain_epochs, lr=2e-4, seed=cfg.seed, progress=cfg.progress,
+            rc = TrainConfig(epochs=cfg.retrain_epochs, lr=cfg.retrain_lr, seed=cfg.seed, progress=cfg.progress,
                              desc=f"retrain t={t}")
             train(net, data, rc, trainable=trainable, masks=masks)
         after_test, after_val = evaluate(net, data.test), evaluate(net, data.val)

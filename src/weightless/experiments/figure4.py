@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import WeightlessError
 from .common import (
     Log,
     Progress,
@@ -96,12 +97,18 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
     shape = tuple(head0.fc1.weight.shape)
     dense_bytes = 4 * int(np.prod(shape))
 
+    # Retraining FC-1 for `retrain_epochs` sees that many epochs' worth of training images: use a
+    # fixed random subset of that size for one epoch (hidden features are computed for it only).
+    n_re = min(len(feats.train), max(1, int(round(cfg.retrain_epochs * len(feats.train)))))
+    pick = np.sort(np.random.default_rng(cfg.seed).permutation(len(feats.train))[:n_re])
+    re_train = Split(feats.train.x[pick], feats.train.y[pick])
+
     def retrain_fc2(w: np.ndarray, b: np.ndarray, fc2: nn.Linear) -> tuple[float, float]:
         """Retrain a copy of FC-1 on the hidden features of FC-0 = w; return (val, test) error."""
-        hid = MNIST(*(Split(_hidden(w, b, s.x), s.y) for s in (feats.train, feats.val, feats.test)))
+        hid = MNIST(*(Split(_hidden(w, b, s.x), s.y) for s in (re_train, feats.val, feats.test)))
         lin = copy.deepcopy(fc2)
         if cfg.retrain_epochs > 0:
-            train(lin, hid, TrainConfig(epochs=cfg.retrain_epochs, lr=2e-4, seed=cfg.seed))
+            train(lin, hid, TrainConfig(epochs=1.0, lr=cfg.retrain_lr, seed=cfg.seed))
         return evaluate(lin, hid.val), evaluate(lin, hid.test)
 
     points = []
@@ -129,7 +136,8 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
         dc = min(base["csr_huffman"], base["csr_huffman_best"])
         point["deep_compression_factor"] = dense_bytes / dc
         point["csr_factor"] = dense_bytes / base["csr"]
-        for con in cons:
+
+        def _encode(con: str) -> dict[str, Any]:
             t_lo = int(np.ceil(np.log2(K))) + 1
             trials = []
             chosen = None
@@ -142,7 +150,7 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
                     break
             t, f, v, te = chosen
             sizes = encoded_layer_sizes(f, shape, cl.codebook)
-            point["weightless"][con] = {
+            return {
                 "t": t, "m": int(f.m), "false_positives": int(f.count_false_positives()),
                 "val_error": v, "test_error": te, "iso_accuracy_val": bool(v <= base_val + cfg.tolerance),
                 "iso_accuracy_test": bool(te <= base_test + cfg.tolerance),
@@ -150,10 +158,18 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
                 "factor_raw": dense_bytes / sizes["weightless_raw"],
                 "improvement_vs_deep_compression": dc / sizes["weightless_entropy"], "trials": trials,
             }
+
+        for con in cons:
+            try:
+                point["weightless"][con] = _encode(con)
+            except WeightlessError as exc:  # e.g. a construction that is still being finished
+                log(f"figure4 {100 * frac:g}% {con}: failed: {exc}")
+                point["weightless"][con] = {"error": f"{type(exc).__name__}: {exc}"}
         points.append(point)
         prog.step(
             f"{100 * frac:g}% nonzero: Deep Compression {point['deep_compression_factor']:.0f}x, "
-            + ", ".join(f"Weightless {c} t={w['t']} {w['factor_entropy']:.0f}x" for c, w in point["weightless"].items())
+            + ", ".join(f"Weightless {c} t={w['t']} {w['factor_entropy']:.0f}x" for c, w in point["weightless"].items()
+                        if "error" not in w)
         )
     return {
         "experiment": NAME,
@@ -191,6 +207,9 @@ def markdown(result: dict[str, Any]) -> str:
         cells = []
         for c in cons:
             w = p["weightless"][c]
+            if "error" in w:
+                cells.append(f"failed: {w['error']}")
+                continue
             flag = "" if w["iso_accuracy_val"] else " (NOT iso-accurate)"
             cells.append(f"t={w['t']}, {fmt_factor(w['factor_entropy'])}, {w['test_error']:.2f}, "
                          f"{w['improvement_vs_deep_compression']:.2f}x{flag}")

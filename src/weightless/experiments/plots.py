@@ -86,8 +86,10 @@ def plot_figure4(result: dict[str, Any], path: str | os.PathLike) -> Path:
     ax.plot(xs, [p["deep_compression_factor"] for p in pts], "o-", color="tab:gray", label="Deep Compression (CSR + Huffman)")
     colors = {"paper": "tab:red", "compact": "tab:green"}
     for con in pts[0]["weightless"]:
-        ax.plot(xs, [p["weightless"][con]["factor_entropy"] for p in pts], "s-", color=colors.get(con),
-                label=f"Weightless ({con} construction)")
+        ok = [(x, p["weightless"][con]) for x, p in zip(xs, pts) if "error" not in p["weightless"].get(con, {"error": 1})]
+        if ok:
+            ax.plot([x for x, _ in ok], [w["factor_entropy"] for _, w in ok], "s-", color=colors.get(con),
+                    label=f"Weightless ({con} construction)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("nonzero weights (%)")

@@ -29,6 +29,8 @@ def headline(table: dict[str, Any]) -> dict[str, Any]:
         for con, c in e["constructions"].items():
             h = out.setdefault(con, {"max_compression": (0.0, ""), "max_improvement_entropy": (0.0, ""),
                                      "max_improvement_raw": (0.0, ""), "iso_accuracy": []})
+            if "error" in c:
+                continue
             h["iso_accuracy"].append((f"{e['model']}/{e['pruning']}", c.get("iso_accuracy")))
             for r in c.get("layers", []):
                 where = f"{e['model']} {e['pruning']} {r['paper_name']}"
@@ -37,6 +39,13 @@ def headline(table: dict[str, Any]) -> dict[str, Any]:
                                  ("max_improvement_raw", r["improvement_raw"])):
                     if val > h[key][0]:
                         h[key] = (val, where)
+    return out
+
+
+def _prod(xs: list[int]) -> int:
+    out = 1
+    for x in xs:
+        out *= int(x)
     return out
 
 
@@ -101,6 +110,18 @@ def readme_results(out_dir: str | os.PathLike, total_seconds: float | None = Non
                             f"{fmt_factor(dense_over(r, 'csr_huffman'))} / best width {fmt_factor(dense_over(r, 'csr_huffman_best'))} "
                             f"vs paper {fmt_factor(p['csr_huffman_factor'])}"
                         )
+        shapes = []
+        for e in t["recipes"]:
+            for n, l in e["simplified_layers"].items():
+                pl = P.TABLE1[(e["model"], e["pruning"])]["layers"].get(l["paper_name"], {})
+                ours_kb = 4 * _prod(l["shape"]) / P.KB
+                if pl and abs(ours_kb - pl["size_kb"]) > 0.05 * pl["size_kb"]:
+                    shapes.append(f"{e['model']} {e['pruning']} {l['paper_name']}: ours {ours_kb:.0f} KB dense "
+                                  f"({'x'.join(map(str, l['shape']))}), paper {pl['size_kb']} KB")
+        if shapes:
+            lines += ["### Layers whose dense size differs from the paper's", "",
+                      "Compare compression factors, not KB, for these (the paper's model had other layer shapes):", ""]
+            lines += [f"- {x}" for x in shapes] + [""]
         if misses:
             lines += ["### Where a figure falls short of the paper's", "",
                       "Layers where a Weightless factor or improvement is below the paper's, with what "

@@ -63,6 +63,9 @@ def reproduce(cfg: ReproConfig, out_dir: str | Path, only: Sequence[str] | None,
         t1 = time.perf_counter()
         run_experiment(n, cfg, out_dir, log)
         timing[n] = round(time.perf_counter() - t1, 1)
+        # figures and the README section are refreshed after each experiment (partial results survive)
+        figures = [str(p) for p in plot_all(out_dir)]
+        readme = write_readme_results(out_dir, total_seconds=time.perf_counter() - t0)
         log(f"=== {n} done in {timing[n]:.0f} s ===")
     figures = [str(p) for p in plot_all(out_dir)]
     readme = write_readme_results(out_dir, total_seconds=time.perf_counter() - t0)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import WeightlessError
 from . import paper_values as P
 from .common import Log, Progress, ReproConfig, available_constructions, env_info, fmt_factor, fmt_kb
 
@@ -73,8 +74,13 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
         gen = time.perf_counter() - t0
         per: dict[str, Any] = {}
         for con in cons:
-            s = layer_sizes(idx, codebook, k=k, t=t, conv=False, seed=layer_seed(cfg.seed, f"vgg16.{layer}"),
-                            construction=con)
+            try:
+                s = layer_sizes(idx, codebook, k=k, t=t, conv=False, seed=layer_seed(cfg.seed, f"vgg16.{layer}"),
+                                construction=con)
+            except WeightlessError as exc:  # e.g. a construction that is still being finished
+                per[con] = {"error": f"{type(exc).__name__}: {exc}"}
+                prog.step(f"VGG-16 {layer} {con} FAILED: {exc}")
+                continue
             s.pop("cells", None)
             per[con] = s
             prog.step(f"VGG-16 {layer} {shape[0]}x{shape[1]} {con}: "
@@ -122,6 +128,10 @@ def markdown(result: dict[str, Any]) -> str:
     for l in result["layers"]:
         p = l["paper"]
         for con, s in l["constructions"].items():
+            if "error" in s:
+                out.append(f"| {l['layer']} | {l['shape'][0]}x{l['shape'][1]} | | | | {con} | failed: {s['error']} |"
+                           + " |" * 8)
+                continue
             b, f, sec = s["bytes"], s["factor"], s["seconds"]
             dc = min(b["csr_huffman"], b["csr_huffman_auto"])
             dec = sec["weightless_entropy"]["decode"] + sec["weightless_reconstruct"]["decode"]
