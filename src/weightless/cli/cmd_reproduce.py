@@ -48,10 +48,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--cache-dir", default="checkpoints", help="dense and simplified model cache (default ./checkpoints)")
     p.add_argument("--no-cache", action="store_true", help="train and simplify from scratch, save nothing")
     p.add_argument("--simplify-scale", type=float, default=None,
-                   help="factor on the recipes' simplification epochs (default 0.25 full, 0.125 quick)")
+                   help="factor on the recipes' simplification epochs (default 0.5 full, 0.125 quick)")
     p.add_argument("--retrain-epochs", type=float, default=None,
-                   help="retraining epochs after each encoded layer (default 0.25 full, 0.1 quick)")
+                   help="retraining epochs after each encoded layer (default 1.0 full, 0.1 quick)")
     p.add_argument("--no-progress", action="store_true", help="no training progress bars")
+    p.add_argument("--render-only", action="store_true",
+                   help="run nothing: redraw the figures and README_results.md from the JSON in --out")
     p.set_defaults(func=run)
 
 
@@ -86,6 +88,14 @@ def run(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
+    if args.render_only:
+        from ..experiments.plots import plot_all
+        from ..experiments.readme import write_readme_results
+
+        figures = [str(p) for p in plot_all(out)]
+        readme = write_readme_results(out)
+        print(json.dumps({"out": out, "figures": figures, "readme": str(readme)}, indent=1))
+        return 0
     log(f"reproduce {'--quick' if args.quick else '--full'} into {out}: {', '.join(args.only or ['all experiments'])}")
     summary = reproduce(cfg, out, args.only, log)
     log(f"done in {summary['seconds']:.0f} s ({summary['seconds'] / 60:.1f} min); results in {out}")

@@ -84,8 +84,8 @@ class ReproConfig:
 
     quick: bool = False
     seed: int = 0
-    simplify_scale: float = 0.25
-    retrain_epochs: float = 0.25
+    simplify_scale: float = 0.5
+    retrain_epochs: float = 1.0
     retrain_lr: float = 1e-3
     seed_trials: int = 2
     tolerance: float = 0.1
@@ -95,7 +95,7 @@ class ReproConfig:
     progress: bool = True
     recipes: tuple[tuple[str, str], ...] = RECIPES
     figure4_fractions: tuple[float, ...] = (0.005, 0.01, 0.02, 0.035, 0.055, 0.10)
-    figure4_epochs: float = 0.5
+    figure4_epochs: float = 1.0
     figure2_ts: tuple[int, ...] = tuple(range(4, 13))
     vgg_row_scale: float = 1.0
     decode_repeats: int = 3

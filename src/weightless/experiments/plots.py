@@ -90,8 +90,13 @@ def plot_figure4(result: dict[str, Any], path: str | os.PathLike) -> Path:
         if ok:
             ax.plot([x for x, _ in ok], [w["factor_entropy"] for _, w in ok], "s-", color=colors.get(con),
                     label=f"Weightless ({con} construction)")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
     ax.set_xscale("log")
-    ax.set_yscale("log")
+    ax.set_xticks(xs)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("nonzero weights (%)")
     ax.set_ylabel("compression factor (vs float32)")
     ax.set_title("LeNet5 FC-0: compression vs sparsity (iso-accuracy)")
