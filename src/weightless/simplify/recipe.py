@@ -265,7 +265,7 @@ def simplify(model: Any, data: MNIST, recipe: Recipe, progress: bool = False) ->
 #: Dense training of each model before simplification.
 DENSE_TRAINING: dict[str, TrainConfig] = {
     "lenet300": TrainConfig(epochs=20, batch_size=128, lr=1e-3, weight_decay=1e-4),
-    "lenet5": TrainConfig(epochs=8, batch_size=128, lr=1e-3),
+    "lenet5": TrainConfig(epochs=5, batch_size=128, lr=1e-3),
 }
 
 #: The paper's Table 1: (model, pruning) -> (error %, {tensor: (nonzero %, k)}).
@@ -289,8 +289,8 @@ def _paper_recipe(model: str, method: str) -> Recipe:
         dns = DNSConfig(surgery=TrainConfig(epochs=20, lr=1e-3), retrain=TrainConfig(epochs=8, lr=3e-4))
         finetune = TrainConfig(epochs=3, lr=2e-4, weight_decay=1e-4)
     else:
-        prune = PruneSchedule(steps=3, retrain=TrainConfig(epochs=2, lr=5e-4), final=TrainConfig(epochs=2, lr=2e-4))
-        dns = DNSConfig(surgery=TrainConfig(epochs=8, lr=1e-3), retrain=TrainConfig(epochs=3, lr=3e-4))
+        prune = PruneSchedule(steps=3, retrain=TrainConfig(epochs=1, lr=5e-4), final=TrainConfig(epochs=1, lr=2e-4))
+        dns = DNSConfig(surgery=TrainConfig(epochs=6, lr=1e-3), retrain=TrainConfig(epochs=2, lr=3e-4))
         finetune = TrainConfig(epochs=1, lr=1e-4)
     return Recipe(model=model, layers=lr, prune=prune, dns=dns, finetune=finetune)
 
