@@ -54,6 +54,17 @@ def assign_nearest(values: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     return np.searchsorted(bounds, np.asarray(values, dtype=np.float64), side="left").astype(np.int64)
 
 
+def _contiguous_codebook(xs: np.ndarray, k: int) -> np.ndarray:
+    """Fallback when Lloyd's centroids collapse in float32 (near-equal values): split the sorted
+    distinct values into k contiguous groups and take each group's mean over ``xs``. The groups
+    are disjoint ranges, so for float32 inputs the float32 means are strictly increasing."""
+    uniq = np.unique(xs)
+    cuts = uniq[np.linspace(0, uniq.size, k + 1).astype(np.int64)[1:-1]]
+    edges = np.concatenate([[0], np.searchsorted(xs, cuts, side="left"), [xs.size]])
+    cs = np.concatenate([[0.0], np.cumsum(xs)])
+    return ((cs[edges[1:]] - cs[edges[:-1]]) / np.diff(edges)).astype(np.float32)
+
+
 def kmeans_1d(
     values: np.ndarray,
     k: int,
@@ -99,6 +110,8 @@ def kmeans_1d(
         if shift <= tol * span:
             break
     codebook = c.astype(np.float32)
+    if np.unique(codebook).size != k or np.any(np.diff(codebook) <= 0):
+        codebook = _contiguous_codebook(xs, int(k))
     if np.unique(codebook).size != k or np.any(np.diff(codebook) <= 0):
         raise ConstructionError(
             f"k-means produced {np.unique(codebook).size} distinct float32 centroids instead of {k}; "
