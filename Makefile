@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench bench-simplify reproduce clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,14 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_filter.py
 	$(BIN)/python benchmarks/bench_constructions.py
 	$(BIN)/python benchmarks/bench_encodings.py
+
+# The four Table 1 simplification recipes from scratch (20-40 min on 2 cores).
+bench-simplify: $(STAMP)
+	$(BIN)/python benchmarks/run_recipes.py
+
+# The paper's tables and figures into results/ (about 45 min on 2 cores).
+reproduce: $(STAMP)
+	$(BIN)/weightless reproduce --full
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .hypothesis
