@@ -51,6 +51,10 @@ def register(subparsers: Any) -> None:
                    help="factor on the recipes' simplification epochs (default 0.5 full, 0.125 quick)")
     p.add_argument("--retrain-epochs", type=float, default=None,
                    help="retraining epochs after each encoded layer (default 1.0 full, 0.1 quick)")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="allowed validation-error increase (percentage points) when choosing t (default 0.1 full)")
+    p.add_argument("--val-images", type=int, default=None,
+                   help="validation images used to choose t (default 5000 full, all quick; 0 = all)")
     p.add_argument("--no-progress", action="store_true", help="no training progress bars")
     p.add_argument("--render-only", action="store_true",
                    help="run nothing: redraw the figures and README_results.md from the JSON in --out")
@@ -72,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
         over["simplify_scale"] = args.simplify_scale
     if args.retrain_epochs is not None:
         over["retrain_epochs"] = args.retrain_epochs
+    if args.tolerance is not None:
+        over["tolerance"] = args.tolerance
+    if args.val_images is not None:
+        over["val_images"] = None if args.val_images == 0 else args.val_images
     if args.recipe:
         recipes = []
         for r in args.recipe:
