@@ -101,6 +101,7 @@ class LayerReport:
     k: int
     t: int
     auto_t: bool
+    t_within_tolerance: bool
     construction: str
     seed: int
     m: int
@@ -329,6 +330,10 @@ def encode_with_retraining(
             trial(t)
             auto = True
         err0, err1, f, cand, secs, pending = trials[t]
+        within = err1 <= base_val + cfg.tolerance
+        if auto and not within:
+            say(f"{name}: no t up to t_max = {cfg.t_max} kept the validation error within "
+                f"{cfg.tolerance} points of the simplified model's; using t = {t}")
         model = cand
         state.update(pending)
         frozen = layer_frozen
@@ -343,6 +348,7 @@ def encode_with_retraining(
                 k=int(lr.k),
                 t=t,
                 auto_t=auto,
+                t_within_tolerance=within,
                 construction=construction,
                 seed=int(f.seed),
                 m=int(f.m),
