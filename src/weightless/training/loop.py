@@ -204,7 +204,8 @@ def train(
     if cfg.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc=cfg.desc, file=sys.stderr, leave=False, unit="step")
+        # disable=None: no bar when stderr is not a terminal (logs stay readable)
+        bar = tqdm(total=total, desc=cfg.desc, file=sys.stderr, leave=False, unit="step", disable=None)
     t0 = time.perf_counter()
     model.train()
     step = 0
