@@ -17,21 +17,31 @@ from .errors import (
 
 __version__ = "0.1.0"
 
-_LAZY = {"save", "load", "inspect"}
+_LAZY = {
+    "save": "api", "load": "api", "load_arrays": "api", "inspect": "api", "to_bytes": "api",
+    "EncodedLayer": "api", "compress": "convenience", "encode_tensors": "convenience",
+    "read_checkpoint": "convenience",
+}
 
 
 def __getattr__(name: str):  # PEP 562: keep ``import weightless`` light (no numpy until needed)
     if name in _LAZY:
-        from . import api
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'weightless' has no attribute {name!r}")
 
 __all__ = [
     "__version__",
     "save",
     "load",
+    "load_arrays",
     "inspect",
+    "to_bytes",
+    "EncodedLayer",
+    "compress",
+    "encode_tensors",
+    "read_checkpoint",
     "WeightlessError",
     "InputError",
     "ConstructionError",
