@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -213,16 +214,23 @@ def rebuild(h: Header, gaps: np.ndarray, values: np.ndarray, what: str) -> np.nd
     return out.reshape(h.shape)
 
 
-def _best_plain_bits(flat: np.ndarray, k: int) -> int:
+def best_width(flat: np.ndarray, cost: Callable[[int, np.ndarray, np.ndarray, int], float]) -> int:
+    """Return the index width b in 1..MAX_INDEX_BITS minimising ``cost(b, pos, gaps, fill)``
+    (``pos``: flat positions of the nonzeros, ``gaps``: zeros before each, ``fill``: filler
+    entries needed at width b); the smallest b wins ties."""
     pos = np.flatnonzero(flat >= 0)
     gaps = np.diff(pos, prepend=-1) - 1
     best = None
     for b in range(1, MAX_INDEX_BITS + 1):
         fill = int((gaps >> b).sum())
-        size = (pos.size + fill) * (b + value_bits(k + (fill > 0)))
+        size = cost(b, pos, gaps, fill)
         if best is None or size < best[0]:
             best = (size, b)
     return best[1]
+
+
+def _best_plain_bits(flat: np.ndarray, k: int) -> int:
+    return best_width(flat, lambda b, pos, gaps, fill: (pos.size + fill) * (b + value_bits(k + (fill > 0))))
 
 
 def csr_encode(

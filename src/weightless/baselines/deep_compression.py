@@ -25,8 +25,8 @@ from ..entropy._bits import Reader, write_varint
 from .csr import (
     DEFAULT_MAX_POSITIONS,
     MAGIC_DC,
-    MAX_INDEX_BITS,
     _check_index_bits,
+    best_width,
     check_layer,
     layer_entries,
     read_header,
@@ -48,20 +48,16 @@ def best_index_bits(flat: np.ndarray, k: int) -> int:
     ``flat`` is the validated flat index array (-1 = zero). Costs are exact Huffman payload and
     table sizes computed from symbol counts (no encoding).
     """
-    pos = np.flatnonzero(flat >= 0)
-    gaps = np.diff(pos, prepend=-1) - 1
-    vcounts = np.bincount(flat[pos].astype(np.int64), minlength=k).astype(np.int64)
-    best = None
-    for b in range(1, MAX_INDEX_BITS + 1):
+    vcounts = np.bincount(flat[flat >= 0].astype(np.int64), minlength=k).astype(np.int64)
+
+    def cost(b: int, pos: np.ndarray, gaps: np.ndarray, fill: int) -> int:
         span = 1 << b
-        fill = int((gaps >> b).sum())
         icounts = np.bincount(gaps & (span - 1), minlength=span).astype(np.int64)
         icounts[span - 1] += fill
         vc = np.append(vcounts, fill) if fill else vcounts
-        size = _stream_cost_bytes(icounts) + _stream_cost_bytes(vc)
-        if best is None or size < best[0]:
-            best = (size, b)
-    return best[1]
+        return _stream_cost_bytes(icounts) + _stream_cost_bytes(vc)
+
+    return best_width(flat, cost)
 
 
 def dc_encode(
