@@ -80,13 +80,16 @@ def decode_filter(data: bytes, *, max_cells: int = DEFAULT_MAX_CELLS) -> Bloomie
         raise FieldError(f"entropy-coded filter: {shards} shards, expected 1..{_MAX_SHARDS}")
     recs = r.take(_SHARD.size * shards, "shard records")
     body = []
+    decoded = []
     for i in range(shards):
         _, m, _, aux_len = _SHARD.unpack_from(recs, _SHARD.size * i)
         if aux_len > r.remaining:
             raise TruncatedError(f"entropy-coded filter: shard {i} declares {aux_len} aux bytes")
         length = r.varint(f"shard {i} cell record length", r.remaining)
         cells = decode_cells(r.take(length, f"shard {i} cells"), m, t, max_cells=max_cells)
+        decoded.append(cells)
         body.append(pack_cells(cells, t))
         body.append(r.take(aux_len, f"shard {i} aux"))
     r.expect_end()
-    return BloomierFilter.from_bytes(head + recs + b"".join(body))
+    # the CRC of the rebuilt raw bytes checks the round trip; the cells need no unpacking again
+    return BloomierFilter._parse(head + recs + b"".join(body), decoded)

@@ -670,6 +670,12 @@ class BloomierFilter:
             FieldError, ChecksumError): the bytes are not a valid filter. Every length is
             checked against the data before anything is allocated.
         """
+        return cls._parse(data, None)
+
+    @classmethod
+    def _parse(cls, data: bytes | bytearray | memoryview, unpacked: Sequence[np.ndarray] | None) -> "BloomierFilter":
+        """:meth:`from_bytes`; ``unpacked`` are the shards' cells when the caller packed these
+        bytes from them itself (the entropy decoder), which saves unpacking them again."""
         try:
             mv = memoryview(data).cast("B")
         except TypeError as exc:
@@ -716,7 +722,10 @@ class BloomierFilter:
             raise FieldError(f"filter: {len(mv) - pos} trailing bytes after the tables")
         if zlib.crc32(mv[HEADER_SIZE:], zlib.crc32(mv[: HEADER_SIZE - 4])) != crc:
             raise ChecksumError("filter: CRC-32 of the header, shard records and tables does not match")
-        cells = [unpack_cells(mv[a:b], meta["m"], t) for (a, b, _), meta in zip(spans, shards_meta)]
+        if unpacked is None:
+            cells = [unpack_cells(mv[a:b], meta["m"], t) for (a, b, _), meta in zip(spans, shards_meta)]
+        else:
+            cells = list(unpacked)
         aux = [np.frombuffer(mv[b:e], dtype=np.uint8).copy() for (_, b, e) in spans]
         f = cls.from_parts(params, cells, aux)
         f._bytes = bytes(mv)
