@@ -50,11 +50,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--simplify-scale", type=float, default=None,
                    help="factor on the recipes' simplification epochs (default 0.5 full, 0.125 quick)")
     p.add_argument("--retrain-epochs", type=float, default=None,
-                   help="retraining epochs after each encoded layer (default 1.0 full, 0.1 quick)")
+                   help="retraining epochs after each encoded layer (default 2.0 full, 0.1 quick)")
     p.add_argument("--tolerance", type=float, default=None,
-                   help="allowed validation-error increase (percentage points) when choosing t (default 0.1 full)")
+                   help="allowed validation-error increase (percentage points) when choosing t (default 0.05 full)")
     p.add_argument("--val-images", type=int, default=None,
-                   help="validation images used to choose t (default 5000 full, all quick; 0 = all)")
+                   help="validation images used to choose t (default all; 0 = all)")
     p.add_argument("--no-progress", action="store_true", help="no training progress bars")
     p.add_argument("--render-only", action="store_true",
                    help="run nothing: redraw the figures and README_results.md from the JSON in --out")

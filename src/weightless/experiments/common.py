@@ -85,12 +85,12 @@ class ReproConfig:
     quick: bool = False
     seed: int = 0
     simplify_scale: float = 0.5
-    retrain_epochs: float = 1.0
+    retrain_epochs: float = 2.0
     retrain_lr: float = 1e-3
     seed_trials: int = 2
-    tolerance: float = 0.1
+    tolerance: float = 0.05
     t_max: int = 11
-    val_images: int | None = 5000
+    val_images: int | None = None
     cache_dir: str | None = "checkpoints"
     progress: bool = True
     recipes: tuple[tuple[str, str], ...] = RECIPES
