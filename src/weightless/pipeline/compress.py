@@ -287,19 +287,22 @@ def encode_with_retraining(
                 return trials[t]
             best = None
             secs = 0.0
+            cand = copy.deepcopy(model)
+            weight = get_param(cand, name)
             for s in range(cfg.seed_trials):
                 t0 = time.perf_counter()
                 f = build(keys, values, k=lr.k, t=t, size=int(flat.size), seed=derive_seed(base_seed, s) >> 1,
                           construction=construction, c=cfg.c, shards=cfg.shards)
                 secs += time.perf_counter() - t0
                 w = torch.from_numpy(f.reconstruct(shape, codebook))
-                cand = copy.deepcopy(model)
                 with torch.no_grad():
-                    get_param(cand, name).copy_(w)
+                    weight.copy_(w)
                 loss = _val_loss(cand, data.val) if cfg.seed_trials > 1 else 0.0
                 if best is None or loss < best[0]:
-                    best = (loss, f, cand)
-            _, f, cand = best
+                    best = (loss, f, w)
+            _, f, w = best
+            with torch.no_grad():
+                weight.copy_(w)
             err0 = training.evaluate(cand, data.val)
             pending = {n: state[n] for n in pending_names}
             if cfg.retrain is not None and (trainable or pending):
