@@ -279,6 +279,29 @@ def interleave(cells, t, tp, zi):
             zi[base + t - 1 - j] |= ((v >> np.uint64(j)) & _ONE) << b
 
 
+@njit(inline="always")
+def _band(h, params, nshards):
+    """Start column ``g`` and masked coefficient row ``c`` of hashed key ``h`` in the
+    bit-sliced layout (``params`` rows as in the decode kernel)."""
+    s = np.int64(((h >> np.uint64(32)) * np.uint64(nshards)) >> np.uint64(32))
+    u = ((h & _M32) * params[s, 4]) & _M32
+    g = np.int64(params[s, 0]) + np.int64((u * params[s, 1]) >> np.uint64(32))
+    return g, coeff(h, params[s, 3]) & params[s, 2]
+
+
+@njit(inline="always")
+def _band_word(zi, g, c, tp):
+    """The tp-bit word: parities of the band starting at column ``g`` with coefficients ``c``."""
+    o = np.uint64(g & 63)
+    clo = c << o
+    chi = (c >> (np.uint64(63) - o)) >> _ONE
+    base = (g >> 6) * tp
+    rr = _par8(zi, base, tp, clo, chi)
+    if tp == 16:
+        rr = (rr << np.uint64(8)) | _par8(zi, base + 8, tp, clo, chi)
+    return rr
+
+
 def _make_decode(tp):
     @njit
     def decode(zi, params, nshards, sw0, t, start, lut, out):
@@ -302,24 +325,14 @@ def _make_decode(tp):
                 nq = min(32, hi0 - lo)
                 for q in range(nq):
                     h = hash64_scalar(np.uint64(start + lo + q), sw0)
-                    s = np.int64(((h >> np.uint64(32)) * np.uint64(nshards)) >> np.uint64(32))
-                    u = ((h & _M32) * params[s, 4]) & _M32
-                    g = np.int64(params[s, 0]) + np.int64((u * params[s, 1]) >> np.uint64(32))
-                    cs[q] = coeff(h, params[s, 3]) & params[s, 2]
+                    g, c = _band(h, params, nshards)
+                    cs[q] = c
                     gs[q] = g
                     hms[q] = h & tmask
                     _prefetch(zi, (g >> 6) * tp)
                     _prefetch(zi, (g >> 6) * tp + tp)
                 for q in range(nq):
-                    g = gs[q]
-                    c = cs[q]
-                    o = np.uint64(g & 63)
-                    clo = c << o
-                    chi = (c >> (np.uint64(63) - o)) >> _ONE
-                    base = (g >> 6) * tp
-                    rr = _par8(zi, base, tp, clo, chi)
-                    if tp == 16:
-                        rr = (rr << np.uint64(8)) | _par8(zi, base + 8, tp, clo, chi)
+                    rr = _band_word(zi, gs[q], cs[q], tp)
                     out[lo + q] = lut[(rr >> sh) ^ hms[q]]
 
     return decode
@@ -338,23 +351,13 @@ def _make_lookup(tp):
             nq = min(32, n - lo)
             for q in range(nq):
                 h = keys_h[lo + q]
-                s = np.int64(((h >> np.uint64(32)) * np.uint64(nshards)) >> np.uint64(32))
-                u = ((h & _M32) * params[s, 4]) & _M32
-                g = np.int64(params[s, 0]) + np.int64((u * params[s, 1]) >> np.uint64(32))
-                cs[q] = coeff(h, params[s, 3]) & params[s, 2]
+                g, c = _band(h, params, nshards)
+                cs[q] = c
                 gs[q] = g
                 _prefetch(zi, (g >> 6) * tp)
                 _prefetch(zi, (g >> 6) * tp + tp)
             for q in range(nq):
-                g = gs[q]
-                c = cs[q]
-                o = np.uint64(g & 63)
-                clo = c << o
-                chi = (c >> (np.uint64(63) - o)) >> _ONE
-                base = (g >> 6) * tp
-                rr = _par8(zi, base, tp, clo, chi)
-                if tp == 16:
-                    rr = (rr << np.uint64(8)) | _par8(zi, base + 8, tp, clo, chi)
+                rr = _band_word(zi, gs[q], cs[q], tp)
                 out[lo + q] = np.uint16((rr >> sh) ^ (keys_h[lo + q] & tmask))
 
     return lookup_sliced
