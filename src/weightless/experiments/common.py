@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -338,7 +338,6 @@ def prepare_simplified(model: str, pruning: str, cfg: ReproConfig, data: Any, lo
     Raises:
         DataError: MNIST missing. InputError: unknown model or pruning.
     """
-    import torch
     from safetensors.torch import load_file, save_file
 
     from ..models import get_model

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import replace
 from typing import Any
 
 import numpy as np

@@ -6,10 +6,9 @@ Used by ``weightless compress`` and by the reproduction; the report is JSON data
 
 from __future__ import annotations
 
-import math
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -132,8 +131,6 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
     Raises:
         InputError: invalid options. DataError: MNIST missing. ConstructionError.
     """
-    import torch
-
     from .. import api
     from ..models import get_model
     from ..training import TrainConfig, evaluate
