@@ -12,6 +12,7 @@ from .errors import (
     DataError,
     FormatError,
     InputError,
+    LimitError,
     WeightlessError,
 )
 
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "save": "api", "load": "api", "load_arrays": "api", "inspect": "api", "to_bytes": "api",
     "EncodedLayer": "api", "compress": "convenience", "encode_tensors": "convenience",
-    "read_checkpoint": "convenience",
+    "read_checkpoint": "convenience", "Limits": "limits",
 }
 
 
@@ -42,9 +43,11 @@ __all__ = [
     "compress",
     "encode_tensors",
     "read_checkpoint",
+    "Limits",
     "WeightlessError",
     "InputError",
     "ConstructionError",
     "FormatError",
     "DataError",
+    "LimitError",
 ]

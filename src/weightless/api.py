@@ -15,7 +15,8 @@ import numpy as np
 
 from .container import Record, container_to_bytes, read_container, summarize_container, write_container
 from .errors import InputError
-from .records import decode_record, dense_record, filter_record
+from .limits import Limits, check_records
+from .records import decode_record, dense_record, filter_record, verify_records
 
 __all__ = ["EncodedLayer", "build_records", "save", "load", "load_arrays", "inspect"]
 
@@ -87,29 +88,37 @@ def to_bytes(tensors: Mapping[str, Any], *, metadata: Mapping[str, Any] | None =
     return container_to_bytes(build_records(tensors, **kw), dict(metadata or {}))
 
 
-def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def load_arrays(path: str | os.PathLike, *, limits: Limits | None = None) -> dict[str, np.ndarray]:
     """Read a ``.wl`` file and decode every tensor to a numpy array (numpy only).
 
+    Args:
+        limits: caps on decoded sizes (:class:`weightless.Limits`; None: the documented
+            defaults), checked for the whole file before anything is decoded.
+
     Raises:
+        LimitError: the file declares more than ``limits`` allow (nothing was decoded).
         FormatError: the file is corrupt, truncated or of an unsupported version.
     """
     c = read_container(path)
-    return {r.name: decode_record(r) for r in c.records}
+    check_records(c.records, limits)
+    return {r.name: decode_record(r, limits) for r in c.records}
 
 
-def load(path: str | os.PathLike, *, framework: str = "torch") -> dict[str, Any]:
+def load(path: str | os.PathLike, *, framework: str = "torch", limits: Limits | None = None) -> dict[str, Any]:
     """Read a ``.wl`` file and return ``{name: tensor}``.
 
     Args:
         framework: "torch" (a state_dict of ``torch.Tensor``) or "numpy".
+        limits: caps on decoded sizes, see :func:`load_arrays`.
 
     Raises:
+        LimitError: the file declares more than ``limits`` allow.
         FormatError: the file is corrupt, truncated or of an unsupported version.
         InputError: unknown framework.
     """
     if framework not in ("torch", "numpy"):
         raise InputError(f"framework must be 'torch' or 'numpy', got {framework!r}")
-    arrays = load_arrays(path)
+    arrays = load_arrays(path, limits=limits)
     if framework == "numpy":
         return arrays
     import torch
@@ -118,10 +127,22 @@ def load(path: str | os.PathLike, *, framework: str = "torch") -> dict[str, Any]
     return {k: torch.from_numpy(v if v.flags.writeable else np.array(v, copy=True)) for k, v in arrays.items()}
 
 
-def inspect(path: str | os.PathLike) -> dict[str, Any]:
+def inspect(
+    path: str | os.PathLike, *, decode: bool = True, limits: Limits | None = None, full_params: bool = False
+) -> dict[str, Any]:
     """Return a JSON-ready summary of a ``.wl`` file (version, metadata, records, sizes).
 
+    Args:
+        decode: also decode every record's payload (filters are parsed and checked against
+            their params, not expanded), so a corrupt payload raises instead of being listed.
+        limits: caps checked before decoding (see :func:`load_arrays`).
+        full_params: list every record's params in full.
+
     Raises:
-        FormatError: the file is corrupt.
+        LimitError: ``decode`` and the file exceeds ``limits``.
+        FormatError: the file (or, with ``decode``, a payload) is corrupt.
     """
-    return summarize_container(read_container(path))
+    c = read_container(path)
+    if decode:
+        verify_records(c.records, limits)
+    return summarize_container(c, full_params=full_params)

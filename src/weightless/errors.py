@@ -21,6 +21,7 @@ __all__ = [
     "OffsetError",
     "ChecksumError",
     "FieldError",
+    "LimitError",
     "DataError",
 ]
 
@@ -71,3 +72,12 @@ class ChecksumError(FormatError):
 
 class FieldError(FormatError):
     """A header field is missing, of the wrong type, or inconsistent with other fields."""
+
+
+class LimitError(FormatError):
+    """A file declares more than a configured limit allows (see :class:`weightless.limits.Limits`);
+    ``limit`` is the name of the exceeded field, e.g. ``"max_tensor_bytes"``."""
+
+    def __init__(self, message: str, *, limit: str = "") -> None:
+        super().__init__(message)
+        self.limit = limit

@@ -11,11 +11,11 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from .._atomic import atomic_target
 from ..errors import InputError
 
 __all__ = ["register", "run", "write_state"]
@@ -53,9 +53,7 @@ def write_state(path: str | os.PathLike, arrays: dict[str, Any]) -> int:
     if out.is_dir():
         raise InputError(f"output {out} is a directory; give a file name")
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=str(out.parent))
-    os.close(fd)
-    try:
+    with atomic_target(out) as (tmp, _):
         if out.suffix == ".safetensors":
             from safetensors.numpy import save_file
 
@@ -65,10 +63,6 @@ def write_state(path: str | os.PathLike, arrays: dict[str, Any]) -> int:
             import torch
 
             torch.save({k: torch.from_numpy(np.array(v, copy=True)) for k, v in arrays.items()}, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out.stat().st_size
 
 

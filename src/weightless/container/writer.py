@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import secrets
 from typing import Any, Mapping, Sequence
 
+from .._atomic import atomic_target
 from ..errors import InputError
 from .format import (
     CHECKED_PREAMBLE_SIZE,
@@ -99,61 +99,21 @@ def write_container(
 ) -> int:
     """Write the container to ``path`` atomically; return the number of bytes written.
 
-    The bytes go to a new temporary file in the same folder, are flushed and fsync'ed, and the
-    file is renamed over ``path`` (``os.replace``). On any failure the temporary file is
-    removed and ``path`` is left as it was.
+    The bytes go to a new temporary file ``.NAME.<12 hex>.tmp`` in the same folder (locked
+    while written), are flushed and fsync'ed, and the file is renamed over ``path``
+    (``os.replace``). On any failure the temporary file is removed and ``path`` is left as it
+    was; temporary files left by killed writers of the same target are removed first (see
+    :mod:`weightless._atomic`).
 
     Raises:
         InputError: invalid records or metadata (nothing is written).
         OSError: the folder does not exist, is not writable, the disk is full...
     """
     head, payloads = encode_parts(records, metadata)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    tmp = ""
-    fd = -1
-    for _ in range(16):
-        tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
-        try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-            fd = os.open(tmp, flags, 0o666)  # the umask applies, like open()
-            break
-        except FileExistsError:
-            continue
-    else:  # pragma: no cover - 16 collisions of 48 random bits
-        raise FileExistsError(f"could not create a unique temporary file in {folder}")
     written = 0
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fd = -1
+    with atomic_target(path) as (_, fd):
+        with os.fdopen(os.dup(fd), "wb") as f:
             for chunk in (head, *payloads):
                 f.write(chunk)
                 written += len(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(folder)
     return written
-
-
-def _fsync_dir(folder: str) -> None:
-    """Make the rename durable where the OS allows opening a directory (best effort)."""
-    try:
-        dfd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(dfd)

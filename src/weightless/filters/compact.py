@@ -279,6 +279,15 @@ class CompactConstruction:
         """Cells for ``n`` keys; see :func:`num_cells`."""
         return num_cells(n, c)
 
+    def validate(self, cells: np.ndarray, aux: np.ndarray, t: int, n: int, m: int) -> None:
+        """Check ``aux`` when a table is loaded (empty for 0 cells, else :func:`parse_aux`), so
+        the numba and numpy paths reject the same tables. Raises FormatError."""
+        if m == 0:
+            if aux.shape[0]:
+                raise FieldError(f"compact construction: {aux.shape[0]} aux bytes for an empty table")
+            return
+        parse_aux(aux, m)
+
     def solve(
         self,
         keys: np.ndarray,

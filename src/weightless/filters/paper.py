@@ -38,7 +38,7 @@ import numpy as np
 
 from .._compat import njit
 from .._compat import use_numba as _use_numba
-from ..errors import InputError
+from ..errors import FieldError, InputError
 from .base import Solution, register
 from .hashing import hash64, hash64_scalar, seed_word
 
@@ -500,6 +500,14 @@ class PaperConstruction:
     def num_cells(self, n: int, c: float | None) -> int:
         """Cells for ``n`` keys; see :func:`num_cells`."""
         return num_cells(n, c)
+
+    def validate(self, cells: np.ndarray, aux: np.ndarray, t: int, n: int, m: int) -> None:
+        """Reject shard tables this construction never writes: 1 or 2 cells (the three segments
+        need m >= 3) and any aux bytes. Raises FieldError."""
+        if 0 < m < 3:
+            raise FieldError(f"paper construction: a table of {m} cells (expected 0 or at least 3)")
+        if aux.shape[0]:
+            raise FieldError(f"paper construction: {aux.shape[0]} aux bytes (expected none)")
 
     def solve(
         self,

@@ -1,0 +1,126 @@
+"""Atomic file replacement that leaves no litter, even when the writer is killed.
+
+:func:`atomic_target` yields a temporary path ``.NAME.<12 hex>.tmp`` in the target's folder,
+created exclusively and held under an exclusive ``flock`` for as long as it is written. On
+success the file is fsync'ed and renamed over the target (``os.replace``), then the folder is
+fsync'ed; on an exception it is removed. A writer killed outright (SIGKILL, power loss) cannot
+remove its temporary file, so every call first removes the temporary files of the same target
+that nobody holds a lock on: their writer is gone (the kernel drops a dead process's locks).
+On systems without ``fcntl.flock`` (Windows) stale files are not removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from typing import Iterator
+
+try:  # pragma: no cover - depends on the OS
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["atomic_target", "temp_name_pattern", "remove_stale_temps"]
+
+
+def temp_name_pattern(base: str) -> re.Pattern[str]:
+    """The names of temporary files for a target called ``base``."""
+    return re.compile(r"\." + re.escape(base) + r"\.[0-9a-f]{12}\.tmp")
+
+
+def _lock(fd: int) -> bool:
+    """Take the exclusive lock on ``fd`` without waiting; False if another process holds it."""
+    if fcntl is None:  # pragma: no cover
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def remove_stale_temps(folder: str, base: str) -> int:
+    """Remove temporary files of target ``base`` in ``folder`` whose writer is gone; return
+    how many were removed (0 where locks are not available)."""
+    if fcntl is None:  # pragma: no cover
+        return 0
+    pattern = temp_name_pattern(base)
+    removed = 0
+    try:
+        names = [n for n in os.listdir(folder) if pattern.fullmatch(n)]
+    except OSError:
+        return 0
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            if _lock(fd) and os.path.samestat(os.fstat(fd), os.lstat(path)):
+                os.unlink(path)  # locked by us: its writer died before renaming it
+                removed += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make the rename durable where the OS allows opening a directory (best effort)."""
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(dfd)
+
+
+def _create_locked(folder: str, base: str) -> tuple[str, int]:
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(64):
+        tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)  # the umask applies, like open()
+        except FileExistsError:
+            continue
+        # another saver's cleanup may have removed the file between open and lock: check
+        if _lock(fd) and os.path.samestat(os.fstat(fd), os.stat(tmp)):
+            return tmp, fd
+        os.close(fd)  # pragma: no cover - lost a race with a cleanup; try a new name
+    raise FileExistsError(f"could not create a temporary file in {folder}")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike[str]) -> Iterator[tuple[str, int]]:
+    """Yield ``(temporary path, open fd)``; write the file there (through the fd or by path).
+
+    When the block exits normally the temporary file is fsync'ed and renamed over ``path``;
+    on an exception it is removed and ``path`` is untouched.
+
+    Raises:
+        OSError: the folder does not exist or is not writable, the disk is full...
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    remove_stale_temps(folder, base)
+    tmp, fd = _create_locked(folder, base)
+    try:
+        yield tmp, fd
+        os.fsync(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    finally:
+        os.close(fd)  # releases the lock
+    _fsync_dir(folder)
