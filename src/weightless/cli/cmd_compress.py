@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
@@ -118,17 +117,17 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``weightless compress``; return the exit code."""
     from ..pipeline.run import compress_run
     from ..training import set_threads
+    from ._checks import check_numeric_options, output_file
 
+    check_numeric_options(args)  # every option is checked before any work starts
+    out = output_file(args.output or f"runs/{args.model}-{args.pruning}.wl", "-o")
+    json_out = output_file(args.json, "--json") if args.json else None
     opts = options_from_args(args)
     set_threads(args.threads)
-    out = Path(args.output or f"runs/{opts.model}-{opts.pruning}.wl")
-    if out.exists() and out.is_dir():
-        raise InputError(f"output {out} is a directory; give a file name such as {out / 'model.wl'}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     report = compress_run(opts, out, lambda s: print(s, file=sys.stderr))
     print(format_table(report), file=sys.stderr)
     text = json.dumps(report, indent=2, default=str)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    if json_out is not None:
+        json_out.write_text(text + "\n")
     print(text)
     return 0

@@ -70,9 +70,12 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``weightless decompress``; return the exit code."""
     from ..api import load_arrays
 
+    from ._checks import output_file
+
     out = Path(args.output)
     if out.suffix not in _SUFFIXES:  # fail before decoding
         raise InputError(f"output {out}: unknown suffix {out.suffix!r}; expected one of {', '.join(_SUFFIXES)}")
+    output_file(out, "-o")
     t0 = time.perf_counter()
     arrays = load_arrays(args.input)
     t_load = time.perf_counter() - t0

@@ -57,7 +57,7 @@ def register(subparsers: Any) -> None:
             "Read a simplified checkpoint (.safetensors, a torch state_dict .pt/.pth loaded with "
             "weights_only=True, or the folder of 'weightless simplify --out') and write a .wl file. "
             "By default every float tensor with >= 2 dims, at most 256 distinct nonzero values and "
-            "at most 50%% nonzeros is encoded with a Bloomier filter (k = its number of distinct "
+            "at most 50% nonzeros is encoded with a Bloomier filter (k = its number of distinct "
             "nonzero values, codebook = those values sorted; for a simplify folder, the layers of "
             "layers.npz); all other tensors are stored densely. Default t = ceil(log2 k) + 4. "
             "No retraining: the filter's false positives stay as they are. A per-layer table goes "
@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import api
     from ..convenience import encode_tensors, read_checkpoint
+    from ._checks import check_numeric_options, output_file
 
     t_spec = parse_t_values(args.t)
     layers = None
@@ -134,11 +135,8 @@ def run(args: argparse.Namespace) -> int:
         layers = [s.strip() for s in args.layers.split(",") if s.strip()]
         if not layers:
             raise InputError("--layers needs at least one tensor name (comma-separated)")
-    if args.shards < 1:
-        raise InputError(f"--shards must be >= 1, got {args.shards}")
-    out = Path(args.output)
-    if out.is_dir():
-        raise InputError(f"output {out} is a directory; give a file name such as {out / 'model.wl'}")
+    check_numeric_options(args)
+    out = output_file(args.output, "-o")
     t0 = time.perf_counter()
     tensors, clustered = read_checkpoint(args.input)
     if not tensors:
@@ -147,12 +145,11 @@ def run(args: argparse.Namespace) -> int:
         clustered = {n: v for n, v in clustered.items() if n in layers}
     enc = encode_tensors(tensors, layers=layers, t=t_spec, clustered=clustered, construction=args.construction,
                          c=args.c, shards=args.shards, seed=args.seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"source": Path(args.input).name, "command": "encode",
                 "weightless_version": __import__("weightless").__version__, "seed": args.seed}
     nbytes = api.save(out, enc.tensors, metadata=metadata, dense_dtype=args.dense_dtype, entropy=not args.no_entropy)
     _verify(out, tensors, enc.tensors, args.dense_dtype, set(clustered))
-    summary = api.inspect(out)
+    summary = api.inspect(out, decode=False)  # _verify decoded every tensor already
     by_layer = {r.name: r for r in enc.layers}
     rows = []
     dense_total = 0

@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
         "evaluate",
         help="test error of the model decoded from a .wl file on the MNIST test split",
         description="Decode IN.wl into a state_dict, load it into a fresh MODEL and print its error "
-        "(%%) on the 10,000-image MNIST test split as JSON on stdout.",
+        "(%) on the 10,000-image MNIST test split as JSON on stdout.",
     )
     p.add_argument("input", metavar="IN.wl")
     # no argparse choices: an unknown model is reported like every other error, in one line

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -33,6 +34,7 @@ COMMANDS = (
 
 EXIT_USER_ERROR = 2
 EXIT_IO_ERROR = 1
+EXIT_BROKEN_PIPE = 141  # like a shell's 128 + SIGPIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,16 +65,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USER_ERROR
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe is reported here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # the reader of our output went away (``weightless inspect x.wl | head``): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
     except WeightlessError as exc:
-        print(f"weightless: error: {exc}", file=sys.stderr)
+        print(f"weightless: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"weightless: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"weightless: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_IO_ERROR
+    except MemoryError:
+        print("weightless: error: out of memory", file=sys.stderr)
         return EXIT_IO_ERROR
     except KeyboardInterrupt:
         print("weightless: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def entry() -> None:
