@@ -1,0 +1,145 @@
+"""Long structure-aware fuzz run of the ``.wl`` decoder (issue 14).
+
+Mutates valid files of every record kind (tests/fuzzing.py: filter header and shard fields,
+cell records, params, shapes, dtypes; every checksum recomputed), decodes each input with the
+fuzzing limits (``Limits.scaled(64 MiB)``) and reports counts per outcome, the slowest input,
+and peak memory (RSS) above the baseline. Run once with numba and once with
+``WEIGHTLESS_DISABLE_NUMBA=1``::
+
+    python benchmarks/fuzz_files.py --inputs 100000
+    WEIGHTLESS_DISABLE_NUMBA=1 python benchmarks/fuzz_files.py --inputs 100000
+
+Writes results/fuzz_files_<path>.json and .md (path = numba or numpy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from fuzzing import FUZZ_LIMITS, decode, mutate, outcome, seed_files  # noqa: E402
+
+from weightless._compat import HAVE_NUMBA  # noqa: E402
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _corpus() -> list[bytes]:
+    """Seed files; built in a numba-enabled subprocess when numba is disabled here (the compact
+    construction's solver needs numba), so both runs mutate the same files."""
+    if HAVE_NUMBA:
+        return seed_files(use_compact=True)
+    env = {k: v for k, v in os.environ.items() if k != "WEIGHTLESS_DISABLE_NUMBA"}
+    code = ("import sys, json; sys.path.insert(0, sys.argv[1]); from fuzzing import seed_files; "
+            "print(json.dumps([b.hex() for b in seed_files(True)]))")
+    out = subprocess.run([sys.executable, "-c", code, os.path.join(ROOT, "tests")], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    return [bytes.fromhex(h) for h in json.loads(out)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--inputs", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=14)
+    ap.add_argument("--out", default=os.path.join(ROOT, "results"))
+    args = ap.parse_args()
+    path = "numba" if HAVE_NUMBA else "numpy"
+    seeds = _corpus()
+    # warm up (numba compilation, imports) and time the unmutated files: the reference
+    t_ref = []
+    for data in seeds * 3:
+        t0 = time.perf_counter()
+        assert outcome(lambda: decode(data, FUZZ_LIMITS))[0] == "ok"
+        t_ref.append(time.perf_counter() - t0)
+    ref = sorted(t_ref)[len(t_ref) // 2]
+    base_rss = _rss_mib()
+    rng = random.Random(args.seed)
+    counts: dict[str, int] = {}
+    crashes: list[dict] = []
+    slowest = (0.0, "")
+    t_all = time.perf_counter()
+    over_2s = 0
+    for i in range(args.inputs):
+        data = seeds[rng.randrange(len(seeds))]
+        for _ in range(rng.randint(1, 3)):
+            data = mutate(rng, data)
+        t0 = time.perf_counter()
+        kind, info = outcome(lambda: decode(data, FUZZ_LIMITS))
+        dt = time.perf_counter() - t0
+        counts[kind] = counts.get(kind, 0) + 1
+        over_2s += dt > 2.0
+        if dt > slowest[0]:
+            slowest = (dt, kind)
+        if kind.startswith("CRASH") and len(crashes) < 20:
+            crashes.append({"input": i, "kind": kind, "message": info, "bytes_hex": data.hex()[:4000]})
+        if (i + 1) % 10000 == 0:
+            print(f"{i + 1} inputs, {counts}, slowest {slowest[0]:.3f}s, peak RSS {_rss_mib():.0f} MiB",
+                  file=sys.stderr, flush=True)
+    wall = time.perf_counter() - t_all
+    limit_mib = FUZZ_LIMITS.max_file_bytes / 2**20
+    peak = _rss_mib()
+    result = {
+        "benchmark": "fuzz_files",
+        "path": path,
+        "inputs": args.inputs,
+        "seed": args.seed,
+        "seed_files": len(seeds),
+        "outcomes": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+        "crashes": crashes,
+        "format_errors_or_ok_only": not any(k.startswith("CRASH") for k in counts),
+        "max_seconds_per_input": round(slowest[0], 4),
+        "slowest_outcome": slowest[1],
+        "inputs_over_2s": over_2s,
+        "reference_seconds_valid_file_median": round(ref, 6),
+        "max_time_vs_reference": round(slowest[0] / ref, 1),
+        "wall_seconds": round(wall, 1),
+        "limits": {"max_file_bytes": FUZZ_LIMITS.max_file_bytes, "max_tensor_cells": FUZZ_LIMITS.max_tensor_cells},
+        "baseline_rss_mib": round(base_rss, 1),
+        "peak_rss_mib": round(peak, 1),
+        "peak_rss_above_baseline_mib": round(peak - base_rss, 1),
+        "peak_rss_above_baseline_minus_limit_mib": round(peak - base_rss - limit_mib, 1),
+        "load_average": os.getloadavg(),
+        "python": platform.python_version(),
+        "command": " ".join(["WEIGHTLESS_DISABLE_NUMBA=1"] * (not HAVE_NUMBA) + ["python", "benchmarks/fuzz_files.py",
+                                                                              f"--inputs {args.inputs}"]),
+    }
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, f"fuzz_files_{path}")
+    with open(stem + ".json", "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    rows = "\n".join(f"| {k} | {v} |" for k, v in result["outcomes"].items())
+    with open(stem + ".md", "w") as f:
+        f.write(
+            f"# Structure-aware fuzzing of .wl files ({path} decode path)\n\n"
+            f"`{result['command']}`: {args.inputs} mutated inputs from {len(seeds)} valid files of every "
+            f"record kind, checksums recomputed, limits `Limits.scaled(64 MiB)`.\n\n"
+            f"| outcome | inputs |\n|---|---|\n{rows}\n\n"
+            f"- only FormatError subclasses or a correct decode: **{result['format_errors_or_ok_only']}**\n"
+            f"- slowest input: {result['max_seconds_per_input']} s ({result['slowest_outcome']}), "
+            f"{result['max_time_vs_reference']}x the median decode of a valid seed file "
+            f"({result['reference_seconds_valid_file_median']} s); inputs over 2 s: {over_2s}\n"
+            f"- peak RSS {result['peak_rss_mib']} MiB, {result['peak_rss_above_baseline_mib']} MiB above the "
+            f"warm baseline ({result['baseline_rss_mib']} MiB); configured limit 64 MiB of decoded tensors\n"
+            f"- wall time {result['wall_seconds']} s, load average {tuple(round(x, 2) for x in result['load_average'])}\n"
+        )
+    print(json.dumps({k: result[k] for k in ("path", "inputs", "outcomes", "max_seconds_per_input",
+                                             "peak_rss_above_baseline_mib")}))
+    return 0 if result["format_errors_or_ok_only"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""Structure-aware fuzzing of ``.wl`` files: mutate record fields, filter headers, shard records,
+cell records and params, then recompute every checksum (record blake2b, header blake2b, the
+filter CRC-32) so that the decoder is exercised past its integrity checks.
+
+Used by tests/test_fuzz_files.py (a few hundred seeded inputs) and benchmarks/fuzz_files.py
+(100,000+ inputs, with and without numba).
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import zlib
+from typing import Any, Callable
+
+import numpy as np
+
+from weightless.container import Record, container_from_bytes, container_to_bytes
+from weightless.errors import FormatError
+from weightless.limits import Limits, check_records
+
+HEAD = struct.Struct("<4sBBBBIIQQQI")
+SHARD = struct.Struct("<IIQI")
+INTERESTING = [0, 1, 2, 3, 4, 7, 8, 15, 16, 17, 255, 256, 1 << 12, 1 << 16, (1 << 16) + 1, 1 << 20, 1 << 24,
+               1 << 26, (1 << 31) - 1, 1 << 31, (1 << 32) - 1]
+#: Limits for fuzzing: decoded tensors up to 64 MiB per file.
+FUZZ_LIMITS = Limits.scaled(64 << 20)
+
+
+def seed_files(use_compact: bool) -> list[bytes]:
+    """Valid files of every record kind the writer produces (dense dtypes, paper and compact
+    filters, raw and entropy-coded tables, one and several shards)."""
+    from weightless.api import EncodedLayer, to_bytes
+    from weightless.filters import build
+
+    rng = np.random.default_rng(1)
+    out = []
+    dense = {"f32": rng.standard_normal(7).astype(np.float32), "i8": np.arange(-3, 3, dtype=np.int8),
+             "b": np.array([True, False, True]), "f64": np.linspace(0, 1, 5), "e": np.zeros((0, 3), np.float32)}
+    out.append(to_bytes(dense, metadata={"kind": "dense"}))
+    out.append(to_bytes({"h": rng.standard_normal((3, 4)).astype(np.float32)}, dense_dtype="float16"))
+    kinds = [("paper", 1, 0.05, 5), ("paper", 3, 0.05, 6), ("paper", 1, 0.5, 3), ("paper", 2, 0.003, 4)]
+    if use_compact:
+        kinds += [("compact", 1, 0.05, 5), ("compact", 2, 0.3, 3)]
+    for i, (con, shards, density, t) in enumerate(kinds):
+        size = 12000
+        keys = np.flatnonzero(rng.random(size) < density)
+        k = 3
+        vals = rng.integers(0, k, keys.size)
+        f = build(keys, vals, k=k, t=t, size=size, seed=i, construction=con, shards=shards)
+        layer = EncodedLayer(f, np.array([-0.5, 0.25, 1.0], np.float32), (120, 100))
+        for entropy in (True, False):
+            out.append(to_bytes({"w": layer, "bias": np.ones(3, np.float32)}, entropy=entropy))
+    return out
+
+
+def _varint(v: int) -> bytes:
+    o = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if not v:
+            o.append(b)
+            return bytes(o)
+        o.append(b | 0x80)
+
+
+def _read_varint(b: bytes, p: int) -> tuple[int, int]:
+    v = s = 0
+    while p < len(b) and s < 70:
+        x = b[p]
+        p += 1
+        v |= (x & 0x7F) << s
+        s += 7
+        if not x & 0x80:
+            return v, p
+    raise ValueError("bad varint")
+
+
+def _num(rng: random.Random, old: int, bits: int) -> int:
+    r = rng.random()
+    if r < 0.4:
+        v = rng.choice(INTERESTING)
+    elif r < 0.7:
+        v = old + rng.choice([-2, -1, 1, 2, 3])
+    elif r < 0.85:
+        v = old ^ (1 << rng.randrange(bits))
+    else:
+        v = rng.getrandbits(bits)
+    return v % (1 << bits)
+
+
+def _fix_wlbe_crc(f: bytes) -> bytes:
+    """Recompute the CRC-32 inside an entropy-coded filter record when its cell records decode
+    (with the library's own decoder); otherwise leave it."""
+    from weightless.entropy.table_coder import decode_cells
+    from weightless.filters.packing import pack_cells
+
+    try:
+        head = f[5:49]
+        t, S = head[6], HEAD.unpack(head)[6]
+        p = 49 + 20 * S
+        recs = f[49:p]
+        crc = zlib.crc32(recs, zlib.crc32(head[:40]))
+        for i in range(S):
+            _, m, _, aux = SHARD.unpack_from(recs, 20 * i)
+            if m > 1 << 18:
+                return f
+            L, p = _read_varint(f, p)
+            cells = decode_cells(f[p : p + L], m, t)
+            p += L
+            crc = zlib.crc32(f[p : p + aux], zlib.crc32(pack_cells(cells, t), crc))
+            p += aux
+        return f[:45] + struct.pack("<I", crc) + f[49:]
+    except Exception:
+        return f
+
+
+def _fix_crc(f: bytes) -> bytes:
+    if f[:4] == b"WLBF" and len(f) >= 44:
+        return f[:40] + struct.pack("<I", zlib.crc32(f[44:], zlib.crc32(f[:40]))) + f[44:]
+    if f[:4] == b"WLBE" and len(f) >= 49:
+        return _fix_wlbe_crc(f)
+    return f
+
+
+def _mutate_filter(rng: random.Random, f: bytes) -> bytes:
+    base = 5 if f[:4] == b"WLBE" else 0
+    b = bytearray(f)
+    if len(b) < base + 44:
+        return bytes(b)
+    S = struct.unpack_from("<I", b, base + 12)[0]
+    choice = rng.random()
+    if choice < 0.35:  # a header field
+        offs = [(4, "B"), (5, "B"), (6, "B"), (7, "B"), (8, "I"), (12, "I"), (16, "Q"), (24, "Q"), (32, "Q")]
+        o, fmt = rng.choice(offs)
+        old = struct.unpack_from("<" + fmt, b, base + o)[0]
+        struct.pack_into("<" + fmt, b, base + o, _num(rng, old, struct.calcsize(fmt) * 8))
+    elif choice < 0.65 and S and len(b) >= base + 44 + 20 * min(S, 4096):  # a shard record field
+        i = rng.randrange(min(S, 4096))
+        o, fmt = rng.choice([(0, "I"), (4, "I"), (8, "Q"), (16, "I")])
+        at = base + 44 + 20 * i + o
+        if at + struct.calcsize(fmt) <= len(b):
+            old = struct.unpack_from("<" + fmt, b, at)[0]
+            struct.pack_into("<" + fmt, b, at, _num(rng, old, struct.calcsize(fmt) * 8))
+    elif choice < 0.9 and len(b) > base + 44:  # bytes of the tables / cell records
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(base + 44, len(b))
+            b[i] = rng.choice([0, 1, 0x11, 0x12, 0x13, 0x7F, 0x80, 0xFF, rng.randrange(256)])
+    else:  # cut or extend
+        if rng.random() < 0.5:
+            del b[rng.randrange(base + 44, len(b) + 1):]
+        else:
+            b += bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+    return _fix_crc(bytes(b))
+
+
+def _mutate_params(rng: random.Random, params: dict) -> dict:
+    p = dict(params)
+    if not p or rng.random() < 0.2:
+        p[rng.choice(["k", "t", "coding", "stored", "extra"])] = rng.choice([1, 1.0, True, "raw", [1], None])
+        return p
+    key = rng.choice(sorted(p))
+    v = p[key]
+    r = rng.random()
+    if r < 0.2:
+        del p[key]
+    elif isinstance(v, bool) or not isinstance(v, int):
+        p[key] = rng.choice([0, 1, "ans", "raw", "float16", "float64", "bool", "int8", [], {}, 2.0])
+    elif r < 0.6:
+        p[key] = _num(rng, v, 32)
+    else:
+        p[key] = rng.choice([float(v), str(v), v + 1, None])
+    return p
+
+
+def params_from_filter(filt: bytes, params: dict) -> dict:
+    """The params a writer would store for these filter bytes (the fuzzer's "checksum" of
+    params), or ``params`` unchanged when the header cannot be read."""
+    base = 5 if filt[:4] == b"WLBE" else 0
+    if len(filt) < base + 44:
+        return params
+    _, _, code, t, _, k, S, _, n, seed, _ = HEAD.unpack_from(filt, base)
+    if not 1 <= S <= 4096 or len(filt) < base + 44 + 20 * S:
+        return params
+    shards = [SHARD.unpack_from(filt, base + 44 + 20 * i) for i in range(S)]
+    return {
+        "coding": "ans" if base else "raw", "construction": {1: "paper", 2: "compact"}.get(code, "paper"),
+        "k": k, "t": t, "n": n, "m": sum(r[1] for r in shards), "seed": seed,
+        "shards": [{"n": r[0], "m": r[1], "seed": r[2]} for r in shards],
+    }
+
+
+def mutate(rng: random.Random, data: bytes) -> bytes:
+    """One structure-aware mutation of a valid file, with every checksum recomputed."""
+    c = container_from_bytes(data)
+    recs = list(c.records)
+    i = rng.randrange(len(recs))
+    r = recs[i]
+    name, enc, shape, dtype, params, payload = r.name, r.encoding, r.shape, r.dtype, r.params, r.payload
+    what = rng.random()
+    if what < 0.5 and enc == "bloomier":
+        k = params.get("k", 1) if isinstance(params.get("k"), int) else 1
+        cb, filt = payload[: 4 * k], payload[4 * k :]
+        if rng.random() < 0.15:
+            cb = bytes(rng.randrange(256) for _ in range(len(cb)))
+        filt = _mutate_filter(rng, filt)
+        payload = cb + filt
+        if rng.random() < 0.85:
+            params = params_from_filter(filt, params)
+    elif what < 0.65:
+        params = _mutate_params(rng, params)
+    elif what < 0.75:
+        shape = rng.choice([(), (0,), (1,), tuple(shape) + (1,), (int(np.prod(shape)) + 1,), (1 << 20, 1 << 20),
+                            (1 << 12,) * 3])
+    elif what < 0.82:
+        dtype = rng.choice(["float32", "float16", "float64", "int8", "bool", "bfloat16", "uint16", "int64"])
+    elif what < 0.86:
+        enc = rng.choice(["dense", "bloomier", "raw"])
+    else:
+        b = bytearray(payload)
+        if b:
+            for _ in range(rng.randint(1, 3)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+        payload = bytes(b)
+    try:
+        recs[i] = Record(name, enc, shape, dtype, params, payload)
+    except Exception:
+        return data
+    return container_to_bytes(recs, c.metadata)
+
+
+def decode(data: bytes, limits: Limits, use_numba: bool | None = None) -> dict[str, np.ndarray]:
+    """``load_arrays`` on bytes, with the decode path chosen by ``use_numba``."""
+    from weightless.records import decode_filter_of, decode_record
+
+    c = container_from_bytes(data)
+    check_records(c.records, limits)
+    out = {}
+    for r in c.records:
+        if r.encoding == "bloomier":
+            f, cb = decode_filter_of(r, limits)
+            out[r.name] = f.reconstruct(r.shape, cb, use_numba=use_numba)
+        else:
+            out[r.name] = decode_record(r, limits)
+    return out
+
+
+def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
+    """("ok", value) or (FormatError subclass name, None) or ("CRASH:<type>", message)."""
+    try:
+        return "ok", fn()
+    except FormatError as exc:
+        return type(exc).__name__, None
+    except Exception as exc:  # noqa: BLE001 - any other exception is a finding
+        return f"CRASH:{type(exc).__name__}", str(exc)[:200]
