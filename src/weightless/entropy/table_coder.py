@@ -92,7 +92,7 @@ def _ans_decode(payload: bytes, probs: np.ndarray, m: int, what: str) -> np.ndar
         model = constriction.stream.model.Categorical(probs, perfect=False)
         coder = constriction.stream.stack.AnsCoder(words)
         out = coder.decode(model, m)
-        empty = coder.is_empty()
+        empty = coder.is_empty() and coder.num_words() == 0  # state 0 and every word used
     except Exception as exc:  # constriction signals bad words with various exceptions
         raise FieldError(f"{what}: the ANS stream is corrupt ({exc})") from exc
     if not empty:

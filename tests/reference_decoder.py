@@ -1,0 +1,266 @@
+"""A decoder of ``.wl`` files written from docs/FORMAT.md alone (numpy and the standard
+library; nothing of weightless). Section numbers refer to docs/FORMAT.md.
+
+It decodes valid files; on invalid input it raises ``ValueError`` for the checks it performs
+(magic, version, lengths, checksums, CRC, ANS end state), which are not all of a full reader's.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import struct
+import zlib
+
+import numpy as np
+
+M64 = (1 << 64) - 1
+U64 = np.uint64
+
+
+# --------------------------------------------------------------------------- 1. container
+def read_container(data: bytes) -> tuple[dict, list[tuple[dict, bytes]]]:
+    """Return (metadata, [(record entry, payload bytes)])."""
+    if data[:8] != b"\x89WLS\r\n\x1a\n":
+        raise ValueError("magic")
+    major, _minor, reserved, hlen, plen = struct.unpack_from("<HHIQQ", data, 8)
+    if major != 1 or reserved != 0 or len(data) != 48 + hlen + plen:
+        raise ValueError("preamble")
+    header = data[48 : 48 + hlen]
+    if hashlib.blake2b(data[:32] + header, digest_size=16).digest() != data[32:48]:
+        raise ValueError("header checksum")
+    obj = json.loads(header.decode("utf-8"))
+    payload = data[48 + hlen :]
+    out = []
+    for e in obj["records"]:
+        b, end = e["offsets"]
+        chunk = payload[b:end]
+        if hashlib.blake2b(chunk, digest_size=16).hexdigest() != e["blake2b"]:
+            raise ValueError("record checksum")
+        out.append((e, chunk))
+    return obj["metadata"], out
+
+
+# --------------------------------------------------------------------------- 4. hashing
+def fmix(z):
+    """splitmix64 finaliser on a uint64 array (wrapping arithmetic)."""
+    z = z ^ (z >> U64(30))
+    z = z * U64(0xBF58476D1CE4E5B9)
+    z = z ^ (z >> U64(27))
+    z = z * U64(0x94D049BB133111EB)
+    return z ^ (z >> U64(31))
+
+
+def seed_word(seed: int) -> np.uint64:
+    return fmix(np.array([(seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & M64], dtype=U64))[0]
+
+
+def hash64(keys, seed: int):
+    return fmix(np.asarray(keys, dtype=U64) + seed_word(seed))
+
+
+def reduce32(h, n: int):
+    return ((h >> U64(32)) * U64(n)) >> U64(32)
+
+
+# --------------------------------------------------------------------------- 6. cell records
+def read_varint(b: bytes, p: int) -> tuple[int, int]:
+    v = shift = 0
+    while True:
+        x = b[p]
+        p += 1
+        v |= (x & 0x7F) << shift
+        shift += 7
+        if not x & 0x80:
+            return v, p
+
+
+def unpack_msb(b: bytes, count: int, width: int) -> np.ndarray:
+    if len(b) != (count * width + 7) // 8:
+        raise ValueError("packed length")
+    bits = np.unpackbits(np.frombuffer(b, dtype=np.uint8))[: count * width].reshape(count, width)
+    weights = (1 << np.arange(width - 1, -1, -1)).astype(np.int64)
+    return (bits.astype(np.int64) * weights).sum(axis=1) if count else np.zeros(0, np.int64)
+
+
+def quantized_cdf(probs: list[float]) -> list[int]:
+    """constriction's fast quantization at 24-bit precision (section 6.3)."""
+    n = len(probs)
+    norm = 0.0
+    for p in probs:  # sequential sum, in order
+        norm += p
+    scale = float((1 << 24) - n) / norm
+    cdf, cum = [], 0.0
+    for i, p in enumerate(probs):
+        cdf.append(int(cum * scale) + i)
+        cum += p
+    return cdf + [1 << 24]
+
+
+def ans_decode(words: list[int], probs: list[float], m: int) -> list[int]:
+    """constriction's AnsCoder (32-bit words, 64-bit state) decoding m symbols (section 6.4)."""
+    cdf = quantized_cdf(probs)
+    stack = list(words)
+    state = 0
+    if stack:
+        state = stack.pop()
+        if state == 0:
+            raise ValueError("ANS: last word is zero")
+        while stack and state < (1 << 32):
+            state = (state << 32) | stack.pop()
+    out = []
+    for _ in range(m):
+        q = state & ((1 << 24) - 1)
+        s = bisect.bisect_right(cdf, q, 0, len(cdf) - 1) - 1
+        state = (state >> 24) * (cdf[s + 1] - cdf[s]) + (q - cdf[s])
+        if state < (1 << 32) and stack:
+            state = (state << 32) | stack.pop()
+        out.append(s)
+    if state != 0 or stack:
+        raise ValueError("ANS: stream not consumed exactly")
+    return out
+
+
+def decode_cell_record(rec: bytes, m: int, t: int) -> np.ndarray:
+    tag = rec[0]
+    if tag == 0x11:
+        return unpack_msb(rec[1:], m, t)
+    if tag == 0x12:
+        z, p = read_varint(rec, 1)
+        if z == m:
+            return np.zeros(m, np.int64)
+        probs = [z / m] + [(m - z) / m / ((1 << t) - 1)] * ((1 << t) - 1)
+    elif tag == 0x13:
+        p, counts = 1, []
+        for _ in range(1 << t):
+            c, p = read_varint(rec, p)
+            counts.append(c)
+        probs = [c / m for c in counts]
+    else:
+        raise ValueError("cell record tag")
+    words = list(struct.unpack(f"<{(len(rec) - p) // 4}I", rec[p:]))
+    return np.array(ans_decode(words, probs, m), dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- 3. filter records
+HEAD = struct.Struct("<4sBBBBIIQQQI")
+SHARD = struct.Struct("<IIQI")
+
+
+def parse_filter(f: bytes) -> tuple[dict, list[tuple[int, int, int, np.ndarray, bytes]]]:
+    """Return (header fields, [(n, m, seed, cells, aux) per shard]) of a WLBF or WLBE record."""
+    coded = f[:4] == b"WLBE"
+    base = 5 if coded else 0
+    _, ver, code, t, bb, k, S, size, n, seed, crc = HEAD.unpack_from(f, base)
+    if ver != 1 or bb != 12:
+        raise ValueError("filter version")
+    recs = [SHARD.unpack_from(f, base + 44 + 20 * i) for i in range(S)]
+    p = base + 44 + 20 * S
+    shards = []
+    for sn, sm, sseed, aux_len in recs:
+        if coded:
+            L, p = read_varint(f, p)
+            cells = decode_cell_record(f[p : p + L], sm, t)
+            p += L
+        else:
+            L = (sm * t + 7) // 8
+            cells = unpack_msb(f[p : p + L], sm, t)
+            p += L
+        aux = f[p : p + aux_len]
+        p += aux_len
+        shards.append((sn, sm, sseed, cells, aux))
+    if p != len(f):
+        raise ValueError("trailing bytes")
+    raw_tables = b"".join(_pack_msb(c, t) + a for *_, c, a in shards)
+    head = f[base : base + 40]
+    if zlib.crc32(raw_tables, zlib.crc32(f[base + 44 : base + 44 + 20 * S], zlib.crc32(head))) != crc:
+        raise ValueError("filter CRC")
+    return {"code": code, "t": t, "k": k, "size": size, "seed": seed, "S": S}, shards
+
+
+def _pack_msb(cells: np.ndarray, t: int) -> bytes:
+    if cells.size == 0:
+        return b""
+    bits = ((cells[:, None] >> np.arange(t - 1, -1, -1)) & 1).astype(np.uint8)
+    return np.packbits(bits.reshape(-1)).tobytes()
+
+
+# --------------------------------------------------------------------------- 5. raw words
+def paper_raw(cells: np.ndarray, t: int, seed: int, pos):
+    m = cells.shape[0]
+    z = hash64(pos, seed)
+    q, q2 = m // 3, m - 2 * (m // 3)
+    h0 = ((z >> U64(32)) * U64(q)) >> U64(32)
+    h1 = U64(q) + (((z & U64(0xFFFFFFFF)) * U64(q)) >> U64(32))
+    h2 = U64(2 * q) + ((((z * U64(0xD6E8FEB86659FD93)) >> U64(32)) * U64(q2)) >> U64(32))
+    c = cells.astype(np.int64)
+    return c[h0.astype(np.int64)] ^ c[h1.astype(np.int64)] ^ c[h2.astype(np.int64)] ^ (z & U64((1 << t) - 1)).astype(np.int64)
+
+
+def compact_raw(cells: np.ndarray, aux: bytes, t: int, seed: int, pos):
+    m = cells.shape[0]
+    S = struct.unpack_from("<I", aux, 1)[0]
+    width, last_try = aux[5], aux[6]
+    counts = list(struct.unpack_from(f"<{S - 1}{'H' if width == 2 else 'I'}", aux, 7))
+    ms = counts + [m - sum(counts)]
+    offs = np.concatenate([[0], np.cumsum(ms)[:-1]]).astype(np.int64)
+    ssw = seed_word(seed)
+    tr = [0] * (S - 1) + [last_try]
+    sws = fmix((hash64(np.arange(S), seed) ^ np.array([ms[i] | (tr[i] << 48) for i in range(S)], dtype=U64)) + ssw)
+    h = hash64(pos, seed)
+    s = reduce32(h, S).astype(np.int64)
+    msa = np.array(ms, dtype=np.int64)[s]
+    w = np.minimum(msa, 64)
+    sw = sws[s]
+    mul = (sw >> U64(32)) | U64(1)
+    st = ((((h & U64(0xFFFFFFFF)) * mul) & U64(0xFFFFFFFF)) * (msa - w + 1).astype(U64)) >> U64(32)
+    g = offs[s] + st.astype(np.int64)
+    a = (h ^ sw) * U64(0xC28F82822B650BED)
+    c = (a ^ (a >> U64(32))) | U64(1)
+    c = np.where(w >= 64, c, c & ((U64(1) << w.astype(U64)) - U64(1)))
+    raw = (h & U64((1 << t) - 1)).astype(np.int64)
+    cz = np.concatenate([cells.astype(np.int64), np.zeros(64, np.int64)])
+    for b in range(64):
+        bit = ((c >> U64(b)) & U64(1)).astype(bool)
+        raw ^= np.where(bit, cz[g + b], 0)
+    return raw
+
+
+# --------------------------------------------------------------------------- 2, 5. records
+def decode_bloomier(entry: dict, payload: bytes) -> np.ndarray:
+    k = entry["params"]["k"]
+    codebook = np.frombuffer(payload[: 4 * k], dtype="<f4").astype(np.float32)
+    hdr, shards = parse_filter(payload[4 * k :])
+    t, size, S, seed = hdr["t"], hdr["size"], hdr["S"], hdr["seed"]
+    pos = np.arange(size, dtype=np.uint64)
+    if S == 1:
+        sid = np.zeros(size, np.int64)
+    else:
+        sid = reduce32(hash64(pos >> U64(12), seed ^ 0x3C6EF372FE94F82B), S).astype(np.int64)
+    raw = np.full(size, (1 << t) - 1, dtype=np.int64)
+    for s, (_, m, sseed, cells, aux) in enumerate(shards):
+        sel = np.flatnonzero(sid == s)
+        if m == 0 or sel.size == 0:
+            continue
+        p = pos[sel]
+        raw[sel] = paper_raw(cells, t, sseed, p) if hdr["code"] == 1 else compact_raw(cells, aux, t, sseed, p)
+    lut = np.zeros(1 << t, dtype=np.float32)
+    lut[:k] = codebook
+    return lut[raw].reshape(entry["shape"])
+
+
+def load(data: bytes) -> dict[str, np.ndarray]:
+    """Decode every record of a ``.wl`` file."""
+    _, records = read_container(data)
+    out = {}
+    for entry, payload in records:
+        if entry["encoding"] == "dense":
+            stored = np.dtype(entry["params"]["stored"]).newbyteorder("<")
+            a = np.frombuffer(payload, dtype=stored).astype(entry["dtype"])
+            out[entry["name"]] = a.reshape(entry["shape"])
+        elif entry["encoding"] == "bloomier":
+            out[entry["name"]] = decode_bloomier(entry, payload)
+        else:
+            raise ValueError(f"encoding {entry['encoding']}")
+    return out
