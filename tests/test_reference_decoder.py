@@ -89,3 +89,27 @@ def test_reference_rejects_a_corrupt_ans_stream():
     rec[-3] ^= 0x40
     with pytest.raises(ValueError):
         ref.decode_cell_record(bytes(rec), 3000, 4)
+
+
+def test_worked_example_in_the_spec_is_what_the_writer_writes():
+    """docs/FORMAT.md's worked example: payload bytes, params and decoded values (golden)."""
+    import os
+    import re
+
+    from weightless.container import container_from_bytes
+
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "FORMAT.md"), encoding="utf-8").read()
+    part = doc[doc.index("## Worked example"):doc.index("## Container example")]
+    hexes = []
+    for line in part.splitlines():
+        if re.match(r"^    [0-9a-f]{2} ", line):
+            for tok in line.split():
+                if not re.fullmatch(r"[0-9a-f]{2}", tok):
+                    break
+                hexes.append(tok)
+    want = bytes.fromhex("".join(hexes))
+    f = build(np.array([1, 5]), np.array([0, 1]), k=2, t=3, size=8, seed=0)
+    data = wl.to_bytes({"w": EncodedLayer(f, np.array([-0.5, 0.25], np.float32), (2, 4))}, entropy=False)
+    rec = container_from_bytes(data).records[0]
+    assert rec.payload == want and len(want) == 77
+    assert ref.load(data)["w"].tolist() == [[0, -0.5, 0, 0.25], [0, 0.25, 0, 0]]
