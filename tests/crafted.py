@@ -14,22 +14,11 @@ from typing import Sequence
 import numpy as np
 
 from weightless.container import Record, container_to_bytes
+from weightless.entropy._bits import write_varint as varint
 
 HEAD = struct.Struct("<4sBBBBIIQQQI")
 SHARD = struct.Struct("<IIQI")
 PAPER, COMPACT = 1, 2
-
-
-def varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def packed_zero_cells(m: int, t: int) -> bytes:

@@ -19,6 +19,8 @@ from weightless.container import Record, container_from_bytes, container_to_byte
 from weightless.errors import FormatError
 from weightless.limits import Limits, check_records
 
+from reference_decoder import read_varint
+
 HEAD = struct.Struct("<4sBBBBIIQQQI")
 SHARD = struct.Struct("<IIQI")
 INTERESTING = [0, 1, 2, 3, 4, 7, 8, 15, 16, 17, 255, 256, 1 << 12, 1 << 16, (1 << 16) + 1, 1 << 20, 1 << 24,
@@ -54,29 +56,6 @@ def seed_files(use_compact: bool) -> list[bytes]:
     return out
 
 
-def _varint(v: int) -> bytes:
-    o = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if not v:
-            o.append(b)
-            return bytes(o)
-        o.append(b | 0x80)
-
-
-def _read_varint(b: bytes, p: int) -> tuple[int, int]:
-    v = s = 0
-    while p < len(b) and s < 70:
-        x = b[p]
-        p += 1
-        v |= (x & 0x7F) << s
-        s += 7
-        if not x & 0x80:
-            return v, p
-    raise ValueError("bad varint")
-
-
 def _num(rng: random.Random, old: int, bits: int) -> int:
     r = rng.random()
     if r < 0.4:
@@ -106,7 +85,7 @@ def _fix_wlbe_crc(f: bytes) -> bytes:
             _, m, _, aux = SHARD.unpack_from(recs, 20 * i)
             if m > 1 << 18:
                 return f
-            L, p = _read_varint(f, p)
+            L, p = read_varint(f, p)
             cells = decode_cells(f[p : p + L], m, t)
             p += L
             crc = zlib.crc32(f[p : p + aux], zlib.crc32(pack_cells(cells, t), crc))
