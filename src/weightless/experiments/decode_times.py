@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import WeightlessError
-from . import paper_values as P
+from .. import paper as P
 from .common import Log, Progress, ReproConfig, available_constructions, env_info, load_data, prepare_simplified, read_result
 
 __all__ = ["NAME", "run", "markdown", "time_decode"]

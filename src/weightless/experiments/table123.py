@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import WeightlessError
-from . import paper_values as P
+from .. import paper as P
 from .common import (
     Log,
     Progress,
