@@ -20,7 +20,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "save": "api", "load": "api", "load_arrays": "api", "inspect": "api", "to_bytes": "api",
     "EncodedLayer": "api", "compress": "convenience", "encode_tensors": "convenience",
-    "read_checkpoint": "convenience",
+    "read_checkpoint": "convenience", "CompressConfig": "pipeline.config", "EncodeConfig": "pipeline.config",
+    "LayerSelect": "simplify.select", "Recipe": "simplify.recipe", "Task": "training.task", "TrainConfig": "training.loop",
 }
 
 
@@ -42,6 +43,12 @@ __all__ = [
     "compress",
     "encode_tensors",
     "read_checkpoint",
+    "CompressConfig",
+    "EncodeConfig",
+    "LayerSelect",
+    "Recipe",
+    "Task",
+    "TrainConfig",
     "WeightlessError",
     "InputError",
     "ConstructionError",

@@ -37,15 +37,17 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pruning", choices=("magnitude", "dns"), default="magnitude")
     p.add_argument("--t", action="append", metavar="T", help="'auto' (default: smallest t within --tolerance "
                    "on the validation split), 'paper' (Table 1), or LAYER=BITS, repeatable")
-    p.add_argument("--tolerance", type=float, default=0.05, help="allowed val-error increase for auto t (pct points)")
-    p.add_argument("--retrain-epochs", type=float, default=2.0, help="epochs of retraining after each encoded layer")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="allowed val-error increase for auto t, in pct points (default: EncodeConfig's, 0.05)")
+    p.add_argument("--retrain-epochs", type=float, default=None,
+                   help="epochs of retraining after each encoded layer (default: EncodeConfig's; 0: none)")
     p.add_argument("--construction", choices=("auto", "paper", "compact"), default="auto",
                    help="filter construction: paper (m = 1.25 n, peeling), compact (ribbon, ~1.02 n), "
                    "auto (compact for layers up to 16M positions, paper above; default)")
-    p.add_argument("--seed-trials", type=int, default=8,
-                   help="filters built per layer and t; the one with the lowest validation loss is kept")
+    p.add_argument("--seed-trials", type=int, default=None,
+                   help="filters built per layer and t; the one with the lowest validation loss is kept (default 8)")
     p.add_argument("--c", type=float, default=None, help="cells per key m/n (default: the construction's)")
-    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--shards", type=int, default=None)
     p.add_argument("--no-entropy", action="store_true", help="store raw bit-packed tables")
     p.add_argument("--dense-dtype", choices=("float32", "float16"), default="float32",
                    help="storage of the layers not encoded with a filter")
@@ -73,8 +75,8 @@ def register(subparsers: Any) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
-    """Build :class:`~weightless.pipeline.run.RunOptions` from parsed arguments."""
-    from ..pipeline.run import RunOptions
+    """Build :class:`~weightless.apps.run.RunOptions` from parsed arguments."""
+    from ..apps.run import RunOptions
 
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
@@ -116,7 +118,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``weightless compress``; return the exit code."""
-    from ..pipeline.run import compress_run
+    from ..apps.run import compress_run
     from ..training import set_threads
 
     opts = options_from_args(args)

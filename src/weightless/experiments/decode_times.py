@@ -108,7 +108,7 @@ def run(cfg: ReproConfig, log: Log, out_dir: str | None = None) -> dict[str, Any
         DataError: MNIST missing.
     """
     from ..pipeline.compress import layer_seed
-    from ..pipeline.run import PAPER_T
+    from ..apps.run import PAPER_T
     from .vgg_scale import layer_shape, synthetic_layer
 
     cfg.validate()
