@@ -62,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USER_ERROR
+    _setup_logging()
     try:
         return int(args.func(args) or 0)
     except WeightlessError as exc:
@@ -73,6 +74,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("weightless: interrupted", file=sys.stderr)
         return 130
+
+
+def _setup_logging() -> None:
+    """Progress and stage lines of the "weightless" logger go to stderr, one per line."""
+    import logging
+
+    log = logging.getLogger("weightless")
+    if not log.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(h)
+        log.setLevel(logging.INFO)
+        log.propagate = False
 
 
 def entry() -> None:
