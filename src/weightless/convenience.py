@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .api import EncodedLayer
+from .api import EncodedLayer, tensor_to_numpy
 from .errors import DataError, InputError
 
 __all__ = [
@@ -58,10 +58,12 @@ def default_t(k: int) -> int:
     return min(max(int(math.ceil(math.log2(k))), 0) + 4, _T_MAX)
 
 
-def _as_numpy(v: Any) -> np.ndarray:
-    if hasattr(v, "detach"):
-        v = v.detach().cpu().contiguous().numpy()
-    return np.asarray(v)
+def _as_numpy(name: str, v: Any) -> tuple[np.ndarray, str]:
+    """``(array, dtype)``; a bfloat16 tensor as its float32 values (exact) with dtype "bfloat16"."""
+    from .records import bfloat16_to_float32
+
+    a, dtype = tensor_to_numpy(name, v)
+    return (bfloat16_to_float32(a) if dtype == "bfloat16" else a), dtype
 
 
 def _distinct_nonzero(a: np.ndarray, limit: int | None) -> np.ndarray | None:
@@ -80,7 +82,7 @@ def default_filter_layers(tensors: Mapping[str, Any]) -> list[str]:
     tensors with >= 2 dims, 1..256 distinct nonzero values, nonzero fraction <= 50%."""
     out = []
     for name, v in tensors.items():
-        a = _as_numpy(v)
+        a, _ = _as_numpy(str(name), v)
         if a.ndim < 2 or a.dtype.kind != "f" or a.size == 0:
             continue
         nnz = int(np.count_nonzero(a))
@@ -116,7 +118,8 @@ class LayerEncoding:
 @dataclass
 class EncodedTensors:
     """Result of :func:`encode_tensors`: ``tensors`` is what :func:`weightless.save` takes
-    (name -> numpy array or :class:`EncodedLayer`); ``layers`` reports the filter layers."""
+    (name -> numpy array, :class:`EncodedLayer` decoding to the tensor's dtype, or for a
+    bfloat16 tensor left dense the tensor as given); ``layers`` reports the filter layers."""
 
     tensors: dict[str, Any]
     layers: list[LayerEncoding] = field(default_factory=list)
@@ -167,8 +170,11 @@ def encode_tensors(
     """
     from .filters import build
     from .pipeline.compress import layer_seed
+    from .records import FILTER_DTYPES
 
-    arrays = {str(n): _as_numpy(v) for n, v in tensors.items()}
+    originals = {str(n): v for n, v in tensors.items()}
+    converted = {n: _as_numpy(n, v) for n, v in originals.items()}
+    arrays = {n: a for n, (a, _) in converted.items()}
     clustered = dict(clustered or {})
     unknown = [n for n in clustered if n not in arrays]
     if unknown:
@@ -195,7 +201,7 @@ def encode_tensors(
     chosen_set = set(chosen)
     for name, a in arrays.items():
         if name not in chosen_set:
-            out[name] = a
+            out[name] = originals[name] if converted[name][1] == "bfloat16" else a  # save() keeps bfloat16
             continue
         if name in clustered:
             idx, cb = clustered[name]
@@ -208,7 +214,7 @@ def encode_tensors(
                 raise InputError(f"{name}: only float tensors can be filter-encoded, got {a.dtype}")
             if not np.all(np.isfinite(a)):
                 raise InputError(f"{name}: holds non-finite values; cannot filter-encode it")
-            a32 = a.astype(np.float32, copy=False)  # filter layers decode to float32
+            a32 = a.astype(np.float32, copy=False)  # codebooks are float32; decoded in a's dtype
             cb = _distinct_nonzero(a32, (1 << _T_MAX) - 1)
             if cb is None:
                 raise InputError(f"{name}: more than {(1 << _T_MAX) - 1} distinct nonzero values; cluster it first")
@@ -229,7 +235,8 @@ def encode_tensors(
                   construction=construction, c=c, shards=shards)
         secs = time.perf_counter() - t0
         shape = tuple(int(s) for s in a.shape)
-        out[name] = EncodedLayer(f, cb, shape)
+        dtype = converted[name][1] if converted[name][1] in FILTER_DTYPES else "float32"
+        out[name] = EncodedLayer(f, cb, shape, dtype)
         reports.append(LayerEncoding(name=name, shape=shape, nonzero=int(keys.size), k=k, t=tl, m=int(f.m),
                                      false_positives=int(f.count_false_positives()), filter_bytes=int(f.nbytes),
                                      build_seconds=secs))
