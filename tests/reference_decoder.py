@@ -255,12 +255,18 @@ def load(data: bytes) -> dict[str, np.ndarray]:
     _, records = read_container(data)
     out = {}
     for entry, payload in records:
+        dtype = entry["dtype"]
         if entry["encoding"] == "dense":
-            stored = np.dtype(entry["params"]["stored"]).newbyteorder("<")
-            a = np.frombuffer(payload, dtype=stored).astype(entry["dtype"])
+            stored = entry["params"]["stored"]
+            a = np.frombuffer(payload, dtype=np.dtype("uint16" if stored == "bfloat16" else stored).newbyteorder("<"))
+            if stored == "bfloat16":  # raw words; numpy has no bfloat16: the float32 of the same value
+                a = (a.astype(np.uint32) << np.uint32(16)).view(np.float32)
+            else:
+                a = a.astype(dtype)
             out[entry["name"]] = a.reshape(entry["shape"])
         elif entry["encoding"] == "bloomier":
-            out[entry["name"]] = decode_bloomier(entry, payload)
+            a = decode_bloomier(entry, payload)  # float32; exact in dtype (the codebook is rounded)
+            out[entry["name"]] = a if dtype in ("float32", "bfloat16") else a.astype(dtype)
         else:
             raise ValueError(f"encoding {entry['encoding']}")
     return out

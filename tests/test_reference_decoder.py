@@ -54,6 +54,8 @@ def test_dense_records_agree(tmp_path):
         "f16": rng.standard_normal(6).astype(np.float16), "i64": np.arange(-3, 3), "i32": np.arange(5, dtype=np.int32),
         "i16": np.arange(-2, 2, dtype=np.int16), "i8": np.arange(-4, 4, dtype=np.int8),
         "u8": np.arange(250, 256, dtype=np.uint8), "bool": np.array([True, False]), "empty": np.zeros((0, 2), np.float32),
+        "u16": np.arange(3, dtype=np.uint16), "u32": np.arange(3, dtype=np.uint32), "u64": np.arange(3, dtype=np.uint64),
+        "scalar": np.float32(2.5).reshape(()),
     }
     for dense_dtype in ("float32", "float16"):
         p = tmp_path / f"d{dense_dtype}.wl"
@@ -61,6 +63,26 @@ def test_dense_records_agree(tmp_path):
         mine, theirs = wl.load_arrays(p), ref.load(p.read_bytes())
         for name in tensors:
             assert mine[name].dtype == theirs[name].dtype and mine[name].tobytes() == theirs[name].tobytes(), name
+
+
+def test_bfloat16_and_narrow_filter_layers_agree(tmp_path):
+    torch = pytest.importorskip("torch")
+    p = tmp_path / "b.wl"
+    layer = _layer("paper", 2, 0.05, 6, 5, shape=(90, 100))
+    tensors = {"bf": torch.tensor([1.5, -2.25, 3.0e-3]).to(torch.bfloat16)}
+    for dt in ("float16", "bfloat16", "float64"):
+        tensors[f"w_{dt}"] = layer
+    recs = wl.api.build_records({"bf": tensors["bf"]})
+    from weightless.records import filter_record
+
+    recs += [filter_record(f"w_{dt}", layer.filter, layer.codebook, layer.shape, dtype=dt)
+             for dt in ("float16", "bfloat16", "float64")]
+    from weightless.container import write_container
+
+    write_container(p, recs, {})
+    mine, theirs = wl.load_arrays(p), ref.load(p.read_bytes())
+    for name in mine:
+        assert mine[name].dtype == theirs[name].dtype and mine[name].tobytes() == theirs[name].tobytes(), name
 
 
 @pytest.mark.parametrize("t", [1, 2, 5, 8, 12, 13, 16])

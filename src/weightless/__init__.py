@@ -21,7 +21,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "save": "api", "load": "api", "load_arrays": "api", "inspect": "api", "to_bytes": "api",
     "EncodedLayer": "api", "compress": "convenience", "encode_tensors": "convenience",
-    "read_checkpoint": "convenience", "Limits": "limits",
+    "read_checkpoint": "convenience", "Limits": "limits", "CompressConfig": "pipeline.config", "EncodeConfig": "pipeline.config",
+    "LayerSelect": "simplify.select", "Recipe": "simplify.recipe", "Task": "training.task", "TrainConfig": "training.loop",
 }
 
 
@@ -44,6 +45,12 @@ __all__ = [
     "encode_tensors",
     "read_checkpoint",
     "Limits",
+    "CompressConfig",
+    "EncodeConfig",
+    "LayerSelect",
+    "Recipe",
+    "Task",
+    "TrainConfig",
     "WeightlessError",
     "InputError",
     "ConstructionError",

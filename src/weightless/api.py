@@ -3,6 +3,14 @@
 ``save`` and ``inspect`` need numpy only; ``load`` returns numpy arrays or, when asked (the
 default if PyTorch is importable), ``torch.Tensor`` values forming a state_dict that
 ``model.load_state_dict`` accepts.
+
+Round trips keep every tensor's dtype and shape: 0-d and empty tensors, float64/32/16,
+bfloat16, signed and unsigned integers, bool (e.g. BatchNorm's 0-d int64
+``num_batches_tracked``). Dense tensors come back bit for bit; a filter layer comes back in the
+dtype it was encoded from (see :class:`EncodedLayer`). numpy has no bfloat16, so
+:func:`load_arrays` returns bfloat16 tensors as float32 arrays holding the same values exactly
+(the record's dtype, in :func:`inspect`, still says bfloat16); :func:`load` with torch returns
+``torch.bfloat16`` tensors, bit for bit.
 """
 
 from __future__ import annotations
@@ -16,24 +24,49 @@ import numpy as np
 from .container import Record, container_to_bytes, read_container, summarize_container, write_container
 from .errors import InputError
 from .limits import Limits, check_records
-from .records import decode_record, dense_record, filter_record, verify_records
+from .records import DTYPES, decode_record, dense_record, filter_record, verify_records
 
 __all__ = ["EncodedLayer", "build_records", "save", "load", "load_arrays", "inspect"]
 
 
 @dataclass(frozen=True)
 class EncodedLayer:
-    """A weight tensor encoded by a Bloomier filter: the filter, its codebook and the tensor shape."""
+    """A weight tensor encoded by a Bloomier filter: the filter, its codebook, the tensor shape
+    and the dtype it decodes to (the encoded tensor's: float32, float16, bfloat16 or float64;
+    the codebook is rounded to it)."""
 
     filter: Any
     codebook: np.ndarray
     shape: tuple[int, ...]
+    dtype: str = "float32"
 
 
-def _as_numpy(v: Any) -> np.ndarray:
+def tensor_to_numpy(name: str, v: Any) -> tuple[np.ndarray, str]:
+    """Return ``(array, dtype)`` of a numpy array, torch tensor or array-like ``v``: ``dtype`` is
+    the tensor's dtype name; for bfloat16 (torch, or numpy via ml_dtypes) ``array`` holds the
+    raw 16-bit words as uint16 and ``dtype`` is ``"bfloat16"``. The shape is kept (0-d too).
+
+    Raises:
+        InputError: a torch tensor numpy cannot hold (e.g. float8, sparse, quantized), named.
+    """
     if hasattr(v, "detach"):  # a torch tensor
-        v = v.detach().cpu().contiguous().numpy()
-    return np.asarray(v)
+        import torch
+
+        t = v.detach()
+        try:
+            t = t.cpu().contiguous()
+            if t.dtype == torch.bfloat16:
+                return t.view(torch.int16).numpy().view(np.uint16), "bfloat16"
+            a = t.numpy()
+        except (TypeError, RuntimeError, NotImplementedError) as exc:
+            raise InputError(f"tensor {name!r}: torch dtype {v.dtype} (layout {v.layout}) is not supported "
+                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                             f"expected a dense tensor of one of {DTYPES}") from None
+    else:
+        a = np.asarray(v)
+    if a.dtype.name == "bfloat16" and a.dtype.itemsize == 2:  # ml_dtypes' numpy bfloat16
+        return a.view(np.uint16), "bfloat16"
+    return a, a.dtype.name
 
 
 def build_records(
@@ -43,22 +76,23 @@ def build_records(
     in the order given.
 
     Args:
-        dense_dtype: on-disk dtype of float32 tensors stored densely ("float32" or "float16").
+        dense_dtype: on-disk dtype of float32 tensors stored densely ("float32" or "float16");
+            tensors of other dtypes are stored as they are.
         entropy: entropy-code filter tables (falls back to raw where that is not smaller).
 
     Raises:
-        InputError: an unsupported tensor or dtype.
+        InputError: an unsupported tensor or dtype (the message names the tensor).
     """
     if dense_dtype not in ("float32", "float16"):
         raise InputError(f"dense dtype must be 'float32' or 'float16', got {dense_dtype!r}")
     records = []
     for name, v in tensors.items():
         if isinstance(v, EncodedLayer):
-            records.append(filter_record(name, v.filter, v.codebook, v.shape, entropy=entropy))
+            records.append(filter_record(name, v.filter, v.codebook, v.shape, entropy=entropy, dtype=v.dtype))
         else:
-            a = _as_numpy(v)
-            stored = dense_dtype if a.dtype == np.float32 else None
-            records.append(dense_record(name, a, stored=stored))
+            a, dtype = tensor_to_numpy(name, v)
+            stored = dense_dtype if dtype == "float32" else None
+            records.append(dense_record(name, a, stored=stored, dtype=dtype))
     return records
 
 
@@ -95,6 +129,10 @@ def load_arrays(path: str | os.PathLike, *, limits: Limits | None = None) -> dic
         limits: caps on decoded sizes (:class:`weightless.Limits`; None: the documented
             defaults), checked for the whole file before anything is decoded.
 
+    Returns:
+        name -> array of the tensor's shape and dtype, except bfloat16 tensors, which come
+        back as float32 arrays of the same values (numpy has no bfloat16).
+
     Raises:
         LimitError: the file declares more than ``limits`` allow (nothing was decoded).
         FormatError: the file is corrupt, truncated or of an unsupported version.
@@ -104,11 +142,23 @@ def load_arrays(path: str | os.PathLike, *, limits: Limits | None = None) -> dic
     return {r.name: decode_record(r, limits) for r in c.records}
 
 
+def _to_torch(rec: Record, limits: Limits | None) -> Any:
+    """The tensor of one record; bfloat16 is viewed from its raw words, bit for bit."""
+    import torch
+
+    if rec.dtype == "bfloat16":
+        return torch.from_numpy(decode_record(rec, limits, bfloat16="words").view(np.int16)).view(torch.bfloat16)
+    a = decode_record(rec, limits)
+    # decoded arrays are fresh, owned and writeable: share their memory instead of copying
+    return torch.from_numpy(a if a.flags.writeable else np.array(a, copy=True))
+
+
 def load(path: str | os.PathLike, *, framework: str = "torch", limits: Limits | None = None) -> dict[str, Any]:
     """Read a ``.wl`` file and return ``{name: tensor}``.
 
     Args:
-        framework: "torch" (a state_dict of ``torch.Tensor``) or "numpy".
+        framework: "torch" (a state_dict of ``torch.Tensor`` of the saved dtypes and shapes,
+            bfloat16 included) or "numpy" (as :func:`load_arrays`).
         limits: caps on decoded sizes, see :func:`load_arrays`.
 
     Raises:
@@ -118,13 +168,11 @@ def load(path: str | os.PathLike, *, framework: str = "torch", limits: Limits | 
     """
     if framework not in ("torch", "numpy"):
         raise InputError(f"framework must be 'torch' or 'numpy', got {framework!r}")
-    arrays = load_arrays(path, limits=limits)
     if framework == "numpy":
-        return arrays
-    import torch
-
-    # decoded arrays are fresh, owned and writeable: share their memory instead of copying
-    return {k: torch.from_numpy(v if v.flags.writeable else np.array(v, copy=True)) for k, v in arrays.items()}
+        return load_arrays(path, limits=limits)
+    c = read_container(path)
+    check_records(c.records, limits)
+    return {r.name: _to_torch(r, limits) for r in c.records}
 
 
 def inspect(

@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .api import EncodedLayer
+from .api import EncodedLayer, tensor_to_numpy
 from .errors import DataError, InputError
 
 __all__ = [
@@ -58,10 +58,12 @@ def default_t(k: int) -> int:
     return min(max(int(math.ceil(math.log2(k))), 0) + 4, _T_MAX)
 
 
-def _as_numpy(v: Any) -> np.ndarray:
-    if hasattr(v, "detach"):
-        v = v.detach().cpu().contiguous().numpy()
-    return np.asarray(v)
+def _as_numpy(name: str, v: Any) -> tuple[np.ndarray, str]:
+    """``(array, dtype)``; a bfloat16 tensor as its float32 values (exact) with dtype "bfloat16"."""
+    from .records import bfloat16_to_float32
+
+    a, dtype = tensor_to_numpy(name, v)
+    return (bfloat16_to_float32(a) if dtype == "bfloat16" else a), dtype
 
 
 def _distinct_nonzero(a: np.ndarray, limit: int | None) -> np.ndarray | None:
@@ -80,7 +82,7 @@ def default_filter_layers(tensors: Mapping[str, Any]) -> list[str]:
     tensors with >= 2 dims, 1..256 distinct nonzero values, nonzero fraction <= 50%."""
     out = []
     for name, v in tensors.items():
-        a = _as_numpy(v)
+        a, _ = _as_numpy(str(name), v)
         if a.ndim < 2 or a.dtype.kind != "f" or a.size == 0:
             continue
         nnz = int(np.count_nonzero(a))
@@ -116,7 +118,8 @@ class LayerEncoding:
 @dataclass
 class EncodedTensors:
     """Result of :func:`encode_tensors`: ``tensors`` is what :func:`weightless.save` takes
-    (name -> numpy array or :class:`EncodedLayer`); ``layers`` reports the filter layers."""
+    (name -> numpy array, :class:`EncodedLayer` decoding to the tensor's dtype, or for a
+    bfloat16 tensor left dense the tensor as given); ``layers`` reports the filter layers."""
 
     tensors: dict[str, Any]
     layers: list[LayerEncoding] = field(default_factory=list)
@@ -167,8 +170,11 @@ def encode_tensors(
     """
     from .filters import build
     from .pipeline.compress import layer_seed
+    from .records import FILTER_DTYPES
 
-    arrays = {str(n): _as_numpy(v) for n, v in tensors.items()}
+    originals = {str(n): v for n, v in tensors.items()}
+    converted = {n: _as_numpy(n, v) for n, v in originals.items()}
+    arrays = {n: a for n, (a, _) in converted.items()}
     clustered = dict(clustered or {})
     unknown = [n for n in clustered if n not in arrays]
     if unknown:
@@ -195,7 +201,7 @@ def encode_tensors(
     chosen_set = set(chosen)
     for name, a in arrays.items():
         if name not in chosen_set:
-            out[name] = a
+            out[name] = originals[name] if converted[name][1] == "bfloat16" else a  # save() keeps bfloat16
             continue
         if name in clustered:
             idx, cb = clustered[name]
@@ -208,7 +214,7 @@ def encode_tensors(
                 raise InputError(f"{name}: only float tensors can be filter-encoded, got {a.dtype}")
             if not np.all(np.isfinite(a)):
                 raise InputError(f"{name}: holds non-finite values; cannot filter-encode it")
-            a32 = a.astype(np.float32, copy=False)  # filter layers decode to float32
+            a32 = a.astype(np.float32, copy=False)  # codebooks are float32; decoded in a's dtype
             cb = _distinct_nonzero(a32, (1 << _T_MAX) - 1)
             if cb is None:
                 raise InputError(f"{name}: more than {(1 << _T_MAX) - 1} distinct nonzero values; cluster it first")
@@ -229,7 +235,8 @@ def encode_tensors(
                   construction=construction, c=c, shards=shards)
         secs = time.perf_counter() - t0
         shape = tuple(int(s) for s in a.shape)
-        out[name] = EncodedLayer(f, cb, shape)
+        dtype = converted[name][1] if converted[name][1] in FILTER_DTYPES else "float32"
+        out[name] = EncodedLayer(f, cb, shape, dtype)
         reports.append(LayerEncoding(name=name, shape=shape, nonzero=int(keys.size), k=k, t=tl, m=int(f.m),
                                      false_positives=int(f.count_false_positives()), filter_bytes=int(f.nbytes),
                                      build_seconds=secs))
@@ -321,30 +328,99 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
                      "or a folder from 'weightless simplify --out'")
 
 
-def compress(model: Any, data: Any, recipe: Any, config: Any = None, *, progress: bool = False) -> Any:
-    """Simplify a trained dense ``model`` with ``recipe`` and encode it layer by layer with
-    retraining (paper Algorithm 1).
+def compress(
+    model: Any,
+    train: Any,
+    val: Any = None,
+    config: Any = None,
+    *,
+    test: Any = None,
+    loss: Any = None,
+    metric: Any = None,
+    device: Any = None,
+    batch_fn: Any = None,
+    progress: bool | None = None,
+    log: Any = None,
+) -> Any:
+    """Simplify a trained ``model`` and encode it layer by layer with retraining (Algorithm 1).
 
     Args:
-        model: a trained dense ``torch.nn.Module`` (not modified).
-        data: a :class:`weightless.data.mnist.MNIST` (train / val / test splits).
-        recipe: a :class:`weightless.simplify.Recipe` (e.g. ``PAPER_RECIPES[("lenet300",
-            "magnitude")]``).
-        config: an :class:`weightless.pipeline.compress.EncodeConfig` (None: automatic t,
-            2 epochs of retraining at lr 2e-4).
+        model: a trained ``torch.nn.Module`` (not modified).
+        train: training data: a ``DataLoader``, a map-style ``Dataset``, an ``(x, y)`` pair of
+            arrays, or a :class:`~weightless.training.Task` (then ``val`` etc. come from it).
+        val: validation data in the same forms; every choice (t, filter seeds) is made on it.
+            It must not be data the model was trained on.
+        config: a :class:`~weightless.pipeline.CompressConfig` (None: its defaults: every
+            Linear/Conv weight at 10% nonzero, k = 16, automatic t, retraining on).
+        test: optional held-out data, only reported.
+        loss: ``loss(output, target)`` to train with (default cross-entropy).
+        metric: ``metric(output, target)`` -> per-example error in [0, 1] (default top-1 error).
+        device: where to train (e.g. "cuda"); the model is moved there. The codec stays numpy.
+        batch_fn: turns one loader item into ``(inputs, target)``.
+        progress: show progress (None: the config's setting).
+        log: a callable taking one line of text (default: the "weightless" logger).
 
     Returns:
-        A :class:`weightless.pipeline.compress.CompressResult`; write it with
-        ``weightless.save(path, result.tensors)``.
+        A :class:`weightless.pipeline.compress.CompressResult`; ``result.tensors`` goes to
+        :func:`weightless.save`, ``result.budget`` says how much of the error budget each stage
+        spent.
 
     Raises:
-        InputError: invalid recipe or config. ConstructionError: a filter could not be built.
+        InputError: invalid config or data (checked before any training).
+        ConstructionError: a filter could not be built.
     """
-    from .pipeline.compress import EncodeConfig, encode_with_retraining
-    from .simplify import simplify
-    from .training import TrainConfig
+    import copy
+    import logging
 
-    if config is None:
-        config = EncodeConfig(retrain=TrainConfig(epochs=2.0, lr=2e-4))
-    simplified = simplify(model, data, recipe, progress=progress)
-    return encode_with_retraining(simplified, data, config, progress=progress)
+    from .pipeline.compress import encode_with_retraining
+    from .pipeline.config import CompressConfig, EncodeConfig
+    from .simplify import LayerSelect, Recipe, simplify
+    from .training import as_task, evaluate
+
+    if isinstance(val, (Recipe, LayerSelect)):  # compress(model, task, recipe[, encode_config])
+        config = CompressConfig(recipe=val, encode=config if config is not None else EncodeConfig())
+        val = None
+    elif isinstance(config, EncodeConfig):
+        config = CompressConfig(encode=config)
+    config = CompressConfig() if config is None else config
+    if not isinstance(config, CompressConfig):
+        raise InputError(f"config must be a CompressConfig, got {type(config).__name__}")
+    config.validate()
+    say = log or logging.getLogger("weightless").info
+    show = config.progress if progress is None else bool(progress)
+    task = as_task(train, val, test, **{k: v for k, v in (("loss", loss), ("metric", metric), ("device", device),
+                                                            ("batch_fn", batch_fn)) if v is not None})
+    recipe = config.resolved_recipe().resolve(model)
+    recipe.validate()
+    if task.device is not None:
+        model = copy.deepcopy(model).to(task.device)
+    try:
+        dense_val = evaluate(model, task, split="val")
+    except InputError:
+        raise
+    except Exception as exc:  # the model cannot run on the data: say so before any training
+        raise InputError(f"the model cannot be evaluated on the validation data: {type(exc).__name__}: {exc}") from exc
+    say(f"model as given: validation error {dense_val:.2f}%")
+    simplified = simplify(model, task, recipe, progress=show)
+    spent = simplified.val_error - dense_val
+    say(f"simplified: validation error {simplified.val_error:.2f}% ({spent:+.2f} pp)")
+    tolerance, reference = None, None
+    if config.max_error_increase is not None:
+        reference = model
+        tolerance = config.max_error_increase
+        if spent > config.max_error_increase:
+            say(f"WARNING: simplification alone spent {spent:.2f} pp of the {config.max_error_increase:.2f} pp budget; "
+                "encoding will use the smallest t that does not add to it, or t_max")
+    res = encode_with_retraining(simplified, task, config.encode, reference=reference, tolerance=tolerance,
+                                 progress=show, log=say)
+    res.budget = {
+        "max_error_increase": config.max_error_increase,
+        "dense_val_error": dense_val,
+        "simplified_val_error": simplified.val_error,
+        "encoded_val_error": res.val_error,
+        "spent_simplify": spent,
+        "spent_encode": res.val_error - simplified.val_error,
+        "spent_total": res.val_error - dense_val,
+        "within_budget": None if config.max_error_increase is None else res.val_error - dense_val <= config.max_error_increase,
+    }
+    return res

@@ -27,9 +27,10 @@ from .errors import FieldError, InputError, LimitError, TruncatedError
 
 __all__ = ["Limits", "DEFAULT_LIMITS", "check_records", "filter_cells", "DTYPE_BYTES", "SHARD_SLACK_CELLS"]
 
-#: Bytes per element of every dtype a record may declare.
+#: Bytes per decoded element of every dtype a record may declare (bfloat16 decodes to float32
+#: in numpy; Bloomier layers are decoded as float32 first, so they count at least 4).
 DTYPE_BYTES = {
-    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2,
+    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 4,
     "int64": 8, "int32": 4, "int16": 2, "int8": 1,
     "uint64": 8, "uint32": 4, "uint16": 2, "uint8": 1, "bool": 1,
 }
@@ -146,7 +147,8 @@ def check_records(records: Iterable, limits: Limits | None = None) -> None:
     file_elems = file_bytes = file_cells = 0
     for rec in records:
         numel = math.prod(rec.shape)
-        nbytes = numel * DTYPE_BYTES.get(rec.dtype, 8)
+        per = DTYPE_BYTES.get(rec.dtype, 8)
+        nbytes = numel * (max(per, 4) if rec.encoding == "bloomier" else per)
         where = f"record {rec.name!r}"
         if numel > lim.max_tensor_elements:
             raise _exceeds("max_tensor_elements", numel, lim, f"{where}: the number of elements")

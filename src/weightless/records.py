@@ -4,7 +4,8 @@ Encodings (the ``encoding`` field of a :class:`~weightless.container.Record`):
 
 - ``"dense"``: the tensor's bytes, little-endian, C order; ``params = {"stored": dtype}``
   where ``stored`` is the dtype on disk (``float16`` halves a float32 tensor; lossy) and the
-  record's ``dtype`` is the dtype it decodes to.
+  record's ``dtype`` is the dtype it decodes to. A ``bfloat16`` tensor is stored as its raw
+  16-bit words (``stored = "bfloat16"``), so it comes back bit for bit.
 - ``"bloomier"``: a Bloomier-filter layer (paper section 3.2). The payload is the codebook
   (k little-endian float32 centroids) followed by the filter record of
   :func:`weightless.entropy.encode_filter` (entropy-coded tables, or the raw bit-packed filter
@@ -13,7 +14,14 @@ Encodings (the ``encoding`` field of a :class:`~weightless.container.Record`):
   copies of the filter's parameters (t, k, construction, seeds, shards, n, m, coding); on
   decode each copy must match the filter's own header.
 
-A decoded Bloomier layer is ``codebook[value]`` where the filter answers and 0 elsewhere.
+A decoded Bloomier layer is ``codebook[value]`` where the filter answers and 0 elsewhere, in
+the record's ``dtype``: ``float32`` (the default), ``float16``, ``bfloat16`` or ``float64``, the
+dtype of the tensor it encodes. The codebook on disk is float32, rounded to that dtype when it
+is narrower, so the decoded values are exactly the codebook's.
+
+numpy has no bfloat16: :func:`decode_record` returns a bfloat16 tensor as float32 (the same
+values exactly; every bfloat16 is a float32) or, with ``bfloat16="words"``, as its raw 16-bit
+words (uint16), which :func:`weightless.load` views as ``torch.bfloat16``.
 """
 
 from __future__ import annotations
@@ -26,62 +34,122 @@ import numpy as np
 from .container import Record
 from .errors import FieldError, InputError
 
-__all__ = ["dense_record", "filter_record", "decode_record", "decode_filter_of", "verify_records", "ENCODINGS"]
+__all__ = [
+    "dense_record",
+    "filter_record",
+    "decode_record",
+    "decode_filter_of",
+    "verify_records",
+    "bfloat16_to_float32",
+    "float32_to_bfloat16",
+    "ENCODINGS",
+    "DTYPES",
+    "FILTER_DTYPES",
+]
 
 ENCODINGS = ("dense", "bloomier")
-_DENSE_STORED = {
-    "float32": ("float32",),
-    "float16": ("float32", "float16"),
-    "float64": ("float64",),
-}
+_NUMPY_DTYPES = (
+    "float64", "float32", "float16",
+    "int64", "int32", "int16", "int8",
+    "uint64", "uint32", "uint16", "uint8",
+    "bool",
+)
+#: Dtypes a tensor may have to be saved (numpy's names; bfloat16 as in torch).
+DTYPES = _NUMPY_DTYPES + ("bfloat16",)
+#: Dtypes a Bloomier-filter layer may decode to.
+FILTER_DTYPES = ("float32", "float16", "bfloat16", "float64")
+#: stored dtype -> the dtypes a dense record so stored may decode to (besides itself).
+_DENSE_WIDENS = {"float16": ("float32",)}
 _FILTER_MAGICS = (b"WLBE", b"WLBF")  # entropy-coded and raw filter records
-_NUMPY_DTYPES = ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
 
 
-def dense_record(name: str, array: Any, *, stored: str | None = None) -> Record:
-    """Return a ``"dense"`` record of ``array``.
+def bfloat16_to_float32(words: np.ndarray) -> np.ndarray:
+    """Return the float32 values of bfloat16 ``words`` (uint16 bit patterns); exact."""
+    return (np.asarray(words, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def float32_to_bfloat16(values: np.ndarray) -> np.ndarray:
+    """Return the bfloat16 words (uint16) nearest to float32 ``values`` (round half to even, as
+    torch does); NaN stays NaN."""
+    u = np.asarray(values, dtype=np.float32).view(np.uint32)
+    rounded = ((u + (((u >> 16) & 1) + 0x7FFF).astype(np.uint32)) >> 16).astype(np.uint16)
+    return np.where(np.isnan(np.asarray(values, dtype=np.float32)), (u >> 16).astype(np.uint16) | 0x40, rounded)
+
+
+def _round_to(values: np.ndarray, dtype: str) -> np.ndarray:
+    """float32 ``values`` rounded to ``dtype`` (one of FILTER_DTYPES) and widened back to float32."""
+    if dtype == "bfloat16":
+        return bfloat16_to_float32(float32_to_bfloat16(values))
+    if dtype == "float16":
+        with np.errstate(over="ignore"):  # too large for float16: inf, rejected by the caller
+            return values.astype(np.float16).astype(np.float32)
+    return values
+
+
+def dense_record(name: str, array: Any, *, stored: str | None = None, dtype: str | None = None) -> Record:
+    """Return a ``"dense"`` record of ``array`` (any shape, 0-d and empty included).
 
     Args:
         stored: dtype on disk; None keeps the array's dtype. ``"float16"`` is allowed for
             float32 arrays (values are rounded to half precision).
+        dtype: the tensor's dtype when ``array`` only holds its bits: ``"bfloat16"`` with
+            ``array`` the raw 16-bit words as uint16 (numpy has no bfloat16). None: the
+            array's own dtype.
 
     Raises:
-        InputError: unsupported dtype, or a ``stored`` dtype that cannot hold the array.
+        InputError: unsupported dtype (the message names the tensor), or a ``stored`` dtype
+            that cannot hold the array.
     """
-    a = np.ascontiguousarray(array)
-    dtype = a.dtype.name
-    if dtype not in _NUMPY_DTYPES:
-        raise InputError(f"tensor {name!r}: dtype {dtype} is not supported; expected one of {_NUMPY_DTYPES}")
+    a = np.asarray(array)  # not ascontiguousarray: that turns a 0-d array into shape (1,)
+    if dtype is not None and dtype != a.dtype.name:
+        if dtype != "bfloat16" or a.dtype != np.uint16:
+            raise InputError(f"tensor {name!r}: dtype {dtype!r} given for a {a.dtype} array; only "
+                             "'bfloat16' may be given, with the raw words as uint16")
+    else:
+        dtype = a.dtype.name
+    if dtype not in DTYPES:
+        raise InputError(f"tensor {name!r}: dtype {dtype} is not supported; expected one of {DTYPES}")
     stored = dtype if stored is None else str(stored)
-    if stored != dtype and dtype not in _DENSE_STORED.get(stored, ()):
+    if stored != dtype and dtype not in _DENSE_WIDENS.get(stored, ()):
         raise InputError(f"tensor {name!r}: cannot store {dtype} as {stored}; use float16 only for float32 tensors")
-    payload = a.astype(np.dtype(stored).newbyteorder("<"), copy=False).tobytes()
-    return Record(name, "dense", tuple(a.shape), dtype, {"stored": stored}, payload)
+    disk = np.uint16 if stored == "bfloat16" else stored
+    payload = a.astype(np.dtype(disk).newbyteorder("<"), copy=False).tobytes()
+    return Record(name, "dense", tuple(int(d) for d in a.shape), dtype, {"stored": stored}, payload)
 
 
-def filter_record(name: str, f: Any, codebook: Any, shape: tuple[int, ...], *, entropy: bool = True) -> Record:
+def filter_record(
+    name: str, f: Any, codebook: Any, shape: tuple[int, ...], *, entropy: bool = True, dtype: str = "float32"
+) -> Record:
     """Return a ``"bloomier"`` record of filter ``f`` with its ``codebook`` for a tensor of ``shape``.
 
     Args:
         entropy: entropy-code the tables (falls back to raw when that is not smaller).
+        dtype: the dtype the layer decodes to (one of :data:`FILTER_DTYPES`: the encoded
+            tensor's); the float32 codebook is rounded to it.
 
     Raises:
-        InputError: codebook length differs from ``f.k`` or ``shape`` does not match ``f.size``.
+        InputError: codebook length differs from ``f.k``, ``shape`` does not match ``f.size``,
+            an unsupported ``dtype``, or codebook values that are not finite in ``dtype``.
     """
     from .entropy import encode_filter
 
+    if dtype not in FILTER_DTYPES:
+        raise InputError(f"tensor {name!r}: a filter layer of dtype {dtype!r} is not supported; "
+                         f"expected one of {FILTER_DTYPES}")
     cb = np.asarray(codebook, dtype=np.float32).ravel()
     if cb.shape[0] != f.k:
         raise InputError(f"tensor {name!r}: codebook has {cb.shape[0]} values, filter k = {f.k}")
+    if np.all(np.isfinite(cb)):
+        cb = _round_to(cb, dtype)
     if not np.all(np.isfinite(cb)):
-        raise InputError(f"tensor {name!r}: codebook has non-finite values")
+        raise InputError(f"tensor {name!r}: codebook has values that are not finite in {dtype}")
     shape = tuple(int(s) for s in shape)
     if math.prod(shape) != f.size:
         raise InputError(f"tensor {name!r}: shape {shape} has {math.prod(shape)} positions, filter size {f.size}")
     coded = encode_filter(f) if entropy else f.to_bytes()
     payload = cb.astype("<f4").tobytes() + coded
     params = _filter_params(f, "raw" if coded[:4] == _FILTER_MAGICS[1] else "ans")
-    return Record(name, "bloomier", shape, "float32", params, payload)
+    return Record(name, "bloomier", shape, dtype, params, payload)
 
 
 def _split_codebook(rec: Record) -> tuple[np.ndarray, bytes]:
@@ -155,8 +223,9 @@ def decode_filter_of(rec: Record, limits: Any = None) -> tuple[Any, np.ndarray]:
 
     if rec.encoding != "bloomier":
         raise FieldError(f"record {rec.name!r}: encoding {rec.encoding!r}, expected 'bloomier'")
-    if rec.dtype != "float32":
-        raise FieldError(f"record {rec.name!r}: bloomier records decode to float32, header says {rec.dtype}")
+    if rec.dtype not in FILTER_DTYPES:
+        raise FieldError(f"record {rec.name!r}: bloomier records decode to one of {FILTER_DTYPES}, "
+                         f"header says {rec.dtype}")
     lim = DEFAULT_LIMITS if limits is None else limits
     check_records([rec], lim)
     cb, coded = _split_codebook(rec)
@@ -172,47 +241,61 @@ def decode_filter_of(rec: Record, limits: Any = None) -> tuple[Any, np.ndarray]:
     return f, cb
 
 
-def decode_record(rec: Record, limits: Any = None) -> np.ndarray:
+def decode_record(rec: Record, limits: Any = None, *, bfloat16: str = "float32") -> np.ndarray:
     """Decode one record to a numpy array of its shape and dtype.
 
     Args:
         limits: a :class:`weightless.limits.Limits` (None: the defaults), checked before
             anything is decoded.
+        bfloat16: how a ``bfloat16`` record comes back (numpy has no bfloat16): ``"float32"``
+            (the same values, exactly) or ``"words"`` (the raw 16-bit words as uint16).
 
     Raises:
+        InputError: ``bfloat16`` is neither "float32" nor "words".
         LimitError: the record exceeds ``limits``.
         FieldError: unknown encoding, or params inconsistent with the payload.
         FormatError: a corrupt payload.
     """
-    from .limits import check_records
-
+    if bfloat16 not in ("float32", "words"):
+        raise InputError(f"bfloat16 must be 'float32' or 'words', got {bfloat16!r}")
     if rec.encoding == "dense":
+        from .limits import check_records
+
         check_records([rec], limits)
-        stored = rec.params.get("stored")
-        if not isinstance(stored, str) or stored not in _NUMPY_DTYPES:
-            raise FieldError(f"record {rec.name!r}: params.stored = {stored!r}, expected one of {_NUMPY_DTYPES}")
-        if rec.dtype not in _NUMPY_DTYPES:
-            raise FieldError(f"record {rec.name!r}: dtype {rec.dtype} cannot be decoded by this reader")
-        if stored != rec.dtype and rec.dtype not in _DENSE_STORED.get(stored, ()):
-            raise FieldError(f"record {rec.name!r}: params.stored = {stored!r} cannot hold dtype {rec.dtype}; "
-                             f"expected {rec.dtype!r} (or 'float16' for float32)")
-        _check_params(rec, {"stored": stored})
-        dt = np.dtype(stored).newbyteorder("<")
-        count = math.prod(rec.shape)
-        if len(rec.payload) != count * dt.itemsize:
-            raise FieldError(
-                f"record {rec.name!r}: payload is {len(rec.payload)} bytes, expected {count * dt.itemsize} "
-                f"({count} x {stored})"
-            )
-        a = np.frombuffer(rec.payload, dtype=dt, count=count)
-        if stored == "bool" and count and int(a.view(np.uint8).max()) > 1:
-            raise FieldError(f"record {rec.name!r}: a bool payload byte is neither 0 nor 1")
-        a = a.astype(rec.dtype)
-        return a.reshape(rec.shape)
-    if rec.encoding == "bloomier":
+        a = _decode_dense(rec)
+    elif rec.encoding == "bloomier":
         f, cb = decode_filter_of(rec, limits)
-        return f.reconstruct(rec.shape, cb)
-    raise FieldError(f"record {rec.name!r}: unknown encoding {rec.encoding!r}; this reader knows {ENCODINGS}")
+        a = f.reconstruct(rec.shape, cb)
+        if rec.dtype == "bfloat16":
+            a = float32_to_bfloat16(a)
+        elif rec.dtype != "float32":
+            a = a.astype(rec.dtype)
+    else:
+        raise FieldError(f"record {rec.name!r}: unknown encoding {rec.encoding!r}; this reader knows {ENCODINGS}")
+    if rec.dtype == "bfloat16" and bfloat16 == "float32":
+        a = bfloat16_to_float32(a)
+    return a
+
+
+def _decode_dense(rec: Record) -> np.ndarray:
+    """A dense record's array; bfloat16 as its uint16 words."""
+    stored = rec.params.get("stored")
+    if not isinstance(stored, str) or stored not in DTYPES:
+        raise FieldError(f"record {rec.name!r}: params.stored = {stored!r}, expected one of {DTYPES}")
+    if rec.dtype != stored and rec.dtype not in _DENSE_WIDENS.get(stored, ()):
+        raise FieldError(f"record {rec.name!r}: dtype {rec.dtype} cannot be decoded from stored {stored}")
+    _check_params(rec, {"stored": stored})
+    dt = np.dtype(np.uint16 if stored == "bfloat16" else stored).newbyteorder("<")
+    count = math.prod(rec.shape)
+    if len(rec.payload) != count * dt.itemsize:
+        raise FieldError(
+            f"record {rec.name!r}: payload is {len(rec.payload)} bytes, expected {count * dt.itemsize} "
+            f"({count} x {stored})"
+        )
+    a = np.frombuffer(rec.payload, dtype=dt, count=count)
+    if stored == "bool" and count and int(a.view(np.uint8).max()) > 1:
+        raise FieldError(f"record {rec.name!r}: a bool payload byte is neither 0 nor 1")
+    return a.astype(np.uint16 if rec.dtype == "bfloat16" else rec.dtype).reshape(rec.shape)
 
 
 def verify_records(records: Any, limits: Any = None) -> None:

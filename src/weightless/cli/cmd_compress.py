@@ -1,15 +1,19 @@
-"""``weightless compress``: train (or load), simplify, encode with retraining, write a ``.wl``.
+"""``weightless compress``: simplify, encode with retraining, write a ``.wl``.
 
-Example::
+Examples::
 
     weightless compress --model lenet300 --pruning magnitude -o lenet300.wl
+    weightless compress --model-def mypkg.nets:make_cnn --weights cnn.pt --data fashion-mnist \
+        --nonzero 0.1 --k 16 --max-error-increase 0.3 -o cnn.wl
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
@@ -32,19 +36,22 @@ def parse_t(values: list[str] | None) -> str | dict[str, int]:
 
 def add_common(p: argparse.ArgumentParser) -> None:
     """Options shared by compress-like commands."""
-    p.add_argument("--model", choices=("lenet300", "lenet5"), default="lenet300")
+    p.add_argument("--model", choices=("lenet300", "lenet5"), default="lenet300",
+                   help="a paper LeNet trained here on MNIST (ignored with --model-def)")
     p.add_argument("--pruning", choices=("magnitude", "dns"), default="magnitude")
     p.add_argument("--t", action="append", metavar="T", help="'auto' (default: smallest t within --tolerance "
                    "on the validation split), 'paper' (Table 1), or LAYER=BITS, repeatable")
-    p.add_argument("--tolerance", type=float, default=0.05, help="allowed val-error increase for auto t (pct points)")
-    p.add_argument("--retrain-epochs", type=float, default=2.0, help="epochs of retraining after each encoded layer")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="allowed val-error increase for auto t, in pct points (default: EncodeConfig's, 0.05)")
+    p.add_argument("--retrain-epochs", type=float, default=None,
+                   help="epochs of retraining after each encoded layer (default: EncodeConfig's; 0: none)")
     p.add_argument("--construction", choices=("auto", "paper", "compact"), default="auto",
                    help="filter construction: paper (m = 1.25 n, peeling), compact (ribbon, ~1.02 n), "
                    "auto (compact for layers up to 16M positions, paper above; default)")
-    p.add_argument("--seed-trials", type=int, default=8,
-                   help="filters built per layer and t; the one with the lowest validation loss is kept")
+    p.add_argument("--seed-trials", type=int, default=None,
+                   help="filters built per layer and t; the one with the lowest validation loss is kept (default 8)")
     p.add_argument("--c", type=float, default=None, help="cells per key m/n (default: the construction's)")
-    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--shards", type=int, default=None)
     p.add_argument("--no-entropy", action="store_true", help="store raw bit-packed tables")
     p.add_argument("--dense-dtype", choices=("float32", "float16"), default="float32",
                    help="storage of the layers not encoded with a filter")
@@ -66,14 +73,29 @@ def register(subparsers: Any) -> None:
         "goes to stderr, the JSON report to stdout.",
     )
     add_common(p)
+    g = p.add_argument_group("your own model (instead of --model)")
+    g.add_argument("--model-def", default=None, metavar="MODULE:FACTORY",
+                   help="import MODULE and call FACTORY() for the torch.nn.Module, e.g. mypkg.nets:make_cnn")
+    g.add_argument("--weights", default=None, metavar="FILE", help="trained weights: .pt/.pth state_dict "
+                   "(loaded with weights_only=True) or .safetensors")
+    g.add_argument("--data", default="mnist", metavar="DATA",
+                   help="mnist, fashion-mnist, or a .npz with x_train y_train x_val y_val [x_test y_test]")
+    g.add_argument("--types", default="Linear,Conv1d,Conv2d,Conv3d", help="module types whose weights are compressed")
+    g.add_argument("--pattern", default=None, help="glob on weight names, e.g. 'features.*.weight'")
+    g.add_argument("--largest-share", type=float, default=None,
+                   help="only the largest selected layers holding this share of their weights")
+    g.add_argument("--nonzero", type=float, default=0.1, help="fraction of weights kept per layer (default 0.1)")
+    g.add_argument("--k", type=int, default=16, help="shared values per layer (default 16)")
+    g.add_argument("--max-error-increase", type=float, default=None,
+                   help="error budget in pct points against your model on the validation data, whole pipeline")
     p.add_argument("-o", "--output", default=None, help="output .wl file (default runs/MODEL-PRUNING.wl)")
     p.add_argument("--json", default=None, help="also write the JSON report to this file")
     p.set_defaults(func=run)
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
-    """Build :class:`~weightless.pipeline.run.RunOptions` from parsed arguments."""
-    from ..pipeline.run import RunOptions
+    """Build :class:`~weightless.apps.run.RunOptions` from parsed arguments."""
+    from ..apps.run import RunOptions
 
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
@@ -113,21 +135,64 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def user_config(args: argparse.Namespace, opts: Any) -> Any:
+    """The :class:`~weightless.pipeline.CompressConfig` of a ``--model-def`` run."""
+    from ..pipeline.config import CompressConfig
+    from ..simplify import LayerSelect, Recipe
+
+    select = LayerSelect(types=tuple(t.strip() for t in args.types.split(",") if t.strip()), pattern=args.pattern,
+                         largest_share=args.largest_share, nonzero=args.nonzero, k=args.k, method=args.pruning)
+    cfg = CompressConfig(recipe=Recipe(select=select, seed=args.seed), encode=opts.encode_config(),
+                         max_error_increase=args.max_error_increase, progress=not args.no_progress)
+    cfg.validate()
+    return cfg
+
+
+def _writable(path: Path, flag: str) -> None:
+    if path.exists() and path.is_dir():
+        raise InputError(f"{flag} {path} is a directory; give a file name such as {path / 'model.wl'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{flag} {path}: folder {parent} is not writable")
+
+
 def run(args: argparse.Namespace) -> int:
     """Execute ``weightless compress``; return the exit code."""
-    from ..pipeline.run import compress_run
+    from ..apps.run import compress_run
     from ..training import set_threads
-    from ._checks import check_numeric_options, output_file
+    from ._checks import check_numeric_options
 
-    check_numeric_options(args)  # every option is checked before any work starts
-    out = output_file(args.output or f"runs/{args.model}-{args.pruning}.wl", "-o")
-    json_out = output_file(args.json, "--json") if args.json else None
+    check_numeric_options(args)  # numeric options, before any work
+
     opts = options_from_args(args)
+    user = args.model_def is not None
+    if user and opts.t == "paper":
+        raise InputError("--t paper names the paper's LeNet layers; with --model-def use auto or LAYER=BITS")
+    cfg = user_config(args, opts) if user else None
+    if args.weights is not None and not user:
+        raise InputError("--weights needs --model-def (the model to load them into)")
+    default = f"runs/{args.model_def.rpartition(':')[2]}.wl" if user else f"runs/{opts.model}-{opts.pruning}.wl"
+    out = Path(args.output or default)
+    _writable(out, "-o")
+    if args.json:
+        _writable(Path(args.json), "--json")
     set_threads(args.threads)
-    report = compress_run(opts, out, lambda s: print(s, file=sys.stderr))
-    print(format_table(report), file=sys.stderr)
+    say = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    if user:
+        from ..apps.user import compress_user
+
+        report = compress_user(args.model_def, args.weights, args.data, cfg, out, say,
+                               dense_dtype=opts.dense_dtype, entropy=opts.entropy)
+        te = report["decoded_test_error"]
+        say(f"file {out}: {report['file_bytes']} bytes ({report['model_compression_factor']}x the model's "
+            f"{report['dense_model_bytes']} bytes); test error from the file "
+            + ("n/a (no test split)" if te is None else f"{te:.2f}%") + f" ({report['seconds']:.0f} s)")
+    else:
+        report = compress_run(opts, out, say)
+        say(format_table(report))
     text = json.dumps(report, indent=2, default=str)
-    if json_out is not None:
-        json_out.write_text(text + "\n")
+    if args.json:
+        Path(args.json).write_text(text + "\n")
     print(text)
     return 0

@@ -39,10 +39,11 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``weightless simplify``; return the exit code."""
     from ..data.mnist import load_mnist
     from ..errors import InputError
-    from ..simplify import DENSE_TRAINING, PAPER_RECIPES, PAPER_TABLE1, simplify
+    from ..apps.mnist import DENSE_TRAINING, PAPER_RECIPES, PAPER_TABLE1
+    from ..simplify import simplify
     from ..simplify.io import save_simplified
     from ..training import evaluate, set_threads
-    from ..training.checkpoint import train_dense
+    from ..apps.checkpoint import train_dense
 
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")

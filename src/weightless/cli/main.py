@@ -64,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USER_ERROR
+    _setup_logging()
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe is reported here, not at interpreter exit
@@ -91,6 +92,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
+def _setup_logging() -> None:
+    """Progress and stage lines of the "weightless" logger go to stderr, one per line."""
+    import logging
+
+    log = logging.getLogger("weightless")
+    if not log.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(h)
+        log.setLevel(logging.INFO)
+        log.propagate = False
 
 
 def entry() -> None:

@@ -17,13 +17,13 @@ import io
 import pickle
 import site
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, InputError
+from ..errors import DataError
+from .splits import Split, Splits
 
 __all__ = [
     "MNIST_SHA256",
@@ -47,34 +47,8 @@ _RELATIVE = Path("mnist") / "data" / "mnist.pkl.gz"
 _MAX_UNCOMPRESSED = 400 * 1024 * 1024  # the real file inflates to 220 MB
 
 
-@dataclass(frozen=True)
-class Split:
-    """One split of a data set: ``x`` float32 of shape (n, 784), ``y`` int64 of shape (n,)."""
-
-    x: np.ndarray
-    y: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-    def head(self, n: int) -> "Split":
-        """Return the first ``n`` examples (all of them if ``n`` exceeds the size)."""
-        return Split(self.x[:n], self.y[:n])
-
-
-@dataclass(frozen=True)
-class MNIST:
-    """The three MNIST splits: ``train`` (50k), ``val`` (10k), ``test`` (10k)."""
-
-    train: Split
-    val: Split
-    test: Split
-
-    def subset(self, n_train: int, n_eval: int) -> "MNIST":
-        """Return a smaller copy: the first ``n_train`` training and ``n_eval`` val/test images."""
-        if n_train < 1 or n_eval < 1:
-            raise InputError(f"subset sizes must be >= 1, got n_train={n_train}, n_eval={n_eval}")
-        return MNIST(self.train.head(n_train), self.val.head(n_eval), self.test.head(n_eval))
+#: The MNIST splits (train 50k, val 10k, test 10k) are a generic :class:`Splits`.
+MNIST = Splits
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

@@ -298,9 +298,9 @@ def load_data(quick: bool) -> Any:
 
 def dense_model(model: str, data: Any, cfg: ReproConfig, log: Log) -> tuple[Any, dict[str, Any]]:
     """The trained dense model (from the checkpoint cache when there). Returns ``(model, info)``."""
-    from ..simplify import DENSE_TRAINING
+    from ..apps.mnist import DENSE_TRAINING
     from ..training import evaluate
-    from ..training.checkpoint import train_dense
+    from ..apps.checkpoint import train_dense
 
     dcfg = replace(DENSE_TRAINING[model], seed=cfg.seed, progress=cfg.progress, desc=f"dense {model}")
     if cfg.quick:
@@ -313,13 +313,13 @@ def dense_model(model: str, data: Any, cfg: ReproConfig, log: Log) -> tuple[Any,
 
 
 def _recipe(model: str, pruning: str, cfg: ReproConfig) -> Any:
-    from ..simplify import PAPER_RECIPES
+    from ..apps.mnist import PAPER_RECIPES
 
     return replace(PAPER_RECIPES[(model, pruning)], seed=cfg.seed).scaled(cfg.simplify_scale)
 
 
 def _simplified_key(model: str, pruning: str, cfg: ReproConfig, data: Any) -> str:
-    from ..simplify import DENSE_TRAINING
+    from ..apps.mnist import DENSE_TRAINING
 
     blob = json.dumps(
         {"model": model, "pruning": pruning, "seed": cfg.seed, "quick": cfg.quick, "n_train": len(data.train),
@@ -341,7 +341,7 @@ def prepare_simplified(model: str, pruning: str, cfg: ReproConfig, data: Any, lo
     from safetensors.torch import load_file, save_file
 
     from ..models import get_model
-    from ..simplify import PAPER_TABLE1
+    from ..apps.mnist import PAPER_TABLE1
     from ..simplify.recipe import LayerResult, SimplifyResult
     from ..training import evaluate
 

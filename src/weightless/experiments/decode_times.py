@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import WeightlessError
-from . import paper_values as P
+from .. import paper as P
 from .common import Log, Progress, ReproConfig, available_constructions, env_info, load_data, prepare_simplified, read_result
 
 __all__ = ["NAME", "run", "markdown", "time_decode"]
@@ -108,7 +108,7 @@ def run(cfg: ReproConfig, log: Log, out_dir: str | None = None) -> dict[str, Any
         DataError: MNIST missing.
     """
     from ..pipeline.compress import layer_seed
-    from ..pipeline.run import PAPER_T
+    from ..apps.run import PAPER_T
     from .vgg_scale import layer_shape, synthetic_layer
 
     cfg.validate()

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import paper_values as P
+from .. import paper as P
 from .common import _atomic_write, fmt_factor, read_result
 
 __all__ = ["headline", "readme_results", "write_readme_results"]

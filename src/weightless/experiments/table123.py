@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import WeightlessError
-from . import paper_values as P
+from .. import paper as P
 from .common import (
     Log,
     Progress,
@@ -42,7 +42,7 @@ NAME = "table123"
 def layer_row(rep: Any, res: Any) -> dict[str, Any]:
     """The size row of one encoded layer (``rep``: LayerReport, ``res``: CompressResult).
     Every size is the length of bytes decoded back and checked."""
-    from ..pipeline.run import baseline_sizes
+    from ..apps.run import baseline_sizes
 
     enc = res.tensors[rep.name]
     shape = tuple(enc.shape)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import WeightlessError
-from . import paper_values as P
+from .. import paper as P
 from .common import Log, Progress, ReproConfig, available_constructions, env_info, fmt_factor, fmt_kb
 
 __all__ = ["NAME", "synthetic_layer", "layer_shape", "run", "markdown"]

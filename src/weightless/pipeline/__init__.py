@@ -1,5 +1,7 @@
 """The Weightless optimisation pipeline: layer-by-layer encoding with retraining (needs PyTorch)."""
 
-from .compress import CompressResult, EncodeConfig, LayerReport, encode_with_retraining, layer_seed
+from .compress import CompressResult, LayerReport, encode_with_retraining
+from .config import CompressConfig, EncodeConfig
+from .steps import layer_seed
 
-__all__ = ["EncodeConfig", "LayerReport", "CompressResult", "encode_with_retraining", "layer_seed"]
+__all__ = ["CompressConfig", "EncodeConfig", "LayerReport", "CompressResult", "encode_with_retraining", "layer_seed"]

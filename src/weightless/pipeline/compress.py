@@ -1,98 +1,40 @@
 """Layer-by-layer lossy encoding with retraining (paper section 3.2, Algorithm 1, Figure 3).
 
-For each chosen layer, in model order: take its simplified form (pruned + clustered), encode
-the nonzeros in a Bloomier filter with that layer's ``t``, put the weights reconstructed *from
-the filter* (false positives included) into the model, freeze the layer (weights and bias),
-and retrain the layers after it for a few epochs to absorb the errors. Encoded layers are never
-retrained.
+For each chosen layer, in model order: take its simplified form (pruned + clustered; in the
+default "masked" retraining mode it is clustered again here, from the weights retraining left),
+encode the nonzeros in a Bloomier filter with that layer's ``t``, put the weights reconstructed
+*from the filter* (false positives included) into the model, freeze the filter, and retrain
+the layers after it to absorb the errors (see :class:`~weightless.pipeline.config.EncodeConfig`
+for the levers: pending layers free under their masks, codebooks and biases of encoded layers
+trainable, distillation from the simplified model).
 
-Two refinements beyond the paper, both choices of what the file stores, never of the test data:
-
-- Layers still waiting to be encoded are retrained *as clustered layers* (trained
-  quantization: their assignments stay fixed, their k shared values are trained, the gradient
-  of a value being the sum of its members' gradients), so they need no re-clustering.
-- Seed selection: ``seed_trials`` filters are built with different seeds (each false-positive
-  pattern is different) and the one whose reconstruction gives the lowest *validation* loss is
-  kept; its seed is recorded in the file.
-
-``t`` is given per layer or chosen automatically: the smallest ``t`` whose validation error
-after retraining is within ``tolerance`` percentage points of the simplified model's validation
-error (binary search over ``[t_min, t_max]``; the test split is never used for the choice).
+Choices are made on the validation data only, cut into two disjoint halves: filter seeds are
+ranked by loss on the first, t is decided on the second by a paired comparison with the
+reference model (:func:`~weightless.pipeline.steps.paired_difference`). The test split, when
+the task has one, is only reported.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 
 from ..api import EncodedLayer
 from ..errors import InputError
-from ..filters import build
+from .config import AUTO_COMPACT_MAX_POSITIONS, EncodeConfig
+from .steps import best_filter, layer_seed, paired_difference, recluster, resolve_construction, retrain_around, split_validation
 
-#: Largest layer (positions) for which construction="auto" picks the compact construction.
-AUTO_COMPACT_MAX_POSITIONS = 1 << 24
-
-__all__ = ["AUTO_COMPACT_MAX_POSITIONS", "resolve_construction", "EncodeConfig", "LayerReport", "CompressResult", "encode_with_retraining", "layer_seed"]
-
-
-@dataclass(frozen=True)
-class EncodeConfig:
-    """How to encode the simplified layers.
-
-    Attributes:
-        t: layer name -> bits per cell; layers not named get an automatic t.
-        t_min, t_max: range searched for an automatic t (t_min None: ceil(log2 k) + 1).
-        tolerance: allowed increase of validation error (percentage points) for automatic t.
-        retrain: training of the later layers after each encoding (None: no retraining).
-        construction: filter construction: "paper", "compact", or "auto" (compact for layers of
-            up to ``AUTO_COMPACT_MAX_POSITIONS`` positions, where its slower decode costs
-            milliseconds; paper above).
-        c: cells per key (None: the construction's default).
-        shards: filter shards per layer.
-        entropy: entropy-code the tables in the file.
-        dense_dtype: on-disk dtype of layers stored densely ("float32" or "float16").
-        seed: base seed of the filters (each layer derives its own from its name).
-        seed_trials: filters built per (layer, t) to pick the least harmful false positives.
-    """
-
-    t: Mapping[str, int] = field(default_factory=dict)
-    t_min: int | None = None
-    t_max: int = 12
-    tolerance: float = 0.05
-    retrain: Any = None
-    construction: str = "auto"
-    c: float | None = None
-    shards: int = 1
-    entropy: bool = True
-    dense_dtype: str = "float32"
-    seed: int = 0
-    seed_trials: int = 8
-
-    def validate(self) -> None:
-        """Raise :class:`InputError` for an invalid field."""
-        if not 1 <= self.t_max <= 16:
-            raise InputError(f"t_max must be in [1, 16], got {self.t_max}")
-        if self.t_min is not None and not 1 <= self.t_min <= self.t_max:
-            raise InputError(f"t_min must be in [1, t_max={self.t_max}], got {self.t_min}")
-        if self.tolerance < 0:
-            raise InputError(f"tolerance must be >= 0 percentage points, got {self.tolerance}")
-        for name, t in self.t.items():
-            if not isinstance(t, (int, np.integer)) or not 1 <= int(t) <= 16:
-                raise InputError(f"t for {name!r} must be an integer in [1, 16], got {t!r}")
-        if not 1 <= self.seed_trials <= 1024:
-            raise InputError(f"seed_trials must be in [1, 1024], got {self.seed_trials}")
-        if self.dense_dtype not in ("float32", "float16"):
-            raise InputError(f"dense dtype must be 'float32' or 'float16', got {self.dense_dtype!r}")
+__all__ = ["AUTO_COMPACT_MAX_POSITIONS", "resolve_construction", "EncodeConfig", "LayerReport", "CompressResult",
+           "encode_with_retraining", "layer_seed"]
 
 
 @dataclass
 class LayerReport:
-    """What happened to one encoded layer."""
+    """What happened to one encoded layer (errors in % on the validation decision half)."""
 
     name: str
     paper_name: str
@@ -110,7 +52,9 @@ class LayerReport:
     build_seconds: float
     val_error_encoded: float
     val_error_retrained: float
-    trials: list[dict[str, float]] = field(default_factory=list)
+    decision: dict[str, Any] = field(default_factory=dict)
+    monotone: bool = True
+    trials: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -122,97 +66,23 @@ class LayerReport:
 @dataclass
 class CompressResult:
     """The encoded model: ``model`` holds exactly the weights the file will decode to (before
-    any float16 rounding of dense layers); ``tensors`` is what :func:`weightless.save` takes."""
+    any float16 rounding of dense layers); ``tensors`` is what :func:`weightless.save` takes.
+    Errors are in % of the task's metric; test errors are None without a test split."""
 
     model: Any
     tensors: dict[str, Any]
     layers: list[LayerReport]
-    indices: dict[str, np.ndarray]
+    indices: dict[str, np.ndarray]  # the true (simplified) cluster indices of each encoded layer
     simplified_val_error: float
-    simplified_test_error: float
+    simplified_test_error: float | None
     val_error: float
-    test_error: float
+    test_error: float | None
     seconds: float
-
-
-def layer_seed(base: int, name: str) -> int:
-    """Return the filter seed of layer ``name``: 63 bits of BLAKE2b of the base seed and the name."""
-    digest = hashlib.blake2b(f"{int(base)}:{name}".encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
-
-
-def resolve_construction(construction: str, positions: int) -> str:
-    """Return the construction used for a layer of ``positions`` positions ("auto" resolved)."""
-    from ..filters import constructions
-
-    if construction != "auto":
-        return construction
-    if "compact" in constructions() and positions <= AUTO_COMPACT_MAX_POSITIONS:
-        return "compact"
-    return "paper"
-
-
-def _val_loss(model: Any, split: Any, batch: int = 2000) -> float:
-    import torch
-    import torch.nn.functional as F
-
-    was = model.training
-    model.eval()
-    total = 0.0
-    with torch.no_grad():
-        for i in range(0, len(split), batch):
-            x = torch.as_tensor(split.x[i : i + batch])
-            y = torch.as_tensor(split.y[i : i + batch])
-            total += float(F.cross_entropy(model(x), y, reduction="sum"))
-    model.train(was)
-    return total / max(len(split), 1)
-
-
-def _quantized(codebook: np.ndarray, indices: np.ndarray) -> Any:
-    """A parametrization ``W -> codebook[indices]`` (0 where ``indices == -1``), codebook trainable."""
-    import torch
-    from torch import nn
-
-    class Quantized(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.codebook = nn.Parameter(torch.from_numpy(np.array(codebook, dtype=np.float32)))
-            self.register_buffer("idx", torch.from_numpy(np.maximum(indices, 0).astype(np.int64)))
-            self.register_buffer("nz", torch.from_numpy((indices >= 0).astype(np.float32)))
-
-        def forward(self, w: Any) -> Any:
-            return self.codebook[self.idx] * self.nz
-
-    return Quantized()
-
-
-def _retrain(model: Any, data: Any, cfg: Any, trainable: set[str], pending: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Train ``trainable`` parameters and the codebooks of the ``pending`` clustered layers
-    (assignments fixed); return the pending layers' new (indices, codebook)."""
-    import torch
-    from torch.nn.utils import parametrize
-
-    from ..training import train
-
-    for name, (idx, cb) in pending.items():
-        mod, _, attr = name.rpartition(".")
-        parametrize.register_parametrization(model.get_submodule(mod), attr, _quantized(cb, idx))
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    try:
-        names = {n for n, _ in model.named_parameters()}
-        books = {n for n in names if n.endswith(".codebook")}
-        train(model, data, cfg, trainable=(trainable & names) | books)
-    finally:
-        for name, (idx, _) in pending.items():
-            mod, _, attr = name.rpartition(".")
-            module = model.get_submodule(mod)
-            cb = getattr(module.parametrizations, attr)[0].codebook.detach().cpu().numpy().astype(np.float32)
-            parametrize.remove_parametrizations(module, attr, leave_parametrized=True)
-            out[name] = (idx, cb)
-            with torch.no_grad():
-                w = np.where(idx >= 0, cb[np.maximum(idx, 0)], 0).astype(np.float32)
-                getattr(module, attr).copy_(torch.from_numpy(w))
-    return out
+    reference: str = "simplified"
+    reference_val_error: float | None = None
+    validation_disjoint: bool = True
+    budget: dict[str, Any] = field(default_factory=dict)
+    simplified: Any = None
 
 
 def _ordered(model: Any, names: list[str]) -> list[str]:
@@ -223,8 +93,14 @@ def _ordered(model: Any, names: list[str]) -> list[str]:
     return sorted(names, key=order.index)
 
 
-def _module_prefix(name: str) -> str:
-    return name.rsplit(".", 1)[0] if "." in name else name
+def _bias_of(name: str, params: list[str]) -> str | None:
+    b = (name.rsplit(".", 1)[0] + ".bias") if "." in name else "bias"
+    return b if b in params else None
+
+
+def _monotone(trials: dict[int, Any]) -> bool:
+    flags = [trials[t][0].accepted for t in sorted(trials)]
+    return all(a <= b for a, b in zip(flags, flags[1:]))
 
 
 def encode_with_retraining(
@@ -232,86 +108,86 @@ def encode_with_retraining(
     data: Any,
     cfg: EncodeConfig,
     *,
+    reference: Any = None,
+    tolerance: float | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> CompressResult:
     """Encode the layers of a :class:`~weightless.simplify.SimplifyResult` one by one with
-    retraining in between.
+    retraining in between (Algorithm 1).
+
+    Args:
+        data: the task (:class:`~weightless.training.task.Task` or what :func:`as_task` takes).
+        reference: the model a trial is compared with for the t decision (default: the
+            simplified model); ``tolerance`` (default ``cfg.tolerance``) is the allowed error
+            increase against it, in percentage points.
 
     Returns:
-        A :class:`CompressResult` (per-layer report, errors on validation and test splits).
+        A :class:`CompressResult` (per-layer report, validation and test errors).
 
     Raises:
-        InputError: invalid config.
-        ConstructionError: a filter could not be built.
+        InputError: invalid config. ConstructionError: a filter could not be built.
     """
-    import torch
-
-    from .. import training
-    from ..filters.hashing import derive_seed
     from ..simplify.magnitude import get_param
+    from ..training.loop import evaluate, per_example
+    from ..training.task import as_task
 
     cfg.validate()
+    task = as_task(data)
     say = log or (lambda s: None)
     t_start = time.perf_counter()
+    tol = cfg.tolerance if tolerance is None else float(tolerance)
+    rank, decide, disjoint = split_validation(task)
+    if not disjoint:
+        say("validation data cannot be cut in two (a loader): seeds and t are decided on the same examples")
+    ref_model = simplified.model if reference is None else reference
+    ref_err = per_example(ref_model, decide, "val")[0]
+    teacher = None
+    if cfg.retrain is not None and cfg.retrain.distill > 0:
+        teacher = copy.deepcopy(simplified.model).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
     model = copy.deepcopy(simplified.model)
     names = _ordered(model, list(simplified.layers))
-    param_order = [n for n, _ in model.named_parameters()]
-    # current (indices, codebook) of every simplified layer; pending ones are retrained clustered
-    state = {n: (simplified.layers[n].indices, simplified.layers[n].codebook) for n in names}
-    frozen: set[str] = set()
-    encoded: dict[str, EncodedLayer] = {}
-    encoded_indices: dict[str, np.ndarray] = {}
+    params = [n for n, _ in model.named_parameters()]
+    pending = {n: (simplified.layers[n].indices, simplified.layers[n].codebook) for n in names}
+    encoded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    filters: dict[str, Any] = {}
+    true_indices: dict[str, np.ndarray] = {}
     reports: list[LayerReport] = []
-    base_val = float(simplified.val_error)
+    retrained = False
 
     for li, name in enumerate(names):
         lr = simplified.layers[name]
-        indices, codebook = state[name]
+        indices, codebook = pending.pop(name)
+        if cfg.retrain_mode == "masked" and retrained:
+            indices, codebook = recluster(model, name, indices >= 0, lr.k, lr.init, seed=cfg.seed + li)
         shape = tuple(indices.shape)
-        flat = indices.ravel()
-        keys = np.flatnonzero(flat >= 0).astype(np.int64)
-        values = flat[keys].astype(np.int64)
-        construction = resolve_construction(cfg.construction, int(flat.size))
-        bias = _module_prefix(name) + ".bias"
-        layer_frozen = frozen | {name} | ({bias} if bias in param_order else set())
-        later = param_order[param_order.index(name) + 1 :]
-        pending_names = names[li + 1 :]
-        trainable = {n for n in later if n not in layer_frozen and n not in pending_names}
+        construction = resolve_construction(cfg.construction, int(indices.size))
+        later = set(params[params.index(name) + 1 :]) - set(pending) - set(encoded) - {name}
+        biases = {_bias_of(n, params) for n in [*encoded, name]} - {None}
+        trainable = (later - biases) | (biases if cfg.train_encoded else set())
         min_t = max(int(np.ceil(np.log2(lr.k))) + 1 if lr.k > 1 else 1, 1)
-        base_seed = layer_seed(cfg.seed, name)
         trials: dict[int, Any] = {}
 
         def trial(t: int) -> Any:
             if t in trials:
                 return trials[t]
-            best = None
-            secs = 0.0
             cand = copy.deepcopy(model)
-            weight = get_param(cand, name)
-            for s in range(cfg.seed_trials):
-                t0 = time.perf_counter()
-                f = build(keys, values, k=lr.k, t=t, size=int(flat.size), seed=derive_seed(base_seed, s) >> 1,
-                          construction=construction, c=cfg.c, shards=cfg.shards)
-                secs += time.perf_counter() - t0
-                w = torch.from_numpy(f.reconstruct(shape, codebook))
-                with torch.no_grad():
-                    weight.copy_(w)
-                loss = _val_loss(cand, data.val) if cfg.seed_trials > 1 else 0.0
-                if best is None or loss < best[0]:
-                    best = (loss, f, w)
-            _, f, w = best
-            with torch.no_grad():
-                weight.copy_(w)
-            err0 = training.evaluate(cand, data.val)
-            pending = {n: state[n] for n in pending_names}
-            if cfg.retrain is not None and (trainable or pending):
-                rcfg = replace(cfg.retrain, progress=progress, desc=f"retrain after {name} t={t}")
-                pending = _retrain(cand, data, rcfg, trainable, pending)
-            err1 = training.evaluate(cand, data.val)
-            say(f"{name}: t={t} ({construction}) val error {err0:.2f}% encoded, {err1:.2f}% retrained "
-                f"(simplified {base_val:.2f}%)")
-            trials[t] = (err0, err1, f, cand, secs, pending)
+            f, rank_loss, secs = best_filter(cand, name, indices, codebook, lr.k, t, cfg, rank, construction)
+            dec_idx = f.reconstruct_indices(shape)
+            e0 = per_example(cand, decide, "val")[0]
+            enc = {**encoded, name: (dec_idx, codebook)}
+            pend = dict(pending)
+            if cfg.retrain is not None and (trainable or pend or cfg.train_encoded):
+                enc, pend = retrain_around(cand, task, cfg, encoded=enc, pending=pend, trainable=trainable,
+                                           teacher=teacher, desc=f"retrain after {name} t={t}", progress=progress)
+            e1 = per_example(cand, decide, "val")[0]
+            dec = paired_difference(e1, ref_err, tol, cfg.confidence_z)
+            say(f"{name}: t={t} ({construction}) val error {100 * e0.mean():.2f}% encoded, {dec.error:.2f}% retrained, "
+                f"{dec.difference:+.2f} +- {dec.standard_error:.2f} pp vs reference {dec.reference_error:.2f}%: "
+                f"{'accepted' if dec.accepted else 'rejected'}")
+            trials[t] = (dec, float(100 * e0.mean()), f, cand, secs, enc, pend, rank_loss)
             return trials[t]
 
         if name in cfg.t:
@@ -323,58 +199,53 @@ def encode_with_retraining(
         else:
             lo = max(min_t, cfg.t_min or min_t)
             hi = max(lo, cfg.t_max)
-            while lo < hi:  # smallest t that passes, assuming errors fall as t grows
+            while lo < hi:  # smallest accepted t, assuming acceptance grows with t (checked below)
                 mid = (lo + hi) // 2
-                if trial(mid)[1] <= base_val + cfg.tolerance:
+                if trial(mid)[0].accepted:
                     hi = mid
                 else:
                     lo = mid + 1
             t = lo
             trial(t)
             auto = True
-        err0, err1, f, cand, secs, pending = trials[t]
-        within = err1 <= base_val + cfg.tolerance
-        if auto and not within:
-            say(f"{name}: no t up to t_max = {cfg.t_max} kept the validation error within "
-                f"{cfg.tolerance} points of the simplified model's; using t = {t}")
-        model = cand
-        state.update(pending)
-        frozen = layer_frozen
-        encoded[name] = EncodedLayer(f, codebook, shape)
-        encoded_indices[name] = indices
-        reports.append(
-            LayerReport(
-                name=name,
-                paper_name=lr.paper_name,
-                shape=shape,
-                nonzero=int(keys.size),
-                k=int(lr.k),
-                t=t,
-                auto_t=auto,
-                t_within_tolerance=within,
-                construction=construction,
-                seed=int(f.seed),
-                m=int(f.m),
-                false_positives=int(f.count_false_positives()),
-                filter_bytes=int(f.nbytes),
-                build_seconds=secs,
-                val_error_encoded=err0,
-                val_error_retrained=err1,
-                trials=[{"t": tt, "val_error_encoded": v[0], "val_error_retrained": v[1]} for tt, v in sorted(trials.items())],
-            )
-        )
+        dec, e0, f, cand, secs, enc, pend, _ = trials[t]
+        mono = _monotone(trials)
+        if auto and not dec.accepted:
+            say(f"{name}: no t up to t_max = {cfg.t_max} passed the rule; using t = {t}")
+        if not mono:
+            say(f"{name}: the t trials are not monotone (an accepted t below a rejected one): "
+                + ", ".join(f"t={tt} {'ok' if v[0].accepted else 'no'}" for tt, v in sorted(trials.items())))
+        model, encoded, pending = cand, enc, pend
+        retrained = retrained or cfg.retrain is not None
+        filters[name] = f
+        true_indices[name] = indices
+        reports.append(LayerReport(
+            name=name, paper_name=lr.paper_name, shape=shape, nonzero=int((indices >= 0).sum()), k=int(lr.k), t=t,
+            auto_t=auto, t_within_tolerance=dec.accepted, construction=construction, seed=int(f.seed), m=int(f.m),
+            false_positives=int(f.count_false_positives()), filter_bytes=int(f.nbytes), build_seconds=secs,
+            val_error_encoded=e0, val_error_retrained=dec.error, decision=dec.as_dict(), monotone=mono,
+            trials=[{"t": tt, "val_error_encoded": v[1], **v[0].as_dict()} for tt, v in sorted(trials.items())],
+        ))
 
+    for n, (dec_idx, cb) in encoded.items():  # the file decodes to exactly what was evaluated
+        w = get_param(model, n).detach().cpu().numpy()
+        if not np.array_equal(w, filters[n].reconstruct(w.shape, cb)):
+            raise RuntimeError(f"encoded layer {n} does not match its filter")  # a bug, not a user error
     tensors: dict[str, Any] = {}
     for n, p in model.state_dict().items():
-        tensors[n] = encoded[n] if n in encoded else p.detach().cpu().numpy().copy()
+        tensors[n] = EncodedLayer(filters[n], encoded[n][1], tuple(p.shape)) if n in encoded else p.detach().cpu().numpy().copy()
     return CompressResult(
         model=model,
         tensors=tensors,
         layers=reports,
-        indices=encoded_indices,
-        simplified_val_error=base_val,
-        simplified_test_error=float(simplified.test_error),
-        val_error=training.evaluate(model, data.val),
-        test_error=training.evaluate(model, data.test),
+        indices=true_indices,
+        simplified_val_error=float(simplified.val_error),
+        simplified_test_error=simplified.test_error,
+        val_error=evaluate(model, task, split="val"),
+        test_error=None if task.test is None else evaluate(model, task, split="test"),
         seconds=time.perf_counter() - t_start,
+        reference="simplified" if reference is None else "user model",
+        reference_val_error=float(100 * ref_err.mean()),
+        validation_disjoint=disjoint,
+        simplified=simplified,
     )

@@ -4,10 +4,8 @@ weight sharing, and the one-call :func:`simplify` (needs PyTorch)."""
 from .cluster import ClusteredLayer, cluster_weight, finetune_codebooks, kmeans_1d
 from .dns import DNSConfig, DNSSurgeon, prune_dns
 from .magnitude import MagnitudePruner, PruneSchedule, prune_magnitude, topk_mask
+from .select import LayerSelect
 from .recipe import (
-    DENSE_TRAINING,
-    PAPER_RECIPES,
-    PAPER_TABLE1,
     LayerRecipe,
     LayerResult,
     Recipe,
@@ -27,9 +25,7 @@ __all__ = [
     "PruneSchedule",
     "prune_magnitude",
     "topk_mask",
-    "DENSE_TRAINING",
-    "PAPER_RECIPES",
-    "PAPER_TABLE1",
+    "LayerSelect",
     "LayerRecipe",
     "LayerResult",
     "Recipe",

@@ -202,10 +202,9 @@ def prune_dns(
     Raises:
         InputError: unknown tensor names or bad fractions.
     """
-    from ..training.loop import _as_xy
+    from ..training.loop import _resolve
 
-    n_train = _as_xy(data)[0].shape[0]
-    steps_per_epoch = -(-n_train // min(config.surgery.batch_size, n_train))
+    steps_per_epoch = _resolve(data, "train")[0].steps_per_epoch(config.surgery.batch_size)
     total = max(1, int(round(config.surgery.epochs * steps_per_epoch)))
     surgeon = DNSSurgeon(model, targets, config, total)
     surgeon.attach()

@@ -1,9 +1,11 @@
 """One-call simplification: prune (magnitude or DNS), cluster, optionally fine-tune centroids.
 
-A :class:`Recipe` names the model, the per-layer targets (:class:`LayerRecipe`) and the training
-schedules; :data:`PAPER_RECIPES` holds the four settings of the paper's Table 1. :func:`simplify`
-takes a *trained dense* model and returns a :class:`SimplifyResult` ready for encoding. Layers
-not named in the recipe stay dense float (they are still retrained alongside).
+A :class:`Recipe` holds the per-layer targets (:class:`LayerRecipe`, or a model-agnostic
+:class:`~weightless.simplify.select.LayerSelect` resolved against the model) and the training
+schedules. :func:`simplify` takes a *trained dense* model and a task (any data the
+:class:`~weightless.training.task.Task` interface accepts) and returns a :class:`SimplifyResult`
+ready for encoding. Layers not named in the recipe stay dense float (they are still retrained
+alongside).
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from ..data.mnist import MNIST
 from ..errors import InputError
-from ..models import PAPER_LAYER_NAMES
 from ..training.loop import TrainConfig, evaluate
+from ..training.task import Task, as_task
+from .select import METHODS, LayerSelect
 from .cluster import INITS, ClusteredLayer, cluster_weight, finetune_codebooks
 from .dns import DNSConfig, prune_dns
 from .magnitude import PruneSchedule, get_param, prune_magnitude
@@ -29,12 +31,8 @@ __all__ = [
     "LayerResult",
     "SimplifyResult",
     "simplify",
-    "PAPER_RECIPES",
-    "PAPER_TABLE1",
-    "DENSE_TRAINING",
 ]
 
-METHODS = ("magnitude", "dns")
 
 
 @dataclass(frozen=True)
@@ -72,28 +70,51 @@ class Recipe:
     """A simplification recipe.
 
     Attributes:
-        model: registry name of the model ("lenet300" or "lenet5").
+        model: a label for reports (e.g. "lenet300"); the algorithm does not use it.
         layers: per-layer settings; all must use the same pruning method.
+        select: instead of ``layers``, a rule that picks the layers of whatever model is
+            given (:meth:`resolve`); ``layers`` wins when both are set.
         prune: schedule of magnitude pruning (used when the method is "magnitude").
         dns: schedule of Dynamic Network Surgery (used when the method is "dns").
         finetune: trained quantization after clustering (None: skip).
         seed: seeds k-means random init.
+        display_names: tensor name -> name shown in reports (e.g. the paper's "FC-0").
     """
 
-    model: str
-    layers: tuple[LayerRecipe, ...]
+    model: str = ""
+    layers: tuple[LayerRecipe, ...] = ()
     prune: PruneSchedule = field(default_factory=PruneSchedule)
     dns: DNSConfig = field(default_factory=DNSConfig)
     finetune: TrainConfig | None = field(default_factory=lambda: TrainConfig(epochs=1, lr=1e-4))
     seed: int = 0
+    select: LayerSelect | None = None
+    display_names: Any = field(default_factory=dict)
 
     @property
     def method(self) -> str:
         """The pruning method shared by all layers."""
-        return self.layers[0].method
+        if self.layers:
+            return self.layers[0].method
+        return self.select.method if self.select is not None else "magnitude"
+
+    def resolve(self, model: Any) -> "Recipe":
+        """Return this recipe with ``layers`` filled in for ``model`` from ``select``.
+
+        Raises:
+            InputError: neither layers nor a selection, or a selection that matches nothing.
+        """
+        if self.layers:
+            return self
+        if self.select is None:
+            raise InputError("a recipe needs layers or a layer selection (select=LayerSelect(...))")
+        picked = self.select.pick(model)
+        return replace(self, layers=tuple(LayerRecipe(n, m, nz, k, self.select.init) for n, m, nz, k in picked))
 
     def validate(self) -> None:
         """Raise :class:`InputError` if the recipe is inconsistent."""
+        if not self.layers and self.select is not None:
+            self.select.validate()
+            return
         if not self.layers:
             raise InputError("a recipe needs at least one layer")
         names = [l.name for l in self.layers]
@@ -155,11 +176,12 @@ class SimplifyResult:
     model: Any
     recipe: Recipe
     layers: dict[str, LayerResult]
-    test_error: float
+    test_error: float | None
     val_error: float
-    dense_test_error: float
-    pruned_test_error: float
+    dense_test_error: float | None
+    pruned_test_error: float | None
     seconds: dict[str, float]
+    dense_val_error: float | None = None
 
     @property
     def nonzero_fraction(self) -> dict[str, float]:
@@ -171,10 +193,11 @@ class SimplifyResult:
         return {
             "model": self.recipe.model,
             "pruning": self.recipe.method,
-            "dense_test_error": round(self.dense_test_error, 4),
-            "pruned_test_error": round(self.pruned_test_error, 4),
-            "test_error": round(self.test_error, 4),
-            "val_error": round(self.val_error, 4),
+            "dense_test_error": _r(self.dense_test_error),
+            "pruned_test_error": _r(self.pruned_test_error),
+            "test_error": _r(self.test_error),
+            "val_error": _r(self.val_error),
+            "dense_val_error": _r(self.dense_val_error),
             "layers": {
                 n: {
                     "paper_name": l.paper_name,
@@ -191,15 +214,25 @@ class SimplifyResult:
         }
 
 
-def simplify(model: Any, data: MNIST, recipe: Recipe, progress: bool = False) -> SimplifyResult:
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def _maybe_test(model: Any, task: Task) -> float | None:
+    return None if task.test is None else evaluate(model, task, split="test")
+
+
+def simplify(model: Any, data: Any, recipe: Recipe, progress: bool = False) -> SimplifyResult:
     """Simplify a trained dense ``model`` with ``recipe``: prune, retrain, cluster, fine-tune.
 
-    The input model is not modified; ``result.model`` is a simplified copy whose recipe layers
-    hold exactly ``codebook[indices]`` (zeros where pruned).
+    ``data`` is a :class:`~weightless.training.task.Task` or anything :func:`as_task` accepts
+    (an object with ``train``/``val``/``test``). The input model is not modified;
+    ``result.model`` is a simplified copy whose recipe layers hold exactly ``codebook[indices]``
+    (zeros where pruned). Test errors are None when the task has no test split.
 
     Returns:
-        A :class:`SimplifyResult` with the per-layer indices/codebooks/masks and the test and
-        validation errors (%) of the simplified model.
+        A :class:`SimplifyResult` with the per-layer indices/codebooks/masks and the
+        validation (and test) errors (%) of the dense and simplified model.
 
     Raises:
         InputError: invalid recipe, or a layer the model does not have.
@@ -207,13 +240,15 @@ def simplify(model: Any, data: MNIST, recipe: Recipe, progress: bool = False) ->
     import torch
 
     recipe.validate()
+    recipe = recipe.resolve(model)
+    recipe.validate()
     for l in recipe.layers:
         get_param(model, l.name)
-    if not isinstance(data, MNIST):
-        raise InputError(f"data must be an MNIST (train/val/test), got {type(data).__name__}")
+    data = as_task(data)
     model = copy.deepcopy(model)
     seconds: dict[str, float] = {}
-    dense_err = evaluate(model, data.test)
+    dense_err = _maybe_test(model, data)
+    dense_val = evaluate(model, data, split="val")
     targets = {l.name: l.nonzero for l in recipe.layers}
     t0 = time.perf_counter()
     if recipe.method == "magnitude":
@@ -221,7 +256,7 @@ def simplify(model: Any, data: MNIST, recipe: Recipe, progress: bool = False) ->
     else:
         masks = prune_dns(model, data, targets, recipe.dns, progress=progress)
     seconds["prune"] = time.perf_counter() - t0
-    pruned_err = evaluate(model, data.test)
+    pruned_err = _maybe_test(model, data)
     t0 = time.perf_counter()
     clustered: dict[str, ClusteredLayer] = {}
     with torch.no_grad():
@@ -234,7 +269,7 @@ def simplify(model: Any, data: MNIST, recipe: Recipe, progress: bool = False) ->
     if recipe.finetune is not None:
         clustered = finetune_codebooks(model, data, clustered, recipe.finetune, progress=progress)
     seconds["cluster"] = time.perf_counter() - t0
-    paper = PAPER_LAYER_NAMES.get(recipe.model, {})
+    paper = dict(recipe.display_names)
     layers: dict[str, LayerResult] = {}
     for l in recipe.layers:
         cl = clustered[l.name]
@@ -254,46 +289,10 @@ def simplify(model: Any, data: MNIST, recipe: Recipe, progress: bool = False) ->
         model=model,
         recipe=recipe,
         layers=layers,
-        test_error=evaluate(model, data.test),
-        val_error=evaluate(model, data.val),
+        test_error=_maybe_test(model, data),
+        val_error=evaluate(model, data, split="val"),
         dense_test_error=dense_err,
         pruned_test_error=pruned_err,
         seconds=seconds,
+        dense_val_error=dense_val,
     )
-
-
-#: Dense training of each model before simplification.
-DENSE_TRAINING: dict[str, TrainConfig] = {
-    "lenet300": TrainConfig(epochs=20, batch_size=128, lr=1e-3, weight_decay=1e-4),
-    "lenet5": TrainConfig(epochs=5, batch_size=128, lr=1e-3),
-}
-
-#: The paper's Table 1: (model, pruning) -> (error %, {tensor: (nonzero %, k)}).
-PAPER_TABLE1: dict[tuple[str, str], tuple[float, dict[str, tuple[float, int]]]] = {
-    ("lenet300", "magnitude"): (1.76, {"fc1.weight": (5.0, 9), "fc2.weight": (5.0, 9)}),
-    ("lenet300", "dns"): (2.03, {"fc1.weight": (1.8, 9), "fc2.weight": (1.8, 10)}),
-    ("lenet5", "magnitude"): (0.98, {"conv2.weight": (7.0, 9), "fc1.weight": (5.5, 9)}),
-    ("lenet5", "dns"): (0.96, {"conv2.weight": (3.1, 10), "fc1.weight": (0.73, 10)}),
-}
-
-
-def _paper_recipe(model: str, method: str) -> Recipe:
-    _, layers = PAPER_TABLE1[(model, method)]
-    lr = tuple(LayerRecipe(n, method, pct / 100.0, k, "density") for n, (pct, k) in layers.items())
-    if model == "lenet300":
-        prune = PruneSchedule(
-            steps=5,
-            retrain=TrainConfig(epochs=3, lr=5e-4, weight_decay=1e-4),
-            final=TrainConfig(epochs=5, lr=2e-4, weight_decay=1e-4),
-        )
-        dns = DNSConfig(surgery=TrainConfig(epochs=20, lr=1e-3), retrain=TrainConfig(epochs=8, lr=3e-4))
-        finetune = TrainConfig(epochs=3, lr=2e-4, weight_decay=1e-4)
-    else:
-        prune = PruneSchedule(steps=3, retrain=TrainConfig(epochs=1, lr=5e-4), final=TrainConfig(epochs=1, lr=2e-4))
-        dns = DNSConfig(surgery=TrainConfig(epochs=6, lr=1e-3), retrain=TrainConfig(epochs=2, lr=3e-4))
-        finetune = TrainConfig(epochs=1, lr=1e-4)
-    return Recipe(model=model, layers=lr, prune=prune, dns=dns, finetune=finetune)
-
-
-#: The four recipes of the paper's Table 1, keyed by (model, pruning method).
-PAPER_RECIPES: dict[tuple[str, str], Recipe] = {key: _paper_recipe(*key) for key in PAPER_TABLE1}

@@ -1,5 +1,7 @@
-"""Seeded CPU training and evaluation (needs PyTorch)."""
+"""Seeded training and evaluation on any task (needs PyTorch)."""
 
-from .loop import DEFAULT_THREADS, TrainConfig, TrainReport, evaluate, set_threads, train
+from .loop import DEFAULT_THREADS, TrainConfig, TrainReport, evaluate, per_example, set_threads, train
+from .task import Source, Task, as_source, as_task, default_metric
 
-__all__ = ["DEFAULT_THREADS", "TrainConfig", "TrainReport", "evaluate", "set_threads", "train"]
+__all__ = ["DEFAULT_THREADS", "TrainConfig", "TrainReport", "evaluate", "per_example", "set_threads", "train",
+           "Source", "Task", "as_source", "as_task", "default_metric"]

@@ -1,31 +1,35 @@
-"""Seeded, single-process CPU training and evaluation.
+"""Seeded training and evaluation on any :class:`~weightless.training.task.Task`.
 
 :func:`train` runs mini-batch training with Adam or SGD+momentum and an optional cosine learning
-rate decay, a progress bar on stderr, optional fixed pruning masks (pruned weights stay exactly
-zero: their gradient is zeroed before each step and the weights are re-masked after it), an
-optional subset of trainable parameters, and hooks before/after each optimiser step (used by
+rate decay, progress (a tqdm bar on a terminal, periodic log lines otherwise), optional fixed
+pruning masks (pruned weights stay exactly zero: their gradient is zeroed before each step and
+the weights are re-masked after it), an optional subset of trainable parameters, optional
+knowledge distillation from a teacher model, and hooks before/after each optimiser step (used by
 Dynamic Network Surgery and trained quantization).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data.mnist import MNIST, Split
 from ..errors import InputError
+from .task import Source, Task, as_source, default_metric
 
 __all__ = [
     "DEFAULT_THREADS",
+    "per_example",
+    "model_device",
     "TrainConfig",
     "TrainReport",
     "train",
@@ -36,7 +40,11 @@ __all__ = [
 #: Default torch intra-op thread count for training (override with WEIGHTLESS_THREADS).
 DEFAULT_THREADS = int(os.environ.get("WEIGHTLESS_THREADS", "1") or 1)
 
-DataLike = Union[MNIST, Split, tuple]
+#: Anything :func:`train` and :func:`evaluate` accept: a Task (its train / val split), a Source,
+#: a DataLoader, a Dataset, an (x, y) pair, or an object with x and y (or train and val).
+DataLike = Any
+
+_log = logging.getLogger("weightless")
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,11 @@ class TrainConfig:
         seed: seeds batch order and any torch randomness in the loop.
         threads: torch intra-op threads (None: the default set by :func:`set_threads`,
             initially :data:`DEFAULT_THREADS`).
-        progress: show a tqdm progress bar on stderr.
+        progress: show progress: a tqdm bar when stderr is a terminal, else a log line (logger
+            "weightless", level INFO) every ``log_every`` seconds.
         desc: label of the progress bar.
+        distill: weight of the distillation term when a teacher is given (0: plain loss).
+        temperature: softmax temperature of the distillation term.
     """
 
     epochs: float = 10.0
@@ -71,6 +82,8 @@ class TrainConfig:
     threads: int | None = None
     progress: bool = False
     desc: str = "train"
+    distill: float = 0.0
+    temperature: float = 2.0
 
     def validate(self) -> None:
         """Raise :class:`InputError` if a field is out of range."""
@@ -86,6 +99,10 @@ class TrainConfig:
             raise InputError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if self.threads is not None and self.threads < 1:
             raise InputError(f"threads must be >= 1, got {self.threads}")
+        if not 0.0 <= self.distill <= 1.0:
+            raise InputError(f"distill must be in [0, 1], got {self.distill}")
+        if not self.temperature > 0:
+            raise InputError(f"temperature must be > 0, got {self.temperature}")
 
 
 @dataclass
@@ -122,22 +139,56 @@ def _apply_threads(threads: int | None) -> None:
         torch.set_num_threads(n)
 
 
-def _as_xy(data: DataLike) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(data, MNIST):
-        data = data.train
-    if isinstance(data, Split):
-        x, y = data.x, data.y
-    elif isinstance(data, tuple) and len(data) == 2:
-        x, y = data
-    else:
-        raise InputError(
-            f"data must be an MNIST, a Split or an (x, y) pair, got {type(data).__name__}"
-        )
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    y = torch.as_tensor(np.asarray(y, dtype=np.int64))
-    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
-        raise InputError(f"x and y must hold the same nonzero number of rows, got {x.shape[0]} and {y.shape[0]}")
-    return x, y
+def _resolve(data: DataLike, split: str) -> tuple[Source, Task | None]:
+    """The source of ``split`` of ``data`` and the task it came from (None for bare data)."""
+    if isinstance(data, Task):
+        return data.source(split), data
+    if not isinstance(data, (tuple, Source)) and hasattr(data, "train") and hasattr(data, "val"):
+        return as_source(getattr(data, split)), None
+    return as_source(data), None
+
+
+def model_device(model: nn.Module, task: Task | None = None) -> torch.device:
+    """The device batches go to: the task's, else that of the model's first parameter (CPU)."""
+    if task is not None and task.device is not None:
+        return torch.device(task.device)
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+class _Progress:
+    """A tqdm bar on a terminal; elsewhere a log line every ``every`` seconds with an ETA."""
+
+    def __init__(self, total: int, desc: str, every: float = 30.0) -> None:
+        from tqdm.auto import tqdm
+
+        self.total, self.desc, self.every = total, desc, every
+        self.bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False, unit="step", disable=None)
+        self.t0 = self.last = time.perf_counter()
+        self.n = 0
+
+    def update(self, loss: float | None) -> None:
+        self.n += 1
+        if not self.bar.disable:
+            self.bar.update(1)
+            if loss is not None and self.n % 50 == 0:
+                self.bar.set_postfix(loss=f"{loss:.4f}")
+            return
+        now = time.perf_counter()
+        if now - self.last >= self.every or self.n == self.total:
+            self.last = now
+            el = now - self.t0
+            eta = el / self.n * (self.total - self.n)
+            _log.info("%s: step %d/%d, loss %.4f, %.0fs elapsed, ETA %.0fs", self.desc, self.n, self.total,
+                      loss if loss is not None else float("nan"), el, eta)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _distill_loss(out: torch.Tensor, teacher_out: torch.Tensor, temperature: float) -> torch.Tensor:
+    t = temperature
+    return F.kl_div(F.log_softmax(out / t, dim=1), F.softmax(teacher_out / t, dim=1), reduction="batchmean") * (t * t)
 
 
 def train(
@@ -149,8 +200,9 @@ def train(
     masks: Mapping[str, torch.Tensor] | None = None,
     before_step: Callable[[int], None] | None = None,
     after_step: Callable[[int], None] | None = None,
+    teacher: nn.Module | None = None,
 ) -> TrainReport:
-    """Train ``model`` in place on ``data`` (an MNIST: its train split; a Split; or (x, y)).
+    """Train ``model`` in place on the training split of ``data`` (a Task, or bare training data).
 
     Args:
         trainable: names (as in ``model.named_parameters()``) of the parameters to update; the
@@ -159,6 +211,8 @@ def train(
             to zero before training and stay exactly zero (gradient zeroed, re-masked each step).
         before_step: called with the step index after ``backward()``, before the optimiser step.
         after_step: called with the step index after the optimiser step (and re-masking).
+        teacher: a model whose soft outputs are distilled into ``model`` with weight
+            ``cfg.distill`` (ignored when ``cfg.distill`` is 0).
 
     Returns:
         A :class:`TrainReport`.
@@ -168,7 +222,9 @@ def train(
     """
     cfg.validate()
     _apply_threads(cfg.threads)
-    x, y = _as_xy(data)
+    source, task = _resolve(data, "train")
+    loss_fn = task.loss_fn() if task is not None else F.cross_entropy
+    device = model_device(model, task)
     named = dict(model.named_parameters())
     names = set(named) if trainable is None else set(trainable)
     unknown = names - set(named)
@@ -180,7 +236,7 @@ def train(
             raise InputError(f"mask for unknown parameter {name!r}")
         if tuple(m.shape) != tuple(named[name].shape):
             raise InputError(f"mask for {name} has shape {tuple(m.shape)}, expected {tuple(named[name].shape)}")
-        mask_t[name] = m.to(dtype=named[name].dtype)
+        mask_t[name] = m.to(dtype=named[name].dtype, device=named[name].device)
     old_flags = {n: p.requires_grad for n, p in named.items()}
     for n, p in named.items():
         p.requires_grad_(n in names)
@@ -194,18 +250,13 @@ def train(
         opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    n = x.shape[0]
-    bs = min(cfg.batch_size, n)
-    steps_per_epoch = math.ceil(n / bs)
+    steps_per_epoch = source.steps_per_epoch(cfg.batch_size)
     total = max(1, int(round(cfg.epochs * steps_per_epoch)))
-    rng = np.random.default_rng(cfg.seed)
+    distill = teacher is not None and cfg.distill > 0
+    if distill:
+        teacher.eval()
     report = TrainReport()
-    bar: Any = None
-    if cfg.progress:
-        from tqdm.auto import tqdm
-
-        # disable=None: no bar when stderr is not a terminal (logs stay readable)
-        bar = tqdm(total=total, desc=cfg.desc, file=sys.stderr, leave=False, unit="step", disable=None)
+    bar = _Progress(total, cfg.desc) if cfg.progress else None
     t0 = time.perf_counter()
     model.train()
     step = 0
@@ -214,43 +265,44 @@ def train(
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            while step < total:
-                perm = torch.from_numpy(rng.permutation(n))
-                for start in range(0, n, bs):
-                    if step >= total:
-                        break
-                    if cfg.schedule == "cosine":
-                        frac = step / total
-                        scale = cfg.final_lr_fraction + (1 - cfg.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * frac))
-                        for g in opt.param_groups:
-                            g["lr"] = cfg.lr * scale
-                    idx = perm[start : start + bs]
-                    opt.zero_grad(set_to_none=True)
-                    loss = F.cross_entropy(model(x[idx]), y[idx])
-                    loss.backward()
-                    for nm, m in mask_t.items():
-                        g = named[nm].grad
-                        if g is not None:
-                            g.mul_(m)
-                    if before_step is not None:
-                        before_step(step)
-                    opt.step()
-                    if mask_t:
-                        with torch.no_grad():
-                            for nm, m in mask_t.items():
-                                named[nm].mul_(m)
-                    if after_step is not None:
-                        after_step(step)
-                    running += float(loss.detach())
-                    count += 1
-                    step += 1
-                    if bar is not None:
-                        bar.update(1)
-                        if step % 50 == 0:
-                            bar.set_postfix(loss=f"{running / max(count, 1):.4f}")
-                    if step % steps_per_epoch == 0 or step == total:
-                        report.epoch_losses.append(running / max(count, 1))
-                        running, count = 0.0, 0
+            for xb, yb in source.stream(cfg.batch_size, cfg.seed):
+                if step >= total:
+                    break
+                xb, yb = _to_device(xb, device), _to_device(yb, device)
+                if cfg.schedule == "cosine":
+                    frac = step / total
+                    scale = cfg.final_lr_fraction + (1 - cfg.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * frac))
+                    for g in opt.param_groups:
+                        g["lr"] = cfg.lr * scale
+                opt.zero_grad(set_to_none=True)
+                out = model(xb)
+                loss = loss_fn(out, yb)
+                if distill:
+                    with torch.no_grad():
+                        tout = teacher(xb)
+                    loss = (1 - cfg.distill) * loss + cfg.distill * _distill_loss(out, tout, cfg.temperature)
+                loss.backward()
+                for nm, m in mask_t.items():
+                    g = named[nm].grad
+                    if g is not None:
+                        g.mul_(m)
+                if before_step is not None:
+                    before_step(step)
+                opt.step()
+                if mask_t:
+                    with torch.no_grad():
+                        for nm, m in mask_t.items():
+                            named[nm].mul_(m)
+                if after_step is not None:
+                    after_step(step)
+                running += float(loss.detach())
+                count += 1
+                step += 1
+                if bar is not None:
+                    bar.update(running / max(count, 1))
+                if step % steps_per_epoch == 0 or step == total:
+                    report.epoch_losses.append(running / max(count, 1))
+                    running, count = 0.0, 0
     finally:
         if bar is not None:
             bar.close()
@@ -262,25 +314,59 @@ def train(
     return report
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, x: Any, y: Any | None = None, *, batch_size: int = 2000) -> float:
-    """Return the classification error of ``model`` in percent (0..100).
+def _to_device(v: Any, device: torch.device) -> Any:
+    from .task import _to
 
-    ``x``/``y`` are arrays or tensors; alternatively pass a :class:`Split` as ``x`` alone.
+    return _to(v, device)
+
+
+@torch.no_grad()
+def per_example(model: nn.Module, data: DataLike, split: str = "val", *, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Score ``model`` on one split: per-example error (metric, float64 in [0, 1]) and loss.
+
+    ``data`` is a Task (``split`` picks the split) or bare data (scored as it is).
+
+    Returns:
+        ``(errors, losses)``, two float64 arrays with one entry per example, in data order.
 
     Raises:
-        InputError: missing labels or mismatched sizes.
+        InputError: unreadable data or a missing split.
     """
-    if y is None:
-        if not isinstance(x, Split):
-            raise InputError("evaluate needs labels: pass (x, y) or a Split")
-        x, y = x.x, x.y
-    xt, yt = _as_xy((x, y))
+    source, task = _resolve(data, split)
+    metric = task.metric_fn() if task is not None else default_metric
+    loss_fn = task.loss_fn() if task is not None else F.cross_entropy
+    device = model_device(model, task)
     was_training = model.training
     model.eval()
-    wrong = 0
-    for start in range(0, xt.shape[0], batch_size):
-        pred = model(xt[start : start + batch_size]).argmax(dim=1)
-        wrong += int((pred != yt[start : start + batch_size]).sum())
-    model.train(was_training)
-    return 100.0 * wrong / xt.shape[0]
+    errs, losses = [], []
+    try:
+        for xb, yb in source.ordered(batch_size):
+            xb, yb = _to_device(xb, device), _to_device(yb, device)
+            out = model(xb)
+            errs.append(torch.as_tensor(metric(out, yb), dtype=torch.float64).reshape(-1).cpu())
+            try:
+                l = loss_fn(out, yb, reduction="none")
+            except TypeError:  # a user loss without ``reduction``: its batch mean, per example
+                l = loss_fn(out, yb).expand(errs[-1].shape[0])
+            losses.append(l.detach().to(torch.float64).reshape(-1).cpu())
+    finally:
+        model.train(was_training)
+    if not errs:
+        raise InputError(f"the {split} data yielded no batches")
+    return torch.cat(errs).numpy(), torch.cat(losses).numpy()
+
+
+def evaluate(model: nn.Module, x: DataLike, y: Any | None = None, *, split: str = "test", batch_size: int = 2000) -> float:
+    """Return the error of ``model`` in percent (0..100): the task's metric (top-1 error by default).
+
+    ``x`` is a Task (``split`` picks the split, "test" by default), bare data (a DataLoader,
+    Dataset, object with x and y, ...), or arrays of inputs with labels ``y``.
+
+    Raises:
+        InputError: missing labels, mismatched sizes or a missing split.
+    """
+    data = (x, y) if y is not None else x
+    if y is None and isinstance(x, (np.ndarray, torch.Tensor)):
+        raise InputError("evaluate needs labels: pass (x, y), a Split, a DataLoader or a Task")
+    errs, _ = per_example(model, data, split, batch_size=batch_size)
+    return 100.0 * float(errs.mean())

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from .loop import TrainConfig, train
+from ..training.loop import TrainConfig, train
 
 __all__ = ["DEFAULT_CACHE_DIR", "checkpoint_path", "train_dense"]
 

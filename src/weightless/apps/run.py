@@ -1,11 +1,14 @@
-"""One compression run on MNIST, end to end: data, dense training (cached), simplification,
-encoding with retraining, the ``.wl`` file, and the test error of the model decoded from it.
+"""One compression run of a paper LeNet on MNIST, end to end, through the public API: data,
+dense training (cached), :func:`weightless.compress` with the paper's Table 1 recipe, the
+``.wl`` file, and the test error of the model decoded from it (with a paired 95% confidence
+interval against the simplified model).
 
-Used by ``weightless compress`` and by the reproduction; the report is JSON data.
+Used by ``weightless compress --model lenet300|lenet5`` and by ``make demo``; the report is JSON.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -14,22 +17,18 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InputError
-from .compress import EncodeConfig, encode_with_retraining
+from ..pipeline.config import EncodeConfig
+from .mnist import PAPER_T
 
-__all__ = ["RunOptions", "PAPER_T", "prepare", "compress_run", "baseline_sizes"]
+__all__ = ["RunOptions", "PAPER_T", "compress_run", "baseline_sizes", "paired_ci"]
 
-#: The t of the paper's Table 1, per (model, pruning) and layer.
-PAPER_T: dict[tuple[str, str], dict[str, int]] = {
-    ("lenet300", "magnitude"): {"fc1.weight": 8, "fc2.weight": 9},
-    ("lenet300", "dns"): {"fc1.weight": 9, "fc2.weight": 8},
-    ("lenet5", "magnitude"): {"conv2.weight": 8, "fc1.weight": 7},
-    ("lenet5", "dns"): {"conv2.weight": 8, "fc1.weight": 8},
-}
+_ENC = EncodeConfig.__dataclass_fields__
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Options of one compression run (see ``weightless compress --help``).
+    """Options of one compression run (see ``weightless compress --help``); None means the
+    default of :class:`~weightless.pipeline.config.EncodeConfig` (defined once, there).
 
     ``t``: "auto" (chosen on the validation split), "paper" (Table 1) or {layer: t}.
     ``quick``: smoke run on 10,000 training images with 1/8 of the epochs.
@@ -38,14 +37,14 @@ class RunOptions:
     model: str = "lenet300"
     pruning: str = "magnitude"
     t: str | dict[str, int] = "auto"
-    tolerance: float = 0.05
-    retrain_epochs: float = 2.0
-    retrain_lr: float = 5e-4
-    t_max: int = 12
-    construction: str = "auto"
-    seed_trials: int = 8
+    tolerance: float | None = None
+    retrain_epochs: float | None = None
+    retrain_lr: float | None = None
+    t_max: int | None = None
+    construction: str | None = None
+    seed_trials: int | None = None
     c: float | None = None
-    shards: int = 1
+    shards: int | None = None
     entropy: bool = True
     dense_dtype: str = "float32"
     seed: int = 0
@@ -54,50 +53,48 @@ class RunOptions:
     progress: bool = True
 
     def validate(self) -> None:
-        """Raise :class:`InputError` for an invalid option."""
+        """Raise :class:`InputError` for an invalid option (before any training)."""
         if self.model not in ("lenet300", "lenet5"):
             raise InputError(f"model must be 'lenet300' or 'lenet5', got {self.model!r}")
         if self.pruning not in ("magnitude", "dns"):
             raise InputError(f"pruning must be 'magnitude' or 'dns', got {self.pruning!r}")
         if isinstance(self.t, str) and self.t not in ("auto", "paper"):
             raise InputError(f"t must be 'auto', 'paper' or a per-layer mapping, got {self.t!r}")
-        if not self.retrain_epochs >= 0:
+        if self.retrain_epochs is not None and not self.retrain_epochs >= 0:
             raise InputError(f"retrain epochs must be >= 0, got {self.retrain_epochs}")
-        if self.shards < 1:
-            raise InputError(f"shards must be >= 1, got {self.shards}")
+        self.encode_config().validate()
+
+    def encode_config(self) -> EncodeConfig:
+        """The :class:`EncodeConfig` of these options (defaults where an option is None)."""
+        if self.t == "paper":
+            tmap = dict(PAPER_T[(self.model, self.pruning)])
+        elif self.t == "auto":
+            tmap = {}
+        else:
+            tmap = dict(self.t)
+        cfg = EncodeConfig(t=tmap, entropy=self.entropy, dense_dtype=self.dense_dtype, seed=self.seed, c=self.c)
+        over = {k: getattr(self, k) for k in ("tolerance", "t_max", "construction", "seed_trials", "shards")
+                if getattr(self, k) is not None}
+        cfg = replace(cfg, **over)
+        if self.retrain_epochs == 0:
+            return replace(cfg, retrain=None)
+        rt = cfg.retrain
+        if self.retrain_epochs is not None:
+            rt = replace(rt, epochs=self.retrain_epochs)
+        if self.retrain_lr is not None:
+            rt = replace(rt, lr=self.retrain_lr)
+        if self.quick:
+            rt = replace(rt, epochs=max(rt.epochs / 8, 0.05))
+        return replace(cfg, retrain=replace(rt, seed=self.seed))
 
 
-def prepare(opts: RunOptions, log: Callable[[str], None]) -> tuple[Any, Any, dict[str, Any]]:
-    """Load MNIST, train (or load the cached) dense model and simplify it with the paper's
-    Table 1 recipe. Returns ``(data, simplify_result, info)``."""
-    from ..data.mnist import load_mnist
-    from ..simplify import DENSE_TRAINING, PAPER_RECIPES, simplify
-    from ..training import evaluate
-    from ..training.checkpoint import train_dense
-
-    data = load_mnist()
-    dense_cfg = replace(DENSE_TRAINING[opts.model], seed=opts.seed, progress=opts.progress, desc="dense")
-    recipe = replace(PAPER_RECIPES[(opts.model, opts.pruning)], seed=opts.seed)
-    if opts.quick:
-        data = data.subset(10_000, 10_000)
-        dense_cfg = replace(dense_cfg, epochs=max(1.0, dense_cfg.epochs / 8))
-        recipe = recipe.scaled(1 / 8)
-    model, dense_seconds, cached = train_dense(opts.model, data, dense_cfg, seed=opts.seed, cache_dir=opts.cache_dir)
-    dense_err = evaluate(model, data.test)
-    log(f"dense {opts.model}: test error {dense_err:.2f}% ({'cached' if cached else f'trained in {dense_seconds:.0f}s'})")
-    t1 = time.perf_counter()
-    simplified = simplify(model, data, recipe, progress=opts.progress)
-    log(
-        f"simplified ({opts.pruning}): test error {simplified.test_error:.2f}%, val error {simplified.val_error:.2f}%, "
-        + ", ".join(f"{l.paper_name} {100 * l.nonzero_fraction:.2f}% nonzero k={l.k}" for l in simplified.layers.values())
-    )
-    info = {
-        "dense_test_error": dense_err,
-        "dense_from_cache": cached,
-        "seconds_dense": round(dense_seconds, 2),  # 0 when loaded from the cache
-        "seconds_simplify": round(time.perf_counter() - t1, 2),
-    }
-    return data, simplified, info
+def paired_ci(errors: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """Paired difference of two models' per-example errors on the same examples, in percentage
+    points, with its normal-approximation 95% confidence interval."""
+    d = (np.asarray(errors, np.float64) - np.asarray(reference, np.float64)) * 100.0
+    se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else 0.0
+    m = float(d.mean())
+    return {"difference": round(m, 4), "ci95_low": round(m - 1.96 * se, 4), "ci95_high": round(m + 1.96 * se, 4)}
 
 
 def baseline_sizes(indices: np.ndarray, codebook: np.ndarray, conv: bool) -> dict[str, int]:
@@ -126,34 +123,33 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
 
     Returns:
         A JSON-ready report: options, per-layer rows (sizes in real bytes, Deep Compression
-        baseline, errors), file size, and the test error of the model decoded from the file.
+        baseline, errors), file size, and the test error of the model decoded from it.
 
     Raises:
         InputError: invalid options. DataError: MNIST missing. ConstructionError.
     """
     from .. import api
+    from ..convenience import compress
     from ..models import get_model
-    from ..training import TrainConfig, evaluate
+    from ..pipeline.config import CompressConfig
+    from ..training import evaluate, per_example
+    from .checkpoint import train_dense
+    from .mnist import DENSE_TRAINING, PAPER_RECIPES, mnist_task
 
     opts.validate()
+    enc = opts.encode_config()
     t_all = time.perf_counter()
-    data, simplified, info = prepare(opts, log)
-    if opts.t == "paper":
-        tmap = dict(PAPER_T[(opts.model, opts.pruning)])
-    elif opts.t == "auto":
-        tmap = {}
-    else:
-        tmap = dict(opts.t)
-    retrain = None
-    if opts.retrain_epochs > 0:
-        epochs = opts.retrain_epochs / (8 if opts.quick else 1)
-        retrain = TrainConfig(epochs=max(epochs, 0.05), lr=opts.retrain_lr, seed=opts.seed)
-    cfg = EncodeConfig(
-        t=tmap, tolerance=opts.tolerance, retrain=retrain, construction=opts.construction, c=opts.c,
-        shards=opts.shards, seed_trials=opts.seed_trials, entropy=opts.entropy, dense_dtype=opts.dense_dtype, seed=opts.seed, t_max=opts.t_max,
-    )
+    task = mnist_task(10_000, 10_000) if opts.quick else mnist_task()
+    dense_cfg = replace(DENSE_TRAINING[opts.model], seed=opts.seed, progress=opts.progress, desc="dense")
+    recipe = replace(PAPER_RECIPES[(opts.model, opts.pruning)], seed=opts.seed)
+    if opts.quick:
+        dense_cfg = replace(dense_cfg, epochs=max(1.0, dense_cfg.epochs / 8))
+        recipe = recipe.scaled(1 / 8)
+    model, dense_seconds, cached = train_dense(opts.model, task.train, dense_cfg, seed=opts.seed, cache_dir=opts.cache_dir)
+    dense_err = evaluate(model, task, split="test")
+    log(f"dense {opts.model}: test error {dense_err:.2f}% ({'cached' if cached else f'trained in {dense_seconds:.0f}s'})")
     t_enc = time.perf_counter()
-    res = encode_with_retraining(simplified, data, cfg, progress=opts.progress, log=log)
+    res = compress(model, task, config=CompressConfig(recipe=recipe, encode=enc, progress=opts.progress), log=log)
     seconds_encode = time.perf_counter() - t_enc
     metadata = {
         "model": opts.model,
@@ -170,7 +166,9 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
     seconds_load = time.perf_counter() - t_load
     decoded = get_model(opts.model)
     decoded.load_state_dict(state)
-    decoded_err = evaluate(decoded, data.test)
+    dec_errs = per_example(decoded, task, "test")[0]
+    decoded_err = 100.0 * float(dec_errs.mean())
+    ci = paired_ci(dec_errs, per_example(res.simplified.model, task, "test")[0])
     summary = api.inspect(output)
     rec_bytes = {r["name"]: r["payload_bytes"] for r in summary["records"]}
     rows = []
@@ -198,21 +196,23 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
     n_params = sum(int(np.prod(v.shape)) for v in state.values())
     return {
         "options": {k: v for k, v in opts.__dict__.items()},
+        "encode_config": repr(enc),
         "output": str(output),
         "file_bytes": nbytes,
         "dense_model_bytes": 4 * n_params,
         "model_compression_factor": round(4 * n_params / nbytes, 2),
         "layers": rows,
-        "dense_test_error": info["dense_test_error"],
+        "dense_test_error": dense_err,
         "simplified_test_error": res.simplified_test_error,
         "simplified_val_error": res.simplified_val_error,
         "encoded_val_error": res.val_error,
         "encoded_test_error": res.test_error,
         "decoded_test_error": decoded_err,
+        "decoded_vs_simplified_test": ci,
+        "validation_disjoint": res.validation_disjoint,
         "seconds": {
-            "dense": info["seconds_dense"],
-            "simplify": info["seconds_simplify"],
-            "encode_and_retrain": round(seconds_encode, 2),
+            "dense": round(dense_seconds, 2),  # 0 when loaded from the cache
+            "simplify_encode_and_retrain": round(seconds_encode, 2),
             "load_file": round(seconds_load, 3),
             "total": round(time.perf_counter() - t_all, 2),
         },

@@ -1,4 +1,4 @@
-"""The paper's published figures (Reagen et al., ICML 2018), in one place.
+"""The paper's published figures and settings (Reagen et al., ICML 2018), in one place.
 
 Tables 1-3 are transcribed from /work/shared/paper/weightless-icml2018.txt; the decode times
 come from the paper's hardware paragraph (quoted in the reproducibility notes). Every output

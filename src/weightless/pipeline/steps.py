@@ -1,0 +1,208 @@
+"""The named steps of Algorithm 1, shared by :func:`~weightless.pipeline.compress.encode_with_retraining`
+and the experiments: split the validation data, build the least harmful filter of a layer,
+retrain the model around the encoded layers, cluster a pending layer again, and decide t.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import InputError
+from .config import AUTO_COMPACT_MAX_POSITIONS, EncodeConfig
+
+__all__ = ["layer_seed", "resolve_construction", "split_validation", "best_filter", "retrain_around",
+           "recluster", "paired_difference", "Decision"]
+
+
+def layer_seed(base: int, name: str) -> int:
+    """Return the filter seed of layer ``name``: 63 bits of BLAKE2b of the base seed and the name."""
+    digest = hashlib.blake2b(f"{int(base)}:{name}".encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def resolve_construction(construction: str, positions: int) -> str:
+    """Return the construction used for a layer of ``positions`` positions ("auto" resolved)."""
+    from ..filters import constructions
+
+    if construction != "auto":
+        return construction
+    if "compact" in constructions() and positions <= AUTO_COMPACT_MAX_POSITIONS:
+        return "compact"
+    return "paper"
+
+
+def split_validation(task: Any) -> tuple[Any, Any, bool]:
+    """Cut the task's validation data into a ranking half (filter seeds) and a decision half
+    (t). Returns ``(rank_task, decide_task, disjoint)``; a loader that cannot be cut is used
+    for both (``disjoint`` False, reported)."""
+    src = task.source("val")
+    try:
+        a, b = src.split(2)
+    except InputError:
+        return task, task, False
+    return task.with_val(a), task.with_val(b), True
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A paired comparison of a candidate with the reference on the same examples (errors in %)."""
+
+    error: float
+    reference_error: float
+    difference: float
+    standard_error: float
+    accepted: bool
+
+    def as_dict(self) -> dict[str, float | bool]:
+        """JSON-ready dict."""
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def paired_difference(errors: np.ndarray, reference: np.ndarray, tolerance: float, z: float) -> Decision:
+    """Compare per-example errors of a candidate and the reference on the same examples.
+
+    Accepted when ``difference + z * standard_error <= tolerance`` (all in percentage points),
+    the standard error being that of the mean of the per-example differences.
+    """
+    d = (np.asarray(errors, dtype=np.float64) - np.asarray(reference, dtype=np.float64)) * 100.0
+    n = d.size
+    diff = float(d.mean())
+    se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+    return Decision(float(errors.mean()) * 100.0, float(reference.mean()) * 100.0, diff, se,
+                    diff + z * se <= tolerance + 1e-12)
+
+
+def best_filter(model: Any, name: str, indices: np.ndarray, codebook: np.ndarray, k: int, t: int,
+                cfg: EncodeConfig, rank_task: Any, construction: str) -> tuple[Any, float, float]:
+    """Build ``cfg.seed_trials`` filters of layer ``name`` (seeds derived from the layer's) and
+    keep the one whose reconstruction gives ``model`` the lowest loss on the ranking data. The
+    model's layer is left holding the kept filter's weights.
+
+    Returns:
+        ``(filter, ranking loss, build seconds)``.
+
+    Raises:
+        ConstructionError: a filter could not be built.
+    """
+    import torch
+
+    from ..filters import build
+    from ..filters.hashing import derive_seed
+    from ..simplify.magnitude import get_param
+    from ..training.loop import per_example
+
+    flat = indices.ravel()
+    keys = np.flatnonzero(flat >= 0).astype(np.int64)
+    values = flat[keys].astype(np.int64)
+    weight = get_param(model, name)
+    base = layer_seed(cfg.seed, name)
+    best = None
+    secs = 0.0
+    for s in range(cfg.seed_trials):
+        t0 = time.perf_counter()
+        f = build(keys, values, k=k, t=t, size=int(flat.size), seed=derive_seed(base, s) >> 1,
+                  construction=construction, c=cfg.c, shards=cfg.shards)
+        secs += time.perf_counter() - t0
+        w = torch.from_numpy(f.reconstruct(indices.shape, codebook)).to(weight.device, weight.dtype)
+        with torch.no_grad():
+            weight.copy_(w)
+        loss = float(per_example(model, rank_task, "val")[1].mean()) if cfg.seed_trials > 1 else 0.0
+        if best is None or loss < best[0]:
+            best = (loss, f, w)
+    loss, f, w = best
+    with torch.no_grad():
+        weight.copy_(w)
+    return f, loss, secs
+
+
+def _attach(model: Any, name: str, codebook: np.ndarray, indices: np.ndarray) -> None:
+    import torch
+    from torch.nn.utils import parametrize
+
+    from ..simplify.cluster import _quantized_param_module
+
+    mod, _, attr = name.rpartition(".")
+    module = model.get_submodule(mod)
+    dev = getattr(module, attr).device
+    q = _quantized_param_module()(torch.from_numpy(np.asarray(codebook, np.float32)).to(dev),
+                                  torch.from_numpy(indices.astype(np.int64)).to(dev))
+    parametrize.register_parametrization(module, attr, q)
+
+
+def _detach(model: Any, name: str) -> np.ndarray:
+    from torch.nn.utils import parametrize
+
+    mod, _, attr = name.rpartition(".")
+    module = model.get_submodule(mod)
+    cb = getattr(module.parametrizations, attr)[0].codebook.detach().cpu().numpy().astype(np.float32)
+    parametrize.remove_parametrizations(module, attr, leave_parametrized=True)
+    return cb
+
+
+def retrain_around(model: Any, task: Any, cfg: EncodeConfig, *, encoded: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                   pending: Mapping[str, tuple[np.ndarray, np.ndarray]], trainable: set[str], teacher: Any,
+                   desc: str, progress: bool) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Retrain ``model`` in place after an encoding.
+
+    ``encoded``: name -> (decoded indices, codebook) of the encoded layers; their indices never
+    change, their codebooks train when ``cfg.train_encoded``. ``pending``: name -> (indices,
+    codebook) of simplified layers still to encode, retrained as ``cfg.retrain_mode`` says.
+    ``trainable``: the other parameters to train (the later layers, biases).
+
+    Returns:
+        ``(encoded, pending)`` with the retrained codebooks; in "masked" mode a pending layer's
+        indices only carry its mask (it is clustered again before its encoding).
+    """
+    import torch
+
+    from ..simplify.magnitude import get_param
+    from ..training.loop import train
+
+    rc = replace(cfg.retrain, progress=progress, desc=desc)
+    attached: list[str] = []
+    masks: dict[str, Any] = {}
+    names = set(trainable)
+    try:
+        if cfg.train_encoded:
+            for n, (idx, cb) in encoded.items():
+                _attach(model, n, cb, idx)
+                attached.append(n)
+        for n, (idx, cb) in pending.items():
+            if cfg.retrain_mode == "centroid":
+                _attach(model, n, cb, idx)
+                attached.append(n)
+            else:
+                p = get_param(model, n)
+                masks[n] = torch.from_numpy((idx >= 0).astype(np.float32)).to(p.device)
+                names.add(n)
+        all_names = {n for n, _ in model.named_parameters()}
+        names = (names & all_names) | {n for n in all_names if n.endswith(".codebook")}
+        if names:
+            train(model, task, rc, trainable=names, masks=masks, teacher=teacher)
+    finally:
+        books = {n: _detach(model, n) for n in attached}
+    new_encoded = {n: (idx, books.get(n, cb)) for n, (idx, cb) in encoded.items()}
+    new_pending = {n: (idx, books.get(n, cb)) for n, (idx, cb) in pending.items()}
+    return new_encoded, new_pending
+
+
+def recluster(model: Any, name: str, mask: np.ndarray, k: int, init: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster the current surviving weights of layer ``name`` again (same k and initialisation)
+    and put ``codebook[indices]`` into the model. Returns ``(indices, codebook)``."""
+    import torch
+
+    from ..simplify.cluster import cluster_weight
+    from ..simplify.magnitude import get_param
+
+    p = get_param(model, name)
+    w = p.detach().cpu().numpy() * mask
+    cl = cluster_weight(w, k, init, seed=seed)
+    with torch.no_grad():
+        p.copy_(torch.from_numpy(cl.weights()).to(p.device, p.dtype))
+    return cl.indices, cl.codebook
