@@ -165,7 +165,10 @@ def check_records(records: Iterable, limits: Limits | None = None) -> None:
         k = rec.params.get("k")
         if type(k) is not int or not 1 <= k <= 65536:
             raise FieldError(f"{where}: params.k = {k!r}, expected an integer in [1, 65536]")
-        size, shards, cells, _ = filter_cells(rec.payload, k)
+        try:
+            size, shards, cells, _ = filter_cells(rec.payload, k)
+        except (FieldError, TruncatedError) as exc:
+            raise type(exc)(f"{where}: {exc}") from None
         if shards > lim.max_shards:
             raise _exceeds("max_shards", shards, lim, f"{where}: the number of filter shards")
         if size != numel:
