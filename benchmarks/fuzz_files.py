@@ -50,6 +50,27 @@ def _corpus() -> list[bytes]:
     return [bytes.fromhex(h) for h in json.loads(out)]
 
 
+def _edge_files() -> dict[str, bytes]:
+    """Hostile files that sit just inside the fuzzing limits (the most a file may make the
+    decoder do): a 64 MiB tensor from a 0-key filter, a table of max_tensor_cells zero cells
+    coded in a few bytes, and the same table with a t = 1 histogram model."""
+    from crafted import bloomier_record, params_for, raw_filter, wl_bytes, zero_ans_filter
+
+    lim = FUZZ_LIMITS
+    size = lim.max_tensor_bytes // 4
+    cells = lim.max_tensor_cells
+    small = cells // lim.max_cells_per_element
+    out = {"empty_filter_64MiB": wl_bytes([bloomier_record(
+        "w", (size,), [0.5], raw_filter(k=1, t=2, size=size, shards=[(0, 0, 0, b"", b"")]),
+        params_for(k=1, t=2, shards=[(0, 0, 0)]))])}
+    for name, t, kind in (("zero_uniform_max_cells", 2, 0x12), ("histogram_t1_max_cells_8_shards", 1, 0x13)):
+        ms = [cells // 8] * 8 if "8_shards" in name else [cells]
+        filt = zero_ans_filter(k=1, t=t, size=small, ms=ms, kind=kind)
+        out[name] = wl_bytes([bloomier_record("w", (small,), [0.5], filt, params_for(
+            k=1, t=t, shards=[(0, m, 0) for m in ms], coding="ans"))])
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--inputs", type=int, default=100_000)
@@ -66,6 +87,12 @@ def main() -> int:
         t_ref.append(time.perf_counter() - t0)
     ref = sorted(t_ref)[len(t_ref) // 2]
     base_rss = _rss_mib()
+    edges = {}
+    for name, data in _edge_files().items():  # before the random inputs, so RSS growth is theirs
+        t0 = time.perf_counter()
+        kind, _ = outcome(lambda: decode(data, FUZZ_LIMITS))
+        edges[name] = {"file_bytes": len(data), "outcome": kind, "seconds": round(time.perf_counter() - t0, 4),
+                       "peak_rss_above_baseline_mib": round(_rss_mib() - base_rss, 1)}
     rng = random.Random(args.seed)
     counts: dict[str, int] = {}
     crashes: list[dict] = []
@@ -107,6 +134,7 @@ def main() -> int:
         "max_time_vs_reference": round(slowest[0] / ref, 1),
         "wall_seconds": round(wall, 1),
         "limits": {"max_file_bytes": FUZZ_LIMITS.max_file_bytes, "max_tensor_cells": FUZZ_LIMITS.max_tensor_cells},
+        "limit_edge_files": edges,
         "baseline_rss_mib": round(base_rss, 1),
         "peak_rss_mib": round(peak, 1),
         "peak_rss_above_baseline_mib": round(peak - base_rss, 1),
@@ -122,6 +150,8 @@ def main() -> int:
         json.dump(result, f, indent=2)
         f.write("\n")
     rows = "\n".join(f"| {k} | {v} |" for k, v in result["outcomes"].items())
+    edge_rows = "\n".join(f"| {k} | {v['file_bytes']} | {v['outcome']} | {v['seconds']} | {v['peak_rss_above_baseline_mib']} |"
+                          for k, v in edges.items())
     with open(stem + ".md", "w") as f:
         f.write(
             f"# Structure-aware fuzzing of .wl files ({path} decode path)\n\n"
@@ -134,7 +164,10 @@ def main() -> int:
             f"({result['reference_seconds_valid_file_median']} s); inputs over 2 s: {over_2s}\n"
             f"- peak RSS {result['peak_rss_mib']} MiB, {result['peak_rss_above_baseline_mib']} MiB above the "
             f"warm baseline ({result['baseline_rss_mib']} MiB); configured limit 64 MiB of decoded tensors\n"
-            f"- wall time {result['wall_seconds']} s, load average {tuple(round(x, 2) for x in result['load_average'])}\n"
+            f"- wall time {result['wall_seconds']} s, load average {tuple(round(x, 2) for x in result['load_average'])}\n\n"
+            "Hostile files just inside the limits (decoded first; RSS growth is cumulative):\n\n"
+            "| file | bytes | outcome | seconds | peak RSS above baseline (MiB) |\n|---|---|---|---|---|\n"
+            f"{edge_rows}\n"
         )
     print(json.dumps({k: result[k] for k in ("path", "inputs", "outcomes", "max_seconds_per_input",
                                              "peak_rss_above_baseline_mib")}))
