@@ -229,6 +229,8 @@ def decode_filter_of(rec: Record, limits: Any = None) -> tuple[Any, np.ndarray]:
     lim = DEFAULT_LIMITS if limits is None else limits
     check_records([rec], lim)
     cb, coded = _split_codebook(rec)
+    if not np.array_equal(_round_to(cb, rec.dtype), cb):
+        raise FieldError(f"record {rec.name!r}: codebook values are not exactly representable in {rec.dtype}")
     f = decode_filter(coded, max_cells=lim.max_tensor_cells)
     if f.size != math.prod(rec.shape):
         raise FieldError(
