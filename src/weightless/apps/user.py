@@ -107,7 +107,7 @@ def load_task(spec: str, *, n_train: int | None = None, n_eval: int | None = Non
     elif spec.endswith(".npz"):
         if not Path(spec).is_file():
             raise DataError(f"data file {spec} does not exist")
-        from ..data import load_npz_splits
+        from ..data.splits import load_npz_splits
 
         data = load_npz_splits(spec)
     else:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .common import Log, Progress, ReproConfig, encoded_layer_sizes, env_info, load_data, prepare_simplified
+from .common import Log, Progress, ReproConfig, resolved, encoded_layer_sizes, env_info, load_data, prepare_simplified
 
 __all__ = ["NAME", "LAYER", "run", "markdown"]
 
@@ -29,6 +29,7 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
     Raises:
         DataError: MNIST missing.
     """
+    _E = resolved(cfg)
     import torch
 
     from ..filters import build
@@ -62,8 +63,8 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
         with torch.no_grad():
             get_param(net, LAYER).copy_(torch.from_numpy(f.reconstruct(shape, lr.codebook)))
         before_test, before_val = evaluate(net, data.test), evaluate(net, data.val)
-        if cfg.retrain_epochs > 0:
-            rc = TrainConfig(epochs=cfg.retrain_epochs, lr=cfg.retrain_lr, seed=cfg.seed, progress=cfg.progress,
+        if _E.retrain_epochs > 0:
+            rc = TrainConfig(epochs=_E.retrain_epochs, lr=_E.retrain_lr, seed=cfg.seed, progress=cfg.progress,
                              desc=f"retrain t={t}")
             train(net, data, rc, trainable=trainable, masks=masks)
         after_test, after_val = evaluate(net, data.test), evaluate(net, data.val)
@@ -82,7 +83,7 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
         "model": MODEL, "pruning": PRUNING, "layer": LAYER, "paper_layer": lr.paper_name,
         "shape": list(shape), "nonzero": int(keys.size), "k": int(lr.k),
         "simplified_test_accuracy": 100 - simp.test_error,
-        "retrain_epochs": cfg.retrain_epochs,
+        "retrain_epochs": _E.retrain_epochs,
         "paper_t": 8,
         "points": points,
         "seconds": round(time.perf_counter() - t_start, 1),

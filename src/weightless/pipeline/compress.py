@@ -227,13 +227,21 @@ def encode_with_retraining(
             trials=[{"t": tt, "val_error_encoded": v[1], **v[0].as_dict()} for tt, v in sorted(trials.items())],
         ))
 
+    import torch
+
     for n, (dec_idx, cb) in encoded.items():  # the file decodes to exactly what was evaluated
-        w = get_param(model, n).detach().cpu().numpy()
-        if not np.array_equal(w, filters[n].reconstruct(w.shape, cb)):
+        p = get_param(model, n)
+        rec = filters[n].reconstruct(tuple(p.shape), cb)
+        if not np.array_equal(p.detach().cpu().numpy(), rec):
             raise RuntimeError(f"encoded layer {n} does not match its filter")  # a bug, not a user error
+        with torch.no_grad():  # bit for bit, signed zeros included
+            p.copy_(torch.from_numpy(rec).to(p.device, p.dtype))
     tensors: dict[str, Any] = {}
     for n, p in model.state_dict().items():
-        tensors[n] = EncodedLayer(filters[n], encoded[n][1], tuple(p.shape)) if n in encoded else p.detach().cpu().numpy().copy()
+        if n in encoded:
+            tensors[n] = EncodedLayer(filters[n], encoded[n][1], tuple(p.shape), dtype=str(p.dtype).removeprefix("torch."))
+        else:
+            tensors[n] = p.detach().cpu().clone()  # any dtype, 0-d included, exactly as the model holds it
     return CompressResult(
         model=model,
         tensors=tensors,
