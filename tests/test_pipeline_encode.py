@@ -162,3 +162,14 @@ def test_t_below_minimum_is_an_input_error(simplified, data):
 
     with pytest.raises(InputError, match="too small"):
         encode_with_retraining(simplified, data, EncodeConfig(t={"fc1.weight": 2}, retrain=None))
+
+
+def test_dense_mode_reprunes_to_the_same_count(simplified, data):
+    cfg = EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN, retrain_mode="dense", reprune_epochs=0.2)
+    res = encode_with_retraining(simplified, data, cfg)
+    assert res.layers[1].nonzero == int(simplified.layers["fc2.weight"].mask.sum())
+    for name in LAYERS:
+        enc = res.tensors[name]
+        assert _param(res.model, name).tobytes() == enc.filter.reconstruct(enc.shape, enc.codebook).tobytes()
+    with pytest.raises(Exception, match="retrain_mode"):
+        EncodeConfig(retrain_mode="literal").validate()
