@@ -88,8 +88,11 @@ def markdown(rows: list[dict], env: dict) -> str:
     lines = ["# Ablation of the retraining levers (issue 10)", "",
              "Each row encodes both layers of the simplified model with one configuration. Errors in %; "
              "'test - simplified' is the paired difference on the 10,000 test images with its 95% CI. "
-             "Validation errors are on the decision half (5,000 images) that chose t.", "",
-             f"Machine: {env.get('cpu', '?')}, load {env.get('load_average', '?')}.", "",
+             "'val (decide)' is the validation error after each layer's encoding and retraining, on the images that "
+             "decided t (rows before the seed-ranking change: the second half of validation, 5,000 images; "
+             "after: all 10,000).", "",
+             f"Machine: {env['machine']['cpu']} ({env['machine']['logical_cpus']} CPUs, shared), load average "
+             f"{[round(x, 1) for x in env['machine']['load_average']]}; commit {env['git']['commit'][:10]}; one thread.", "",
              "| setting | row | t | layer bytes | file bytes | val (decide) | test | test - simplified [95% CI] | s |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

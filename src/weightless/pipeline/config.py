@@ -56,6 +56,10 @@ class EncodeConfig:
         retrain_mode: one of :data:`RETRAIN_MODES`.
         reprune_epochs: in "dense" mode, epochs of masked retraining after a pending layer is
             pruned again, before it is clustered and encoded.
+            BatchNorm layers: their running statistics are re-estimated during every retraining
+            (the model runs in train mode), so they follow the false positives of the encoded
+            layers before them; their affine parameters train only when they come after the
+            layer just encoded.
         train_encoded: keep the codebook and the bias of encoded layers trainable during later
             retraining (the filter and its indices do not change; the file stores the
             retrained codebook).
