@@ -30,7 +30,7 @@ from weightless.apps.mnist import PAPER_T
 from weightless.apps.run import paired_ci
 from weightless.experiments.common import ReproConfig, env_info, load_data, prepare_simplified
 from weightless.models import get_model
-from weightless.pipeline.compress import encode_with_retraining
+from weightless.pipeline.encode import encode_with_retraining
 from weightless.pipeline.config import EncodeConfig
 from weightless.training import per_example, set_threads
 

@@ -79,10 +79,10 @@ def test_encode_tensors_deterministic_and_seeded():
 
 def test_compress_convenience_on_a_tiny_run():
     torch = pytest.importorskip("torch")
-    from weightless.convenience import compress
+    from weightless.pipeline.api import compress
     from weightless.data.mnist import load_mnist
     from weightless.models import get_model
-    from weightless.pipeline.compress import EncodeConfig
+    from weightless.pipeline.encode import EncodeConfig
     from weightless.simplify import LayerRecipe, PruneSchedule, Recipe
     from weightless.training import TrainConfig
 

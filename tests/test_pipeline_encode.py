@@ -10,8 +10,8 @@ torch = pytest.importorskip("torch")
 from weightless import api  # noqa: E402
 from weightless.data.mnist import load_mnist  # noqa: E402
 from weightless.models import get_model  # noqa: E402
-from weightless.pipeline import compress as pc  # noqa: E402
-from weightless.pipeline.compress import EncodeConfig, encode_with_retraining  # noqa: E402
+from weightless.pipeline import encode as pc  # noqa: E402
+from weightless.pipeline.encode import EncodeConfig, encode_with_retraining  # noqa: E402
 from weightless.simplify.cluster import cluster_weight  # noqa: E402
 from weightless.simplify.recipe import LayerResult, SimplifyResult  # noqa: E402
 from weightless.training import TrainConfig, evaluate, train  # noqa: E402

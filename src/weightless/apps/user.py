@@ -132,7 +132,7 @@ def compress_user(model_def: str, weights: str | None, data: str, config: Any, o
     import time
 
     from .. import api
-    from ..convenience import compress
+    from ..pipeline.api import compress
     from ..training import evaluate
 
     t0 = time.perf_counter()

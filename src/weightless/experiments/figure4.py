@@ -70,7 +70,7 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
 
     from ..data.mnist import MNIST, Split
     from ..filters import build
-    from ..pipeline.compress import layer_seed
+    from ..pipeline.encode import layer_seed
     from ..apps.run import baseline_sizes
     from ..simplify.cluster import cluster_weight
     from ..simplify.magnitude import topk_mask

@@ -119,7 +119,7 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
         DataError: MNIST missing.
     """
     _E = resolved(cfg)
-    from ..pipeline.compress import EncodeConfig, encode_with_retraining
+    from ..pipeline.encode import EncodeConfig, encode_with_retraining
     from ..training import TrainConfig
 
     cfg.validate()

@@ -1,4 +1,4 @@
-"""The named steps of Algorithm 1, shared by :func:`~weightless.pipeline.compress.encode_with_retraining`
+"""The named steps of Algorithm 1, shared by :func:`~weightless.pipeline.encode.encode_with_retraining`
 and the experiments: split the validation data, build the least harmful filter of a layer,
 retrain the model around the encoded layers, cluster a pending layer again, and decide t.
 """
