@@ -10,8 +10,8 @@ torch = pytest.importorskip("torch")
 from weightless import api  # noqa: E402
 from weightless.data.mnist import load_mnist  # noqa: E402
 from weightless.models import get_model  # noqa: E402
-from weightless.pipeline import compress as pc  # noqa: E402
-from weightless.pipeline.compress import EncodeConfig, encode_with_retraining  # noqa: E402
+from weightless.pipeline import encode as pc  # noqa: E402
+from weightless.pipeline.encode import EncodeConfig, encode_with_retraining  # noqa: E402
 from weightless.simplify.cluster import cluster_weight  # noqa: E402
 from weightless.simplify.recipe import LayerResult, SimplifyResult  # noqa: E402
 from weightless.training import TrainConfig, evaluate, train  # noqa: E402
@@ -57,7 +57,10 @@ RETRAIN = TrainConfig(epochs=0.5, lr=1e-3, seed=0, threads=1)
 
 @pytest.fixture(scope="module")
 def result(simplified, data):
-    return encode_with_retraining(simplified, data, EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN))
+    return encode_with_retraining(simplified, data, CFG)
+
+
+CFG = EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN, train_encoded=False)
 
 
 def _param(model, name):
@@ -106,8 +109,7 @@ def test_decoded_model_gives_the_same_logits(result, data, tmp_path):
 
 
 def test_same_inputs_and_seeds_give_identical_bytes(result, simplified, data):
-    cfg = EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN)
-    again = encode_with_retraining(simplified, data, cfg)
+    again = encode_with_retraining(simplified, data, CFG)
     assert api.to_bytes(again.tensors, metadata={"a": 1}) == api.to_bytes(result.tensors, metadata={"a": 1})
 
 
@@ -119,26 +121,40 @@ def test_auto_t_with_huge_tolerance_is_t_min(simplified, data):
 
 
 def test_auto_t_picks_the_smallest_passing_t(simplified, data, monkeypatch):
-    """Fake validation error: 5% below t = 7, the simplified model's error from t = 7 on."""
+    """Fake per-example errors: 5 points worse than the reference below t = 7, equal from 7 on."""
+    import weightless.filters as wf
+    import weightless.training.loop as tl
+
     built: list[int] = []
-    real_build = pc.build
+    real_build = wf.build
 
     def spy_build(*a, **kw):
         built.append(kw["t"])
         return real_build(*a, **kw)
 
-    base = simplified.val_error
+    def fake_per_example(model, task, split="val", **kw):
+        errs = np.zeros(1000)
+        if built and built[-1] < 7:
+            errs[:50] = 1.0
+        return errs, np.zeros(1000)
 
-    def fake_evaluate(model, split, *a, **kw):
-        return base + (5.0 if built and built[-1] < 7 else 0.0)
-
-    monkeypatch.setattr(pc, "build", spy_build)
-    monkeypatch.setattr("weightless.training.evaluate", fake_evaluate)
+    monkeypatch.setattr(wf, "build", spy_build)
+    monkeypatch.setattr(tl, "per_example", fake_per_example)
     res = encode_with_retraining(simplified, data, EncodeConfig(tolerance=0.01, t_max=12, retrain=None))
     assert [r.t for r in res.layers] == [7, 7]
-    trials = {r["t"]: r["val_error_retrained"] for r in res.layers[0].trials}
-    assert 6 in trials and trials[6] > base + 0.01  # t = 6 was tried and failed
-    assert min(t for t, e in trials.items() if e <= base + 0.01) == 7
+    trials = {r["t"]: r for r in res.layers[0].trials}
+    assert 6 in trials and not trials[6]["accepted"] and trials[6]["difference"] == 5.0  # t = 6 tried, failed
+    assert min(t for t, r in trials.items() if r["accepted"]) == 7
+    assert res.layers[0].monotone
+
+
+def test_encoded_codebook_and_bias_retrain_by_default(simplified, data):
+    res = encode_with_retraining(simplified, data, EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN))
+    enc = res.tensors["fc1.weight"]
+    assert enc.filter.t == 4
+    assert not np.array_equal(_param(res.model, "fc1.bias"), _param(simplified.model, "fc1.bias"))
+    w = _param(res.model, "fc1.weight")
+    assert w.tobytes() == enc.filter.reconstruct(enc.shape, enc.codebook).tobytes()
 
 
 def test_t_below_minimum_is_an_input_error(simplified, data):
@@ -146,3 +162,14 @@ def test_t_below_minimum_is_an_input_error(simplified, data):
 
     with pytest.raises(InputError, match="too small"):
         encode_with_retraining(simplified, data, EncodeConfig(t={"fc1.weight": 2}, retrain=None))
+
+
+def test_dense_mode_reprunes_to_the_same_count(simplified, data):
+    cfg = EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN, retrain_mode="dense", reprune_epochs=0.2)
+    res = encode_with_retraining(simplified, data, cfg)
+    assert res.layers[1].nonzero == int(simplified.layers["fc2.weight"].mask.sum())
+    for name in LAYERS:
+        enc = res.tensors[name]
+        assert _param(res.model, name).tobytes() == enc.filter.reconstruct(enc.shape, enc.codebook).tobytes()
+    with pytest.raises(Exception, match="retrain_mode"):
+        EncodeConfig(retrain_mode="literal").validate()

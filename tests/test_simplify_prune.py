@@ -135,6 +135,7 @@ def test_simplify_end_to_end(small, trained300):
         layers=(LayerRecipe("fc1.weight", "magnitude", 0.05, 9), LayerRecipe("fc2.weight", "magnitude", 0.05, 10, "linear")),
         prune=PruneSchedule(steps=1, retrain=TrainConfig(epochs=0.5, batch_size=100)),
         finetune=TrainConfig(epochs=0.5, batch_size=100, lr=1e-4),
+        display_names={"fc1.weight": "FC-0"},
     )
     before = {n: p.clone() for n, p in trained300.named_parameters()}
     r = simplify(trained300, small, rec)

@@ -129,7 +129,7 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
         InputError: invalid options. DataError: MNIST missing. ConstructionError.
     """
     from .. import api
-    from ..convenience import compress
+    from ..pipeline.api import compress
     from ..models import get_model
     from ..pipeline.config import CompressConfig
     from ..training import evaluate, per_example

@@ -107,7 +107,7 @@ def load_task(spec: str, *, n_train: int | None = None, n_eval: int | None = Non
     elif spec.endswith(".npz"):
         if not Path(spec).is_file():
             raise DataError(f"data file {spec} does not exist")
-        from ..data import load_npz_splits
+        from ..data.splits import load_npz_splits
 
         data = load_npz_splits(spec)
     else:
@@ -132,7 +132,7 @@ def compress_user(model_def: str, weights: str | None, data: str, config: Any, o
     import time
 
     from .. import api
-    from ..convenience import compress
+    from ..pipeline.api import compress
     from ..training import evaluate
 
     t0 = time.perf_counter()

@@ -80,12 +80,13 @@ def register(subparsers: Any) -> None:
                    "(loaded with weights_only=True) or .safetensors")
     g.add_argument("--data", default="mnist", metavar="DATA",
                    help="mnist, fashion-mnist, or a .npz with x_train y_train x_val y_val [x_test y_test]")
-    g.add_argument("--types", default="Linear,Conv1d,Conv2d,Conv3d", help="module types whose weights are compressed")
+    g.add_argument("--types", default=None, help="comma-separated module types whose weights are compressed "
+                   "(default Linear,Conv1d,Conv2d,Conv3d)")
     g.add_argument("--pattern", default=None, help="glob on weight names, e.g. 'features.*.weight'")
     g.add_argument("--largest-share", type=float, default=None,
                    help="only the largest selected layers holding this share of their weights")
-    g.add_argument("--nonzero", type=float, default=0.1, help="fraction of weights kept per layer (default 0.1)")
-    g.add_argument("--k", type=int, default=16, help="shared values per layer (default 16)")
+    g.add_argument("--nonzero", type=float, default=None, help="fraction of weights kept per layer (default 0.1)")
+    g.add_argument("--k", type=int, default=None, help="shared values per layer (default 16)")
     g.add_argument("--max-error-increase", type=float, default=None,
                    help="error budget in pct points against your model on the validation data, whole pipeline")
     p.add_argument("-o", "--output", default=None, help="output .wl file (default runs/MODEL-PRUNING.wl)")
@@ -140,8 +141,11 @@ def user_config(args: argparse.Namespace, opts: Any) -> Any:
     from ..pipeline.config import CompressConfig
     from ..simplify import LayerSelect, Recipe
 
-    select = LayerSelect(types=tuple(t.strip() for t in args.types.split(",") if t.strip()), pattern=args.pattern,
-                         largest_share=args.largest_share, nonzero=args.nonzero, k=args.k, method=args.pruning)
+    given = {"pattern": args.pattern, "largest_share": args.largest_share, "nonzero": args.nonzero, "k": args.k,
+             "method": args.pruning}
+    if args.types is not None:
+        given["types"] = tuple(t.strip() for t in args.types.split(",") if t.strip())
+    select = LayerSelect(**{k: v for k, v in given.items() if v is not None})
     cfg = CompressConfig(recipe=Recipe(select=select, seed=args.seed), encode=opts.encode_config(),
                          max_error_increase=args.max_error_increase, progress=not args.no_progress)
     cfg.validate()

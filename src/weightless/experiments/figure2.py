@@ -29,43 +29,39 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
     Raises:
         DataError: MNIST missing.
     """
-    import torch
+    from dataclasses import replace
 
-    from ..filters import build
-    from ..pipeline.compress import layer_seed
-    from ..simplify.magnitude import get_param
-    from ..training import TrainConfig, evaluate, train
+    from ..pipeline.steps import best_filter, retrain_around
+    from ..training import evaluate
 
     cfg.validate()
+    enc = replace(cfg.encode_config(), seed_trials=1, construction="paper")
     t_start = time.perf_counter()
     data = load_data(cfg.quick)
     simp, _ = prepare_simplified(MODEL, PRUNING, cfg, data, log)
     lr = simp.layers[LAYER]
     shape = tuple(lr.indices.shape)
     flat = lr.indices.ravel()
-    keys = np.flatnonzero(flat >= 0).astype(np.int64)
-    values = flat[keys].astype(np.int64)
-    seed = layer_seed(cfg.seed, LAYER)
-    trainable = {"fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"}
-    masks = {"fc2.weight": torch.from_numpy(np.ascontiguousarray(simp.layers["fc2.weight"].mask)).to(torch.float32)}
+    keys = np.flatnonzero(flat >= 0)
+    later = {"fc2.bias", "fc3.weight", "fc3.bias", "fc1.bias"}
+    pending = {"fc2.weight": (simp.layers["fc2.weight"].indices, simp.layers["fc2.weight"].codebook)}
     prog = Progress("figure2", [1.0] * len(cfg.figure2_ts), log)
     points = []
     for t in cfg.figure2_ts:
+        # Algorithm 1's own steps: the filter of FC-0, then retraining around it (same defaults)
+        net = copy.deepcopy(simp.model)
         try:
-            f = build(keys, values, k=lr.k, t=t, size=int(flat.size), seed=seed, construction="paper")
+            f, _, _ = best_filter(net, LAYER, lr.indices, lr.codebook, lr.k, t, enc, data, "paper")
         except InputError as exc:
             points.append({"t": t, "skipped": str(exc)})
             prog.step(f"t={t} skipped ({exc})")
             continue
         sizes = encoded_layer_sizes(f, shape, lr.codebook)
-        net = copy.deepcopy(simp.model)
-        with torch.no_grad():
-            get_param(net, LAYER).copy_(torch.from_numpy(f.reconstruct(shape, lr.codebook)))
         before_test, before_val = evaluate(net, data.test), evaluate(net, data.val)
-        if cfg.retrain_epochs > 0:
-            rc = TrainConfig(epochs=cfg.retrain_epochs, lr=cfg.retrain_lr, seed=cfg.seed, progress=cfg.progress,
-                             desc=f"retrain t={t}")
-            train(net, data, rc, trainable=trainable, masks=masks)
+        if enc.retrain is not None:
+            retrain_around(net, data, enc, encoded={LAYER: (f.reconstruct_indices(shape), lr.codebook)},
+                           pending=pending, trainable=later, teacher=simp.model, desc=f"retrain t={t}",
+                           progress=cfg.progress)
         after_test, after_val = evaluate(net, data.test), evaluate(net, data.val)
         fp = int(f.count_false_positives())
         points.append({
@@ -82,7 +78,7 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
         "model": MODEL, "pruning": PRUNING, "layer": LAYER, "paper_layer": lr.paper_name,
         "shape": list(shape), "nonzero": int(keys.size), "k": int(lr.k),
         "simplified_test_accuracy": 100 - simp.test_error,
-        "retrain_epochs": cfg.retrain_epochs,
+        "retrain_epochs": enc.retrain.epochs if enc.retrain is not None else 0.0,
         "paper_t": 8,
         "points": points,
         "seconds": round(time.perf_counter() - t_start, 1),

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import WeightlessError
-from .common import (
+from .common import (  # noqa: I001
+    resolved,
     Log,
     Progress,
     ReproConfig,
@@ -63,12 +64,13 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
     Raises:
         DataError: MNIST missing.
     """
+    _E = resolved(cfg)
     import torch
     from torch import nn
 
     from ..data.mnist import MNIST, Split
     from ..filters import build
-    from ..pipeline.compress import layer_seed
+    from ..pipeline.encode import layer_seed
     from ..apps.run import baseline_sizes
     from ..simplify.cluster import cluster_weight
     from ..simplify.magnitude import topk_mask
@@ -99,7 +101,7 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
 
     # Retraining FC-1 for `retrain_epochs` sees that many epochs' worth of training images: use a
     # fixed random subset of that size for one epoch (hidden features are computed for it only).
-    n_re = min(len(feats.train), max(1, int(round(cfg.retrain_epochs * len(feats.train)))))
+    n_re = min(len(feats.train), max(1, int(round(_E.retrain_epochs * len(feats.train)))))
     pick = np.sort(np.random.default_rng(cfg.seed).permutation(len(feats.train))[:n_re])
     re_train = Split(feats.train.x[pick], feats.train.y[pick])
 
@@ -107,8 +109,8 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
         """Retrain a copy of FC-1 on the hidden features of FC-0 = w; return (val, test) error."""
         hid = MNIST(*(Split(_hidden(w, b, s.x), s.y) for s in (re_train, feats.val, feats.test)))
         lin = copy.deepcopy(fc2)
-        if cfg.retrain_epochs > 0:
-            train(lin, hid, TrainConfig(epochs=1.0, lr=cfg.retrain_lr, seed=cfg.seed))
+        if _E.retrain_epochs > 0:
+            train(lin, hid, TrainConfig(epochs=1.0, lr=_E.retrain_lr, seed=cfg.seed))
         return evaluate(lin, hid.val), evaluate(lin, hid.test)
 
     points = []
@@ -141,19 +143,19 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
             t_lo = int(np.ceil(np.log2(K))) + 1
             trials = []
             chosen = None
-            for t in range(t_lo, cfg.t_max + 1):
+            for t in range(t_lo, _E.t_max + 1):
                 f = build(keys, vals, k=K, t=t, size=int(flat.size), seed=seed, construction=con)
                 v, te = retrain_fc2(f.reconstruct(shape, cl.codebook), b, head.fc2)
                 trials.append({"t": t, "val_error": v, "test_error": te})
-                if v <= base_val + cfg.tolerance or t == cfg.t_max:
+                if v <= base_val + _E.tolerance or t == _E.t_max:
                     chosen = (t, f, v, te)
                     break
             t, f, v, te = chosen
             sizes = encoded_layer_sizes(f, shape, cl.codebook)
             return {
                 "t": t, "m": int(f.m), "false_positives": int(f.count_false_positives()),
-                "val_error": v, "test_error": te, "iso_accuracy_val": bool(v <= base_val + cfg.tolerance),
-                "iso_accuracy_test": bool(te <= base_test + cfg.tolerance),
+                "val_error": v, "test_error": te, "iso_accuracy_val": bool(v <= base_val + _E.tolerance),
+                "iso_accuracy_test": bool(te <= base_test + _E.tolerance),
                 "bytes": sizes, "factor_entropy": dense_bytes / sizes["weightless_entropy"],
                 "factor_raw": dense_bytes / sizes["weightless_raw"],
                 "improvement_vs_deep_compression": dc / sizes["weightless_entropy"], "trials": trials,
@@ -177,8 +179,8 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
         "(entropy-coded) vs Deep Compression (CSR + Huffman, the smaller of published and best index width).",
         "method": __doc__.split("\n\n", 1)[1].replace("\n", " ").strip(),
         "t_rule": f"smallest t >= ceil(log2 k)+1 whose validation error after retraining FC-1 "
-        f"({cfg.retrain_epochs} epochs) is <= the simplified baseline's + {cfg.tolerance} percentage points "
-        f"(up to t_max = {cfg.t_max}, flagged if even t_max fails)",
+        f"({_E.retrain_epochs} epochs) is <= the simplified baseline's + {_E.tolerance} percentage points "
+        f"(up to t_max = {_E.t_max}, flagged if even t_max fails)",
         "dense_test_error": dense_err,
         "dense_info": dinfo,
         "points": points,

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import WeightlessError
 from .. import paper as P
 from .common import (
+    resolved,
     Log,
     Progress,
     ReproConfig,
@@ -117,7 +118,8 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
     Raises:
         DataError: MNIST missing.
     """
-    from ..pipeline.compress import EncodeConfig, encode_with_retraining
+    _E = resolved(cfg)
+    from ..pipeline.encode import EncodeConfig, encode_with_retraining
     from ..training import TrainConfig
 
     cfg.validate()
@@ -152,17 +154,13 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
             "constructions": {},
         }
         for con in cons:
-            problem = construction_check_layers(con, simp.layers.values(), range(1, cfg.t_max + 1), cfg.seed)
+            problem = construction_check_layers(con, simp.layers.values(), range(1, _E.t_max + 1), cfg.seed)
             if problem is not None:
                 log(f"{model}/{pruning} {con}: skipped, the construction fails: {problem}")
                 entry["constructions"][con] = {"error": problem}
                 prog.step(f"{model}/{pruning} {con} SKIPPED")
                 continue
-            retrain = None
-            if cfg.retrain_epochs > 0:
-                retrain = TrainConfig(epochs=cfg.retrain_epochs, lr=cfg.retrain_lr, seed=cfg.seed)
-            ecfg = EncodeConfig(t={}, t_max=cfg.t_max, tolerance=cfg.tolerance, retrain=retrain,
-                                construction=con, seed=cfg.seed, seed_trials=cfg.seed_trials)
+            ecfg = cfg.encode_config(construction=con)
             t0 = time.perf_counter()
             try:
                 res = encode_with_retraining(simp_t, data_t, ecfg, progress=cfg.progress, log=log)
@@ -194,10 +192,10 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
         "experiment": NAME,
         "description": "Tables 1-3: per-layer sizes of plain CSR, CSR + Huffman and Weightless "
         "(raw and entropy-coded) for the four MNIST settings, at the t chosen on the validation split.",
-        "t_rule": f"smallest t in [ceil(log2 k)+1, {cfg.t_max}] whose error on the first "
+        "t_rule": f"smallest t in [ceil(log2 k)+1, {_E.t_max}] whose error on the first "
         f"{cfg.val_images or 'all'} validation images after retraining "
-        f"the later layers ({cfg.retrain_epochs} epochs, Adam lr {cfg.retrain_lr}; best of {cfg.seed_trials} filter "
-        f"seeds by validation loss) is within {cfg.tolerance} percentage points of the "
+        f"the later layers ({_E.retrain_epochs} epochs, Adam lr {_E.retrain_lr}; best of {_E.seed_trials} filter "
+        f"seeds by validation loss) is within {_E.tolerance} percentage points of the "
         "simplified model's (binary search)",
         "size_notes": "sizes are len() of bytes decoded back and checked; every record holds the layer shape "
         "and the float32 codebook; Weightless raw = filter.to_bytes() (+ shape and codebook); CSR uses 5-bit "

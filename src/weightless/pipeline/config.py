@@ -24,7 +24,10 @@ AUTO_COMPACT_MAX_POSITIONS = 1 << 24
 #: "masked": pruned weights stay zero, surviving weights are free; each layer is clustered again
 #: (same k and initialisation) right before its own encoding (the paper's Figure 3).
 #: "centroid": only their k shared values move (assignments fixed); no re-clustering.
-RETRAIN_MODES = ("masked", "centroid")
+#: "dense": Figure 3 read literally: their masks are lifted (all weights free, dense capacity to
+#: absorb the errors); each is pruned again to its own nonzero count by magnitude, retrained
+#: under the new mask for ``reprune_epochs`` and clustered right before its own encoding.
+RETRAIN_MODES = ("masked", "centroid", "dense")
 
 
 def _default_retrain() -> Any:
@@ -44,13 +47,19 @@ class EncodeConfig:
             after encoding a layer and retraining, against the reference model (the simplified
             model, or the user's model under a :attr:`CompressConfig.max_error_increase` budget).
         confidence_z: the t rule's margin in standard errors: a t is accepted when the paired
-            error difference on the decision half of the validation data, plus ``confidence_z``
+            error difference on the validation data (see ``split_validation``), plus ``confidence_z``
             times its standard error, is at most ``tolerance``.
         retrain: training of the later layers after each encoding (a
             :class:`~weightless.training.TrainConfig`; default: 3 epochs, lr 5e-4, cosine,
             distillation 0.5 from the simplified model). ``None`` switches retraining off, and
             only explicitly.
         retrain_mode: one of :data:`RETRAIN_MODES`.
+        reprune_epochs: in "dense" mode, epochs of masked retraining after a pending layer is
+            pruned again, before it is clustered and encoded.
+            BatchNorm layers: their running statistics are re-estimated during every retraining
+            (the model runs in train mode), so they follow the false positives of the encoded
+            layers before them; their affine parameters train only when they come after the
+            layer just encoded.
         train_encoded: keep the codebook and the bias of encoded layers trainable during later
             retraining (the filter and its indices do not change; the file stores the
             retrained codebook).
@@ -62,7 +71,7 @@ class EncodeConfig:
         dense_dtype: on-disk dtype of float32 tensors stored densely ("float32" or "float16").
         seed: base seed of the filters (each layer derives its own from its name).
         seed_trials: filters built per (layer, t); the one whose false positives cost the least
-            loss on the ranking half of the validation data is kept.
+            loss on the first 5,000 training examples is kept (validation halves for loaders).
     """
 
     t: Mapping[str, int] = field(default_factory=dict)
@@ -72,6 +81,7 @@ class EncodeConfig:
     confidence_z: float = 0.0
     retrain: Any = field(default_factory=_default_retrain)
     retrain_mode: str = "masked"
+    reprune_epochs: float = 2.0
     train_encoded: bool = True
     construction: str = "auto"
     c: float | None = None
@@ -98,6 +108,8 @@ class EncodeConfig:
             raise InputError(f"seed_trials must be in [1, 1024], got {self.seed_trials}")
         if self.dense_dtype not in ("float32", "float16"):
             raise InputError(f"dense dtype must be 'float32' or 'float16', got {self.dense_dtype!r}")
+        if not self.reprune_epochs >= 0:
+            raise InputError(f"reprune_epochs must be >= 0, got {self.reprune_epochs}")
         if self.retrain_mode not in RETRAIN_MODES:
             raise InputError(f"retrain_mode must be one of {RETRAIN_MODES}, got {self.retrain_mode!r}")
         if self.construction not in ("auto", "paper", "compact"):

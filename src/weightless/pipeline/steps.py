@@ -1,4 +1,4 @@
-"""The named steps of Algorithm 1, shared by :func:`~weightless.pipeline.compress.encode_with_retraining`
+"""The named steps of Algorithm 1, shared by :func:`~weightless.pipeline.encode.encode_with_retraining`
 and the experiments: split the validation data, build the least harmful filter of a layer,
 retrain the model around the encoded layers, cluster a pending layer again, and decide t.
 """
@@ -17,7 +17,7 @@ from ..errors import InputError
 from .config import AUTO_COMPACT_MAX_POSITIONS, EncodeConfig
 
 __all__ = ["layer_seed", "resolve_construction", "split_validation", "best_filter", "retrain_around",
-           "recluster", "paired_difference", "Decision"]
+           "recluster", "reprune", "paired_difference", "Decision"]
 
 
 def layer_seed(base: int, name: str) -> int:
@@ -37,10 +37,22 @@ def resolve_construction(construction: str, positions: int) -> str:
     return "paper"
 
 
+#: Training examples on which filter seeds are ranked (when the training data can be sliced).
+RANK_EXAMPLES = 5000
+
+
 def split_validation(task: Any) -> tuple[Any, Any, bool]:
-    """Cut the task's validation data into a ranking half (filter seeds) and a decision half
-    (t). Returns ``(rank_task, decide_task, disjoint)``; a loader that cannot be cut is used
-    for both (``disjoint`` False, reported)."""
+    """Return ``(rank_task, decide_task, disjoint)``: the data whose "val" split ranks filter
+    seeds, and the data whose "val" split decides t.
+
+    Seeds are ranked by loss on the first :data:`RANK_EXAMPLES` training examples (harm of a
+    false-positive pattern, not generalisation), so t is decided on all the validation data.
+    When the training data is a loader (cannot be sliced), the validation data is cut in two
+    halves instead; when that is a loader too, both use it (``disjoint`` False, reported).
+    """
+    train = task.source("train")
+    if train.kind != "loader":
+        return task.with_val(train.head(RANK_EXAMPLES)), task, True
     src = task.source("val")
     try:
         a, b = src.split(2)
@@ -177,6 +189,8 @@ def retrain_around(model: Any, task: Any, cfg: EncodeConfig, *, encoded: Mapping
             if cfg.retrain_mode == "centroid":
                 _attach(model, n, cb, idx)
                 attached.append(n)
+            elif cfg.retrain_mode == "dense":
+                names.add(n)
             else:
                 p = get_param(model, n)
                 masks[n] = torch.from_numpy((idx >= 0).astype(np.float32)).to(p.device)
@@ -190,6 +204,25 @@ def retrain_around(model: Any, task: Any, cfg: EncodeConfig, *, encoded: Mapping
     new_encoded = {n: (idx, books.get(n, cb)) for n, (idx, cb) in encoded.items()}
     new_pending = {n: (idx, books.get(n, cb)) for n, (idx, cb) in pending.items()}
     return new_encoded, new_pending
+
+
+def reprune(model: Any, task: Any, cfg: EncodeConfig, name: str, keep: int, trainable: set[str], teacher: Any,
+            progress: bool) -> np.ndarray:
+    """Prune layer ``name`` (retrained dense) back to its ``keep`` largest weights and retrain
+    ``trainable`` under that mask for ``cfg.reprune_epochs``. Returns the new mask."""
+    import torch
+
+    from ..simplify.magnitude import get_param, topk_mask
+    from ..training.loop import train
+
+    p = get_param(model, name)
+    m = topk_mask(p, keep / p.numel()).to(p.device, p.dtype)
+    with torch.no_grad():
+        p.mul_(m)
+    if cfg.retrain is not None and cfg.reprune_epochs > 0:
+        rc = replace(cfg.retrain, epochs=cfg.reprune_epochs, progress=progress, desc=f"re-prune {name}")
+        train(model, task, rc, trainable=set(trainable) | {name}, masks={name: m}, teacher=teacher)
+    return m.detach().cpu().numpy() > 0
 
 
 def recluster(model: Any, name: str, mask: np.ndarray, k: int, init: str, seed: int) -> tuple[np.ndarray, np.ndarray]:

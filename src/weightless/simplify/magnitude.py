@@ -1,7 +1,7 @@
 """Magnitude pruning with retraining (Han et al., 2015), shaped like ``torch.ao.pruning``.
 
 A :class:`MagnitudePruner` is configured with target nonzero fractions keyed by fully qualified
-tensor names (``{"fc1.weight": 0.05}``). Each :meth:`MagnitudePruner.step` recomputes the masks
+tensor names (``{"encoder.0.weight": 0.05}``). Each :meth:`MagnitudePruner.step` recomputes the masks
 for the next point of a geometric schedule (1 -> target over ``steps`` steps), keeping exactly
 ``round(fraction * numel)`` weights of largest magnitude (ties broken by position, so the result
 is deterministic). :func:`prune_magnitude` alternates prune and masked retraining.
@@ -23,7 +23,7 @@ __all__ = ["topk_mask", "MagnitudePruner", "PruneSchedule", "prune_magnitude", "
 
 
 def get_param(model: nn.Module, name: str) -> torch.Tensor:
-    """Return the tensor called ``name`` (e.g. "fc1.weight") in ``model``.
+    """Return the tensor called ``name`` (e.g. "head.weight") in ``model``.
 
     Raises:
         InputError: no such parameter.

@@ -40,7 +40,7 @@ class LayerRecipe:
     """How to simplify one weight tensor.
 
     Attributes:
-        name: fully qualified tensor name, e.g. "fc1.weight".
+        name: fully qualified tensor name, e.g. "encoder.0.weight".
         method: "magnitude" or "dns".
         nonzero: fraction of weights kept, in (0, 1].
         k: number of shared values (clusters) for the nonzero weights.
@@ -70,7 +70,7 @@ class Recipe:
     """A simplification recipe.
 
     Attributes:
-        model: a label for reports (e.g. "lenet300"); the algorithm does not use it.
+        model: a label for reports; the algorithm does not use it.
         layers: per-layer settings; all must use the same pruning method.
         select: instead of ``layers``, a rule that picks the layers of whatever model is
             given (:meth:`resolve`); ``layers`` wins when both are set.

@@ -32,7 +32,7 @@ class LayerSelect:
             this share (0, 1] of the selected weights (None: all selected).
         min_size: skip tensors with fewer elements.
         nonzero: fraction of weights kept, for every selected tensor.
-        k: shared values per selected tensor.
+        k: shared values per selected tensor (at most the number of weights it keeps).
         method: "magnitude" or "dns".
         init: k-means initialisation.
         overrides: tensor name -> {"nonzero": ..., "k": ..., "method": ...} for single layers.
@@ -110,7 +110,11 @@ class LayerSelect:
         if not names:
             raise InputError(f"no layer of the model matches types={self.types} pattern={self.pattern!r}")
         out = []
+        sizes = dict(cands)
         for n in names:
             o = self.overrides.get(n, {})
-            out.append((n, str(o.get("method", self.method)), float(o.get("nonzero", self.nonzero)), int(o.get("k", self.k))))
+            nz = float(o.get("nonzero", self.nonzero))
+            keep = max(1, int(round(nz * sizes[n])))
+            # a small layer keeps fewer weights than k: one shared value per kept weight at most
+            out.append((n, str(o.get("method", self.method)), nz, min(int(o.get("k", self.k)), keep)))
         return out

@@ -8,10 +8,11 @@ the layers after it to absorb the errors (see :class:`~weightless.pipeline.confi
 for the levers: pending layers free under their masks, codebooks and biases of encoded layers
 trainable, distillation from the simplified model).
 
-Choices are made on the validation data only, cut into two disjoint halves: filter seeds are
-ranked by loss on the first, t is decided on the second by a paired comparison with the
-reference model (:func:`~weightless.pipeline.steps.paired_difference`). The test split, when
-the task has one, is only reported.
+Filter seeds are ranked by loss on a slice of the training data (the harm of a false-positive
+pattern), and t is decided on the validation data by a paired comparison with the reference
+model (:func:`~weightless.pipeline.steps.paired_difference`); see
+:func:`~weightless.pipeline.steps.split_validation` for loaders. The test split, when the task
+has one, is only reported.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import numpy as np
 from ..api import EncodedLayer
 from ..errors import InputError
 from .config import AUTO_COMPACT_MAX_POSITIONS, EncodeConfig
-from .steps import best_filter, layer_seed, paired_difference, recluster, resolve_construction, retrain_around, split_validation
+from .steps import (best_filter, layer_seed, paired_difference, recluster, reprune, resolve_construction, retrain_around,
+                    split_validation)
 
 __all__ = ["AUTO_COMPACT_MAX_POSITIONS", "resolve_construction", "EncodeConfig", "LayerReport", "CompressResult",
            "encode_with_retraining", "layer_seed"]
@@ -34,7 +36,7 @@ __all__ = ["AUTO_COMPACT_MAX_POSITIONS", "resolve_construction", "EncodeConfig",
 
 @dataclass
 class LayerReport:
-    """What happened to one encoded layer (errors in % on the validation decision half)."""
+    """What happened to one encoded layer (errors in % on the data that decided t)."""
 
     name: str
     paper_name: str
@@ -160,13 +162,16 @@ def encode_with_retraining(
     for li, name in enumerate(names):
         lr = simplified.layers[name]
         indices, codebook = pending.pop(name)
-        if cfg.retrain_mode == "masked" and retrained:
-            indices, codebook = recluster(model, name, indices >= 0, lr.k, lr.init, seed=cfg.seed + li)
-        shape = tuple(indices.shape)
-        construction = resolve_construction(cfg.construction, int(indices.size))
         later = set(params[params.index(name) + 1 :]) - set(pending) - set(encoded) - {name}
         biases = {_bias_of(n, params) for n in [*encoded, name]} - {None}
         trainable = (later - biases) | (biases if cfg.train_encoded else set())
+        mask = indices >= 0
+        if cfg.retrain_mode == "dense" and retrained:
+            mask = reprune(model, task, cfg, name, int(mask.sum()), trainable | set(pending), teacher, progress)
+        if cfg.retrain_mode in ("masked", "dense") and retrained:
+            indices, codebook = recluster(model, name, mask, lr.k, lr.init, seed=cfg.seed + li)
+        shape = tuple(indices.shape)
+        construction = resolve_construction(cfg.construction, int(indices.size))
         min_t = max(int(np.ceil(np.log2(lr.k))) + 1 if lr.k > 1 else 1, 1)
         trials: dict[int, Any] = {}
 
@@ -227,13 +232,21 @@ def encode_with_retraining(
             trials=[{"t": tt, "val_error_encoded": v[1], **v[0].as_dict()} for tt, v in sorted(trials.items())],
         ))
 
+    import torch
+
     for n, (dec_idx, cb) in encoded.items():  # the file decodes to exactly what was evaluated
-        w = get_param(model, n).detach().cpu().numpy()
-        if not np.array_equal(w, filters[n].reconstruct(w.shape, cb)):
+        p = get_param(model, n)
+        rec = filters[n].reconstruct(tuple(p.shape), cb)
+        if not np.array_equal(p.detach().cpu().numpy(), rec):
             raise RuntimeError(f"encoded layer {n} does not match its filter")  # a bug, not a user error
+        with torch.no_grad():  # bit for bit, signed zeros included
+            p.copy_(torch.from_numpy(rec).to(p.device, p.dtype))
     tensors: dict[str, Any] = {}
     for n, p in model.state_dict().items():
-        tensors[n] = EncodedLayer(filters[n], encoded[n][1], tuple(p.shape)) if n in encoded else p.detach().cpu().numpy().copy()
+        if n in encoded:
+            tensors[n] = EncodedLayer(filters[n], encoded[n][1], tuple(p.shape), dtype=str(p.dtype).removeprefix("torch."))
+        else:
+            tensors[n] = p.detach().cpu().clone()  # any dtype, 0-d included, exactly as the model holds it
     return CompressResult(
         model=model,
         tensors=tensors,
