@@ -28,11 +28,11 @@ def _run(capsys, argv):
 @pytest.mark.parametrize(
     "extra, word",
     [
-        (["--seed-trials", "0"], "--seed-trials"),
-        (["--tolerance", "-1"], "--tolerance"),
-        (["--c", "0.5"], "--c"),
-        (["--seed", "-1"], "--seed"),
-        (["--shards", "0"], "--shards"),
+        (["--seed-trials", "0"], "seed_trials"),
+        (["--tolerance", "-1"], "tolerance"),
+        (["--c", "0.5"], "cells per key"),
+        (["--seed", "-1"], "seed"),
+        (["--shards", "0"], "shards"),
     ],
 )
 def test_compress_checks_options_before_work(capsys, tmp_path, extra, word):

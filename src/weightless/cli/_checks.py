@@ -1,8 +1,8 @@
-"""Option checks that every command runs before it starts working (one place for each rule).
+"""Option checks that ``encode`` and ``decompress`` run before they start working.
 
-Output files: a missing parent folder is created (for ``-o`` and ``--json`` alike), and the
-folder must be writable; a directory given as an output file is an error. Numeric options are
-checked against the same ranges the library enforces, so a long run never fails at its end.
+Output files: a missing parent folder is created, and the folder must be writable; a directory
+given as an output file is an error (``compress`` does the same in its own module). Numeric
+options are checked against the ranges the library enforces.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def check_c(c: float | None, construction: str) -> None:
 
 
 def check_numeric_options(args: argparse.Namespace) -> None:
-    """Check the numeric options a command defines (those absent are skipped).
+    """Check ``--seed``, ``--c`` and ``--shards`` where a command defines them.
 
     Raises:
         InputError: an option is out of range.
@@ -69,15 +69,3 @@ def check_numeric_options(args: argparse.Namespace) -> None:
     shards = getattr(args, "shards", None)
     if shards is not None and not 1 <= shards <= 1 << 16:
         raise InputError(f"--shards must be in [1, 65536], got {shards}")
-    trials = getattr(args, "seed_trials", None)
-    if trials is not None and trials < 1:
-        raise InputError(f"--seed-trials must be >= 1, got {trials}")
-    tol = getattr(args, "tolerance", None)
-    if tol is not None and not (math.isfinite(tol) and tol >= 0):
-        raise InputError(f"--tolerance must be a finite number >= 0 (percentage points), got {tol}")
-    epochs = getattr(args, "retrain_epochs", None)
-    if epochs is not None and not (math.isfinite(epochs) and epochs >= 0):
-        raise InputError(f"--retrain-epochs must be a finite number >= 0, got {epochs}")
-    threads = getattr(args, "threads", None)
-    if threads is not None and threads < 1:
-        raise InputError(f"--threads must be >= 1, got {threads}")

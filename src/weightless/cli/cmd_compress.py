@@ -165,9 +165,6 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``weightless compress``; return the exit code."""
     from ..apps.run import compress_run
     from ..training import set_threads
-    from ._checks import check_numeric_options
-
-    check_numeric_options(args)  # numeric options, before any work
 
     opts = options_from_args(args)
     user = args.model_def is not None
