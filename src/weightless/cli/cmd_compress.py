@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ._checks import output_file
 
 
 def parse_t(values: list[str] | None) -> str | dict[str, int]:
@@ -152,15 +152,6 @@ def user_config(args: argparse.Namespace, opts: Any) -> Any:
     return cfg
 
 
-def _writable(path: Path, flag: str) -> None:
-    if path.exists() and path.is_dir():
-        raise InputError(f"{flag} {path} is a directory; give a file name such as {path / 'model.wl'}")
-    parent = path.parent if str(path.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"{flag} {path}: folder {parent} is not writable")
-
-
 def run(args: argparse.Namespace) -> int:
     """Execute ``weightless compress``; return the exit code."""
     from ..apps.run import compress_run
@@ -174,10 +165,9 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None and not user:
         raise InputError("--weights needs --model-def (the model to load them into)")
     default = f"runs/{args.model_def.rpartition(':')[2]}.wl" if user else f"runs/{opts.model}-{opts.pruning}.wl"
-    out = Path(args.output or default)
-    _writable(out, "-o")
+    out = output_file(args.output or default, "-o")
     if args.json:
-        _writable(Path(args.json), "--json")
+        output_file(args.json, "--json")
     set_threads(args.threads)
     say = lambda s: print(s, file=sys.stderr)  # noqa: E731
     if user:
