@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._compat import njit
+from .._compat import HAVE_NUMBA, njit
 from .hashing import hash64_scalar
+
+if HAVE_NUMBA:  # pragma: no branch
+    from .compact_kernels import _prefetch
+else:  # pragma: no cover
+
+    def _prefetch(arr, idx):  # type: ignore[no-redef]
+        """No-op without numba."""
 
 #: Positions hashed per step of the decode kernels (index buffers stay in L1).
 DECODE_STEP = 1024
@@ -41,7 +48,12 @@ def _nb_peel_init(E, st, shift, max_degree):
     """Fill the packed cell states: degree (bits >= shift) and XOR of incident edge numbers
     (bits < shift). False if a degree exceeds ``max_degree`` (the packing would overflow)."""
     one = np.int64(1) << shift
-    for i in range(E.shape[0]):
+    n = E.shape[0]
+    for i in range(n):
+        if i + 16 < n:  # the cells of a later edge, so their misses overlap
+            _prefetch(st, E[i + 16, 0])
+            _prefetch(st, E[i + 16, 1])
+            _prefetch(st, E[i + 16, 2])
         for j in range(3):
             a = E[i, j]
             sa = (np.int64(st[a]) + one) ^ i
@@ -74,8 +86,9 @@ def _nb_peel_scan(st, shift, m, q, cand, counts):
 
 
 @njit
-def _nb_peel_rounds(E, q, st, shift, cand, nxt, counts, order_e, order_v, ends):
-    """The peeling rounds (see :func:`nb_peel`); returns (n_rounds, n_peeled)."""
+def _nb_peel_rounds(E, q, st, shift, cand, nxt, counts, prow, order_v, ends):
+    """The peeling rounds (see :func:`nb_peel`); returns (n_rounds, n_peeled). ``prow`` gets
+    the edges' rows in peel order, so the assignment reads them sequentially."""
     one = np.int64(1) << shift
     low = one - 1
     nrounds = 0
@@ -97,14 +110,21 @@ def _nb_peel_rounds(E, q, st, shift, cand, nxt, counts, order_e, order_v, ends):
                     if (sv >> shift) == 1:
                         e = sv & low
                         eb[cnt] = e
-                        order_e[npeeled + cnt] = e
                         order_v[npeeled + cnt] = v
+                        _prefetch(E, e * 4)
                         cnt += 1
                 for x in range(cnt):  # 2: their edges
                     e = eb[x]
                     rows[x, 0] = E[e, 0]
                     rows[x, 1] = E[e, 1]
                     rows[x, 2] = E[e, 2]
+                    prow[npeeled + x, 0] = rows[x, 0]
+                    prow[npeeled + x, 1] = rows[x, 1]
+                    prow[npeeled + x, 2] = rows[x, 2]
+                    prow[npeeled + x, 3] = E[e, 3]
+                    _prefetch(st, rows[x, 0])
+                    _prefetch(st, rows[x, 1])
+                    _prefetch(st, rows[x, 2])
                 for x in range(cnt):  # 3: remove the edges from their cells
                     e = eb[x]
                     a = rows[x, 0]
@@ -138,8 +158,8 @@ def _nb_peel_rounds(E, q, st, shift, cand, nxt, counts, order_e, order_v, ends):
 
 
 def nb_peel(E: np.ndarray, m: int, q: int, st: np.ndarray, shift: int, max_degree: int) -> tuple:
-    """Round-synchronous peeling. Returns (order_e, order_v, round_ends, n_peeled): the edges in
-    peel order (rounds concatenated), the cell each was peeled through, and where each round
+    """Round-synchronous peeling. Returns (prow, order_v, round_ends, n_peeled): the edges' rows
+    in peel order (rounds concatenated), the cell each was peeled through, and where each round
     ends in that order; n_peeled = -1 if a cell degree exceeds ``max_degree`` (the packed
     state would overflow: call again with an int64 ``st``, shift 32).
 
@@ -158,17 +178,18 @@ def nb_peel(E: np.ndarray, m: int, q: int, st: np.ndarray, shift: int, max_degre
     cand = np.empty(m, np.int32)
     counts = np.zeros(3, np.int64)
     _nb_peel_scan(st, shift, m, q, cand, counts)
-    order_e = np.empty(n, np.int32)
+    prow = np.empty((n, 4), np.int32)
     order_v = np.empty(n, np.int32)
     ends = np.empty(n + 1, np.int64)
-    nrounds, npeeled = _nb_peel_rounds(E, q, st, shift, cand, np.empty(m, np.int32), counts, order_e, order_v, ends)
-    return order_e, order_v, ends[:nrounds], npeeled
+    nrounds, npeeled = _nb_peel_rounds(E, q, st, shift, cand, np.empty(m, np.int32), counts, prow, order_v, ends)
+    return prow, order_v, ends[:nrounds], npeeled
 
 
 @njit
-def nb_assign(order_e, order_v, ends, E, m):
-    """Assign the cells in reverse round order. The edges of one round never read each
-    other's peel cells, so each round is processed in batches of independent loads."""
+def nb_assign(prow, order_v, ends, m):
+    """Assign the cells in reverse round order (``prow``: the edges' rows in peel order). The
+    edges of one round never read each other's peel cells, so each round is processed in
+    batches of independent loads."""
     cells = np.zeros(m, np.uint16)
     acc = np.empty(PEEL_BATCH, np.uint16)
     for r in range(ends.shape[0] - 1, -1, -1):
@@ -177,8 +198,12 @@ def nb_assign(order_e, order_v, ends, E, m):
         for j0 in range(lo, hi, PEEL_BATCH):
             cnt = min(PEEL_BATCH, hi - j0)
             for x in range(cnt):
-                e = order_e[j0 + x]
-                acc[x] = np.uint16(E[e, 3]) ^ cells[E[e, 0]] ^ cells[E[e, 1]] ^ cells[E[e, 2]]
+                j = j0 + x
+                if j + PEEL_BATCH < hi:
+                    _prefetch(cells, prow[j + PEEL_BATCH, 0])
+                    _prefetch(cells, prow[j + PEEL_BATCH, 1])
+                    _prefetch(cells, prow[j + PEEL_BATCH, 2])
+                acc[x] = np.uint16(prow[j, 3]) ^ cells[prow[j, 0]] ^ cells[prow[j, 1]] ^ cells[prow[j, 2]]
             for x in range(cnt):
                 cells[order_v[j0 + x]] = acc[x]
     return cells
@@ -305,9 +330,10 @@ def solve(keys: np.ndarray, values: np.ndarray, sw: np.uint64, m: int, tmask: in
     nb_edges(keys, values, sw, q, m - 2 * q, tmask, E)
     npeeled = -1
     if n < 1 << 26:
-        order_e, order_v, ends, npeeled = nb_peel(E, m, q, np.zeros(m, np.uint32), 26, 63)
+        prow, order_v, ends, npeeled = nb_peel(E, m, q, np.zeros(m, np.uint32), 26, 63)
     if npeeled < 0:
-        order_e, order_v, ends, npeeled = nb_peel(E, m, q, np.zeros(m, np.int64), 32, 1 << 30)
+        prow, order_v, ends, npeeled = nb_peel(E, m, q, np.zeros(m, np.int64), 32, 1 << 30)
     if npeeled < n:
         return None
-    return nb_assign(order_e, order_v, ends, E, m)
+    del E
+    return nb_assign(prow, order_v, ends, m)

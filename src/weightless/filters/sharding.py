@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .hashing import derive_seed, hash64, reduce32
+from .._compat import HAVE_NUMBA, njit
+from .hashing import derive_seed, hash64, hash64_scalar, reduce32, seed_word
 from .params import MAX_SHARDS, check_int
 
 __all__ = [
@@ -65,10 +66,35 @@ def shard_of_positions(positions: np.ndarray, shards: int, seed: int, block_bits
     return shard_of_blocks(pos >> np.uint64(block_bits), shards, seed)
 
 
+@njit
+def _nb_split(keys, values, shards, sw, block_bits, out_k, out_v, bounds):
+    """Counting sort of keys/values by shard (stable); ``bounds`` gets the S + 1 boundaries."""
+    n = keys.shape[0]
+    sid = np.empty(n, np.int32)
+    for i in range(n):
+        h = hash64_scalar(np.uint64(keys[i]) >> np.uint64(block_bits), sw)
+        s = np.int32(((h >> np.uint64(32)) * np.uint64(shards)) >> np.uint64(32))
+        sid[i] = s
+        bounds[s + 1] += 1
+    for s in range(shards):
+        bounds[s + 1] += bounds[s]
+    pos = bounds[:-1].copy()
+    for i in range(n):
+        s = sid[i]
+        out_k[pos[s]] = keys[i]
+        out_v[pos[s]] = values[i]
+        pos[s] += 1
+
+
 def split_by_shard(keys: np.ndarray, values: np.ndarray, shards: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Return ``[(keys, values) of shard s for s in range(shards)]`` (stable order)."""
     if shards == 1:
         return [(keys, values)]
+    if HAVE_NUMBA:
+        ok, ov = np.empty_like(keys), np.empty_like(values)
+        b = np.zeros(shards + 1, np.int64)
+        _nb_split(keys, values, shards, seed_word((int(seed) ^ SHARD_SALT) & _MASK64), BLOCK_BITS, ok, ov, b)
+        return [(ok[b[s] : b[s + 1]], ov[b[s] : b[s + 1]]) for s in range(shards)]
     sid = shard_of_positions(keys, shards, seed)
     idx = np.argsort(sid, kind="stable")
     bounds = np.searchsorted(sid[idx], np.arange(shards + 1))
