@@ -97,18 +97,26 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return {r.name: decode_record(r) for r in c.records}
 
 
-def load(path: str | os.PathLike, *, framework: str = "torch") -> dict[str, Any]:
+def load(path: str | os.PathLike, *, framework: str = "torch", device: Any = None) -> dict[str, Any]:
     """Read a ``.wl`` file and return ``{name: tensor}``.
 
     Args:
         framework: "torch" (a state_dict of ``torch.Tensor``) or "numpy".
+        device: torch only: decode straight onto this device ("cpu", "cuda", ...) with
+            :func:`weightless.torch_decode.load_tensors` (same weights, bit for bit).
 
     Raises:
         FormatError: the file is corrupt, truncated or of an unsupported version.
-        InputError: unknown framework.
+        InputError: unknown framework, or a device with framework "numpy".
     """
     if framework not in ("torch", "numpy"):
         raise InputError(f"framework must be 'torch' or 'numpy', got {framework!r}")
+    if device is not None:
+        if framework != "torch":
+            raise InputError("device= needs framework='torch'")
+        from .torch_decode import load_tensors
+
+        return load_tensors(path, device=device)
     arrays = load_arrays(path)
     if framework == "numpy":
         return arrays
