@@ -101,7 +101,7 @@ def unpack_cells(data: bytes | bytearray | memoryview | np.ndarray, m: int, t: i
         raise FieldError("packed cells: padding bits of the last byte are not zero")
     if HAVE_NUMBA:
         out = np.empty(m, dtype=np.uint16)
-        _nb_unpack(buf, t, out)
+        _nb_unpack(_slack(buf), t, out)
         return out
     # cell i starts at bit i t: read the 24 bits at byte (i t) >> 3 (t + 7 <= 23) and shift
     b32 = np.zeros(need + 2, dtype=np.uint32)
@@ -120,11 +120,25 @@ def unpack_cells(data: bytes | bytearray | memoryview | np.ndarray, m: int, t: i
 
 @njit
 def _nb_pack(cells, t, out):
-    """Pack ``cells`` into ``out`` (exactly packed_size bytes), MSB first, zero padding."""
+    """Pack ``cells`` into ``out`` (exactly packed_size bytes), MSB first, zero padding. Groups
+    of 8 cells fill exactly ``t`` bytes."""
+    m = cells.shape[0]
+    full = m // 8
+    if t <= 8:
+        for g in range(full):
+            acc = np.uint64(0)
+            for j in range(8):
+                acc = (acc << np.uint64(t)) | np.uint64(cells[8 * g + j])
+            for b in range(t):
+                out[g * t + b] = np.uint8((acc >> np.uint64(8 * (t - 1 - b))) & np.uint64(0xFF))
+        start = full * 8
+        j = full * t
+    else:
+        start = 0
+        j = 0
     acc = np.uint64(0)
     nbits = 0
-    j = 0
-    for i in range(cells.shape[0]):
+    for i in range(start, m):
         acc = (acc << np.uint64(t)) | np.uint64(cells[i])
         nbits += t
         while nbits >= 8:
@@ -135,43 +149,43 @@ def _nb_pack(cells, t, out):
         out[j] = np.uint8((acc << np.uint64(8 - nbits)) & np.uint64(0xFF))
 
 
+@njit(inline="always")
+def _field(buf, bitpos, t, mask):
+    """The ``t`` bits (t <= 16) at bit ``bitpos`` of ``buf`` (MSB first; 2 bytes of slack)."""
+    j = bitpos >> 3
+    w = (np.uint32(buf[j]) << np.uint32(16)) | (np.uint32(buf[j + 1]) << np.uint32(8)) | np.uint32(buf[j + 2])
+    return (w >> np.uint32(24 - t - (bitpos & 7))) & mask
+
+
 @njit
 def _nb_unpack(buf, t, out):
-    """Unpack ``len(out)`` cells of ``t`` bits from ``buf`` (MSB first)."""
-    acc = np.uint64(0)
-    nbits = 0
-    j = 0
-    mask = (np.uint64(1) << np.uint64(t)) - np.uint64(1)
+    """Unpack ``len(out)`` cells of ``t`` bits from ``buf`` (MSB first; 2 bytes of slack)."""
+    mask = np.uint32((1 << t) - 1)
     for i in range(out.shape[0]):
-        while nbits < t:
-            acc = (acc << np.uint64(8)) | np.uint64(buf[j])
-            j += 1
-            nbits += 8
-        nbits -= t
-        out[i] = np.uint16((acc >> np.uint64(nbits)) & mask)
+        out[i] = np.uint16(_field(buf, i * t, t, mask))
 
 
 @njit
 def _nb_scatter(flags, buf, t, out):
-    """out[i] = next packed cell where bit i of ``flags`` (MSB first) is set, else 0."""
-    acc = np.uint64(0)
-    nbits = 0
-    j = 0
-    mask = (np.uint64(1) << np.uint64(t)) - np.uint64(1)
+    """out[i] = next packed cell of ``buf`` (2 bytes of slack) where bit i of ``flags`` (MSB
+    first) is set, else 0. Branch-free: every cell reads the field at the current position."""
+    mask = np.uint32((1 << t) - 1)
     m = out.shape[0]
-    for b in range(flags.shape[0]):
+    bitpos = 0
+    for b in range((m + 7) >> 3):
         f = flags[b]
         base = b * 8
         for k in range(min(8, m - base)):
-            if (f >> (7 - k)) & 1:
-                while nbits < t:
-                    acc = (acc << np.uint64(8)) | np.uint64(buf[j])
-                    j += 1
-                    nbits += 8
-                nbits -= t
-                out[base + k] = np.uint16((acc >> np.uint64(nbits)) & mask)
-            else:
-                out[base + k] = 0
+            bit = np.int64((f >> (7 - k)) & 1)
+            out[base + k] = np.uint16(_field(buf, bitpos, t, mask) * np.uint32(bit))
+            bitpos += t * bit
+
+
+def _slack(buf: np.ndarray) -> np.ndarray:
+    """``buf`` followed by 3 zero bytes (the kernels read up to 2 bytes past a field)."""
+    out = np.zeros(buf.shape[0] + 3, np.uint8)
+    out[: buf.shape[0]] = buf
+    return out
 
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
@@ -205,5 +219,5 @@ def scatter_packed(flags: np.ndarray, data: bytes | memoryview, m: int, t: int) 
     if pad and int(buf[-1]) & ((1 << pad) - 1):
         raise FieldError("packed cells: padding bits of the last byte are not zero")
     out = np.empty(m, np.uint16)
-    _nb_scatter(flags, buf, t, out)
+    _nb_scatter(flags, _slack(buf), t, out)
     return out
