@@ -53,24 +53,40 @@ def layer_keys(size: int, n: int, seed: int = 12345) -> tuple[np.ndarray, np.nda
 
 
 def paired(step, fill, reps: int) -> dict:
-    """Time ``fill`` then ``step`` ``reps`` times; seconds (min, median) and ratio step/fill."""
-    secs, fills, ratios = [], [], []
+    """Time ``fill`` then ``step`` ``reps`` times; wall seconds (min, median), ratio step/fill
+    (median, min), and the same from the process's CPU time (all threads): on a shared machine
+    the CPU-time ratio shows what the step costs when it gets a core (it still pays for caches
+    shared with other jobs)."""
+    secs, fills, ratios, cratios, cpus = [], [], [], [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fill()
-        t1 = time.perf_counter()
+        c1, t1 = time.process_time(), time.perf_counter()
         step()
-        t2 = time.perf_counter()
+        c2, t2 = time.process_time(), time.perf_counter()
         fills.append(t1 - t0)
         secs.append(t2 - t1)
+        cpus.append(c2 - c1)
         ratios.append((t2 - t1) / (t1 - t0))
+        cratios.append((c2 - c1) / max(c1 - c0, 1e-9))
     return {
         "s_min": min(secs),
         "s_median": statistics.median(secs),
+        "cpu_s_median": statistics.median(cpus),
         "fill_s_median": statistics.median(fills),
         "x_fill_median": statistics.median(ratios),
         "x_fill_min": min(ratios),
+        "x_fill_cpu_median": statistics.median(cratios),
     }
+
+
+def merge(runs: list[dict]) -> dict:
+    """One :func:`paired` summary from single-repetition ones."""
+    out = {}
+    for key in runs[0]:
+        vals = [r[key] for r in runs]
+        out[key] = min(vals) if key.endswith("_min") else statistics.median(vals)
+    return out
 
 
 _PEAK = r"""
@@ -113,11 +129,12 @@ def run(reps: int, quick: bool) -> dict:
     res: dict = {"layer": {"shape": [rows, COLS], "positions": size, "keys": n, "k": K, "t": T}, "cases": {}}
     build(keys[:2000], vals[:2000], k=K, t=T, size=size, seed=1, workers=1)  # compile
     for name, con, shards in (("paper S=%d" % s10, "paper", s10), ("paper S=1", "paper", 1), ("compact", "compact", 1)):
-        times = []
+        times, cpu = [], []
         for _ in range(max(2, reps // 3)):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             f = build(keys, vals, k=K, t=T, size=size, seed=1, construction=con, shards=shards, workers=1)
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
         f.reconstruct((size,), cb, out=out, threads=1)  # warm-up
         case = {
             "construction": con,
@@ -127,6 +144,7 @@ def run(reps: int, quick: bool) -> dict:
             "build_s_min": min(times),
             "build_keys_per_s_median": n / statistics.median(times),
             "build_keys_per_s_best": n / min(times),
+            "build_keys_per_cpu_s_median": n / statistics.median(cpu),
             "query_1_thread": paired(lambda: f.reconstruct((size,), cb, out=out, threads=1), fill, reps),
             "query_2_threads": paired(lambda: f.reconstruct((size,), cb, out=out, threads=2), fill, reps),
         }
@@ -148,8 +166,12 @@ def file_case(f, size: int, cb: np.ndarray, out: np.ndarray, fill, reps: int) ->
         path = Path(tmp) / "layer.wl"
         api.save(path, {"fc0": EncodedLayer(f, cb, shape)})
         api.load_arrays(path)  # warm-up
-        load = paired(lambda: api.load_arrays(path), fill, reps)
-        query = paired(lambda: f.reconstruct((size,), cb, out=out), fill, reps)
+        # load and query alternate, each after its own fill, so their ratio is taken pair by pair
+        load_query, load, query = [], [], []
+        for _ in range(reps):
+            query.append(paired(lambda: f.reconstruct((size,), cb, out=out), fill, 1))
+            load.append(paired(lambda: api.load_arrays(path), fill, 1))
+            load_query.append(load[-1]["s_min"] / query[-1]["s_min"])
         new_record, old_record = encode_filter(f), encode_filter(f, fast=False)
         assert decode_filter(old_record) == f == decode_filter(new_record)
         res = {
@@ -157,9 +179,10 @@ def file_case(f, size: int, cb: np.ndarray, out: np.ndarray, fill, reps: int) ->
             "filter_record_bytes": len(new_record),
             "old_ans_record_bytes": len(old_record),
             "record_size_over_old": len(new_record) / len(old_record),
-            "load_arrays": load,
-            "query_default_threads": query,
-            "load_over_query_median": load["s_median"] / query["s_median"],
+            "load_arrays": merge(load),
+            "query_default_threads": merge(query),
+            "load_over_query_median": statistics.median(load_query),
+            "load_over_query_min": min(load_query),
             "decode_filter_record": paired(lambda: decode_filter(new_record), fill, reps),
             "decode_old_ans_record": paired(lambda: decode_filter(old_record), fill, max(3, reps // 3)),
             "peak_memory": peak_memory(path),
@@ -177,13 +200,14 @@ def markdown(res: dict) -> str:
         f"Every figure is a ratio to `out.fill(0)` timed just before it (median over {res['reps']} pairs); "
         f"fill median {res['cases'][next(iter(res['cases']))]['query_1_thread']['fill_s_median'] * 1e3:.1f} ms.",
         "",
-        "| case | build keys/s (1 core) | query 1 thread (x fill) | query 2 threads (x fill) | 2-thread speed-up | query 1 thread (s, median) |",
-        "|---|---|---|---|---|---|",
+        "| case | build keys/s (1 core) | build keys per CPU s | query 1 thread (x fill) | query 1 thread, CPU time (x fill CPU) | query 2 threads (x fill) | 2-thread speed-up | query 1 thread (s, median) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, c in res["cases"].items():
         q1, q2 = c["query_1_thread"], c["query_2_threads"]
         lines.append(
-            f"| {name} | {c['build_keys_per_s_median'] / 1e6:.2f}M | {q1['x_fill_median']:.2f} | {q2['x_fill_median']:.2f} | "
+            f"| {name} | {c['build_keys_per_s_median'] / 1e6:.2f}M | {c['build_keys_per_cpu_s_median'] / 1e6:.2f}M | "
+            f"{q1['x_fill_median']:.2f} | {q1['x_fill_cpu_median']:.2f} | {q2['x_fill_median']:.2f} | "
             f"{c['two_core_speedup_median']:.2f} | {q1['s_median']:.3f} |"
         )
     for name, c in res["cases"].items():
@@ -196,8 +220,8 @@ def markdown(res: dict) -> str:
             f"File ({name}): {fc['file_bytes']:,} bytes; filter record {fc['filter_record_bytes']:,} bytes = "
             f"{fc['record_size_over_old']:.4f} x the previous ANS record ({fc['old_ans_record_bytes']:,}).",
             f"`load_arrays`: {fc['load_arrays']['x_fill_median']:.2f} x fill, {fc['load_over_query_median']:.2f} x the query "
-            f"of the same layer ({fc['load_arrays']['s_median']:.3f} s vs {fc['query_default_threads']['s_median']:.3f} s, "
-            "default threads).",
+            f"of the same layer into an existing array (median of per-pair ratios; {fc['load_arrays']['s_median']:.3f} s vs "
+            f"{fc['query_default_threads']['s_median']:.3f} s, default threads; the load allocates its output).",
             f"Filter record decode: {fc['decode_filter_record']['x_fill_median']:.2f} x fill (flags+raw tables); "
             f"the same filter with the previous ANS kinds: {fc['decode_old_ans_record']['x_fill_median']:.2f} x fill.",
             "Peak memory of a decode: " + (

@@ -5,7 +5,7 @@ Layout::
 
     magic    b"WLBE" | version u8 = 1
     header   the filter's ``header_bytes()`` verbatim (44 + 20 S bytes, layout documented in
-             :mod:`weightless.filters.filter`; it includes the CRC-32 of the *raw* tables)
+             :mod:`weightless.filters.wire`; it includes the CRC-32 of the *raw* tables)
     per shard: varint L | L bytes: encode_cells(cells, t) | the shard's aux bytes verbatim
 
 Decoding rebuilds the raw filter bytes and parses them with

@@ -2,9 +2,9 @@
 
 A *construction* is one way of laying out and solving a retrieval table: the paper's
 3-hypergraph peeling with ``m = ceil(c n)`` cells ("paper"), or a compact construction with
-far less slack ("compact"). The public filter class (``weightless.filters.filter``) handles
-validation, sharding, seeds and retries, serialization and the exact-``k`` range check; a
-construction only solves and queries its shards' tables. Constructions register themselves
+far less slack ("compact"). The filter package handles validation, sharding, seeds and
+retries (:mod:`.build`), serialization (:mod:`.wire`) and the exact-``k`` range check
+(:mod:`.filter`); a construction only solves and queries its shards' tables. Constructions register themselves
 with :func:`register` and are looked up by name or by the integer code stored in files.
 
 Every construction stores, per shard:

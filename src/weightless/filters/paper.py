@@ -25,9 +25,13 @@ stay zero.
 Decoding: the numba kernels hash a step of 1024 positions into index buffers (this loop is
 vectorised with AVX-512/AVX2), then look up a ``uint8`` working copy of the cells (when
 ``t <= 8``), so the lookups touch a table of ``m`` bytes. Keeping that table in the CPU's L2
-cache is the job of sharding (see :mod:`weightless.filters.filter`): shards are assigned per
-block of positions, and a shard's blocks are decoded together. The numpy fallback does the same
-arithmetic in place on steps of 16384 positions (its buffers stay in L2).
+cache is the job of sharding (see :mod:`weightless.filters.sharding`): shards are assigned per
+block of positions, and a shard's blocks are decoded together; a decode in several threads
+gives each thread a contiguous piece of the blocks (grouped by shard). The kernels live in
+:mod:`.paper_kernels`. Building peels in numba, recording each peeled edge's row in peel order
+so that the assignment reads them sequentially, with software prefetches of the edges and
+cells a batch will touch. The numpy fallback does the same arithmetic in place on steps of
+16384 positions (its buffers stay in L2).
 """
 
 from __future__ import annotations
