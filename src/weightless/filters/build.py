@@ -49,6 +49,18 @@ def _nb_first_duplicate(keys, bitmap):
     return -1
 
 
+@njit
+def _nb_check(keys, values, size, k):
+    """One pass over keys and values: (code, index), code 0 if every key is in [0, size) and
+    every value in [0, k), 1 if key i is out of range, 2 if value i is."""
+    for i in range(keys.shape[0]):
+        if keys[i] < 0 or keys[i] >= size:
+            return 1, i
+        if values[i] < 0 or values[i] >= k:
+            return 2, i
+    return 0, -1
+
+
 def _first_duplicate(keys: np.ndarray, size: int, use_numba: bool | None) -> int | None:
     """A key that appears twice in ``keys`` (int64 in [0, size)), or None."""
     if _use_numba(use_numba) and size <= max(64 * keys.shape[0], 1 << 27):  # bitmap <= 8 bytes per key
@@ -130,12 +142,14 @@ def build(
         raise InputError(f"keys and values must have the same length, got {keys.shape[0]} and {values.shape[0]}")
     n = int(keys.shape[0])
     if n:
-        kmin, kmax = int(keys.min()), int(keys.max())
-        if kmin < 0 or kmax >= size:
-            raise InputError(f"keys must lie in [0, size) = [0, {size}); got keys in [{kmin}, {kmax}]")
-        vmin, vmax = int(values.min()), int(values.max())
-        if vmin < 0 or vmax >= k:
-            raise InputError(f"values must lie in [0, k) = [0, {k}); got values in [{vmin}, {vmax}]")
+        code = _nb_check(keys, values, size, k)[0] if _use_numba(use_numba) else -1
+        if code != 0:  # report the ranges (numpy) only when something is wrong, or without numba
+            kmin, kmax = int(keys.min()), int(keys.max())
+            if kmin < 0 or kmax >= size:
+                raise InputError(f"keys must lie in [0, size) = [0, {size}); got keys in [{kmin}, {kmax}]")
+            vmin, vmax = int(values.min()), int(values.max())
+            if vmin < 0 or vmax >= k:
+                raise InputError(f"values must lie in [0, k) = [0, {k}); got values in [{vmin}, {vmax}]")
         dup = _first_duplicate(keys, size, use_numba)
         if dup is not None:
             raise InputError(f"keys must be distinct; position {dup} appears more than once")
