@@ -167,11 +167,13 @@ def file_case(f, size: int, cb: np.ndarray, out: np.ndarray, fill, reps: int) ->
         api.save(path, {"fc0": EncodedLayer(f, cb, shape)})
         api.load_arrays(path)  # warm-up
         # load and query alternate, each after its own fill, so their ratio is taken pair by pair
-        load_query, load, query = [], [], []
+        load_query, load_new, load, query, query_new = [], [], [], [], []
         for _ in range(reps):
             query.append(paired(lambda: f.reconstruct((size,), cb, out=out), fill, 1))
             load.append(paired(lambda: api.load_arrays(path), fill, 1))
+            query_new.append(paired(lambda: f.reconstruct(shape, cb), fill, 1))
             load_query.append(load[-1]["s_min"] / query[-1]["s_min"])
+            load_new.append(load[-1]["s_min"] / query_new[-1]["s_min"])
         new_record, old_record = encode_filter(f), encode_filter(f, fast=False)
         assert decode_filter(old_record) == f == decode_filter(new_record)
         res = {
@@ -183,6 +185,8 @@ def file_case(f, size: int, cb: np.ndarray, out: np.ndarray, fill, reps: int) ->
             "query_default_threads": merge(query),
             "load_over_query_median": statistics.median(load_query),
             "load_over_query_min": min(load_query),
+            "query_new_array": merge(query_new),
+            "load_over_query_new_array_median": statistics.median(load_new),
             "decode_filter_record": paired(lambda: decode_filter(new_record), fill, reps),
             "decode_old_ans_record": paired(lambda: decode_filter(old_record), fill, max(3, reps // 3)),
             "peak_memory": peak_memory(path),
@@ -221,7 +225,9 @@ def markdown(res: dict) -> str:
             f"{fc['record_size_over_old']:.4f} x the previous ANS record ({fc['old_ans_record_bytes']:,}).",
             f"`load_arrays`: {fc['load_arrays']['x_fill_median']:.2f} x fill, {fc['load_over_query_median']:.2f} x the query "
             f"of the same layer into an existing array (median of per-pair ratios; {fc['load_arrays']['s_median']:.3f} s vs "
-            f"{fc['query_default_threads']['s_median']:.3f} s, default threads; the load allocates its output).",
+            f"{fc['query_default_threads']['s_median']:.3f} s, default threads; the load allocates its output); "
+            f"{fc['load_over_query_new_array_median']:.2f} x a query that allocates its output as the load does "
+            f"({fc['query_new_array']['s_median']:.3f} s).",
             f"Filter record decode: {fc['decode_filter_record']['x_fill_median']:.2f} x fill (flags+raw tables); "
             f"the same filter with the previous ANS kinds: {fc['decode_old_ans_record']['x_fill_median']:.2f} x fill.",
             "Peak memory of a decode: " + (

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import FieldError, FormatError, InputError
 from .base import Construction, Shard, get_construction
 from .build import PARALLEL_MIN_KEYS, build, frozen
-from .parallel import empty_output, resolve_threads
+from .parallel import resolve_threads
 from .params import MAX_CELLS, MAX_SHARDS, MAX_SIZE, as_int_array
 from .sharding import BLOCK_BITS, BlockPlan, block_plan, recommended_shards, shard_of_positions
 from .wire import HEADER_SIZE, MAGIC, SHARD_RECORD_SIZE, VERSION, encode, parse, validate_params
@@ -182,7 +182,7 @@ class BloomierFilter:
         shp = self._check_shape(shape)
         lut = self.codebook_lut(codebook)
         if out is None:
-            out = empty_output(shp, np.float32)
+            out = np.empty(shp, dtype=np.float32)  # numpy advises huge pages for large arrays
         elif (
             not isinstance(out, np.ndarray)
             or out.dtype != np.float32

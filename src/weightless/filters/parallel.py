@@ -1,4 +1,4 @@
-"""Threads for decoding (the default count and one shared pool) and the decode's output memory.
+"""Threads for decoding: the default count and one shared pool.
 
 Decode kernels are numba functions compiled with ``nogil=True``; the filter splits a layer's
 work into independent pieces (each writes its own positions) and runs them on this pool, so
@@ -7,17 +7,14 @@ the output never depends on the number of threads.
 
 from __future__ import annotations
 
-import mmap
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
 from .params import check_int
 
-__all__ = ["default_threads", "resolve_threads", "run_pieces", "empty_output"]
+__all__ = ["default_threads", "resolve_threads", "run_pieces"]
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
@@ -62,23 +59,3 @@ def run_pieces(fn: Callable[..., Any], pieces: Sequence[tuple]) -> list[Any]:
     first = fn(*pieces[0])
     return [first] + [f.result() for f in futs]
 
-
-#: Outputs of at least this many bytes are allocated on transparent huge pages where possible.
-HUGE_MIN_BYTES = 1 << 24
-
-
-def empty_output(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """Return an uninitialised C-contiguous array for a decode's output. Large ones are
-    anonymous memory advised for transparent huge pages (``MADV_HUGEPAGE``, where the OS has
-    it), so that first writing them costs 512x fewer page faults; the array owns its memory
-    through its ``base`` and frees it when collected."""
-    dt = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
-    if nbytes < HUGE_MIN_BYTES or not hasattr(mmap, "MADV_HUGEPAGE"):
-        return np.empty(shape, dtype=dt)
-    mm = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    try:
-        mm.madvise(mmap.MADV_HUGEPAGE)
-    except OSError:  # pragma: no cover - kernel without THP
-        pass
-    return np.frombuffer(mm, dtype=dt).reshape(shape)
