@@ -57,13 +57,14 @@ def paired(step, fill, reps: int) -> dict:
     (median, min), and the same from the process's CPU time (all threads): on a shared machine
     the CPU-time ratio shows what the step costs when it gets a core (it still pays for caches
     shared with other jobs)."""
-    secs, fills, ratios, cratios, cpus = [], [], [], [], []
+    secs, fills, ratios, cratios, cpus, syss = [], [], [], [], [], []
     for _ in range(reps):
         c0, t0 = time.process_time(), time.perf_counter()
         fill()
-        c1, t1 = time.process_time(), time.perf_counter()
+        c1, t1, o1 = time.process_time(), time.perf_counter(), os.times()
         step()
-        c2, t2 = time.process_time(), time.perf_counter()
+        c2, t2, o2 = time.process_time(), time.perf_counter(), os.times()
+        syss.append(o2.system - o1.system)
         fills.append(t1 - t0)
         secs.append(t2 - t1)
         cpus.append(c2 - c1)
@@ -73,6 +74,7 @@ def paired(step, fill, reps: int) -> dict:
         "s_min": min(secs),
         "s_median": statistics.median(secs),
         "cpu_s_median": statistics.median(cpus),
+        "sys_s_median": statistics.median(syss),
         "fill_s_median": statistics.median(fills),
         "x_fill_median": statistics.median(ratios),
         "x_fill_min": min(ratios),
@@ -167,13 +169,14 @@ def file_case(f, size: int, cb: np.ndarray, out: np.ndarray, fill, reps: int) ->
         api.save(path, {"fc0": EncodedLayer(f, cb, shape)})
         api.load_arrays(path)  # warm-up
         # load and query alternate, each after its own fill, so their ratio is taken pair by pair
-        load_query, load_new, load, query, query_new = [], [], [], [], []
+        load_query, load_new, load_cpu, load, query, query_new = [], [], [], [], [], []
         for _ in range(reps):
             query.append(paired(lambda: f.reconstruct((size,), cb, out=out), fill, 1))
             load.append(paired(lambda: api.load_arrays(path), fill, 1))
             query_new.append(paired(lambda: f.reconstruct(shape, cb), fill, 1))
             load_query.append(load[-1]["s_min"] / query[-1]["s_min"])
             load_new.append(load[-1]["s_min"] / query_new[-1]["s_min"])
+            load_cpu.append(load[-1]["cpu_s_median"] / query[-1]["cpu_s_median"])
         new_record, old_record = encode_filter(f), encode_filter(f, fast=False)
         assert decode_filter(old_record) == f == decode_filter(new_record)
         res = {
@@ -185,6 +188,7 @@ def file_case(f, size: int, cb: np.ndarray, out: np.ndarray, fill, reps: int) ->
             "query_default_threads": merge(query),
             "load_over_query_median": statistics.median(load_query),
             "load_over_query_min": min(load_query),
+            "load_over_query_cpu_median": statistics.median(load_cpu),
             "query_new_array": merge(query_new),
             "load_over_query_new_array_median": statistics.median(load_new),
             "decode_filter_record": paired(lambda: decode_filter(new_record), fill, reps),
@@ -227,7 +231,9 @@ def markdown(res: dict) -> str:
             f"of the same layer into an existing array (median of per-pair ratios; {fc['load_arrays']['s_median']:.3f} s vs "
             f"{fc['query_default_threads']['s_median']:.3f} s, default threads; the load allocates its output); "
             f"{fc['load_over_query_new_array_median']:.2f} x a query that allocates its output as the load does "
-            f"({fc['query_new_array']['s_median']:.3f} s).",
+            f"({fc['query_new_array']['s_median']:.3f} s). In CPU time (all threads, kernel time included): "
+            f"{fc['load_over_query_cpu_median']:.2f} x the query into an existing array (the load's kernel time, "
+            f"mostly zeroing and compacting fresh pages for its output: {fc['load_arrays']['sys_s_median']:.3f} s).",
             f"Filter record decode: {fc['decode_filter_record']['x_fill_median']:.2f} x fill (flags+raw tables); "
             f"the same filter with the previous ANS kinds: {fc['decode_old_ans_record']['x_fill_median']:.2f} x fill.",
             "Peak memory of a decode: " + (
