@@ -214,3 +214,45 @@ def test_filter_record_old_and_new_kinds_load():
     assert old[:4] == new[:4] == MAGIC and old != new
     assert len(old) <= len(new) <= 1.005 * len(old)
     assert decode_filter(old) == f and decode_filter(new) == f
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_flags_raw_corruption_gives_format_error(data):
+    """Any flipped byte of a flags+raw record decodes to something or raises FormatError."""
+    cells = paper_like(np.random.default_rng(9), 5000, 6, 0.25)
+    rec = bytearray(encode_cells(cells, 6))
+    assert rec[0] == 0x14
+    i = data.draw(st.integers(0, len(rec) - 1))
+    rec[i] ^= data.draw(st.integers(1, 255))
+    try:
+        out = decode_cells(bytes(rec), 5000, 6)
+    except FormatError:
+        return
+    assert out.shape == (5000,) and out.dtype == np.uint16 and int(out.max()) < 64
+
+
+def test_flags_raw_without_numba_in_subprocess():
+    """The numpy path (WEIGHTLESS_DISABLE_NUMBA=1) writes and reads the same flags+raw bytes."""
+    import os
+    import subprocess
+    import sys
+
+    cells = paper_like(np.random.default_rng(12), 5000, 7, 0.25)
+    data = encode_cells(cells, 7)
+    assert cells_kind(data) == "flags+raw"
+    code = (
+        "import sys, numpy as np\n"
+        "from weightless._compat import HAVE_NUMBA\n"
+        "from weightless.entropy import encode_cells, decode_cells\n"
+        "assert not HAVE_NUMBA\n"
+        "cells = np.frombuffer(bytes.fromhex(sys.argv[1]), np.uint16)\n"
+        "data = encode_cells(cells, 7)\n"
+        "assert (decode_cells(bytes.fromhex(sys.argv[2]), cells.size, 7) == cells).all()\n"
+        "print(data.hex())\n"
+    )
+    env = dict(os.environ, WEIGHTLESS_DISABLE_NUMBA="1")
+    res = subprocess.run([sys.executable, "-c", code, cells.astype("<u2").tobytes().hex(), data.hex()],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == data.hex()
