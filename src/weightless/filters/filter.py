@@ -209,10 +209,11 @@ class BloomierFilter:
         return lut
 
     def reconstruct_indices(self, shape: Any, *, use_numba: bool | None = None, threads: int | None = None) -> np.ndarray:
-        """Decode the whole layer as cluster indices: int16 array of ``shape``, -1 where empty.
+        """Decode the whole layer as cluster indices: int16 array of ``shape``, -1 where empty
+        (``threads`` as in :meth:`reconstruct`).
 
         Raises:
-            InputError: the product of ``shape`` differs from ``size``.
+            InputError: the product of ``shape`` differs from ``size``, or bad ``threads``.
         """
         shp = self._check_shape(shape)
         out = np.empty(shp, dtype=np.int16)
@@ -223,7 +224,8 @@ class BloomierFilter:
 
     def count_false_positives(self, *, use_numba: bool | None = None, threads: int | None = None) -> int:
         """Return the number of non-key positions the filter answers with a value
-        (all positions answered with a value, minus ``n``)."""
+        (all positions answered with a value, minus ``n``); counted in ``threads`` threads
+        (None: the cores available), same result for any."""
         total = self._con.count_below(
             self._prepared(use_numba), self.t, self.plan(), self.k, use_numba=use_numba, threads=resolve_threads(threads)
         )
