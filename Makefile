@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_filter.py
 	$(BIN)/python benchmarks/bench_constructions.py
 	$(BIN)/python benchmarks/bench_encodings.py
+	$(BIN)/python benchmarks/bench_decode.py
 
 # The four Table 1 simplification recipes from scratch (20-40 min on 2 cores).
 bench-simplify: $(STAMP)

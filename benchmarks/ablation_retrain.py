@@ -52,6 +52,8 @@ def variants(base: EncodeConfig) -> dict[str, EncodeConfig]:
         "+ distillation 0.5": distill,
         "default (3 ep)": replace(distill, retrain=replace(distill.retrain, epochs=base.retrain.epochs)),
         "+ 6 epochs": longer,
+        "distillation 0.9 (3 ep)": replace(distill, retrain=replace(distill.retrain, epochs=base.retrain.epochs, distill=0.9)),
+        "lr 1e-3 (3 ep)": replace(distill, retrain=replace(distill.retrain, epochs=base.retrain.epochs, lr=1e-3)),
         "literal Figure 3: pending dense, re-pruned (3 ep + 2 ep)": replace(
             distill, retrain_mode="dense", retrain=replace(distill.retrain, epochs=base.retrain.epochs)),
     }

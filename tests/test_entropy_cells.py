@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,6 +13,9 @@ from weightless.entropy import cells_kind, decode_cells, empirical_entropy_bits,
 from weightless.entropy import huffman
 from weightless.entropy._bits import Reader, pack_fixed, unpack_fixed
 from weightless.errors import FormatError, InputError
+from weightless.filters.packing import pack_cells
+
+GOLDEN_FLAGS_RAW = "9ee1a0350917987128c1b79fb7dd92236b8806914fe160030e4c97f589f09909"  # SHA-256
 
 
 def paper_like(rng, m, t, zero_frac):
@@ -39,9 +44,14 @@ def test_kinds_and_near_entropy():
     rng = np.random.default_rng(0)
     big = paper_like(rng, 200_000, 8, 0.2)
     data = encode_cells(big, 8)
-    assert cells_kind(data) == "zero+uniform"
+    assert cells_kind(data) == "flags+raw"  # within 0.5% of zero+uniform, and fast to decode
     bound = empirical_entropy_bits(big, 8) / 8
     assert bound <= len(data) < 1.01 * bound
+    slow = encode_cells(big, 8, fast=False)
+    assert cells_kind(slow) == "zero+uniform"
+    assert len(slow) <= len(data) <= 1.005 * len(slow)
+    np.testing.assert_array_equal(decode_cells(slow, big.size, 8), big)
+    np.testing.assert_array_equal(decode_cells(data, big.size, 8), big)
     uniform = rng.integers(0, 256, 5000).astype(np.uint16)  # nothing to gain: raw fallback
     assert cells_kind(encode_cells(uniform, 8)) == "raw"
     skewed = np.minimum(rng.geometric(0.3, 20_000) - 1, 15).astype(np.uint16)
@@ -62,6 +72,45 @@ def test_deterministic_and_golden():
     # zero+uniform: tag 0x12, varint 37 zeros, then two little-endian ANS words.
     assert b.hex() == "12257d627e9d05040000"
     np.testing.assert_array_equal(decode_cells(b, 40, 4), sparse)
+
+
+def test_golden_flags_raw():
+    """The flags+raw layout (kind 0x14): tag, varint zeros, varint ANS length, ANS words of the
+    nonzero flags (8 per symbol), then the nonzero cells packed at t bits."""
+    rng = np.random.default_rng(3)
+    cells = paper_like(rng, 4000, 6, 0.2)
+    data = encode_cells(cells, 6)
+    assert cells_kind(data) == "flags+raw"
+    z = int(np.count_nonzero(cells == 0))
+    assert data[0] == 0x14
+    nz = cells[cells != 0]
+    tail = (nz.size * 6 + 7) // 8
+    assert data[-tail:] == pack_cells(nz, 6)  # nonzero cells stored raw
+    assert hashlib.sha256(data).hexdigest() == GOLDEN_FLAGS_RAW, z
+    np.testing.assert_array_equal(decode_cells(data, 4000, 6), cells)
+
+
+def test_flags_raw_with_clustered_zeros():
+    """Zeros in runs (as at the ends of compact shards) code below m H(z/m); they still load."""
+    cells = np.random.default_rng(5).integers(1, 256, 20_000).astype(np.uint16)
+    cells[1000:1400] = 0
+    cells[7000:7003] = 0
+    for fast in (True, False):
+        data = encode_cells(cells, 8, fast=fast)
+        np.testing.assert_array_equal(decode_cells(data, cells.size, 8), cells)
+
+
+@pytest.mark.parametrize("cut", [1, 5, 40, 300])
+def test_flags_raw_truncated_or_wrong_m(cut):
+    cells = paper_like(np.random.default_rng(9), 5000, 6, 0.25)
+    data = encode_cells(cells, 6)
+    assert cells_kind(data) == "flags+raw"
+    with pytest.raises(FormatError):
+        decode_cells(data[:-cut], 5000, 6)
+    with pytest.raises(FormatError):
+        decode_cells(data, 5000 + cut, 6)
+    with pytest.raises(FormatError):
+        decode_cells(data, 5000 - cut, 6)
 
 
 def test_bad_inputs():
@@ -148,3 +197,62 @@ def test_pack_fixed(width):
     np.testing.assert_array_equal(unpack_fixed(data, v.size, width, "t"), v)
     with pytest.raises(FormatError):
         unpack_fixed(data[:-1], v.size, width, "t")
+
+
+def test_filter_record_old_and_new_kinds_load():
+    """A filter written with the ANS kinds (before flags+raw existed) and with the default
+    flags+raw both decode to the same filter; the new one is within 0.5% of the old size."""
+    from weightless.entropy import decode_filter, encode_filter
+    from weightless.entropy.filter_record import MAGIC
+    from weightless.filters import build
+
+    rng = np.random.default_rng(2)
+    keys = rng.choice(400_000, 20_000, replace=False)
+    f = build(keys, rng.integers(0, 4, 20_000), k=4, t=6, size=400_000, seed=3, shards=2, workers=1)
+    old = encode_filter(f, fast=False)
+    new = encode_filter(f)
+    assert old[:4] == new[:4] == MAGIC and old != new
+    assert len(old) <= len(new) <= 1.005 * len(old)
+    assert decode_filter(old) == f and decode_filter(new) == f
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_flags_raw_corruption_gives_format_error(data):
+    """Any flipped byte of a flags+raw record decodes to something or raises FormatError."""
+    cells = paper_like(np.random.default_rng(9), 5000, 6, 0.25)
+    rec = bytearray(encode_cells(cells, 6))
+    assert rec[0] == 0x14
+    i = data.draw(st.integers(0, len(rec) - 1))
+    rec[i] ^= data.draw(st.integers(1, 255))
+    try:
+        out = decode_cells(bytes(rec), 5000, 6)
+    except FormatError:
+        return
+    assert out.shape == (5000,) and out.dtype == np.uint16 and int(out.max()) < 64
+
+
+def test_flags_raw_without_numba_in_subprocess():
+    """The numpy path (WEIGHTLESS_DISABLE_NUMBA=1) writes and reads the same flags+raw bytes."""
+    import os
+    import subprocess
+    import sys
+
+    cells = paper_like(np.random.default_rng(12), 5000, 7, 0.25)
+    data = encode_cells(cells, 7)
+    assert cells_kind(data) == "flags+raw"
+    code = (
+        "import sys, numpy as np\n"
+        "from weightless._compat import HAVE_NUMBA\n"
+        "from weightless.entropy import encode_cells, decode_cells\n"
+        "assert not HAVE_NUMBA\n"
+        "cells = np.frombuffer(bytes.fromhex(sys.argv[1]), np.uint16)\n"
+        "data = encode_cells(cells, 7)\n"
+        "assert (decode_cells(bytes.fromhex(sys.argv[2]), cells.size, 7) == cells).all()\n"
+        "print(data.hex())\n"
+    )
+    env = dict(os.environ, WEIGHTLESS_DISABLE_NUMBA="1")
+    res = subprocess.run([sys.executable, "-c", code, cells.astype("<u2").tobytes().hex(), data.hex()],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == data.hex()

@@ -33,3 +33,28 @@ def test_golden_three_shards():
     assert data[:16] == bytes.fromhex("574c42460101060c0500000003000000")
     g = BloomierFilter.from_bytes(data)
     assert np.array_equal(g.query(KEYS), VALS)
+
+
+def test_golden_entropy_record_flags_raw():
+    """The entropy-coded filter record (magic WLBE) with flags+raw tables (cell record 0x14)."""
+    from weightless.entropy import decode_filter, encode_filter
+    from weightless.entropy.table_coder import cells_kind
+
+    keys = np.arange(7, 400_000, 37)
+    f = build(keys, (keys * 7919) % 5, k=5, t=6, size=400_000, seed=42, shards=2, workers=1)
+    data = encode_filter(f)
+    assert data[:5] == b"WLBE\x01" and data[5:5 + 64 + 20] == f.header_bytes()
+    first = data[5 + 84 :]
+    # varint length of shard 0's cell record, then the record: kind 0x14
+    length, i = 0, 0
+    while True:
+        length |= (first[i] & 0x7F) << (7 * i)
+        i += 1
+        if first[i - 1] < 0x80:
+            break
+    assert cells_kind(first[i : i + length]) == "flags+raw"
+    assert hashlib.sha256(data).hexdigest() == GOLDEN_WLBE, hashlib.sha256(data).hexdigest()
+    assert decode_filter(data) == f
+
+
+GOLDEN_WLBE = "3ea6743b098d84b7a4e470ed52797c1ddb08031c0669370733ab698db6a5bd68"

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from weightless._compat import HAVE_NUMBA
+from weightless.errors import InputError
 from weightless.filters import BloomierFilter, build
 from weightless.filters.paper import PAPER, num_cells
 
@@ -205,3 +206,23 @@ def test_recommended_shards():
     assert recommended_shards(3_072_537, 12) == 20
     with pytest.raises(ValueError):
         recommended_shards(-1, 6)
+
+
+@pytest.mark.parametrize("construction,shards", [("paper", 1), ("paper", 5), ("compact", 1), ("compact", 3)])
+def test_threads_give_identical_output(construction, shards):
+    """Decodes split over threads write the same bytes for any thread count (and count the
+    same false positives)."""
+    rng = np.random.default_rng(21)
+    size = 600_000
+    keys = rng.choice(size, 30_000, replace=False)
+    f = build(keys, rng.integers(0, 5, 30_000), k=5, t=7, size=size, seed=9, construction=construction,
+              shards=shards, workers=1)
+    cb = np.linspace(-1, 1, 5).astype(np.float32)
+    ref = f.reconstruct((size,), cb, threads=1)
+    idx = f.reconstruct_indices((size,), threads=1)
+    for threads in (2, 3, 8):
+        assert f.reconstruct((size,), cb, threads=threads).tobytes() == ref.tobytes()
+        assert f.reconstruct_indices((size,), threads=threads).tobytes() == idx.tobytes()
+        assert f.count_false_positives(threads=threads) == int(np.count_nonzero(idx >= 0)) - 30_000
+    with pytest.raises(InputError):
+        f.reconstruct((size,), cb, threads=0)

@@ -173,3 +173,47 @@ def test_dense_mode_reprunes_to_the_same_count(simplified, data):
         assert _param(res.model, name).tobytes() == enc.filter.reconstruct(enc.shape, enc.codebook).tobytes()
     with pytest.raises(Exception, match="retrain_mode"):
         EncodeConfig(retrain_mode="literal").validate()
+
+
+def test_default_construction_without_numba_in_subprocess(tmp_path):
+    """WEIGHTLESS_DISABLE_NUMBA=1 (advertised in the README): the default ``auto`` construction
+    falls back to the paper construction (the compact solver needs numba) and encodes."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np, torch
+from weightless._compat import HAVE_NUMBA
+from weightless.data.mnist import load_mnist
+from weightless.models import get_model
+from weightless.pipeline.encode import EncodeConfig, encode_with_retraining, resolve_construction
+from weightless.simplify.cluster import cluster_weight
+from weightless.simplify.recipe import LayerResult, SimplifyResult
+assert not HAVE_NUMBA
+assert EncodeConfig().construction == "auto" and resolve_construction("auto", 1000) == "paper"
+data = load_mnist().subset(200, 200)
+model = get_model("lenet300", seed=0)
+params = dict(model.named_parameters())
+layers = {}
+with torch.no_grad():
+    name = "fc3.weight"
+    w = params[name].detach().numpy()
+    thr = np.quantile(np.abs(w), 0.8)
+    cl = cluster_weight(np.where(np.abs(w) > thr, w, 0).astype(np.float32), 4, "density", seed=0)
+    params[name].copy_(torch.from_numpy(cl.weights()))
+    layers[name] = LayerResult(name=name, paper_name=name, method="magnitude", k=4, init="density",
+                               indices=cl.indices, codebook=cl.codebook, mask=cl.mask,
+                               nonzero_fraction=float(cl.mask.mean()))
+sim = SimplifyResult(model=model, recipe=None, layers=layers, test_error=0.0, val_error=0.0,
+                     dense_test_error=0.0, pruned_test_error=0.0, seconds={})
+res = encode_with_retraining(sim, data, EncodeConfig(t={"fc3.weight": 5}, seed_trials=1))
+assert res.layers[0].construction == "paper", res.layers[0].construction
+enc = res.tensors["fc3.weight"]
+assert np.array_equal(enc.filter.query(np.flatnonzero(cl.indices.ravel() >= 0)), cl.indices.ravel()[cl.indices.ravel() >= 0])
+print("ok")
+"""
+    env = dict(os.environ, WEIGHTLESS_DISABLE_NUMBA="1")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().endswith("ok")

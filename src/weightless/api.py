@@ -153,21 +153,30 @@ def _to_torch(rec: Record, limits: Limits | None) -> Any:
     return torch.from_numpy(a if a.flags.writeable else np.array(a, copy=True))
 
 
-def load(path: str | os.PathLike, *, framework: str = "torch", limits: Limits | None = None) -> dict[str, Any]:
+def load(path: str | os.PathLike, *, framework: str = "torch", limits: Limits | None = None,
+         device: Any = None) -> dict[str, Any]:
     """Read a ``.wl`` file and return ``{name: tensor}``.
 
     Args:
         framework: "torch" (a state_dict of ``torch.Tensor`` of the saved dtypes and shapes,
             bfloat16 included) or "numpy" (as :func:`load_arrays`).
         limits: caps on decoded sizes, see :func:`load_arrays`.
+        device: torch only: decode straight onto this device ("cpu", "cuda", ...) with
+            :func:`weightless.torch_decode.load_tensors` (same weights, bit for bit).
 
     Raises:
         LimitError: the file declares more than ``limits`` allow.
         FormatError: the file is corrupt, truncated or of an unsupported version.
-        InputError: unknown framework.
+        InputError: unknown framework, or a device with framework "numpy".
     """
     if framework not in ("torch", "numpy"):
         raise InputError(f"framework must be 'torch' or 'numpy', got {framework!r}")
+    if device is not None:
+        if framework != "torch":
+            raise InputError("device= needs framework='torch'")
+        from .torch_decode import load_tensors
+
+        return load_tensors(path, device=device, limits=limits)
     if framework == "numpy":
         return load_arrays(path, limits=limits)
     c = read_container(path)

@@ -5,7 +5,7 @@ Layout::
 
     magic    b"WLBE" | version u8 = 1
     header   the filter's ``header_bytes()`` verbatim (44 + 20 S bytes, layout documented in
-             :mod:`weightless.filters.filter`; it includes the CRC-32 of the *raw* tables)
+             :mod:`weightless.filters.wire`; it includes the CRC-32 of the *raw* tables)
     per shard: varint L | L bytes: encode_cells(cells, t) | the shard's aux bytes verbatim
 
 Decoding rebuilds the raw filter bytes and parses them with
@@ -41,12 +41,13 @@ _SHARD = struct.Struct("<IIQI")
 _MAX_SHARDS = 1 << 16
 
 
-def encode_filter(f: BloomierFilter) -> bytes:
+def encode_filter(f: BloomierFilter, *, fast: bool = True) -> bytes:
     """Return the entropy-coded record of a ``weightless.filters.BloomierFilter``, or its raw
-    ``to_bytes()`` if that is not longer (see the module docstring)."""
+    ``to_bytes()`` if that is not longer (see the module docstring). ``fast``: let
+    :func:`~weightless.entropy.encode_cells` choose the fast-decoding flags+raw kind."""
     parts = [MAGIC, bytes([VERSION]), f.header_bytes()]
     for s in f.shards:
-        cells = encode_cells(np.asarray(s.cells), f.t)
+        cells = encode_cells(np.asarray(s.cells), f.t, fast=fast)
         parts += [write_varint(len(cells)), cells, np.asarray(s.aux, dtype=np.uint8).tobytes()]
     coded = b"".join(parts)
     raw = f.to_bytes()

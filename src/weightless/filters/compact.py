@@ -32,7 +32,7 @@ for decodes and large lookups keep a bit-sliced copy of the cells in memory (64 
 result bits per 64-byte block, built once per table and cached; the file still holds m t-bit
 cells), so a window is two adjacent cache lines, prefetched in batches of 32 positions, and
 its parities take one 8-lane vector popcount (AVX-512 where the CPU has it). Large decodes run
-in up to :data:`DECODE_THREADS` threads (the kernel releases the GIL; same result).
+in up to ``threads`` threads (the kernel releases the GIL; same result).
 
 Solving needs numba (the pure-Python elimination would be impractically slow): without it
 :meth:`CompactConstruction.solve` raises ConstructionError. Lookups and decodes have a numpy
@@ -41,18 +41,17 @@ path that gives identical results.
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .._compat import HAVE_NUMBA
 from .._compat import use_numba as _use_numba
 from ..errors import ConstructionError, FieldError, InputError, TruncatedError, UnsupportedVersionError
-from .base import Solution, register
+from .base import ConstructionBase, Solution, register
 from .hashing import hash64, seed_word
+from .parallel import run_pieces
 
 if HAVE_NUMBA:  # pragma: no branch
     from . import compact_kernels as _k
@@ -73,24 +72,11 @@ FSTEP = 0.001
 MAX_TRIES = 400
 """Tries per (non-last) shard before the whole solve reports failure for this seed."""
 
-DECODE_THREADS = min(4, os.cpu_count() or 1)
-"""Threads used by large numba decodes (the kernel releases the GIL; results do not depend on it)."""
-
 PARALLEL_SOLVE_MIN = 1 << 19
 """Solves of at least this many keys run the shards on numba's thread pool (same result)."""
 
 _MIN_PER_THREAD = 1 << 18
 _SLICED_LOOKUP_MIN = 4096  # lookups of at least this many keys use the cached bit-sliced table
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=max(1, DECODE_THREADS), thread_name_prefix="wl-compact")
-        return _POOL
 
 
 AUX_VERSION = 1
@@ -268,12 +254,12 @@ CACHE_BYTES = 1 << 28
 _TC = _TableCache()
 
 
-class CompactConstruction:
+class CompactConstruction(ConstructionBase):
     """Sharded Ribbon retrieval (name ``"compact"``, file code 2). See the module docstring."""
 
     name = "compact"
     code = 2
-    supports_use_numba = True
+    solve_needs_numba = True
 
     def num_cells(self, n: int, c: float | None) -> int:
         """Cells for ``n`` keys; see :func:`num_cells`."""
@@ -381,27 +367,35 @@ class CompactConstruction:
             return out
         return _np_raw(cells, params, nsh, int(t), h)
 
-    def decode_into(
+    def validate(self, cells: np.ndarray, aux: np.ndarray, t: int, n: int, m: int) -> None:
+        """Check ``aux`` against the table (see :func:`parse_aux`); an empty table needs no aux.
+
+        Raises:
+            FormatError: ``aux`` is malformed or inconsistent with ``m``.
+        """
+        if m or aux.shape[0]:
+            parse_aux(aux, m)
+
+    def decode_lut(
         self,
         cells: np.ndarray,
         aux: np.ndarray,
         t: int,
-        k: int,
         seed: int,
         start: int,
-        codebook: np.ndarray,
+        lut: np.ndarray,
         out: np.ndarray,
         *,
         use_numba: bool | None = None,
+        threads: int = 1,
     ) -> None:
-        """``out[i] = codebook[r]`` if the raw word ``r`` of key ``start + i`` is below ``k``, else 0.
+        """``out[i] = lut[raw(start + i)]``; large numba decodes run in up to ``threads``
+        threads (same result).
 
         Raises:
             FormatError: ``aux`` is malformed or inconsistent with ``len(cells)``.
         """
         t = int(t)
-        lut = np.zeros(1 << t, dtype=out.dtype)
-        lut[:k] = np.asarray(codebook, dtype=out.dtype)[:k]
         n = int(out.shape[0])
         if cells.shape[0] == 0:
             out[:] = lut[(1 << t) - 1]
@@ -410,18 +404,9 @@ class CompactConstruction:
             zi, nsh, prm = _TC.get(cells, aux, t, seed)
             dec = _k.decode8 if t <= 8 else _k.decode16
             sw0 = seed_word(seed)
-            nthreads = min(DECODE_THREADS, n // _MIN_PER_THREAD)
-            if nthreads <= 1:
-                dec(zi, prm, nsh, sw0, t, int(start), lut, out)
-                return
-            # the kernel releases the GIL: split the range over a few threads (same result)
+            nthreads = max(1, min(threads, n // _MIN_PER_THREAD))
             cuts = [n * i // nthreads for i in range(nthreads + 1)]
-            futs = [
-                _pool().submit(dec, zi, prm, nsh, sw0, t, int(start) + a, lut, out[a:b])
-                for a, b in zip(cuts[:-1], cuts[1:])
-            ]
-            for fut in futs:
-                fut.result()
+            run_pieces(dec, [(zi, prm, nsh, sw0, t, int(start) + a, lut, out[a:b]) for a, b in zip(cuts[:-1], cuts[1:])])
             return
         nsh, params = self._prepare(cells, aux, seed)
         step = 1 << 16

@@ -308,32 +308,37 @@ def _make_decode(tp):
         """``out[i] = lut[raw(start + i)]`` using the bit-sliced table ``zi``.
 
         ``params`` rows: (offset, start count, coefficient mask, seed word, start multiplier).
-        Positions go in batches of 32: addresses first (with prefetches), then the parities of
-        8 columns at a time."""
+        Positions go in steps of 4096: their hashes first (a loop that vectorises), then in
+        batches of 32 the band addresses (with prefetches) and the parities of 8 columns at a
+        time."""
         n = out.shape[0]
-        nblk = 1 << 14
-        nb = (n + nblk - 1) // nblk
+        nblk = 1 << 12
         tmask = (_ONE << np.uint64(t)) - _ONE
         sh = np.uint64(tp - t)
-        for bi in range(nb):
-            gs = np.empty(32, np.int64)
-            cs = np.empty(32, np.uint64)
-            hms = np.empty(32, np.uint64)
-            lo0 = bi * nblk
-            hi0 = min(n, lo0 + nblk)
-            for lo in range(lo0, hi0, 32):
-                nq = min(32, hi0 - lo)
+        hb = np.empty(nblk, np.uint64)
+        gs = np.empty(32, np.int64)
+        cs = np.empty(32, np.uint64)
+        for lo0 in range(0, n, nblk):
+            L = min(n, lo0 + nblk) - lo0
+            base = np.uint64(start + lo0) + sw0
+            for j in range(L):  # hash64 of start + lo0 + j (see hashing.hash64_scalar)
+                x = base + np.uint64(j)
+                z = x ^ (x >> np.uint64(30))
+                z = z * np.uint64(0xBF58476D1CE4E5B9)
+                z = z ^ (z >> np.uint64(27))
+                z = z * np.uint64(0x94D049BB133111EB)
+                hb[j] = z ^ (z >> np.uint64(31))
+            for lo in range(0, L, 32):
+                nq = min(32, L - lo)
                 for q in range(nq):
-                    h = hash64_scalar(np.uint64(start + lo + q), sw0)
-                    g, c = _band(h, params, nshards)
+                    g, c = _band(hb[lo + q], params, nshards)
                     cs[q] = c
                     gs[q] = g
-                    hms[q] = h & tmask
                     _prefetch(zi, (g >> 6) * tp)
                     _prefetch(zi, (g >> 6) * tp + tp)
                 for q in range(nq):
                     rr = _band_word(zi, gs[q], cs[q], tp)
-                    out[lo + q] = lut[(rr >> sh) ^ hms[q]]
+                    out[lo0 + lo + q] = lut[(rr >> sh) ^ (hb[lo + q] & tmask)]
 
     return decode
 

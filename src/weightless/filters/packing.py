@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._compat import HAVE_NUMBA, njit
 from ..errors import FieldError, InputError, TruncatedError
 
-__all__ = ["packed_size", "pack_cells", "unpack_cells"]
+__all__ = ["packed_size", "pack_cells", "unpack_cells", "scatter_packed"]
 
 _CHUNK = 1 << 18  # cells per step: bounds the temporary bit matrix to 4 MiB
 
@@ -47,6 +48,10 @@ def pack_cells(cells: np.ndarray, t: int) -> bytes:
         raise InputError(f"cells must be integers, got dtype {arr.dtype}")
     if int(arr.min()) < 0 or int(arr.max()) >= (1 << t):
         raise InputError(f"cells must lie in [0, 2**{t}); got values in [{arr.min()}, {arr.max()}]")
+    if HAVE_NUMBA:
+        out = np.empty(packed_size(m, t), np.uint8)
+        _nb_pack(np.ascontiguousarray(arr, dtype=np.uint16), t, out)
+        return out.tobytes()
     words = arr.astype(">u2")
     if t == 8:
         return arr.astype(np.uint8).tobytes()
@@ -94,6 +99,10 @@ def unpack_cells(data: bytes | bytearray | memoryview | np.ndarray, m: int, t: i
     pad = need * 8 - m * t
     if pad and int(buf[-1]) & ((1 << pad) - 1):
         raise FieldError("packed cells: padding bits of the last byte are not zero")
+    if HAVE_NUMBA:
+        out = np.empty(m, dtype=np.uint16)
+        _nb_unpack(_slack(buf), t, out)
+        return out
     # cell i starts at bit i t: read the 24 bits at byte (i t) >> 3 (t + 7 <= 23) and shift
     b32 = np.zeros(need + 2, dtype=np.uint32)
     b32[:need] = buf
@@ -106,4 +115,109 @@ def unpack_cells(data: bytes | bytearray | memoryview | np.ndarray, m: int, t: i
         w = (b32[j] << np.uint32(16)) | (b32[j + 1] << np.uint32(8)) | b32[j + 2]
         sh = (24 - t - (bitpos & 7)).astype(np.uint32)
         out[lo:hi] = (w >> sh) & mask
+    return out
+
+
+@njit
+def _nb_pack(cells, t, out):
+    """Pack ``cells`` into ``out`` (exactly packed_size bytes), MSB first, zero padding. Groups
+    of 8 cells fill exactly ``t`` bytes."""
+    m = cells.shape[0]
+    full = m // 8
+    if t <= 8:
+        for g in range(full):
+            acc = np.uint64(0)
+            for j in range(8):
+                acc = (acc << np.uint64(t)) | np.uint64(cells[8 * g + j])
+            for b in range(t):
+                out[g * t + b] = np.uint8((acc >> np.uint64(8 * (t - 1 - b))) & np.uint64(0xFF))
+        start = full * 8
+        j = full * t
+    else:
+        start = 0
+        j = 0
+    acc = np.uint64(0)
+    nbits = 0
+    for i in range(start, m):
+        acc = (acc << np.uint64(t)) | np.uint64(cells[i])
+        nbits += t
+        while nbits >= 8:
+            nbits -= 8
+            out[j] = np.uint8((acc >> np.uint64(nbits)) & np.uint64(0xFF))
+            j += 1
+    if nbits:
+        out[j] = np.uint8((acc << np.uint64(8 - nbits)) & np.uint64(0xFF))
+
+
+@njit(inline="always")
+def _field(buf, bitpos, t, mask):
+    """The ``t`` bits (t <= 16) at bit ``bitpos`` of ``buf`` (MSB first; 2 bytes of slack)."""
+    j = bitpos >> 3
+    w = (np.uint32(buf[j]) << np.uint32(16)) | (np.uint32(buf[j + 1]) << np.uint32(8)) | np.uint32(buf[j + 2])
+    return (w >> np.uint32(24 - t - (bitpos & 7))) & mask
+
+
+@njit
+def _nb_unpack(buf, t, out):
+    """Unpack ``len(out)`` cells of ``t`` bits from ``buf`` (MSB first; 2 bytes of slack)."""
+    mask = np.uint32((1 << t) - 1)
+    for i in range(out.shape[0]):
+        out[i] = np.uint16(_field(buf, i * t, t, mask))
+
+
+@njit
+def _nb_scatter(flags, buf, t, out):
+    """out[i] = next packed cell of ``buf`` (2 bytes of slack) where bit i of ``flags`` (MSB
+    first) is set, else 0. Branch-free: every cell reads the field at the current position."""
+    mask = np.uint32((1 << t) - 1)
+    m = out.shape[0]
+    bitpos = 0
+    for b in range((m + 7) >> 3):
+        f = flags[b]
+        base = b * 8
+        for k in range(min(8, m - base)):
+            bit = np.int64((f >> (7 - k)) & 1)
+            out[base + k] = np.uint16(_field(buf, bitpos, t, mask) * np.uint32(bit))
+            bitpos += t * bit
+
+
+def _slack(buf: np.ndarray) -> np.ndarray:
+    """``buf`` followed by 3 zero bytes (the kernels read up to 2 bytes past a field)."""
+    out = np.zeros(buf.shape[0] + 3, np.uint8)
+    out[: buf.shape[0]] = buf
+    return out
+
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+def scatter_packed(flags: np.ndarray, data: bytes | memoryview, m: int, t: int) -> np.ndarray:
+    """Return ``m`` uint16 cells: zero where the bit of ``flags`` (uint8, MSB first, ``ceil(m / 8)``
+    bytes) is clear, else the next of the ``t``-bit cells packed in ``data`` (:func:`pack_cells`
+    layout).
+
+    Raises:
+        FieldError / TruncatedError: ``flags`` is not ``ceil(m / 8)`` bytes or has padding bits
+            set, or ``data`` does not hold exactly one cell per set flag (padding bits zero).
+    """
+    _check_t(t)
+    flags = np.ascontiguousarray(flags, dtype=np.uint8).reshape(-1)
+    if flags.shape[0] != (m + 7) // 8:
+        raise FieldError(f"cell flags: expected {(m + 7) // 8} bytes for {m} cells, got {flags.shape[0]}")
+    if m % 8 and int(flags[-1]) & ((1 << (8 - m % 8)) - 1):
+        raise FieldError("cell flags: padding bits of the last byte are not zero")
+    count = int(_POPCOUNT[flags].sum())
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if not HAVE_NUMBA:
+        out = np.zeros(m, np.uint16)
+        out[np.unpackbits(flags, count=m).astype(bool)] = unpack_cells(buf, count, t)
+        return out
+    need = packed_size(count, t)
+    if buf.shape[0] != need:
+        unpack_cells(buf, count, t)  # raises the length error
+    pad = need * 8 - count * t
+    if pad and int(buf[-1]) & ((1 << pad) - 1):
+        raise FieldError("packed cells: padding bits of the last byte are not zero")
+    out = np.empty(m, np.uint16)
+    _nb_scatter(flags, _slack(buf), t, out)
     return out

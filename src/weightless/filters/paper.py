@@ -25,22 +25,28 @@ stay zero.
 Decoding: the numba kernels hash a step of 1024 positions into index buffers (this loop is
 vectorised with AVX-512/AVX2), then look up a ``uint8`` working copy of the cells (when
 ``t <= 8``), so the lookups touch a table of ``m`` bytes. Keeping that table in the CPU's L2
-cache is the job of sharding (see :mod:`weightless.filters.filter`): shards are assigned per
-block of positions, and a shard's blocks are decoded together. The numpy fallback does the same
-arithmetic in place on steps of 16384 positions (its buffers stay in L2).
+cache is the job of sharding (see :mod:`weightless.filters.sharding`): shards are assigned per
+block of positions, and a shard's blocks are decoded together; a decode in several threads
+gives each thread a contiguous piece of the blocks (grouped by shard). The kernels live in
+:mod:`.paper_kernels`. Building peels in numba, recording each peeled edge's row in peel order
+so that the assignment reads them sequentially, with software prefetches of the edges and
+cells a batch will touch. The numpy fallback does the same arithmetic in place on steps of
+16384 positions (its buffers stay in L2).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .._compat import njit
 from .._compat import use_numba as _use_numba
 from ..errors import FieldError, InputError
-from .base import Solution, register
+from . import paper_kernels as _k
+from .base import ConstructionBase, Solution, register
 from .hashing import hash64, hash64_scalar, seed_word
+from .parallel import run_pieces
 
 __all__ = ["PaperConstruction", "PAPER", "num_cells", "cell_indices", "MIX"]
 
@@ -52,8 +58,6 @@ _M32 = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
-#: Positions hashed per step of the numba decode kernels (index buffers stay in L1).
-DECODE_STEP = 1024
 #: Positions per step of the numpy decode (buffers stay in L2).
 NP_STEP = 16384
 #: Below this many keys, m = ceil(c n) + 8: small tables of ceil(1.25 n) cells fail to peel
@@ -97,297 +101,6 @@ def cell_indices(keys: np.ndarray, t: int, m: int, seed: int) -> tuple[np.ndarra
     h2 = ((((z * _MIX) >> _S32) * q2) >> _S32) + q + q
     hm = z & np.uint64((1 << t) - 1)
     return h0.astype(np.int64), h1.astype(np.int64), h2.astype(np.int64), hm.astype(np.int64)
-
-
-# --------------------------------------------------------------------------- numba kernels
-
-
-@njit
-def _nb_edges(keys, values, sw, q, q2, tmask, E):
-    """E[i] = (h0, h1, h2, value ^ hM) of key i."""
-    qq = np.uint64(q)
-    qq2 = np.uint64(q2)
-    for i in range(keys.shape[0]):
-        z = hash64_scalar(np.uint64(keys[i]), sw)
-        E[i, 0] = np.int32(((z >> np.uint64(32)) * qq) >> np.uint64(32))
-        E[i, 1] = np.int32(((z & np.uint64(0xFFFFFFFF)) * qq) >> np.uint64(32)) + np.int32(q)
-        E[i, 2] = np.int32((((z * np.uint64(0xD6E8FEB86659FD93)) >> np.uint64(32)) * qq2) >> np.uint64(32)) + np.int32(
-            2 * q
-        )
-        E[i, 3] = np.int32(values[i]) ^ np.int32(z & np.uint64(tmask))
-
-
-#: Degree-one cells handled per batch of the peeling and assignment kernels: the loads of a
-#: batch are independent, so the CPU overlaps their cache misses.
-PEEL_BATCH = 64
-
-
-@njit
-def _nb_peel_init(E, st, shift, max_degree):
-    """Fill the packed cell states: degree (bits >= shift) and XOR of incident edge numbers
-    (bits < shift). False if a degree exceeds ``max_degree`` (the packing would overflow)."""
-    one = np.int64(1) << shift
-    for i in range(E.shape[0]):
-        for j in range(3):
-            a = E[i, j]
-            sa = (np.int64(st[a]) + one) ^ i
-            if (sa >> shift) > max_degree:
-                return False
-            st[a] = sa
-    return True
-
-
-@njit
-def _nb_peel_scan(st, shift, m, q, cand, counts):
-    """Degree-one cells of segment j into cand[j q :], their number into counts[j]."""
-    n0 = 0
-    n1 = 0
-    n2 = 0
-    for v in range(m):
-        if (np.int64(st[v]) >> shift) == 1:
-            if v < q:
-                cand[n0] = v
-                n0 += 1
-            elif v < 2 * q:
-                cand[q + n1] = v
-                n1 += 1
-            else:
-                cand[2 * q + n2] = v
-                n2 += 1
-    counts[0] = n0
-    counts[1] = n1
-    counts[2] = n2
-
-
-@njit
-def _nb_peel_rounds(E, q, st, shift, cand, nxt, counts, order_e, order_v, ends):
-    """The peeling rounds (see :func:`_nb_peel`); returns (n_rounds, n_peeled)."""
-    one = np.int64(1) << shift
-    low = one - 1
-    nrounds = 0
-    eb = np.empty(PEEL_BATCH, np.int64)
-    rows = np.empty((PEEL_BATCH, 3), np.int32)
-    npeeled = 0
-    while counts[0] + counts[1] + counts[2] > 0:
-        n0 = 0
-        n1 = 0
-        n2 = 0
-        for seg in range(3):
-            b0 = seg * q
-            for j0 in range(0, counts[seg], PEEL_BATCH):
-                j1 = min(j0 + PEEL_BATCH, counts[seg])
-                cnt = 0
-                for jv in range(j0, j1):  # 1: the cells
-                    v = cand[b0 + jv]
-                    sv = np.int64(st[v])
-                    if (sv >> shift) == 1:
-                        e = sv & low
-                        eb[cnt] = e
-                        order_e[npeeled + cnt] = e
-                        order_v[npeeled + cnt] = v
-                        cnt += 1
-                for x in range(cnt):  # 2: their edges
-                    e = eb[x]
-                    rows[x, 0] = E[e, 0]
-                    rows[x, 1] = E[e, 1]
-                    rows[x, 2] = E[e, 2]
-                for x in range(cnt):  # 3: remove the edges from their cells
-                    e = eb[x]
-                    a = rows[x, 0]
-                    sa = (np.int64(st[a]) - one) ^ e
-                    st[a] = sa
-                    if (sa >> shift) == 1:
-                        nxt[n0] = a
-                        n0 += 1
-                    a = rows[x, 1]
-                    sa = (np.int64(st[a]) - one) ^ e
-                    st[a] = sa
-                    if (sa >> shift) == 1:
-                        nxt[q + n1] = a
-                        n1 += 1
-                    a = rows[x, 2]
-                    sa = (np.int64(st[a]) - one) ^ e
-                    st[a] = sa
-                    if (sa >> shift) == 1:
-                        nxt[2 * q + n2] = a
-                        n2 += 1
-                npeeled += cnt
-        ends[nrounds] = npeeled
-        nrounds += 1
-        tmp = cand
-        cand = nxt
-        nxt = tmp
-        counts[0] = n0
-        counts[1] = n1
-        counts[2] = n2
-    return nrounds, npeeled
-
-
-def _nb_peel(E: np.ndarray, m: int, q: int, st: np.ndarray, shift: int, max_degree: int) -> tuple:
-    """Round-synchronous peeling. Returns (order_e, order_v, round_ends, n_peeled): the edges in
-    peel order (rounds concatenated), the cell each was peeled through, and where each round
-    ends in that order; n_peeled = -1 if a cell degree exceeds ``max_degree`` (the packed
-    state would overflow: call again with an int64 ``st``, shift 32).
-
-    ``st`` (zeros, length m) packs a cell's degree (bits >= shift) and the XOR of its incident
-    edge numbers (bits < shift) in one word: one cache miss per cell visit. Each round visits
-    the degree-one cells of segment 0, then 1, then 2: an edge has one cell per segment, so the
-    first visit that finds it is through its lowest degree-one cell, as in the numpy version.
-    Within one segment's visit the degree-one cells are independent (each one's only edge has
-    no other cell in that segment), so they are processed in batches: read the cells, then the
-    edges, then update the edges' cells. (Three small kernels: one big one takes LLVM ~10 s to
-    compile.)
-    """
-    n = E.shape[0]
-    if not _nb_peel_init(E, st, shift, max_degree):
-        return None, None, None, -1
-    cand = np.empty(m, np.int32)
-    counts = np.zeros(3, np.int64)
-    _nb_peel_scan(st, shift, m, q, cand, counts)
-    order_e = np.empty(n, np.int32)
-    order_v = np.empty(n, np.int32)
-    ends = np.empty(n + 1, np.int64)
-    nrounds, npeeled = _nb_peel_rounds(E, q, st, shift, cand, np.empty(m, np.int32), counts, order_e, order_v, ends)
-    return order_e, order_v, ends[:nrounds], npeeled
-
-
-@njit
-def _nb_assign(order_e, order_v, ends, E, m):
-    """Assign the cells in reverse round order. The edges of one round never read each
-    other's peel cells, so each round is processed in batches of independent loads."""
-    cells = np.zeros(m, np.uint16)
-    acc = np.empty(PEEL_BATCH, np.uint16)
-    for r in range(ends.shape[0] - 1, -1, -1):
-        lo = ends[r - 1] if r > 0 else 0
-        hi = ends[r]
-        for j0 in range(lo, hi, PEEL_BATCH):
-            cnt = min(PEEL_BATCH, hi - j0)
-            for x in range(cnt):
-                e = order_e[j0 + x]
-                acc[x] = np.uint16(E[e, 3]) ^ cells[E[e, 0]] ^ cells[E[e, 1]] ^ cells[E[e, 2]]
-            for x in range(cnt):
-                cells[order_v[j0 + x]] = acc[x]
-    return cells
-
-
-@njit
-def _nb_hash_step(base, n, sw, q, q2, tmask, ia, ib, ic, im):
-    """Cell indices (uint32 buffers: unsigned indices need no wrap-around checks) and masks
-    (buffer of the table's dtype) of positions base .. base + n - 1. Vectorises."""
-    qq = np.uint64(q)
-    qq2 = np.uint64(q2)
-    iq = np.uint32(q)
-    for j in range(n):
-        x = np.uint64(base + j) + sw
-        z = x ^ (x >> np.uint64(30))
-        z = z * np.uint64(0xBF58476D1CE4E5B9)
-        z = z ^ (z >> np.uint64(27))
-        z = z * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-        ia[j] = np.uint32(((z >> np.uint64(32)) * qq) >> np.uint64(32))
-        ib[j] = np.uint32(((z & np.uint64(0xFFFFFFFF)) * qq) >> np.uint64(32)) + iq
-        ic[j] = np.uint32((((z * np.uint64(0xD6E8FEB86659FD93)) >> np.uint64(32)) * qq2) >> np.uint64(32)) + iq + iq
-        im[j] = z & np.uint64(tmask)
-
-
-@njit
-def _nb_decode_blocks(cells, offs, ms, sws, tmask, block_bits, blocks, block_shard, size, lut, out):
-    """For each block index in ``blocks`` (positions [b << block_bits, ...) clipped to size),
-    write ``lut[raw]`` into ``out`` at the same positions. ``cells`` holds every shard's table
-    back to back (shard s at offs[s], ms[s] cells); a shard with m = 0 answers ``lut[tmask]``."""
-    ia = np.empty(DECODE_STEP, np.uint32)
-    ib = np.empty(DECODE_STEP, np.uint32)
-    ic = np.empty(DECODE_STEP, np.uint32)
-    im = np.empty(DECODE_STEP, cells.dtype)
-    bsize = np.int64(1) << block_bits
-    for bi in range(blocks.shape[0]):
-        b = blocks[bi]
-        lo = np.int64(b) * bsize
-        hi = min(lo + bsize, size)
-        s = block_shard[b]
-        m = ms[s]
-        if m == 0:
-            empty = lut[tmask]
-            for p in range(lo, hi):
-                out[p] = empty
-            continue
-        q = m // 3
-        tab = cells[offs[s] : offs[s] + m]
-        sw = sws[s]
-        for p0 in range(lo, hi, DECODE_STEP):
-            L = min(DECODE_STEP, hi - p0)
-            _nb_hash_step(p0, L, sw, q, m - 2 * q, tmask, ia, ib, ic, im)
-            o = out[p0 : p0 + L]  # a view: its index j is known >= 0, no wrap-around fix-up
-            for j in range(L):
-                o[j] = lut[tab[ia[j]] ^ tab[ib[j]] ^ tab[ic[j]] ^ im[j]]
-
-
-@njit
-def _nb_count_blocks(cells, offs, ms, sws, tmask, block_bits, blocks, block_shard, size, k):
-    """Number of positions in the given blocks whose raw word is < k."""
-    ia = np.empty(DECODE_STEP, np.uint32)
-    ib = np.empty(DECODE_STEP, np.uint32)
-    ic = np.empty(DECODE_STEP, np.uint32)
-    im = np.empty(DECODE_STEP, cells.dtype)
-    bsize = np.int64(1) << block_bits
-    total = 0
-    for bi in range(blocks.shape[0]):
-        b = blocks[bi]
-        lo = np.int64(b) * bsize
-        hi = min(lo + bsize, size)
-        s = block_shard[b]
-        m = ms[s]
-        if m == 0:
-            continue
-        q = m // 3
-        tab = cells[offs[s] : offs[s] + m]
-        sw = sws[s]
-        for p0 in range(lo, hi, DECODE_STEP):
-            L = min(DECODE_STEP, hi - p0)
-            _nb_hash_step(p0, L, sw, q, m - 2 * q, tmask, ia, ib, ic, im)
-            cnt = 0
-            for j in range(L):
-                r = tab[ia[j]] ^ tab[ib[j]] ^ tab[ic[j]] ^ im[j]
-                cnt += np.int64(r < k)
-            total += cnt
-    return total
-
-
-@njit
-def _nb_lookup(cells, offs, ms, sws, tmask, shard_of, keys, out):
-    """Raw words for arbitrary keys; ``shard_of[i]`` is the shard of ``keys[i]``."""
-    for i in range(keys.shape[0]):
-        s = shard_of[i]
-        m = ms[s]
-        if m == 0:
-            out[i] = np.uint16(tmask)
-            continue
-        q = m // 3
-        o = offs[s]
-        z = hash64_scalar(np.uint64(keys[i]), sws[s])
-        a = np.int64(((z >> np.uint64(32)) * np.uint64(q)) >> np.uint64(32))
-        b = np.int64(((z & np.uint64(0xFFFFFFFF)) * np.uint64(q)) >> np.uint64(32)) + q
-        w = z * np.uint64(0xD6E8FEB86659FD93)
-        c = np.int64(((w >> np.uint64(32)) * np.uint64(m - 2 * q)) >> np.uint64(32)) + 2 * q
-        out[i] = np.uint16(np.uint16(cells[o + a]) ^ np.uint16(cells[o + b]) ^ np.uint16(cells[o + c])) ^ np.uint16(
-            z & np.uint64(tmask)
-        )
-
-
-@njit
-def _decode_window(tab, m, sw, tmask, start, n, lut, out):
-    """``out[i] = lut[raw(start + i)]`` for i < n, one table (numba)."""
-    ia = np.empty(DECODE_STEP, np.uint32)
-    ib = np.empty(DECODE_STEP, np.uint32)
-    ic = np.empty(DECODE_STEP, np.uint32)
-    im = np.empty(DECODE_STEP, tab.dtype)
-    q = m // 3
-    for i0 in range(0, n, DECODE_STEP):
-        L = min(DECODE_STEP, n - i0)
-        _nb_hash_step(start + i0, L, sw, q, m - 2 * q, tmask, ia, ib, ic, im)
-        o = out[i0 : i0 + L]
-        for j in range(L):
-            o[j] = lut[tab[ia[j]] ^ tab[ib[j]] ^ tab[ic[j]] ^ im[j]]
 
 
 # --------------------------------------------------------------------------- numpy fallback
@@ -484,18 +197,40 @@ class _NpDecoder:
 # --------------------------------------------------------------------------- construction
 
 
-class PaperConstruction:
-    """The paper's construction (name ``"paper"``, file code 1). See the module docstring.
+class _Tables:
+    """Decode-ready tables of a paper filter: for numba, every shard's cells back to back
+    (uint8 when t <= 8, else uint16) with offsets, sizes and seed words; for numpy, one
+    :class:`_NpDecoder` per non-empty shard."""
 
-    Besides the :class:`~weightless.filters.base.Construction` protocol, every method takes an
-    optional ``use_numba`` keyword (``supports_use_numba``), and the filter may call the
-    multi-shard kernels of this module directly (``supports_block_decode``).
-    """
+    def __init__(self, shards: Sequence[Any], t: int, numba: bool) -> None:
+        self.numba = numba
+        self.tmask = (1 << t) - 1
+        if numba:
+            dt = np.uint8 if t <= 8 else np.uint16
+            self.ms = np.array([s.m for s in shards], dtype=np.int64)
+            self.offs = np.zeros(len(shards), np.int64)
+            np.cumsum(self.ms[:-1], out=self.offs[1:])
+            self.cells = np.empty(int(self.ms.sum()), dt)
+            for s, o in zip(shards, self.offs):
+                self.cells[o : o + s.m] = s.cells
+            self.sws = np.array([seed_word(s.seed) for s in shards], dtype=np.uint64)
+        else:
+            self.decoders = [_NpDecoder(s.cells, t, s.seed) if s.m else None for s in shards]
+
+
+def _pieces(plan: Any, threads: int) -> list[np.ndarray]:
+    """Cut the blocks (grouped by shard) into ``threads`` contiguous pieces of equal length."""
+    nb = plan.order.shape[0]
+    threads = max(1, min(threads, nb // 16 or 1))
+    cuts = [nb * i // threads for i in range(threads + 1)]
+    return [plan.order[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+class PaperConstruction(ConstructionBase):
+    """The paper's construction (name ``"paper"``, file code 1). See the module docstring."""
 
     name = "paper"
     code = 1
-    supports_use_numba = True
-    supports_block_decode = True
 
     def num_cells(self, n: int, c: float | None) -> int:
         """Cells for ``n`` keys; see :func:`num_cells`."""
@@ -510,14 +245,7 @@ class PaperConstruction:
             raise FieldError(f"paper construction: {aux.shape[0]} aux bytes (expected none)")
 
     def solve(
-        self,
-        keys: np.ndarray,
-        values: np.ndarray,
-        t: int,
-        m: int,
-        seed: int,
-        *,
-        use_numba: bool | None = None,
+        self, keys: np.ndarray, values: np.ndarray, t: int, m: int, seed: int, *, use_numba: bool | None = None
     ) -> Solution | None:
         """Peel the hypergraph of ``keys`` for ``seed``; return the table (uint16 cells, empty
         aux), or None if this seed leaves a non-empty 2-core (retry with another seed)."""
@@ -526,28 +254,15 @@ class PaperConstruction:
             return Solution(np.zeros(m, np.uint16), np.zeros(0, np.uint8))
         if m < 3 or n >= 1 << 31:
             return None
-        tmask = (1 << t) - 1
-        q = m // 3
         if _use_numba(use_numba):
-            E = np.empty((n, 4), np.int32)
-            _nb_edges(
+            cells = _k.solve(
                 np.asarray(keys).astype(np.uint64, copy=False),
                 np.asarray(values).astype(np.int32, copy=False),
                 seed_word(int(seed) & _MASK64),
-                q,
-                m - 2 * q,
-                tmask,
-                E,
+                m,
+                (1 << t) - 1,
             )
-            if n < 1 << 26:
-                order_e, order_v, ends, npeeled = _nb_peel(E, m, q, np.zeros(m, np.uint32), 26, 63)
-            else:
-                npeeled = -1
-            if npeeled < 0:
-                order_e, order_v, ends, npeeled = _nb_peel(E, m, q, np.zeros(m, np.int64), 32, 1 << 30)
-            if npeeled < n:
-                return None
-            return Solution(_nb_assign(order_e, order_v, ends, E, m), np.zeros(0, np.uint8))
+            return None if cells is None else Solution(cells, np.zeros(0, np.uint8))
         h0, h1, h2, hm = cell_indices(keys, t, m, seed)
         rounds, npeeled = _np_peel(h0, h1, h2, m)
         if npeeled < n:
@@ -559,14 +274,7 @@ class PaperConstruction:
         return Solution(cells.astype(np.uint16), np.zeros(0, np.uint8))
 
     def lookup(
-        self,
-        cells: np.ndarray,
-        aux: np.ndarray,
-        t: int,
-        seed: int,
-        keys: np.ndarray,
-        *,
-        use_numba: bool | None = None,
+        self, cells: np.ndarray, aux: np.ndarray, t: int, seed: int, keys: np.ndarray, *, use_numba: bool | None = None
     ) -> np.ndarray:
         """Raw t-bit words (uint16) for ``keys`` in a table of ``len(cells)`` cells."""
         keys = np.asarray(keys).astype(np.uint64, copy=False).reshape(-1)
@@ -576,46 +284,16 @@ class PaperConstruction:
             return np.full(keys.shape[0], tmask, dtype=np.uint16)
         if _use_numba(use_numba):
             out = np.empty(keys.shape[0], np.uint16)
-            _nb_lookup(
-                np.ascontiguousarray(cells, dtype=np.uint16),
-                np.zeros(1, np.int64),
-                np.array([m], np.int64),
-                np.array([seed_word(int(seed) & _MASK64)], np.uint64),
-                tmask,
-                np.zeros(keys.shape[0], np.int32),
-                keys,
-                out,
-            )
+            _k.nb_lookup(np.ascontiguousarray(cells, dtype=np.uint16), m, seed_word(int(seed) & _MASK64), tmask, keys, out)
             return out
         h0, h1, h2, hm = cell_indices(keys, t, m, seed)
         c = cells.astype(np.int64, copy=False)
         return (c[h0] ^ c[h1] ^ c[h2] ^ hm).astype(np.uint16)
 
-    def decode_into(
-        self,
-        cells: np.ndarray,
-        aux: np.ndarray,
-        t: int,
-        k: int,
-        seed: int,
-        start: int,
-        codebook: np.ndarray,
-        out: np.ndarray,
-        *,
-        use_numba: bool | None = None,
-    ) -> None:
-        """``out[i] = codebook[raw(start + i)]`` if the raw word is < k, else 0."""
-        lut = np.zeros(1 << t, dtype=out.dtype)
-        lut[:k] = np.asarray(codebook, dtype=out.dtype)[:k]
-        self.decode_lut(cells, t, seed, start, lut, out, use_numba=use_numba)
-
-    def np_decoder(self, cells: np.ndarray, t: int, seed: int) -> "_NpDecoder":
-        """Prepared numpy-path decoder for one table (see :meth:`decode_lut`)."""
-        return _NpDecoder(cells, t, seed)
-
     def decode_lut(
         self,
         cells: np.ndarray,
+        aux: np.ndarray,
         t: int,
         seed: int,
         start: int,
@@ -623,11 +301,9 @@ class PaperConstruction:
         out: np.ndarray,
         *,
         use_numba: bool | None = None,
-        decoder: "_NpDecoder | None" = None,
+        threads: int = 1,
     ) -> None:
-        """``out[i] = lut[raw(start + i)]`` (``lut`` has ``2**t`` entries). ``decoder`` (from
-        :meth:`np_decoder` for the same table) saves re-preparing the table on each call of
-        the numpy path."""
+        """``out[i] = lut[raw(start + i)]`` (``lut`` has ``2**t`` entries), one table."""
         n = out.shape[0]
         m = int(cells.shape[0])
         if m == 0:
@@ -635,12 +311,77 @@ class PaperConstruction:
             return
         if _use_numba(use_numba):
             tab = cells.astype(np.uint8) if t <= 8 else np.ascontiguousarray(cells, dtype=np.uint16)
-            _decode_window(tab, m, seed_word(int(seed) & _MASK64), (1 << t) - 1, int(start), n, lut, out)
+            _k.nb_decode_window(tab, m, seed_word(int(seed) & _MASK64), (1 << t) - 1, int(start), n, lut, out)
             return
-        dec = decoder if decoder is not None else _NpDecoder(cells, t, seed)
+        dec = _NpDecoder(cells, t, seed)
         for lo in range(0, n, NP_STEP):
             hi = min(n, lo + NP_STEP)
             np.take(lut, dec.raw(start + lo, hi - lo), out=out[lo:hi], mode="wrap")
+
+    def prepare(self, shards: Sequence[Any], t: int, *, use_numba: bool | None = None) -> _Tables:
+        """Decode-ready tables (see :class:`_Tables`)."""
+        return _Tables(shards, t, _use_numba(use_numba))
+
+    def decode_layer(
+        self, tables: _Tables, t: int, plan: Any, lut: np.ndarray, out: np.ndarray, *, use_numba: bool | None = None, threads: int = 1
+    ) -> None:
+        """``out[p] = lut[raw(p)]`` for every position: numba kernels over each piece of the
+        blocks (grouped by shard, so each shard's table stays in cache) in up to ``threads``
+        threads, or the numpy path in steps of :data:`NP_STEP` positions."""
+        if tables.numba:
+            run_pieces(
+                _k.nb_decode_blocks,
+                [
+                    (tables.cells, tables.offs, tables.ms, tables.sws, tables.tmask, plan.block_bits, blocks, plan.block_shard, plan.size, lut, out)
+                    for blocks in _pieces(plan, threads)
+                ],
+            )
+            return
+        for where, raw in _np_batches(tables, plan):
+            if isinstance(where, slice):
+                np.take(lut, raw, out=out[where], mode="wrap")
+            else:
+                out[where] = np.take(lut, raw, mode="wrap")
+
+    def count_below(
+        self, tables: _Tables, t: int, plan: Any, k: int, *, use_numba: bool | None = None, threads: int = 1
+    ) -> int:
+        """Number of positions whose raw word is below ``k``."""
+        if tables.numba:
+            counts = run_pieces(
+                _k.nb_count_blocks,
+                [
+                    (tables.cells, tables.offs, tables.ms, tables.sws, tables.tmask, plan.block_bits, blocks, plan.block_shard, plan.size, k)
+                    for blocks in _pieces(plan, threads)
+                ],
+            )
+            return int(sum(counts))
+        return sum(int(np.count_nonzero(raw < k)) for _, raw in _np_batches(tables, plan))
+
+
+def _np_batches(tables: _Tables, plan: Any) -> Iterator[tuple[slice | np.ndarray, np.ndarray]]:
+    """Numpy path: yield (index, raw words) covering every position once; index is a slice or
+    an int64 position array. A shard's blocks are batched into steps of NP_STEP positions, so
+    each shard's table stays in cache."""
+    step = NP_STEP
+    empty = np.full(step, tables.tmask, np.uint16)
+    if plan.shards == 1:
+        dec = tables.decoders[0]
+        for lo in range(0, plan.size, step):
+            hi = min(plan.size, lo + step)
+            yield slice(lo, hi), (empty[: hi - lo] if dec is None else dec.raw(lo, hi - lo))
+        return
+    bb = plan.block_bits
+    per = max(1, step >> bb)
+    inner = np.arange(1 << bb, dtype=np.uint64)
+    for s, dec in enumerate(tables.decoders):
+        blocks = plan.order[plan.bounds[s] : plan.bounds[s + 1]]  # ascending
+        for j in range(0, blocks.size, per):
+            pos = ((blocks[j : j + per].astype(np.uint64) << np.uint64(bb))[:, None] + inner).reshape(-1)
+            if int(pos[-1]) >= plan.size:
+                pos = pos[pos < np.uint64(plan.size)]
+            raw = np.full(pos.shape[0], tables.tmask, np.uint16) if dec is None else dec.raw(0, 0, positions=pos)
+            yield pos.view(np.int64), raw
 
 
 PAPER = register(PaperConstruction())

@@ -27,12 +27,15 @@ def layer_seed(base: int, name: str) -> int:
 
 
 def resolve_construction(construction: str, positions: int) -> str:
-    """Return the construction used for a layer of ``positions`` positions ("auto" resolved)."""
+    """Return the construction used for a layer of ``positions`` positions ("auto" resolved:
+    compact for small layers when it can be built here, i.e. with numba, else paper)."""
+    from .._compat import HAVE_NUMBA
     from ..filters import constructions
 
     if construction != "auto":
         return construction
-    if "compact" in constructions() and positions <= AUTO_COMPACT_MAX_POSITIONS:
+    compact = constructions().get("compact")
+    if compact is not None and (HAVE_NUMBA or not compact.solve_needs_numba) and positions <= AUTO_COMPACT_MAX_POSITIONS:
         return "compact"
     return "paper"
 
