@@ -137,6 +137,24 @@ def decode_cell_record(rec: bytes, m: int, t: int) -> np.ndarray:
             c, p = read_varint(rec, p)
             counts.append(c)
         probs = [c / m for c in counts]
+    elif tag == 0x14:  # zero flags (ANS, 8 per symbol) + raw nonzero cells
+        z, p = read_varint(rec, 1)
+        n_flags, p = read_varint(rec, p)
+        if not 0 < z < m:
+            raise ValueError("0x14: zero count")
+        nb, q = -(-m // 8), (m - z) / m
+        probs = [q ** bin(b).count("1") * (1 - q) ** (8 - bin(b).count("1")) for b in range(256)]
+        fw = rec[p : p + n_flags]
+        flag_bytes = ans_decode(list(struct.unpack(f"<{len(fw) // 4}I", fw)), probs, nb)
+        bits = np.unpackbits(np.array(flag_bytes, dtype=np.uint8))  # bit 7 - j of byte b = cell 8b + j
+        if bits[m:].any() or int(bits[:m].sum()) != m - z:
+            raise ValueError("0x14: flags")
+        raw = rec[p + n_flags :]
+        if len(raw) != -(-(m - z) * t // 8):
+            raise ValueError("0x14: nonzero cells length")
+        cells = np.zeros(m, np.int64)
+        cells[np.flatnonzero(bits[:m])] = unpack_msb(raw, m - z, t)
+        return cells
     else:
         raise ValueError("cell record tag")
     words = list(struct.unpack(f"<{(len(rec) - p) // 4}I", rec[p:]))

@@ -194,7 +194,7 @@ def _solve_one_shard(s, hs, vals, starts, ssw, t, f0, fstep, max_tries, tmp_off,
             return
 
 
-@njit(parallel=True)
+@njit(parallel=True, cache=False)  # a cached parallel kernel was seen to crash on reload
 def _solve_shards_par(hs, vals, starts, nshards, ssw, t, f0, fstep, max_tries, tmp_off, tmp, ms_out):
     """Shards 0..S-2 on numba's thread pool (each writes only its own region)."""
     for s in prange(nshards - 1):
