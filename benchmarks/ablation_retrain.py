@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.rows:
             todo = [todo[int(i)] for i in args.rows.split(",")]
         if args.auto:
-            todo.append(("default, automatic t", replace(base, t={})))
+            todo.append((f"default, automatic t (z = {base.confidence_z})", replace(base, t={})))
         for name, cfg in todo:
             log(f"== {key} {name}")
             row = run_row(key, name, cfg, simp, data, log)
