@@ -110,7 +110,7 @@ def markdown(rows: list[dict], env: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", action="append", help="model:pruning (repeatable); default lenet300:dns and lenet5:dns")
-    ap.add_argument("--rows", default=None, help="comma-separated row numbers (0-based) to run")
+    ap.add_argument("--rows", default=None, help="comma-separated row numbers (0-based) to run, or 'none'")
     ap.add_argument("--auto", action="store_true", help="also run the default config with automatic t")
     ap.add_argument("--out", default=str(OUT / "ablation_retrain"))
     args = ap.parse_args(argv)
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         base = rc.encode_config(t=PAPER_T[key])
         todo = list(variants(base).items())
         if args.rows:
-            todo = [todo[int(i)] for i in args.rows.split(",")]
+            todo = [] if args.rows == "none" else [todo[int(i)] for i in args.rows.split(",")]
         if args.auto:
             todo.append((f"default, automatic t (z = {base.confidence_z})", replace(base, t={})))
         for name, cfg in todo:
