@@ -10,7 +10,7 @@ and load it back into a fresh instance of the same model. Run from the repositor
 The same model through the command line (weights saved by this script with ``--save-weights``)::
 
     weightless compress --model-def examples.own_model:make_cnn --weights runs/cnn.pt \\
-        --data fashion-mnist --nonzero 0.1 --k 16 --max-error-increase 0.5 -o runs/cnn-cli.wl
+        --data fashion-mnist --nonzero 0.1 --k 16 --min-size 1000 --max-error-increase 0.5 -o runs/cnn-cli.wl
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--retrain-epochs", type=float, default=None, help="retraining epochs per encoded layer")
     ap.add_argument("--nonzero", type=float, default=0.1)
     ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--min-size", type=int, default=1000, help="leave layers with fewer weights dense")
     ap.add_argument("--max-error-increase", type=float, default=0.5, help="budget, pct points vs the dense model")
     ap.add_argument("--out", default="runs/cnn.wl")
     ap.add_argument("--save-weights", default=None, help="also save the dense weights here (.pt)")
@@ -88,11 +89,13 @@ def main(argv: list[str] | None = None) -> dict:
         torch.save(model.state_dict(), args.save_weights)
     dense_err = weightless.training.evaluate(model, test)
 
-    # 2. weightless: every Linear and Conv weight at 10% nonzero, k = 16, within the budget.
+    # 2. weightless: every Linear and Conv weight of 1,000 weights or more at 10% nonzero, k = 16,
+    #    within the budget (the 144-weight first conv and the 640-weight head stay dense).
     enc = EncodeConfig()
     if args.retrain_epochs is not None:
         enc = EncodeConfig(retrain=TrainConfig(epochs=args.retrain_epochs, lr=5e-4, distill=0.5))
-    config = CompressConfig(recipe=Recipe(select=LayerSelect(nonzero=args.nonzero, k=args.k)), encode=enc,
+    config = CompressConfig(recipe=Recipe(select=LayerSelect(nonzero=args.nonzero, k=args.k, min_size=args.min_size)),
+                            encode=enc,
                             max_error_increase=args.max_error_increase)
     res = weightless.compress(model, train, val, config, test=test, log=lambda s: print(s, file=sys.stderr))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -85,6 +85,7 @@ def register(subparsers: Any) -> None:
     g.add_argument("--pattern", default=None, help="glob on weight names, e.g. 'features.*.weight'")
     g.add_argument("--largest-share", type=float, default=None,
                    help="only the largest selected layers holding this share of their weights")
+    g.add_argument("--min-size", type=int, default=None, help="leave layers with fewer weights dense (default 1)")
     g.add_argument("--nonzero", type=float, default=None, help="fraction of weights kept per layer (default 0.1)")
     g.add_argument("--k", type=int, default=None, help="shared values per layer (default 16)")
     g.add_argument("--max-error-increase", type=float, default=None,
@@ -142,7 +143,7 @@ def user_config(args: argparse.Namespace, opts: Any) -> Any:
     from ..simplify import LayerSelect, Recipe
 
     given = {"pattern": args.pattern, "largest_share": args.largest_share, "nonzero": args.nonzero, "k": args.k,
-             "method": args.pruning}
+             "method": args.pruning, "min_size": args.min_size}
     if args.types is not None:
         given["types"] = tuple(t.strip() for t in args.types.split(",") if t.strip())
     select = LayerSelect(**{k: v for k, v in given.items() if v is not None})
