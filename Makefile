@@ -38,7 +38,7 @@ demo: $(STAMP)
 	$(BIN)/weightless compress --model lenet300 --pruning magnitude \
 		-o runs/lenet300-magnitude.wl --json runs/lenet300-magnitude.json > /dev/null
 
-test: $(STAMP)
+test: setup
 	$(BIN)/python -m pytest -q -n 2 tests
 
 bench: $(STAMP)
