@@ -39,8 +39,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=("lenet300", "lenet5"), default="lenet300",
                    help="a paper LeNet trained here on MNIST (ignored with --model-def)")
     p.add_argument("--pruning", choices=("magnitude", "dns"), default="magnitude")
-    p.add_argument("--t", action="append", metavar="T", help="'auto' (default: smallest t within --tolerance "
-                   "on the validation split), 'paper' (Table 1), or LAYER=BITS, repeatable")
+    p.add_argument("--t", action="append", metavar="T", help="'auto' (default: smallest t whose validation "
+                   "error is within --tolerance at 95%% confidence), 'paper' (Table 1), or LAYER=BITS, repeatable")
     p.add_argument("--tolerance", type=float, default=None,
                    help="allowed val-error increase for auto t, in pct points (default: EncodeConfig's, 0.05)")
     p.add_argument("--retrain-epochs", type=float, default=None,
@@ -66,11 +66,17 @@ def register(subparsers: Any) -> None:
     """Add the ``compress`` sub-command."""
     p = subparsers.add_parser(
         "compress",
-        help="compress a LeNet on MNIST end to end into a .wl file",
-        description="Train (or load a cached) dense model, simplify it with the paper's Table 1 "
-        "recipe, encode its large layers with Bloomier filters one by one with retraining, write "
-        "a .wl file and report the test error of the model decoded from it. A per-layer table "
-        "goes to stderr, the JSON report to stdout.",
+        help="compress a model end to end into a .wl file (a paper LeNet, or your own)",
+        description="Simplify a trained model (prune, cluster), encode its selected layers with\n"
+        "Bloomier filters one by one with retraining, write a .wl file and report the test error\n"
+        "of the model decoded from it. With --model, a paper LeNet is trained (or loaded from the\n"
+        "cache) on MNIST and simplified with the paper's Table 1 recipe; with --model-def, your\n"
+        "own model and data are used. Progress goes to stderr, the JSON report to stdout.",
+        epilog="examples:\n"
+        "  weightless compress --model lenet5 --pruning dns -o runs/lenet5.wl\n"
+        "  weightless compress --model-def examples.own_model:make_cnn --weights cnn.pt \\\n"
+        "      --data fashion-mnist --nonzero 0.1 --k 16 --min-size 1000 --max-error-increase 0.5 -o cnn.wl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common(p)
     g = p.add_argument_group("your own model (instead of --model)")
