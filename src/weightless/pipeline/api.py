@@ -94,7 +94,7 @@ def compress(
         tolerance = config.max_error_increase
         if spent > config.max_error_increase:
             say(f"WARNING: simplification alone spent {spent:.2f} pp of the {config.max_error_increase:.2f} pp budget; "
-                "encoding will use the smallest t that does not add to it, or t_max")
+                "no t can meet it, so every layer will get t_max (raise max_error_increase, or keep more weights)")
     res = encode_with_retraining(simplified, task, config.encode, reference=reference, tolerance=tolerance,
                                  progress=show, log=say)
     res.budget = {
