@@ -91,8 +91,8 @@ def markdown(rows: list[dict], env: dict) -> str:
              "Each row encodes both layers of the simplified model with one configuration. Errors in %; "
              "'test - simplified' is the paired difference on the 10,000 test images with its 95% CI. "
              "'val (decide)' is the validation error after each layer's encoding and retraining, on the images that "
-             "decided t (rows before the seed-ranking change: the second half of validation, 5,000 images; "
-             "after: all 10,000).", "",
+             "decided t (all 10,000 validation images; filter seeds are ranked on 5,000 training images). "
+             "Rows at the paper's t show what retraining absorbs at equal bytes; 'automatic t' rows run the t rule.", "",
              f"Machine: {env['machine']['cpu']} ({env['machine']['logical_cpus']} CPUs, shared), load average "
              f"{[round(x, 1) for x in env['machine']['load_average']]}; commit {env['git']['commit'][:10]}; one thread.", "",
              "| setting | row | t | layer bytes | file bytes | val (decide) | test | test - simplified [95% CI] | s |",
