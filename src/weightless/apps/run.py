@@ -91,10 +91,11 @@ class RunOptions:
 def paired_ci(errors: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """Paired difference of two models' per-example errors on the same examples, in percentage
     points, with its normal-approximation 95% confidence interval."""
-    d = (np.asarray(errors, np.float64) - np.asarray(reference, np.float64)) * 100.0
-    se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else 0.0
-    m = float(d.mean())
-    return {"difference": round(m, 4), "ci95_low": round(m - 1.96 * se, 4), "ci95_high": round(m + 1.96 * se, 4)}
+    from ..pipeline.steps import paired_difference
+
+    d = paired_difference(errors, reference, tolerance=math.inf, z=0.0)
+    return {"difference": round(d.difference, 4), "ci95_low": round(d.difference - 1.96 * d.standard_error, 4),
+            "ci95_high": round(d.difference + 1.96 * d.standard_error, 4)}
 
 
 def baseline_sizes(indices: np.ndarray, codebook: np.ndarray, conv: bool) -> dict[str, int]:
