@@ -100,6 +100,7 @@ def test_layer_select() -> None:
     assert [n for n, *_ in LayerSelect(largest_share=0.5).pick(m)] == ["fc1.weight"]
     picked = LayerSelect(overrides={"fc2.weight": {"k": 4, "nonzero": 0.5}}).pick(m)
     assert picked[-1] == ("fc2.weight", "magnitude", 0.5, 4)
+    assert dict((n, k) for n, _, _, k in LayerSelect(nonzero=0.1, k=16).pick(m))["conv.weight"] == 7  # 72 weights keep 7
     with pytest.raises(InputError):
         LayerSelect(overrides={"bn.weight": {"k": 4}}).pick(m)
     with pytest.raises(InputError):

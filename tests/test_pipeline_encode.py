@@ -168,6 +168,14 @@ def test_dense_mode_reprunes_to_the_same_count(simplified, data):
     cfg = EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN, retrain_mode="dense", reprune_epochs=0.2)
     res = encode_with_retraining(simplified, data, cfg)
     assert res.layers[1].nonzero == int(simplified.layers["fc2.weight"].mask.sum())
+    # in "dense" mode retraining lifts the pending layer's mask (its pruned weights move) ...
+    from weightless.pipeline.steps import retrain_around
+
+    net = __import__("copy").deepcopy(simplified.model)
+    lay = simplified.layers["fc2.weight"]
+    retrain_around(net, data, cfg, encoded={}, pending={"fc2.weight": (lay.indices, lay.codebook)},
+                   trainable={"fc3.weight"}, teacher=None, desc="t", progress=False)
+    assert np.count_nonzero(_param(net, "fc2.weight")[~lay.mask]) > 0
     for name in LAYERS:
         enc = res.tensors[name]
         assert _param(res.model, name).tobytes() == enc.filter.reconstruct(enc.shape, enc.codebook).tobytes()
