@@ -27,7 +27,7 @@ import numpy as np
 
 from weightless import api
 from weightless.apps.mnist import PAPER_T
-from weightless.apps.run import paired_ci
+from weightless.apps.run import baseline_sizes, paired_ci
 from weightless.experiments.common import ReproConfig, env_info, load_data, prepare_simplified
 from weightless.models import get_model
 from weightless.pipeline.encode import encode_with_retraining
@@ -75,6 +75,9 @@ def run_row(key: tuple[str, str], name: str, cfg: EncodeConfig, simp, data, log)
         "t": {r.name: r.t for r in res.layers},
         "t_auto": not cfg.t,
         "layer_bytes": {r.name: rec[r.name] for r in res.layers},
+        # Deep Compression (CSR + Huffman, best index width) of the same encoded layers, lossless
+        "dc_best_bytes": {r.name: baseline_sizes(res.indices[r.name], res.tensors[r.name].codebook,
+                                                 conv=len(r.shape) > 2)["csr_huffman_best"] for r in res.layers},
         "file_bytes": nbytes,
         "val_decide_error": {r.name: r.val_error_retrained for r in res.layers},
         "val_reference_error": res.reference_val_error,
