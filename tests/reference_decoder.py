@@ -268,6 +268,76 @@ def decode_bloomier(entry: dict, payload: bytes) -> np.ndarray:
     return lut[raw].reshape(entry["shape"])
 
 
+# --------------------------------------------------------------------------- 8. coded records
+def _words(b: bytes) -> list[int]:
+    return list(struct.unpack(f"<{len(b) // 4}I", b))
+
+
+def decode_symbols(b: bytes, p: int, count: int, k: int) -> tuple[np.ndarray, int]:
+    """Section 8.3: ``count`` symbols in [0, k); returns (symbols, next offset)."""
+    if k <= 1 or count == 0:
+        return np.zeros(count, np.int64), p
+    model = b[p]
+    p += 1
+    if model == 2:  # packed
+        w = max(k - 1, 0).bit_length()
+        n = (count * w + 7) // 8
+        return unpack_msb(b[p : p + n], count, w), p + n
+    if model == 1:
+        counts = []
+        for _ in range(k):
+            c, p = read_varint(b, p)
+            counts.append(c)
+        if sum(counts) != count:
+            raise ValueError("8.3: counts")
+        probs = [c / count for c in counts]
+    elif model == 0:
+        probs = [1.0 / k] * k
+    else:
+        raise ValueError("8.3: model")
+    n, p = read_varint(b, p)
+    if model == 1 and sum(1 for c in counts if c) == 1:
+        return np.full(count, next(i for i, c in enumerate(counts) if c), np.int64), p + n
+    return np.array(ans_decode(_words(b[p : p + n]), probs, count), dtype=np.int64), p + n
+
+
+def decode_coded(entry: dict, payload: bytes) -> np.ndarray:
+    """Section 8: a "sparse" or "indexed" record, as float64 values."""
+    k, p = read_varint(payload, 0)
+    fmt = payload[p]
+    p += 1
+    width = (4, 2, 2, 8)[fmt]
+    raw = payload[p : p + width * k]
+    p += width * k
+    if fmt == 2:  # bfloat16 words
+        cb = (np.frombuffer(raw, "<u2").astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
+    else:
+        cb = np.frombuffer(raw, ("<f4", "<f2", None, "<f8")[fmt]).astype(np.float64)
+    size = int(np.prod(entry["shape"], dtype=np.int64))
+    if entry["encoding"] == "indexed":
+        sym, p = decode_symbols(payload, p, size, k)
+        out = cb[sym]
+    else:
+        n, p = read_varint(payload, p)
+        if 0 < n < size:
+            nb, q = -(-size // 8), n / size
+            probs = [q ** bin(x).count("1") * (1 - q) ** (8 - bin(x).count("1")) for x in range(256)]
+            L, p = read_varint(payload, p)
+            flags = ans_decode(_words(payload[p : p + L]), probs, nb)
+            p += L
+            mask = np.unpackbits(np.array(flags, dtype=np.uint8))[:size].astype(bool)
+        else:
+            mask = np.full(size, n == size)
+        if int(mask.sum()) != n:
+            raise ValueError("8.2: positions")
+        sym, p = decode_symbols(payload, p, n, k)
+        out = np.zeros(size)
+        out[mask] = cb[sym]
+    if p != len(payload):
+        raise ValueError("8: trailing bytes")
+    return out.reshape(entry["shape"])
+
+
 def load(data: bytes) -> dict[str, np.ndarray]:
     """Decode every record of a ``.wl`` file."""
     _, records = read_container(data)
@@ -285,6 +355,8 @@ def load(data: bytes) -> dict[str, np.ndarray]:
         elif entry["encoding"] == "bloomier":
             a = decode_bloomier(entry, payload)  # float32; exact in dtype (the codebook is rounded)
             out[entry["name"]] = a if dtype in ("float32", "bfloat16") else a.astype(dtype)
+        elif entry["encoding"] in ("sparse", "indexed"):  # exact in dtype; bfloat16 as float32
+            out[entry["name"]] = decode_coded(entry, payload).astype("float32" if dtype == "bfloat16" else dtype)
         else:
             raise ValueError(f"encoding {entry['encoding']}")
     return out

@@ -90,7 +90,7 @@ def test_inspect_reports_records(tmp_path):
     s = api.inspect(tmp_path / "m.wl")
     assert s["metadata"] == {"model": "x"}
     recs = {r["name"]: r for r in s["records"]}
-    assert recs["fc1.weight"]["encoding"] == "bloomier" and recs["fc1.weight"]["params"]["t"] == 7
+    assert recs["fc1.weight"]["encoding"] == "bloomier" and recs["fc1.weight"]["filter"]["t"] == 7
     assert recs["fc1.bias"]["payload_bytes"] == 120
     assert s["file_bytes"] == os.path.getsize(tmp_path / "m.wl")
 

@@ -234,4 +234,4 @@ def test_golden_bfloat16_and_zero_d_layout():
     assert back[2].dtype == np.float16
 
 
-GOLDEN_SHA256 = "ea74baa19b2d327d16bb22a83c3f634e2b0d4f68786d16dd3efc9daf3d8b83ca"
+GOLDEN_SHA256 = "c88e638f09a5261f1aefb7430b524f4fc52f4a14308b39806a23e8e997b9c75e"

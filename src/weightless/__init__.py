@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "save": "api", "load": "api", "load_arrays": "api", "inspect": "api", "to_bytes": "api",
-    "EncodedLayer": "api", "compress": "pipeline.api", "encode_tensors": "convenience",
+    "EncodedLayer": "api", "Clustered": "records_coded", "compress": "pipeline.api", "encode_tensors": "convenience",
     "read_checkpoint": "convenience", "Limits": "limits", "CompressConfig": "pipeline.config", "EncodeConfig": "pipeline.config",
     "LayerSelect": "simplify.select", "Recipe": "simplify.recipe", "Task": "training.task", "TrainConfig": "training.loop",
 }
@@ -41,6 +41,7 @@ __all__ = [
     "inspect",
     "to_bytes",
     "EncodedLayer",
+    "Clustered",
     "compress",
     "encode_tensors",
     "read_checkpoint",

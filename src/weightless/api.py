@@ -24,7 +24,9 @@ import numpy as np
 from .container import Record, container_to_bytes, read_container, summarize_container, write_container
 from .errors import InputError
 from .limits import Limits, check_records
-from .records import DTYPES, decode_record, dense_record, filter_record, verify_records
+from .records import (DTYPES, bfloat16_to_float32, decode_record, dense_record, filter_record, float32_to_bfloat16,
+                      verify_records)
+from .records_coded import Clustered, as_clustered, clustered_candidates, smallest_record
 
 __all__ = ["EncodedLayer", "build_records", "save", "load", "load_arrays", "inspect"]
 
@@ -70,15 +72,20 @@ def tensor_to_numpy(name: str, v: Any) -> tuple[np.ndarray, str]:
 
 
 def build_records(
-    tensors: Mapping[str, Any], *, dense_dtype: str = "float32", entropy: bool = True
+    tensors: Mapping[str, Any], *, dense_dtype: str = "float32", entropy: bool = True, compact: bool = True
 ) -> list[Record]:
-    """Return the container records of ``tensors`` (name -> array, tensor or :class:`EncodedLayer`),
-    in the order given.
+    """Return the container records of ``tensors`` (name -> array, tensor,
+    :class:`EncodedLayer` or :class:`~weightless.records_coded.Clustered`), in the order given.
 
     Args:
         dense_dtype: on-disk dtype of float32 tensors stored densely ("float32" or "float16");
             tensors of other dtypes are stored as they are.
         entropy: entropy-code filter tables (falls back to raw where that is not smaller).
+        compact: store each tensor that is not a filter layer in its smallest *lossless*
+            encoding: a :class:`Clustered` value, or a float tensor with at most 256 distinct
+            nonzero values (a pruned or clustered one), is written as whichever of "sparse",
+            "indexed" and "dense" is shortest (bit for bit the same tensor either way).
+            False: every such tensor is "dense" (a Clustered one at its values).
 
     Raises:
         InputError: an unsupported tensor or dtype (the message names the tensor).
@@ -89,10 +96,21 @@ def build_records(
     for name, v in tensors.items():
         if isinstance(v, EncodedLayer):
             records.append(filter_record(name, v.filter, v.codebook, v.shape, entropy=entropy, dtype=v.dtype))
-        else:
-            a, dtype = tensor_to_numpy(name, v)
-            stored = dense_dtype if dtype == "float32" else None
-            records.append(dense_record(name, a, stored=stored, dtype=dtype))
+            continue
+        if isinstance(v, Clustered):
+            values = v.values()
+            words = v.dtype == "bfloat16"
+            dense = dense_record(name, float32_to_bfloat16(values) if words else values.astype(v.dtype),
+                                 dtype=v.dtype if words else None)
+            records.append(smallest_record(name, [dense, *clustered_candidates(name, v)]) if compact else dense)
+            continue
+        a, dtype = tensor_to_numpy(name, v)
+        stored = dense_dtype if dtype == "float32" else None
+        dense = dense_record(name, a, stored=stored, dtype=dtype)
+        c = None
+        if compact and dense.params["stored"] == dtype:
+            c = as_clustered(bfloat16_to_float32(a) if dtype == "bfloat16" else a, dtype)
+        records.append(dense if c is None else smallest_record(name, [dense, *clustered_candidates(name, c)]))
     return records
 
 
@@ -103,6 +121,7 @@ def save(
     metadata: Mapping[str, Any] | None = None,
     dense_dtype: str = "float32",
     entropy: bool = True,
+    compact: bool = True,
 ) -> int:
     """Write ``tensors`` (see :func:`build_records`) to a ``.wl`` file atomically.
 
@@ -113,7 +132,7 @@ def save(
         InputError: unsupported tensors or metadata that is not JSON data.
         OSError: the file cannot be written (nothing is left behind).
     """
-    records = build_records(tensors, dense_dtype=dense_dtype, entropy=entropy)
+    records = build_records(tensors, dense_dtype=dense_dtype, entropy=entropy, compact=compact)
     return write_container(path, records, dict(metadata or {}))
 
 
@@ -191,7 +210,8 @@ def inspect(
 
     Args:
         decode: also decode every record's payload (filters are parsed and checked against
-            their params, not expanded), so a corrupt payload raises instead of being listed.
+            their params, not expanded), so a corrupt payload raises instead of being listed;
+            each filter record then also lists its filter's parameters under ``"filter"``.
         limits: caps checked before decoding (see :func:`load_arrays`).
         full_params: list every record's params in full.
 
@@ -202,4 +222,13 @@ def inspect(
     c = read_container(path)
     if decode:
         verify_records(c.records, limits)
-    return summarize_container(c, full_params=full_params)
+    out = summarize_container(c, full_params=full_params)
+    if decode:  # a filter's parameters live in its payload: show them next to the record's
+        from .container.summary import summarize_params
+        from .records import filter_summary
+
+        for rec, entry in zip(c.records, out["records"]):
+            if rec.encoding == "bloomier":
+                fs = filter_summary(rec)
+                entry["filter"] = fs if full_params else summarize_params(fs)
+    return out

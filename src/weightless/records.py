@@ -10,9 +10,12 @@ Encodings (the ``encoding`` field of a :class:`~weightless.container.Record`):
   (k little-endian float32 centroids) followed by the filter record of
   :func:`weightless.entropy.encode_filter` (entropy-coded tables, or the raw bit-packed filter
   when coding does not help; the filter record's magic says which), so a layer's payload
-  length is its whole cost. ``params`` carries, for reading and inspection,
-  copies of the filter's parameters (t, k, construction, seeds, shards, n, m, coding); on
-  decode each copy must match the filter's own header.
+  length is its whole cost. ``params`` is ``{"k": k}`` (the codebook length; the filter's own
+  header holds t, construction, seeds and shards, which :func:`filter_summary` reads for
+  ``inspect``). Files written before format 2 carry full copies of the filter's parameters
+  (t, k, construction, seeds, shards, n, m, coding); on decode each copy must match the header.
+- ``"sparse"`` and ``"indexed"``: a clustered tensor stored losslessly as its codebook and
+  entropy-coded indices (:mod:`weightless.records_coded`).
 
 A decoded Bloomier layer is ``codebook[value]`` where the filter answers and 0 elsewhere, in
 the record's ``dtype``: ``float32`` (the default), ``float16``, ``bfloat16`` or ``float64``, the
@@ -39,6 +42,7 @@ __all__ = [
     "filter_record",
     "decode_record",
     "decode_filter_of",
+    "filter_summary",
     "verify_records",
     "bfloat16_to_float32",
     "float32_to_bfloat16",
@@ -47,7 +51,7 @@ __all__ = [
     "FILTER_DTYPES",
 ]
 
-ENCODINGS = ("dense", "bloomier")
+ENCODINGS = ("dense", "bloomier", "sparse", "indexed")
 _NUMPY_DTYPES = (
     "float64", "float32", "float16",
     "int64", "int32", "int16", "int8",
@@ -148,8 +152,7 @@ def filter_record(
         raise InputError(f"tensor {name!r}: shape {shape} has {math.prod(shape)} positions, filter size {f.size}")
     coded = encode_filter(f) if entropy else f.to_bytes()
     payload = cb.astype("<f4").tobytes() + coded
-    params = _filter_params(f, "raw" if coded[:4] == _FILTER_MAGICS[1] else "ans")
-    return Record(name, "bloomier", shape, dtype, params, payload)
+    return Record(name, "bloomier", shape, dtype, {"k": int(f.k)}, payload)
 
 
 def _split_codebook(rec: Record) -> tuple[np.ndarray, bytes]:
@@ -239,8 +242,20 @@ def decode_filter_of(rec: Record, limits: Any = None) -> tuple[Any, np.ndarray]:
         )
     if f.k != cb.shape[0]:
         raise FieldError(f"record {rec.name!r}: filter k = {f.k}, codebook has {cb.shape[0]} values")
-    _check_params(rec, _filter_params(f, "raw" if bytes(coded[:4]) == _FILTER_MAGICS[1] else "ans"))
+    full = _filter_params(f, "raw" if bytes(coded[:4]) == _FILTER_MAGICS[1] else "ans")
+    # files since format 2 carry only k (the filter's header holds the rest); older ones a full copy
+    _check_params(rec, {"k": full["k"]} if set(rec.params) == {"k"} else full)
     return f, cb
+
+
+def filter_summary(rec: Record) -> dict:
+    """The filter parameters of a ``"bloomier"`` record, read from its payload (for ``inspect``).
+
+    Raises:
+        FormatError: a corrupt payload.
+    """
+    f, _ = decode_filter_of(rec)
+    return _filter_params(f, "raw" if bytes(rec.payload[4 * f.k : 4 * f.k + 4]) == _FILTER_MAGICS[1] else "ans")
 
 
 def decode_record(rec: Record, limits: Any = None, *, bfloat16: str = "float32") -> np.ndarray:
@@ -272,6 +287,14 @@ def decode_record(rec: Record, limits: Any = None, *, bfloat16: str = "float32")
             a = float32_to_bfloat16(a)
         elif rec.dtype != "float32":
             a = a.astype(rec.dtype)
+    elif rec.encoding in ("sparse", "indexed"):
+        from .limits import check_records
+        from .records_coded import decode_coded
+
+        check_records([rec], limits)
+        a = decode_coded(rec)
+        if rec.dtype == "bfloat16":
+            a = float32_to_bfloat16(a)
     else:
         raise FieldError(f"record {rec.name!r}: unknown encoding {rec.encoding!r}; this reader knows {ENCODINGS}")
     if rec.dtype == "bfloat16" and bfloat16 == "float32":
