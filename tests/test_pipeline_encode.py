@@ -60,7 +60,7 @@ def result(simplified, data):
     return encode_with_retraining(simplified, data, CFG)
 
 
-CFG = EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN, train_encoded=False)
+CFG = EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN, train_encoded=False, whole_model=False)
 
 
 def _param(model, name):
@@ -114,7 +114,7 @@ def test_same_inputs_and_seeds_give_identical_bytes(result, simplified, data):
 
 
 def test_auto_t_with_huge_tolerance_is_t_min(simplified, data):
-    res = encode_with_retraining(simplified, data, EncodeConfig(tolerance=1e9, retrain=None))
+    res = encode_with_retraining(simplified, data, EncodeConfig(tolerance=1e9, retrain=None, lossless_fallback=False, whole_model=False))
     t_min = math.ceil(math.log2(K)) + 1
     assert [r.t for r in res.layers] == [t_min, t_min]
     assert all(r.auto_t for r in res.layers)
@@ -140,7 +140,7 @@ def test_auto_t_picks_the_smallest_passing_t(simplified, data, monkeypatch):
 
     monkeypatch.setattr(wf, "build", spy_build)
     monkeypatch.setattr(tl, "per_example", fake_per_example)
-    res = encode_with_retraining(simplified, data, EncodeConfig(tolerance=0.01, t_max=12, retrain=None))
+    res = encode_with_retraining(simplified, data, EncodeConfig(tolerance=0.01, t_max=12, retrain=None, lossless_fallback=False, whole_model=False))
     assert [r.t for r in res.layers] == [7, 7]
     trials = {r["t"]: r for r in res.layers[0].trials}
     assert 6 in trials and not trials[6]["accepted"] and trials[6]["difference"] == 5.0  # t = 6 tried, failed
@@ -225,3 +225,55 @@ print("ok")
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().endswith("ok")
+
+
+def test_whole_model_file_is_smaller_and_loads_exactly(simplified, data, tmp_path):
+    """The whole-model stage simplifies fc3 and the biases too; the file decodes to exactly the
+    evaluated model and is smaller than the same encoding with those tensors left dense."""
+    from weightless.records_coded import Clustered
+
+    cfg = EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN, tolerance=5.0, confidence_z=0.0)
+    res = encode_with_retraining(simplified, data, cfg)
+    assert isinstance(res.tensors["fc3.weight"], Clustered) and isinstance(res.tensors["fc1.bias"], Clustered)
+    assert [d["accepted"] for d in res.tail][-1] is True and len(res.tail) >= 2
+    small = api.save(tmp_path / "whole.wl", res.tensors)
+    off = encode_with_retraining(simplified, data, replace_cfg(cfg, whole_model=False))
+    big = api.save(tmp_path / "dense_rest.wl", off.tensors)
+    assert small < big - 1000  # fc3 (4,000 B) and the biases (1,640 B) were float32
+    model = get_model("lenet300", seed=1)
+    model.load_state_dict(api.load(tmp_path / "whole.wl"))
+    model.eval()
+    res.model.eval()
+    x = torch.from_numpy(data.val.x[:300])
+    with torch.no_grad():
+        assert torch.equal(model(x), res.model(x))
+    assert evaluate(model, data.test) == res.test_error
+
+
+def test_a_strict_rule_leaves_the_rest_dense(simplified, data):
+    cfg = EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=None, tolerance=-1.0 + 1.0, confidence_z=50.0)
+    res = encode_with_retraining(simplified, data, cfg)
+    assert all(not d["accepted"] for d in res.tail)
+    assert not isinstance(res.tensors["fc3.weight"], pc.Clustered)
+
+
+def test_lossless_fallback_when_no_filter_is_smaller(simplified, data, monkeypatch):
+    """A tiny layer whose lossless record beats every filter up to t_max is stored lossless
+    (t = 0, no false positives); with the fallback off a filter is used."""
+    res = encode_with_retraining(simplified, data, EncodeConfig(retrain=None, whole_model=False, tolerance=1e9,
+                                                                t_max=12))
+    for rep in res.layers:
+        lossless = pc.lossless_bytes(res.indices[rep.name], res.tensors[rep.name].codebook
+                                     if rep.t else res.tensors[rep.name].codebook)
+        if rep.t == 0:
+            assert rep.construction == "lossless" and rep.false_positives == 0
+            assert isinstance(res.tensors[rep.name], pc.Clustered)
+        else:
+            assert rep.filter_bytes < 8 * lossless
+    assert api.to_bytes(res.tensors)  # writes
+
+
+def replace_cfg(cfg, **kw):
+    from dataclasses import replace
+
+    return replace(cfg, **kw)

@@ -75,6 +75,19 @@ class EncodeConfig:
         seed: base seed of the filters (each layer derives its own from its name).
         seed_trials: filters built per (layer, t); the one whose false positives cost the least
             loss on the first 5,000 training examples is kept (validation halves for loaders).
+        lossless_fallback: store an encoded layer losslessly (its codebook and entropy-coded
+            indices, no false positives) when that is smaller than every filter whose t could
+            pass; the t search then only tries t whose filter is smaller than the lossless record.
+        whole_model: after the chosen layers, simplify the tensors the recipe left dense
+            (:mod:`weightless.pipeline.whole`) under the same rule, so the whole file is small.
+        tail_nonzero: nonzero fractions tried for each remaining weight tensor (the smallest
+            that passes is kept; 1.0 = cluster without pruning).
+        tail_k: shared values of each remaining weight tensor.
+        tail_bias_k: shared values of each bias (and other 1-D parameter).
+        tail_epochs: epochs of retraining after each of those decisions (None: a third of
+            ``retrain.epochs``).
+        round_codebooks: round the codebooks of losslessly stored tensors to float16 at the end
+            (2 bytes a value instead of 4; the reported errors are measured after rounding).
     """
 
     t: Mapping[str, int] = field(default_factory=dict)
@@ -93,6 +106,13 @@ class EncodeConfig:
     dense_dtype: str = "float32"
     seed: int = 0
     seed_trials: int = 8
+    lossless_fallback: bool = True
+    whole_model: bool = True
+    tail_nonzero: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125, 0.0625)
+    tail_k: int = 16
+    tail_bias_k: int = 16
+    tail_epochs: float | None = None
+    round_codebooks: bool = True
 
     def validate(self) -> None:
         """Raise :class:`InputError` for an invalid field."""
@@ -123,6 +143,12 @@ class EncodeConfig:
             raise InputError(f"shards must be in [1, 65536], got {self.shards}")
         if self.seed < 0:
             raise InputError(f"seed must be >= 0, got {self.seed}")
+        if not self.tail_nonzero or not all(0 < float(x) <= 1 for x in self.tail_nonzero):
+            raise InputError(f"tail_nonzero must be fractions in (0, 1], got {self.tail_nonzero!r}")
+        if not 1 <= self.tail_k <= 32767 or not 1 <= self.tail_bias_k <= 32767:
+            raise InputError(f"tail_k and tail_bias_k must be in [1, 32767], got {self.tail_k}, {self.tail_bias_k}")
+        if self.tail_epochs is not None and not self.tail_epochs >= 0:
+            raise InputError(f"tail_epochs must be >= 0, got {self.tail_epochs}")
         if self.retrain is not None:
             self.retrain.validate()
 

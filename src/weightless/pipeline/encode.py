@@ -27,6 +27,9 @@ import numpy as np
 from ..api import EncodedLayer
 from ..errors import InputError
 from .config import AUTO_COMPACT_MAX_POSITIONS, EncodeConfig
+from ..records import _round_to
+from ..records_coded import Clustered
+from .whole import lossless_bytes, simplify_rest
 from .steps import (best_filter, layer_seed, paired_difference, recluster, reprune, resolve_construction, retrain_around,
                     split_validation)
 
@@ -85,6 +88,7 @@ class CompressResult:
     validation_disjoint: bool = True
     budget: dict[str, Any] = field(default_factory=dict)
     simplified: Any = None
+    tail: list[dict[str, Any]] = field(default_factory=list)  # decisions of the whole-model stage
 
 
 def _ordered(model: Any, names: list[str]) -> list[str]:
@@ -98,6 +102,34 @@ def _ordered(model: Any, names: list[str]) -> list[str]:
 def _bias_of(name: str, params: list[str]) -> str | None:
     b = (name.rsplit(".", 1)[0] + ".bias") if "." in name else "bias"
     return b if b in params else None
+
+
+def _set_clustered(model: Any, name: str, indices: np.ndarray, codebook: np.ndarray) -> None:
+    import torch
+
+    from ..simplify.magnitude import get_param
+
+    p = get_param(model, name)
+    w = np.where(indices >= 0, np.asarray(codebook, np.float32)[np.maximum(indices, 0)], np.float32(0))
+    with torch.no_grad():
+        p.copy_(torch.from_numpy(w).to(p.device, p.dtype))
+
+
+def _size_cap(name: str, indices: np.ndarray, codebook: np.ndarray, k: int, lo: int, hi: int, limit: int,
+              cfg: EncodeConfig, construction: str) -> int:
+    """The largest t in [lo, hi] whose filter record (one seed) is smaller than ``limit`` bytes
+    (lo - 1 if none): larger t cannot beat the lossless record."""
+    from ..filters import build
+    from ..records import filter_record
+
+    flat = indices.ravel()
+    keys = np.flatnonzero(flat >= 0).astype(np.int64)
+    for t in range(lo, hi + 1):
+        f = build(keys, flat[keys].astype(np.int64), k=k, t=t, size=int(flat.size), seed=layer_seed(cfg.seed, name) >> 1,
+                  construction=construction, c=cfg.c, shards=cfg.shards)
+        if len(filter_record(name, f, codebook, indices.shape, entropy=cfg.entropy).payload) >= limit:
+            return t - 1
+    return hi
 
 
 def _monotone(trials: dict[int, Any]) -> bool:
@@ -175,12 +207,16 @@ def encode_with_retraining(
         min_t = max(int(np.ceil(np.log2(lr.k))) + 1 if lr.k > 1 else 1, 1)
         trials: dict[int, Any] = {}
 
-        def trial(t: int) -> Any:
+        def trial(t: int) -> Any:  # t = 0: the lossless record (no filter, no false positives)
             if t in trials:
                 return trials[t]
             cand = copy.deepcopy(model)
-            f, rank_loss, secs = best_filter(cand, name, indices, codebook, lr.k, t, cfg, rank, construction)
-            dec_idx = f.reconstruct_indices(shape)
+            if t == 0:
+                f, rank_loss, secs, dec_idx = None, 0.0, 0.0, indices
+                _set_clustered(cand, name, indices, codebook)
+            else:
+                f, rank_loss, secs = best_filter(cand, name, indices, codebook, lr.k, t, cfg, rank, construction)
+                dec_idx = f.reconstruct_indices(shape)
             e0 = per_example(cand, decide, "val")[0]
             enc = {**encoded, name: (dec_idx, codebook)}
             pend = dict(pending)
@@ -189,7 +225,7 @@ def encode_with_retraining(
                                            teacher=teacher, desc=f"retrain after {name} t={t}", progress=progress)
             e1 = per_example(cand, decide, "val")[0]
             dec = paired_difference(e1, ref_err, tol, cfg.confidence_z)
-            say(f"{name}: t={t} ({construction}) val error {100 * e0.mean():.2f}% encoded, {dec.error:.2f}% retrained, "
+            say(f"{name}: {f't={t} ({construction})' if t else 'lossless'} val error {100 * e0.mean():.2f}% encoded, {dec.error:.2f}% retrained, "
                 f"{dec.difference:+.2f} +- {dec.standard_error:.2f} pp vs reference {dec.reference_error:.2f}%: "
                 f"{'accepted' if dec.accepted else 'rejected'}")
             trials[t] = (dec, float(100 * e0.mean()), f, cand, secs, enc, pend, rank_loss)
@@ -204,18 +240,28 @@ def encode_with_retraining(
         else:
             lo = max(min_t, cfg.t_min or min_t)
             hi = max(lo, cfg.t_max)
-            while lo < hi:  # smallest accepted t, assuming acceptance grows with t (checked below)
-                mid = (lo + hi) // 2
-                if trial(mid)[0].accepted:
-                    hi = mid
-                else:
-                    lo = mid + 1
-            t = lo
-            trial(t)
+            lossless = None
+            if cfg.lossless_fallback:
+                lossless = lossless_bytes(indices, codebook)
+                hi = _size_cap(name, indices, codebook, lr.k, lo, hi, lossless, cfg, construction)
+            t = 0
+            if hi >= lo:
+                while lo < hi:  # smallest accepted t, assuming acceptance grows with t (checked below)
+                    mid = (lo + hi) // 2
+                    if trial(mid)[0].accepted:
+                        hi = mid
+                    else:
+                        lo = mid + 1
+                t = lo
+                trial(t)
+            if lossless is not None and (t == 0 or not trials[t][0].accepted):
+                say(f"{name}: no filter smaller than the lossless record ({lossless} bytes) passed; stored lossless")
+                t = 0
+                trial(0)
             auto = True
         dec, e0, f, cand, secs, enc, pend, _ = trials[t]
-        mono = _monotone(trials)
-        if auto and not dec.accepted:
+        mono = _monotone({tt: v for tt, v in trials.items() if tt})
+        if auto and t and not dec.accepted:
             say(f"{name}: no t up to t_max = {cfg.t_max} passed the rule; using t = {t}")
         if not mono:
             say(f"{name}: the t trials are not monotone (an accepted t below a rejected one): "
@@ -226,27 +272,43 @@ def encode_with_retraining(
         true_indices[name] = indices
         reports.append(LayerReport(
             name=name, paper_name=lr.paper_name, shape=shape, nonzero=int((indices >= 0).sum()), k=int(lr.k), t=t,
-            auto_t=auto, t_within_tolerance=dec.accepted, construction=construction, seed=int(f.seed), m=int(f.m),
-            false_positives=int(f.count_false_positives()), filter_bytes=int(f.nbytes), build_seconds=secs,
+            auto_t=auto, t_within_tolerance=dec.accepted, construction=construction if f else "lossless",
+            seed=int(f.seed) if f else 0, m=int(f.m) if f else 0,
+            false_positives=int(f.count_false_positives()) if f else 0,
+            filter_bytes=int(f.nbytes) if f else lossless_bytes(indices, codebook), build_seconds=secs,
             val_error_encoded=e0, val_error_retrained=dec.error, decision=dec.as_dict(), monotone=mono,
             trials=[{"t": tt, "val_error_encoded": v[1], **v[0].as_dict()} for tt, v in sorted(trials.items())],
         ))
 
     import torch
 
-    for n, (dec_idx, cb) in encoded.items():  # the file decodes to exactly what was evaluated
-        p = get_param(model, n)
-        rec = filters[n].reconstruct(tuple(p.shape), cb)
-        if not np.array_equal(p.detach().cpu().numpy(), rec):
-            raise RuntimeError(f"encoded layer {n} does not match its filter")  # a bug, not a user error
-        with torch.no_grad():  # bit for bit, signed zeros included
-            p.copy_(torch.from_numpy(rec).to(p.device, p.dtype))
+    rest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    tail: list[dict] = []
+    if cfg.whole_model:
+        model, encoded, rest, tail = simplify_rest(model, task, cfg, encoded=encoded, decide=decide, ref_err=ref_err,
+                                                   tol=tol, teacher=teacher, progress=progress, say=say)
     tensors: dict[str, Any] = {}
-    for n, p in model.state_dict().items():
-        if n in encoded:
-            tensors[n] = EncodedLayer(filters[n], encoded[n][1], tuple(p.shape), dtype=str(p.dtype).removeprefix("torch."))
+    for n, (idx, cb) in {**encoded, **rest}.items():  # the file decodes to exactly what was evaluated
+        p = get_param(model, n)
+        dtype = str(p.dtype).removeprefix("torch.")
+        if filters.get(n) is not None:
+            value = filters[n].reconstruct(tuple(p.shape), cb)
+            tensors[n] = EncodedLayer(filters[n], cb, tuple(p.shape), dtype=dtype)
+            if not np.array_equal(p.detach().cpu().numpy(), value):
+                raise RuntimeError(f"encoded layer {n} does not match its filter")  # a bug, not a user error
         else:
+            cb = _round_to(np.asarray(cb, np.float32), dtype)
+            if cfg.round_codebooks and dtype == "float32" and np.all(np.abs(cb) < 65504):
+                cb = cb.astype(np.float16).astype(np.float32)  # stored in 2 bytes a value
+            c = Clustered(idx, cb.astype(np.float64), dtype)
+            value = c.values()
+            tensors[n] = c
+        with torch.no_grad():  # bit for bit, signed zeros included
+            p.copy_(torch.from_numpy(value).to(p.device, p.dtype))
+    for n, p in model.state_dict().items():
+        if n not in tensors:
             tensors[n] = p.detach().cpu().clone()  # any dtype, 0-d included, exactly as the model holds it
+    tensors = {n: tensors[n] for n in model.state_dict()}  # the model's order
     return CompressResult(
         model=model,
         tensors=tensors,
@@ -261,4 +323,5 @@ def encode_with_retraining(
         reference_val_error=float(100 * ref_err.mean()),
         validation_disjoint=disjoint,
         simplified=simplified,
+        tail=tail,
     )

@@ -1,0 +1,152 @@
+"""Whole-model files: every tensor under the same accuracy budget, each in its smallest encoding.
+
+After the chosen layers are encoded (Algorithm 1), the tensors the recipe left dense (a first
+conv, an output layer, every bias) are simplified too, one decision at a time, each accepted
+only when the whole model still passes the t rule's paired comparison with the reference
+(:func:`~weightless.pipeline.steps.paired_difference`) on the validation data:
+
+1. each remaining weight (>= 2 dimensions), in model order: the smallest nonzero fraction of
+   ``EncodeConfig.tail_nonzero`` (searched like t: the fractions are assumed to pass from some
+   point on) at which magnitude pruning + k-means to ``tail_k`` values, then retraining of
+   what is still free and of every codebook, passes; none passing leaves it dense;
+2. the remaining 1-D float parameters (biases, norms' affine parameters), all at once,
+   clustered to ``tail_bias_k`` values each (retrained codebooks), else left dense.
+
+Every simplified tensor is then a :class:`~weightless.records_coded.Clustered` value, which
+:func:`weightless.save` stores in its smallest lossless encoding. Buffers (BatchNorm running
+statistics) stay as they are.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Any, Callable
+
+import numpy as np
+
+from .config import EncodeConfig
+from .steps import paired_difference, retrain_around
+
+__all__ = ["simplify_rest", "lossless_bytes"]
+
+
+def lossless_bytes(indices: np.ndarray, codebook: np.ndarray) -> int:
+    """Payload bytes of the smallest lossless record of a clustered layer (sparse / indexed)."""
+    from ..records_coded import Clustered, clustered_candidates
+
+    return min(len(r.payload) for r in clustered_candidates("w", Clustered(indices, codebook)))
+
+
+def _prune_cluster(model: Any, name: str, nonzero: float, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
+    from ..simplify.cluster import cluster_weight
+    from ..simplify.magnitude import get_param, topk_mask
+
+    p = get_param(model, name)
+    m = topk_mask(p, nonzero).cpu().numpy() > 0 if nonzero < 1 else np.ones(tuple(p.shape), dtype=bool)
+    w = p.detach().cpu().numpy() * m
+    kk = max(1, min(k, int(m.sum())))
+    cl = cluster_weight(w, kk, "density", seed=seed)
+    with torch.no_grad():
+        p.copy_(torch.from_numpy(cl.weights()).to(p.device, p.dtype))
+    return cl.indices, cl.codebook
+
+
+def _cluster_vector(model: Any, name: str, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster every value of a 1-D parameter (zeros included) to at most ``k`` values."""
+    import torch
+
+    from ..simplify.cluster import kmeans_1d
+    from ..simplify.magnitude import get_param
+
+    p = get_param(model, name)
+    v = p.detach().cpu().numpy().astype(np.float64).ravel()
+    uniq = np.unique(v)
+    if uniq.size <= k:
+        cb, idx = uniq, np.searchsorted(uniq, v)
+    else:
+        cb, idx = kmeans_1d(v, k, seed=seed)
+    cb = np.asarray(cb, dtype=np.float32)
+    with torch.no_grad():
+        p.copy_(torch.from_numpy(cb[idx].reshape(tuple(p.shape))).to(p.device, p.dtype))
+    return np.asarray(idx, dtype=np.int64).reshape(tuple(p.shape)), cb
+
+
+def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str, tuple[np.ndarray, np.ndarray]],
+                  decide: Any, ref_err: np.ndarray, tol: float, teacher: Any, progress: bool,
+                  say: Callable[[str], None]) -> tuple[Any, dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[np.ndarray, np.ndarray]], list[dict]]:
+    """Simplify the tensors Algorithm 1 left dense (see the module docstring).
+
+    Args:
+        encoded: name -> (indices, codebook) of the layers already encoded (their indices stay;
+            codebooks retrain and come back updated).
+
+    Returns:
+        ``(model, encoded, rest, report)``: the model, the encoded layers' updated codebooks,
+        name -> (indices, codebook) of every tensor simplified here, and one report line per
+        decision.
+    """
+    from ..training.loop import per_example
+
+    params = [n for n, p in model.named_parameters() if p.dtype.is_floating_point]
+    rest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    report: list[dict] = []
+    epochs = None if cfg.retrain is None else (cfg.retrain.epochs / 3 if cfg.tail_epochs is None else cfg.tail_epochs)
+    short = None if not epochs else replace(cfg.retrain, epochs=epochs)
+    rcfg = replace(cfg, retrain=short)
+
+    def attempt(change: Callable[[Any], dict[str, tuple[np.ndarray, np.ndarray]]], what: str) -> tuple:
+        cand = copy.deepcopy(model)
+        new = change(cand)
+        frozen = {**encoded, **rest, **new}
+        free = set(params) - set(frozen)
+        enc = frozen
+        if rcfg.retrain is not None:
+            enc, _ = retrain_around(cand, task, rcfg, encoded=frozen, pending={}, trainable=free, teacher=teacher,
+                                    desc=f"retrain after {what}", progress=progress)
+        dec = paired_difference(per_example(cand, decide, "val")[0], ref_err, tol, cfg.confidence_z)
+        say(f"{what}: val error {dec.error:.2f}%, {dec.difference:+.2f} +- {dec.standard_error:.2f} pp vs reference: "
+            f"{'accepted' if dec.accepted else 'rejected'}")
+        report.append({"what": what, **dec.as_dict()})
+        return dec.accepted, cand, enc, new
+
+    weights = [n for n in params if n not in encoded and model.get_parameter(n).dim() >= 2]
+    for i, name in enumerate(weights):
+        ladder = sorted(cfg.tail_nonzero, reverse=True)
+        lo, hi, best = 0, len(ladder) - 1, None  # find the last (smallest) fraction that passes
+        tried: dict[int, tuple] = {}
+
+        def run(j: int) -> tuple:
+            if j not in tried:
+                tried[j] = attempt(lambda m: {name: _prune_cluster(m, name, ladder[j], cfg.tail_k, cfg.seed + i)},
+                                   f"{name} at {100 * ladder[j]:g}% nonzero, k={cfg.tail_k}")
+            return tried[j]
+
+        if run(0)[0]:
+            best = 0
+            lo = 1
+            while lo <= hi:
+                mid = (lo + hi) // 2
+                if run(mid)[0]:
+                    best, lo = mid, mid + 1
+                else:
+                    hi = mid - 1
+        if best is None:
+            say(f"{name}: no simplification passed; stored dense")
+            continue
+        _, model, enc, new = tried[best]
+        encoded = {n: enc[n] for n in encoded}
+        rest = {**{n: enc[n] for n in rest}, **{n: enc[n] for n in new}}
+
+    vectors = [n for n in params if n not in encoded and n not in rest and model.get_parameter(n).dim() < 2]
+    if vectors:
+        ok, cand, enc, new = attempt(
+            lambda m: {n: _cluster_vector(m, n, cfg.tail_bias_k, cfg.seed + j) for j, n in enumerate(vectors)},
+            f"{len(vectors)} vectors (biases) clustered to {cfg.tail_bias_k} values")
+        if ok:
+            model = cand
+            encoded = {n: enc[n] for n in encoded}
+            rest = {n: enc[n] for n in [*rest, *new]}
+    return model, encoded, rest, report
