@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
             "payload bytes, and the totals: file_bytes, payload_bytes, overhead_bytes (the "
             "container's own bytes: preamble, header, checksums) and overhead_percent. Every "
             "payload is decoded and checked too (filters are parsed, their CRC and params "
-            "verified, not expanded) unless --no-decode. A corrupt file or payload gives a one-line error and exit code 2."
+            "verified, not expanded) unless --no-decode. A corrupt file or payload gives a "
+            "one-line error and exit code 2."
         ),
     )
     p.add_argument("file", metavar="FILE.wl", help="container file to inspect")

@@ -66,6 +66,7 @@ __all__ = [
     "V2_FIXED_SIZE",
     "MAX_VARINT_BYTES",
     "MAX_PAYLOAD_BYTES",
+    "MAX_REPEATED_PARAMS_BYTES",
     "write_varint",
     "ByteReader",
     "PREAMBLE",
@@ -142,6 +143,9 @@ assert frozenset(DTYPE_IDS) == DTYPES and len(DTYPE_IDS) == len(DTYPES)
 #: or ENCODING_ESCAPE, after which the name follows as a varint length and ASCII bytes.
 ENCODING_IDS = ("dense", "bloomier", "sparse", "indexed")
 ENCODING_ESCAPE = 255
+#: v2: a params back reference may only repeat params of at most this many JSON bytes, so a
+#: header never expands to much more JSON than it holds (a record entry takes >= 7 bytes).
+MAX_REPEATED_PARAMS_BYTES = 128
 #: v2: magic, major, minor (the bytes before the two length varints).
 V2_FIXED_SIZE = 12
 #: LEB128 varints have at most this many bytes (values below 2**70).

@@ -52,6 +52,7 @@ from .format import (
     MAX_NAME_CHARS,
     MAX_NDIM,
     MAX_PAYLOAD_BYTES,
+    MAX_REPEATED_PARAMS_BYTES,
     PREAMBLE,
     PREAMBLE_SIZE,
     RECORD_FIELDS,
@@ -314,9 +315,6 @@ def _parse_v1(src: _Source, head: bytes, major: int, minor: int, max_header_byte
 _MIN_ENTRY_BYTES = 7
 #: A name is at most MAX_NAME_CHARS code points, so at most 4 bytes each in UTF-8.
 _MAX_NAME_BYTES = 4 * MAX_NAME_CHARS
-#: A params back reference may only repeat params of at most this many JSON bytes, so that a
-#: header never expands to much more JSON than it holds (at most 128 / 7 times).
-MAX_REPEATED_PARAMS_BYTES = 128
 
 
 def _parse_v2(src: _Source, head: bytes, minor: int, max_header_bytes: int) -> Container:
@@ -351,8 +349,8 @@ def _parse_v2(src: _Source, head: bytes, minor: int, max_header_bytes: int) -> C
     stored = src.read(body, CHECKSUM_BYTES)
     if h.digest() != stored:
         raise ChecksumError(
-            f"the file's digest is {h.hexdigest()} but the file stores {stored.hex()}; "
-            "the file is corrupt"
+            f"the file's checksum (blake2b-128 of every byte before the last 16) is "
+            f"{h.hexdigest()} but the file stores {stored.hex()}; the file is corrupt"
         )
     # 6. the header.
     header = src.read(start, header_len)
@@ -381,7 +379,8 @@ def _parse_v2(src: _Source, head: bytes, minor: int, max_header_bytes: int) -> C
 def _parse_header_v2(header: bytes, minor: int, payload_len: int) -> tuple[dict, list[tuple]]:
     """(metadata, [(name, encoding, dtype, shape, params, payload length)]) of a v2 header."""
     r = ByteReader(header, "the header", FieldError, FieldError)
-    m = r.varint("the metadata length", r.remaining)
+    # (a varint takes at least one byte: what remains after it is at most remaining - 1)
+    m = r.varint("the metadata length", max(0, r.remaining - 1))
     metadata = {}
     if m:
         metadata = check_json_object(
@@ -389,7 +388,7 @@ def _parse_header_v2(header: bytes, minor: int, payload_len: int) -> tuple[dict,
             "the header's metadata",
             FieldError,
         )
-    count = r.varint("the record count", r.remaining // _MIN_ENTRY_BYTES)
+    count = r.varint("the record count", max(0, r.remaining - 1) // _MIN_ENTRY_BYTES)
     entries: list[tuple] = []
     names: dict[str, int] = {}
     params_json: list[bytes] = []
@@ -398,7 +397,7 @@ def _parse_header_v2(header: bytes, minor: int, payload_len: int) -> tuple[dict,
     for i in range(count):
         where = f"header record {i}"
         shared = r.varint(f"{where}: the shared name prefix", len(prev))
-        rest = r.varint(f"{where}: the name length", min(r.remaining, _MAX_NAME_BYTES - shared))
+        rest = r.varint(f"{where}: the name length", min(max(0, r.remaining - 1), _MAX_NAME_BYTES - shared))
         raw = prev[:shared] + r.take(rest, f"{where}: the name")
         prev = raw
         try:

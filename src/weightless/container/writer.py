@@ -18,6 +18,7 @@ from .format import (
     HEADER_FIELDS,
     MAGIC,
     MAX_HEADER_BYTES,
+    MAX_REPEATED_PARAMS_BYTES,
     PREAMBLE,
     RECORD_FIELDS,
     V1_VERSION,
@@ -144,7 +145,7 @@ def encode_header_v2(records: Sequence[Record], meta: dict) -> bytes:
         for d in rec.shape:
             out += write_varint(d)
         params = compact_json(rec.params) if rec.params else b""
-        if params and params in last_params:
+        if params and len(params) <= MAX_REPEATED_PARAMS_BYTES and params in last_params:
             out += write_varint(2 * (i - last_params[params]) - 1)
         else:
             out += write_varint(2 * len(params)) + params
