@@ -225,7 +225,9 @@ class ByteReader:
             value |= (byte & 0x7F) << (7 * i)
             if not byte & 0x80:
                 if byte == 0 and i > 0:
-                    raise self.bad(f"{self.what}: {field} is an overlong varint (not shortest form)")
+                    raise self.bad(
+                        f"{self.what}: {field} is an overlong varint (not the shortest form)"
+                    )
                 if value > limit:
                     raise self.bad(f"{self.what}: {field} is {value}; the maximum is {limit}")
                 return value

@@ -195,7 +195,8 @@ def _parse(src: _Source, max_header_bytes: int) -> Container:
         )
     if size < V2_FIXED_SIZE:
         raise TruncatedError(
-            f"the file has {size} bytes; a .wl file has at least {V2_FIXED_SIZE + 2 + CHECKSUM_BYTES}"
+            f"the file has {size} bytes; a .wl file has at least "
+            f"{V2_FIXED_SIZE + 2 + CHECKSUM_BYTES}"
         )
     # 2. version, before anything whose layout another major may have changed.
     major = int.from_bytes(head[8:10], "little")
@@ -211,7 +212,9 @@ def _parse(src: _Source, max_header_bytes: int) -> Container:
     return _parse_v1(src, head, major, minor, max_header_bytes)
 
 
-def _parse_v1(src: _Source, head: bytes, major: int, minor: int, max_header_bytes: int) -> Container:
+def _parse_v1(
+    src: _Source, head: bytes, major: int, minor: int, max_header_bytes: int
+) -> Container:
     size = src.size
     if size < PREAMBLE_SIZE:
         raise TruncatedError(f"the file has {size} bytes; a .wl file has at least {PREAMBLE_SIZE}")
@@ -358,7 +361,9 @@ def _parse_v2(src: _Source, head: bytes, minor: int, max_header_bytes: int) -> C
     # 7. payloads (from a file: hashed again as read, in case the file changed meanwhile).
     records = []
     offset = start + header_len
-    again = hashlib.blake2b(src.read(0, offset), digest_size=CHECKSUM_BYTES) if src.mutable else None
+    again = None
+    if src.mutable:
+        again = hashlib.blake2b(src.read(0, offset), digest_size=CHECKSUM_BYTES)
     for name, encoding, dtype, shape, params, length in entries:
         payload = src.read(offset, length)
         offset += length
@@ -397,7 +402,8 @@ def _parse_header_v2(header: bytes, minor: int, payload_len: int) -> tuple[dict,
     for i in range(count):
         where = f"header record {i}"
         shared = r.varint(f"{where}: the shared name prefix", len(prev))
-        rest = r.varint(f"{where}: the name length", min(max(0, r.remaining - 1), _MAX_NAME_BYTES - shared))
+        limit = min(max(0, r.remaining - 1), _MAX_NAME_BYTES - shared)
+        rest = r.varint(f"{where}: the name length", limit)
         raw = prev[:shared] + r.take(rest, f"{where}: the name")
         prev = raw
         try:

@@ -189,7 +189,9 @@ def encode_parts(
             or ``version`` is neither 1 nor 2.
     """
     if version not in (1, 2) or isinstance(version, bool):
-        raise InputError(f"version is {version!r}; expected 2 (the default) or 1 (the previous format)")
+        raise InputError(
+            f"version is {version!r}; expected 2 (the default) or 1 (the previous format)"
+        )
     meta = _check_inputs(records, metadata)
     if version == 1:
         return _encode_v1(records, meta)
