@@ -36,9 +36,9 @@ def summarize_container(container: Container, *, full_params: bool = False) -> d
     preamble), ``payload_bytes`` (sum of the records' payloads), ``overhead_bytes``
     (``file_bytes - payload_bytes``: preamble, header, checksums; None for a container not read
     from a file), ``overhead_percent`` (of ``file_bytes``, 2 decimals), ``num_records``,
-    ``metadata``, ``encodings`` (per encoding: number of records, payload bytes, elements) and ``records`` (per record, in file order: name,
-    encoding, dtype, shape, numel, payload_bytes, bits_per_element, params). ``params`` is
-    summarised with :func:`summarize_params` unless ``full_params``.
+    ``metadata``, ``encodings`` (per encoding: number of records, payload bytes, elements) and
+    ``records`` (per record, in file order: name, encoding, dtype, shape, numel, payload_bytes,
+    bits_per_element, params). ``params`` is summarised with :func:`summarize_params` unless ``full_params``.
     """
     records = []
     encodings: dict[str, dict[str, int]] = {}
