@@ -38,7 +38,8 @@ def summarize_container(container: Container, *, full_params: bool = False) -> d
     from a file), ``overhead_percent`` (of ``file_bytes``, 2 decimals), ``num_records``,
     ``metadata``, ``encodings`` (per encoding: number of records, payload bytes, elements) and
     ``records`` (per record, in file order: name, encoding, dtype, shape, numel, payload_bytes,
-    bits_per_element, params). ``params`` is summarised with :func:`summarize_params` unless ``full_params``.
+    bits_per_element, params). ``params`` is summarised with :func:`summarize_params` unless
+    ``full_params``.
     """
     records = []
     encodings: dict[str, dict[str, int]] = {}
