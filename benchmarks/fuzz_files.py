@@ -1,7 +1,10 @@
 """Long structure-aware fuzz run of the ``.wl`` decoder (issue 14).
 
-Mutates valid files of every record kind (tests/fuzzing.py: filter header and shard fields,
-cell records, params, shapes, dtypes; every checksum recomputed), decodes each input with the
+Mutates valid files of every record kind, written in container format version 2
+(tests/fuzzing.py: filter header and shard fields, cell records, params, shapes, dtypes, and the
+bytes of the container's binary header: names, encoding and dtype ids, shapes, params codes,
+payload lengths; every checksum recomputed: the file's digest and lengths, the filter CRC-32),
+decodes each input with the
 fuzzing limits (``Limits.scaled(64 MiB)``) and reports counts per outcome, the slowest input,
 and peak memory (RSS) above the baseline. Run once with numba and once with
 ``WEIGHTLESS_DISABLE_NUMBA=1``::
@@ -124,6 +127,7 @@ def main() -> int:
         "inputs": args.inputs,
         "seed": args.seed,
         "seed_files": len(seeds),
+        "container_versions": sorted({f"{d[8] | d[9] << 8}.{d[10] | d[11] << 8}" for d in seeds}),
         "outcomes": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
         "crashes": crashes,
         "format_errors_or_ok_only": not any(k.startswith("CRASH") for k in counts),
@@ -156,7 +160,8 @@ def main() -> int:
         f.write(
             f"# Structure-aware fuzzing of .wl files ({path} decode path)\n\n"
             f"`{result['command']}`: {args.inputs} mutated inputs from {len(seeds)} valid files of every "
-            f"record kind, checksums recomputed, limits `Limits.scaled(64 MiB)`.\n\n"
+            f"record kind (container format {', '.join(result['container_versions'])}; record fields, filter "
+            f"structures and the binary header mutated), checksums recomputed, limits `Limits.scaled(64 MiB)`.\n\n"
             f"| outcome | inputs |\n|---|---|\n{rows}\n\n"
             f"- only FormatError subclasses or a correct decode: **{result['format_errors_or_ok_only']}**\n"
             f"- slowest input: {result['max_seconds_per_input']} s ({result['slowest_outcome']}), "

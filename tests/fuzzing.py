@@ -1,6 +1,8 @@
 """Structure-aware fuzzing of ``.wl`` files: mutate record fields, filter headers, shard records,
-cell records and params, then recompute every checksum (record blake2b, header blake2b, the
-filter CRC-32) so that the decoder is exercised past its integrity checks.
+cell records and params, and the bytes of the container's binary header (format version 2:
+names, ids, shapes, params codes, payload lengths), then recompute every checksum (the file's
+blake2b-128 digest and its lengths, the filter CRC-32) so that the decoder is exercised past its
+integrity checks.
 
 Used by tests/test_fuzz_files.py (a few hundred seeded inputs) and benchmarks/fuzz_files.py
 (100,000+ inputs, with and without numba).
@@ -8,6 +10,7 @@ Used by tests/test_fuzz_files.py (a few hundred seeded inputs) and benchmarks/fu
 
 from __future__ import annotations
 
+import hashlib
 import random
 import struct
 import zlib
@@ -16,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from weightless.container import Record, container_from_bytes, container_to_bytes
+from weightless.container.format import MAGIC, write_varint
 from weightless.errors import FormatError
 from weightless.limits import Limits, check_records
 
@@ -170,9 +174,65 @@ def params_from_filter(filt: bytes, params: dict) -> dict:
     }
 
 
+def split_v2(data: bytes) -> tuple[int, bytes, bytes] | None:
+    """(minor, header, payload) of a version 2 file whose lengths are consistent, else None."""
+    try:
+        if data[:8] != MAGIC or data[8:10] != b"\x02\x00":
+            return None
+        hlen, p = read_varint(data, 12)
+        plen, p = read_varint(data, p)
+    except IndexError:
+        return None
+    if len(data) != p + hlen + plen + 16:
+        return None
+    return int.from_bytes(data[10:12], "little"), data[p : p + hlen], data[p + hlen : p + hlen + plen]
+
+
+def forge_v2(header: bytes, payload: bytes, minor: int = 0) -> bytes:
+    """A version 2 file around any header and payload, with correct lengths and digest."""
+    body = MAGIC + struct.pack("<HH", 2, minor) + write_varint(len(header)) + write_varint(len(payload))
+    body += header + payload
+    return body + hashlib.blake2b(body, digest_size=16).digest()
+
+
+def _mutate_v2_header(rng: random.Random, data: bytes) -> bytes:
+    """Mutate the bytes of a v2 file's binary header (or cut / grow its payload), then fix the
+    lengths and the digest, so that the header parser sees the damage."""
+    parts = split_v2(data)
+    if parts is None:
+        return data
+    minor, header, payload = parts
+    h = bytearray(header)
+    for _ in range(rng.randint(1, 3)):
+        op = rng.random()
+        i = rng.randrange(len(h) + 1)
+        if op < 0.45 and h:  # one byte: an id, a length, a count, a varint continuation...
+            h[min(i, len(h) - 1)] = rng.choice([0, 1, 2, 3, 4, 7, 12, 13, 32, 33, 0x7F, 0x80, 0x81, 0xFE, 0xFF,
+                                                 rng.randrange(256)])
+        elif op < 0.6 and h:
+            h[min(i, len(h) - 1)] ^= 1 << rng.randrange(8)
+        elif op < 0.75:  # insert a varint (e.g. a dimension, a long length)
+            h[i:i] = write_varint(rng.choice(INTERESTING + [2**40, 2**63, 2**64 - 1]))
+        elif op < 0.85 and h:
+            del h[i : i + rng.randint(1, 4)]
+        elif op < 0.9:
+            h[i:i] = h[rng.randrange(len(h) + 1):][: rng.randint(1, 12)]
+        elif op < 0.95:
+            payload = payload[: rng.randrange(len(payload) + 1)]
+        else:
+            payload = payload + bytes(rng.randint(1, 8))
+    return forge_v2(bytes(h), payload, rng.choice([minor] * 8 + [1]))
+
+
 def mutate(rng: random.Random, data: bytes) -> bytes:
-    """One structure-aware mutation of a valid file, with every checksum recomputed."""
-    c = container_from_bytes(data)
+    """One structure-aware mutation of a file, with every checksum recomputed. A file that
+    does not parse (after a header mutation) gets another header mutation."""
+    try:
+        c = container_from_bytes(data)
+    except FormatError:
+        return _mutate_v2_header(rng, data)
+    if rng.random() < 0.12:
+        return _mutate_v2_header(rng, data)
     recs = list(c.records)
     i = rng.randrange(len(recs))
     r = recs[i]

@@ -20,12 +20,23 @@ U64 = np.uint64
 
 
 # --------------------------------------------------------------------------- 1. container
+DTYPE_IDS = ("float32", "float16", "bfloat16", "float64", "int8", "int16", "int32", "int64",
+             "uint8", "uint16", "uint32", "uint64", "bool")
+ENCODING_IDS = ("dense", "bloomier", "sparse", "indexed")
+
+
 def read_container(data: bytes) -> tuple[dict, list[tuple[dict, bytes]]]:
-    """Return (metadata, [(record entry, payload bytes)])."""
+    """Return (metadata, [(record entry, payload bytes)]) of a version 1 or 2 file; an entry
+    has the keys name, encoding, shape, dtype, params."""
     if data[:8] != b"\x89WLS\r\n\x1a\n":
         raise ValueError("magic")
+    major = struct.unpack_from("<H", data, 8)[0]
+    if major == 2:
+        return _read_container_v2(data)
+    if major != 1:
+        raise ValueError(f"version {major}")
     major, _minor, reserved, hlen, plen = struct.unpack_from("<HHIQQ", data, 8)
-    if major != 1 or reserved != 0 or len(data) != 48 + hlen + plen:
+    if reserved != 0 or len(data) != 48 + hlen + plen:
         raise ValueError("preamble")
     header = data[48 : 48 + hlen]
     if hashlib.blake2b(data[:32] + header, digest_size=16).digest() != data[32:48]:
@@ -40,6 +51,53 @@ def read_container(data: bytes) -> tuple[dict, list[tuple[dict, bytes]]]:
             raise ValueError("record checksum")
         out.append((e, chunk))
     return obj["metadata"], out
+
+
+def _read_container_v2(data: bytes) -> tuple[dict, list[tuple[dict, bytes]]]:
+    """Section "Layout (version 2)" and "Header (version 2)"."""
+    hlen, p = read_varint(data, 12)
+    plen, p = read_varint(data, p)
+    if len(data) != p + hlen + plen + 16:
+        raise ValueError("lengths")
+    if hashlib.blake2b(data[:-16], digest_size=16).digest() != data[-16:]:
+        raise ValueError("digest")
+    header, payload = data[p : p + hlen], data[p + hlen : p + hlen + plen]
+    m, q = read_varint(header, 0)
+    metadata = json.loads(header[q : q + m].decode("utf-8")) if m else {}
+    count, q = read_varint(header, q + m)
+    entries, params_json, prev, offset = [], [], b"", 0
+    for i in range(count):
+        shared, q = read_varint(header, q)
+        n, q = read_varint(header, q)
+        name = prev[:shared] + header[q : q + n]
+        prev, q = name, q + n
+        code = header[q]
+        q += 1
+        if code == 255:
+            n, q = read_varint(header, q)
+            encoding, q = header[q : q + n].decode("ascii"), q + n
+        else:
+            encoding = ENCODING_IDS[code]
+        dtype, ndim = DTYPE_IDS[header[q]], header[q + 1]
+        q += 2
+        shape = []
+        for _ in range(ndim):
+            d, q = read_varint(header, q)
+            shape.append(d)
+        j, q = read_varint(header, q)
+        if j % 2:
+            text = params_json[i - (j + 1) // 2]
+        else:
+            text, q = header[q : q + j // 2], q + j // 2
+        params_json.append(text)
+        length, q = read_varint(header, q)
+        entry = {"name": name.decode("utf-8"), "encoding": encoding, "shape": shape, "dtype": dtype,
+                 "params": json.loads(text.decode("utf-8")) if text else {}}
+        entries.append((entry, payload[offset : offset + length]))
+        offset += length
+    if q != len(header) or offset != plen:
+        raise ValueError("header")
+    return metadata, entries
 
 
 # --------------------------------------------------------------------------- 4. hashing

@@ -18,9 +18,11 @@ def register(subparsers: Any) -> None:
         description=(
             "Read FILE.wl, check every length, field, offset and checksum, and print JSON on "
             "stdout: format version, metadata, per-record name/shape/dtype/encoding/params and "
-            "payload bytes, and the totals. Every payload is decoded and checked too (filters are "
-            "parsed, their CRC and params verified, not expanded) unless --no-decode. A corrupt "
-            "file or payload gives a one-line error and exit code 2."
+            "payload bytes, and the totals: file_bytes, payload_bytes, overhead_bytes (the "
+            "container's own bytes: preamble, header, checksums) and overhead_percent. Every "
+            "payload is decoded and checked too (filters are parsed, their CRC and params "
+            "verified, not expanded) unless --no-decode. A corrupt file or payload gives a "
+            "one-line error and exit code 2."
         ),
     )
     p.add_argument("file", metavar="FILE.wl", help="container file to inspect")

@@ -1,7 +1,28 @@
 """The ``.wl`` container format: one description of the bytes, used by both reader and writer.
 
-A file is a fixed 48-byte preamble, a UTF-8 JSON header and one payload (docs/FORMAT.md is the
-byte-level specification)::
+Two major versions exist (docs/FORMAT.md is the byte-level specification of both). The writer
+produces **version 2** by default; readers accept 1 and 2 and reject any other major with
+:class:`~weightless.errors.UnsupportedVersionError`.
+
+Version 2 (a compact binary header; the container costs tens of bytes, not kilobytes)::
+
+    magic    8 bytes  b"\\x89WLS\\r\\n\\x1a\\n"
+    major    u16 LE = 2, minor u16 LE = 0
+    H        varint   header length (at most MAX_HEADER_BYTES)
+    P        varint   payload length
+    header   H bytes  varint M, M bytes metadata JSON (M = 0: {}); varint R; R record entries:
+                        varint shared, varint S, S bytes: name = previous name's first
+                          `shared` UTF-8 bytes + these S bytes
+                        u8 encoding id (ENCODING_IDS; 255: varint n + n ASCII bytes of name)
+                        u8 dtype id (DTYPE_IDS)
+                        u8 ndim, ndim varints: shape
+                        varint J: even: J/2 bytes of params JSON (J = 0: {});
+                          odd: params equal to those of the record (J+1)/2 entries back
+                        varint L: payload length
+    payload  P bytes  the records' bytes, back to back in header order
+    digest   16 bytes blake2b-128 of every byte before it
+
+Version 1 (the previous version, still read; written only on request)::
 
     offset size  field
     0      8     magic            b"\\x89WLS\\r\\n\\x1a\\n"
@@ -14,10 +35,11 @@ byte-level specification)::
     48     H     header           UTF-8 JSON object, space-padded so 48 + H is a multiple of 8
     48+H   P     payload          the records' bytes, back to back in header order
 
-The header is ``{"metadata": {...}, "records": [entry, ...]}``; every entry has the keys of
-:data:`RECORD_FIELDS`. The checkers below are the single definition of what a valid value is:
-the writer runs them with :class:`~weightless.errors.InputError` on what it is about to write,
-the reader with :class:`~weightless.errors.FieldError` on what it read, so the two cannot drift.
+The v1 header is ``{"metadata": {...}, "records": [entry, ...]}``; every entry has the keys of
+:data:`RECORD_FIELDS`. The checkers below are the single definition of what a valid value is
+(for both versions): the writer runs them with :class:`~weightless.errors.InputError` on what it
+is about to write, the reader with :class:`~weightless.errors.FieldError` on what it read, so
+the two cannot drift.
 """
 
 from __future__ import annotations
@@ -36,6 +58,17 @@ from ..errors import InputError, WeightlessError
 __all__ = [
     "MAGIC",
     "FORMAT_VERSION",
+    "SUPPORTED_MAJORS",
+    "V1_VERSION",
+    "ENCODING_IDS",
+    "ENCODING_ESCAPE",
+    "DTYPE_IDS",
+    "V2_FIXED_SIZE",
+    "MAX_VARINT_BYTES",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_REPEATED_PARAMS_BYTES",
+    "write_varint",
+    "ByteReader",
     "PREAMBLE",
     "PREAMBLE_SIZE",
     "CHECKED_PREAMBLE_SIZE",
@@ -63,9 +96,13 @@ __all__ = [
 #: The first 8 bytes of every ``.wl`` file. Like PNG's: a high-bit byte catches 7-bit channels,
 #: CR LF catches line-ending conversion, 0x1A stops ``type`` on DOS.
 MAGIC = b"\x89WLS\r\n\x1a\n"
-#: (major, minor) written by this version. Readers accept any minor of their major.
-FORMAT_VERSION = (1, 0)
-#: magic, major, minor, reserved, header_length, payload_length, header_checksum.
+#: (major, minor) written by default. Readers accept any minor of a major they know.
+FORMAT_VERSION = (2, 0)
+#: The majors this reader reads (1: JSON header, the previous version; 2: binary header).
+SUPPORTED_MAJORS = (1, 2)
+#: (major, minor) of the version 1 files the writer produces on request.
+V1_VERSION = (1, 0)
+#: v1: magic, major, minor, reserved, header_length, payload_length, header_checksum.
 PREAMBLE = struct.Struct("<8sHHIQQ16s")
 PREAMBLE_SIZE = PREAMBLE.size  # 48
 #: The header checksum covers preamble bytes [0, CHECKED_PREAMBLE_SIZE) and the header.
@@ -75,6 +112,8 @@ CHECKSUM_BYTES = 16
 PAYLOAD_ALIGN = 8
 
 MAX_HEADER_BYTES = 16 * 1024 * 1024
+#: Payload lengths (and so file lengths) are below 2**63.
+MAX_PAYLOAD_BYTES = 2**63 - 1
 MAX_NDIM = 32
 MAX_ELEMENTS = 2**40
 MAX_NAME_CHARS = 1024
@@ -92,6 +131,25 @@ DTYPES = frozenset(
         "bool",
     }
 )
+#: v2: the dtype id byte of a record is an index into this tuple (fixed forever: append only).
+DTYPE_IDS = (
+    "float32", "float16", "bfloat16", "float64",
+    "int8", "int16", "int32", "int64",
+    "uint8", "uint16", "uint32", "uint64",
+    "bool",
+)
+assert frozenset(DTYPE_IDS) == DTYPES and len(DTYPE_IDS) == len(DTYPES)
+#: v2: the encoding id byte of a record is an index into this tuple (fixed forever: append only)
+#: or ENCODING_ESCAPE, after which the name follows as a varint length and ASCII bytes.
+ENCODING_IDS = ("dense", "bloomier", "sparse", "indexed")
+ENCODING_ESCAPE = 255
+#: v2: a params back reference may only repeat params of at most this many JSON bytes, so a
+#: header never expands to much more JSON than it holds (a record entry takes >= 7 bytes).
+MAX_REPEATED_PARAMS_BYTES = 128
+#: v2: magic, major, minor (the bytes before the two length varints).
+V2_FIXED_SIZE = 12
+#: LEB128 varints have at most this many bytes (values below 2**70).
+MAX_VARINT_BYTES = 10
 #: Encoding names: lower case letters, digits and ``._+-``, 1 to 64 characters.
 ENCODING_PATTERN = re.compile(r"[a-z0-9][a-z0-9._+-]{0,63}")
 _HEX_CHECKSUM = re.compile(r"[0-9a-f]{%d}" % (2 * CHECKSUM_BYTES))
@@ -106,6 +164,74 @@ def checksum(*chunks: bytes | memoryview) -> bytes:
     for chunk in chunks:
         h.update(chunk)
     return h.digest()
+
+
+def write_varint(value: int) -> bytes:
+    """Unsigned LEB128 of ``value`` (0 <= value < 2**70): 7 bits a byte, least significant group
+    first, the high bit set on every byte but the last; the shortest form (the same bytes as
+    ``weightless.entropy._bits.write_varint``, re-implemented here so that the container needs
+    only the standard library)."""
+    value = int(value)
+    if not 0 <= value < 1 << (7 * MAX_VARINT_BYTES):
+        raise InputError(f"varint value {value} is outside [0, 2**70)")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+class ByteReader:
+    """Sequential, bounds-checked reader of a byte string (the v2 preamble and header).
+
+    Every read checks the bytes that remain; reading past the end raises ``short`` (the reader
+    of the file's first bytes passes TruncatedError, the header reader FieldError, since the
+    header's length is known and covered by the digest). Varints must be at most
+    MAX_VARINT_BYTES long, in shortest form (no final 0x00 byte after the first) and at most
+    the ``limit`` given by the caller; otherwise FieldError.
+    """
+
+    def __init__(self, data: bytes, what: str, short: ErrorType, bad: ErrorType) -> None:
+        self.data = data
+        self.pos = 0
+        self.what = what
+        self.short = short
+        self.bad = bad
+
+    @property
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
+    def take(self, n: int, field: str) -> bytes:
+        if n > self.remaining:
+            raise self.short(
+                f"{self.what}: {field} needs {n} bytes but only {self.remaining} remain"
+            )
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def u8(self, field: str) -> int:
+        return self.take(1, field)[0]
+
+    def varint(self, field: str, limit: int) -> int:
+        value = 0
+        for i in range(MAX_VARINT_BYTES):
+            byte = self.u8(field)
+            value |= (byte & 0x7F) << (7 * i)
+            if not byte & 0x80:
+                if byte == 0 and i > 0:
+                    raise self.bad(
+                        f"{self.what}: {field} is an overlong varint (not the shortest form)"
+                    )
+                if value > limit:
+                    raise self.bad(f"{self.what}: {field} is {value}; the maximum is {limit}")
+                return value
+        raise self.bad(f"{self.what}: {field} is a varint longer than {MAX_VARINT_BYTES} bytes")
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,7 +516,8 @@ class Container:
         records: the records, in file order.
         metadata: the file-level JSON object (model name, recipe, versions...).
         version: ``(major, minor)`` format version of the file read (FORMAT_VERSION if built).
-        header_bytes: length of the JSON header in bytes (0 if not read from bytes).
+        header_bytes: length of the header in bytes, ``H`` of the preamble (v1: the JSON header;
+            v2: the binary header) (0 if not read from bytes).
         file_bytes: total length of the file in bytes (0 if not read from bytes).
     """
 
@@ -441,3 +568,11 @@ class Container:
     def payload_bytes(self) -> int:
         """Sum of the records' payload lengths."""
         return sum(len(r.payload) for r in self.records)
+
+    @property
+    def overhead_bytes(self) -> int | None:
+        """Bytes of the file that are not record payload (preamble, header, digest):
+        ``file_bytes - payload_bytes``; None if the container was not read from bytes."""
+        if not self.file_bytes:
+            return None
+        return self.file_bytes - self.payload_bytes

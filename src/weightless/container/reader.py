@@ -1,6 +1,16 @@
 """Read ``.wl`` containers, validating every number and field before it is used.
 
-The checks run in this order, each with its own :class:`~weightless.errors.FormatError`
+Both format majors are read: 2 (binary header, written by default) and 1 (JSON header, the
+previous version). Any other major raises UnsupportedVersionError right after the magic.
+
+Version 2, in this order: magic (BadMagicError), version (UnsupportedVersionError), the two
+length varints (TruncatedError if the file ends inside them, FieldError if overlong or above
+2**63 - 1), the header length against the cap (HeaderTooLargeError), the declared total length
+against the real one (TruncatedError if shorter, OffsetError if longer), the digest over every
+byte before it (ChecksumError), then the header: metadata and params JSON (FieldError), names,
+encoding and dtype ids, shapes (FieldError), payload lengths summing to P (OffsetError).
+
+Version 1: the checks run in this order, each with its own :class:`~weightless.errors.FormatError`
 subclass: magic (BadMagicError), version (UnsupportedVersionError), the rest of the preamble
 (TruncatedError, FieldError for the reserved word), the header length against the cap
 (HeaderTooLargeError), the declared total length against the real one (TruncatedError if
@@ -12,6 +22,7 @@ against the file size before anything is read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -29,16 +40,33 @@ from ..errors import (
 )
 from .format import (
     CHECKED_PREAMBLE_SIZE,
+    CHECKSUM_BYTES,
+    DTYPE_IDS,
+    ENCODING_ESCAPE,
+    ENCODING_IDS,
     FORMAT_VERSION,
     HEADER_FIELDS,
     MAGIC,
+    MAX_ELEMENTS,
     MAX_HEADER_BYTES,
+    MAX_NAME_CHARS,
+    MAX_NDIM,
+    MAX_PAYLOAD_BYTES,
+    MAX_REPEATED_PARAMS_BYTES,
     PREAMBLE,
     PREAMBLE_SIZE,
     RECORD_FIELDS,
+    SUPPORTED_MAJORS,
+    V1_VERSION,
+    V2_FIXED_SIZE,
+    ByteReader,
     Container,
     Record,
+    check_encoding,
+    check_json_object,
+    check_name,
     check_object,
+    check_shape,
     checksum,
 )
 
@@ -47,8 +75,15 @@ __all__ = ["container_from_bytes", "read_container", "MAX_HEADER_BYTES"]
 
 class _Source(Protocol):
     size: int
+    #: True when the bytes may change between two reads (a file on disk).
+    mutable: bool
 
     def read(self, offset: int, n: int) -> bytes: ...
+
+    def hash_into(self, h: Any, offset: int, n: int) -> None: ...
+
+
+_CHUNK = 1 << 20
 
 
 class _BytesSource:
@@ -58,15 +93,27 @@ class _BytesSource:
         except TypeError:
             raise InputError("data is a non-contiguous buffer; expected bytes") from None
         self.size = len(self._view)
+        self.mutable = False
 
     def read(self, offset: int, n: int) -> bytes:
         return bytes(self._view[offset : offset + n])
+
+    def hash_into(self, h: Any, offset: int, n: int) -> None:
+        h.update(self._view[offset : offset + n])
 
 
 class _FileSource:
     def __init__(self, f: Any, size: int) -> None:
         self._f = f
         self.size = size
+        self.mutable = True
+
+    def hash_into(self, h: Any, offset: int, n: int) -> None:
+        end = offset + n
+        while offset < end:
+            step = min(_CHUNK, end - offset)
+            h.update(self.read(offset, step))
+            offset += step
 
     def read(self, offset: int, n: int) -> bytes:
         self._f.seek(offset)
@@ -79,12 +126,16 @@ class _FileSource:
         return out
 
 
-def _loads_header(text: bytes) -> Any:
+def _loads_header(text: bytes, what: str = "the header") -> Any:
+    """Parse UTF-8 JSON text with the value rules of docs/FORMAT.md (FieldError otherwise).
+
+    ``what`` names the text in messages: the v1 header, or v2 metadata / a record's params.
+    """
     try:
         decoded = text.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FieldError(
-            f"the header is not valid UTF-8 (byte {exc.start} of the header); expected UTF-8 JSON"
+            f"{what} is not valid UTF-8 (byte {exc.start} of it); expected UTF-8 JSON"
         ) from None
 
     def pairs(items: list[tuple[str, Any]]) -> dict:
@@ -92,24 +143,24 @@ def _loads_header(text: bytes) -> Any:
         for k, v in items:
             if k in out:
                 raise FieldError(
-                    f"the header repeats the key {k[:60]!r} in one object; expected unique keys"
+                    f"{what} repeats the key {k[:60]!r} in one object; expected unique keys"
                 )
             out[k] = v
         return out
 
     def constant(name: str) -> Any:
-        raise FieldError(f"the header contains {name}; expected finite numbers only")
+        raise FieldError(f"{what} contains {name}; expected finite numbers only")
 
     def parse_float(s: str) -> float:
         v = float(s)
         if not math.isfinite(v):
-            raise FieldError(f"the header contains the number {s[:40]} which overflows a double")
+            raise FieldError(f"{what} contains the number {s[:40]} which overflows a double")
         return v
 
     def parse_int(s: str) -> int:
         if len(s) > 21:  # longer than any int64/uint64
             raise FieldError(
-                f"the header contains an integer of {len(s)} digits; "
+                f"{what} contains an integer of {len(s)} digits; "
                 "expected one in [-2**63, 2**64)"
             )
         return int(s)
@@ -126,10 +177,10 @@ def _loads_header(text: bytes) -> Any:
         raise
     except RecursionError:
         raise FieldError(
-            "the header JSON is nested too deeply to parse; expected at most 64 levels"
+            f"{what}: the JSON is nested too deeply to parse; expected at most 64 levels"
         ) from None
     except ValueError as exc:  # JSONDecodeError, or an integer with too many digits
-        raise FieldError(f"the header is not valid JSON: {exc}") from None
+        raise FieldError(f"{what} is not valid JSON: {exc}") from None
 
 
 def _parse(src: _Source, max_header_bytes: int) -> Container:
@@ -142,17 +193,29 @@ def _parse(src: _Source, max_header_bytes: int) -> Container:
             f"the file starts with {head[:8]!r}; expected the .wl magic {MAGIC!r} "
             "(is this a weightless container?)"
         )
-    if size < len(MAGIC) + 4:
-        raise TruncatedError(f"the file has {size} bytes; a .wl file has at least {PREAMBLE_SIZE}")
-    # 2. version, before anything whose layout a newer major may have changed.
+    if size < V2_FIXED_SIZE:
+        raise TruncatedError(
+            f"the file has {size} bytes; a .wl file has at least "
+            f"{V2_FIXED_SIZE + 2 + CHECKSUM_BYTES}"
+        )
+    # 2. version, before anything whose layout another major may have changed.
     major = int.from_bytes(head[8:10], "little")
     minor = int.from_bytes(head[10:12], "little")
-    if major != FORMAT_VERSION[0]:
+    if major == 2:
+        return _parse_v2(src, head, minor, max_header_bytes)
+    if major != 1:
         raise UnsupportedVersionError(
             f"the file has format version {major}.{minor}; this reader supports "
-            f"{FORMAT_VERSION[0]}.x (up to {FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}); "
-            "use a matching version of weightless"
+            f"{' and '.join(f'{m}.x' for m in SUPPORTED_MAJORS)} (it writes "
+            f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}); use a matching version of weightless"
         )
+    return _parse_v1(src, head, major, minor, max_header_bytes)
+
+
+def _parse_v1(
+    src: _Source, head: bytes, major: int, minor: int, max_header_bytes: int
+) -> Container:
+    size = src.size
     if size < PREAMBLE_SIZE:
         raise TruncatedError(f"the file has {size} bytes; a .wl file has at least {PREAMBLE_SIZE}")
     _, _, _, reserved, header_len, payload_len, header_digest = PREAMBLE.unpack(head)
@@ -185,7 +248,7 @@ def _parse(src: _Source, max_header_bytes: int) -> Container:
         )
     # 5. JSON and fields.
     obj = _loads_header(header)
-    newer = minor > FORMAT_VERSION[1]
+    newer = minor > V1_VERSION[1]
     top = check_object(obj, HEADER_FIELDS, "header", FieldError, allow_unknown=newer)
     entries = []
     names: dict[str, int] = {}
@@ -249,6 +312,186 @@ def _parse(src: _Source, max_header_bytes: int) -> Container:
         header_bytes=header_len,
         file_bytes=size,
     )
+
+
+#: The fewest header bytes a v2 record entry takes (shared, S, encoding, dtype, ndim, J, L).
+_MIN_ENTRY_BYTES = 7
+#: A name is at most MAX_NAME_CHARS code points, so at most 4 bytes each in UTF-8.
+_MAX_NAME_BYTES = 4 * MAX_NAME_CHARS
+
+
+def _parse_v2(src: _Source, head: bytes, minor: int, max_header_bytes: int) -> Container:
+    size = src.size
+    # 3. the two length varints (the file may end inside them: truncated).
+    pre = ByteReader(head, "the preamble", TruncatedError, FieldError)
+    pre.pos = V2_FIXED_SIZE
+    header_len = pre.varint("the header length", MAX_PAYLOAD_BYTES)
+    payload_len = pre.varint("the payload length", MAX_PAYLOAD_BYTES)
+    start = pre.pos
+    # 4. lengths, checked before anything is allocated.
+    if header_len > max_header_bytes:
+        raise HeaderTooLargeError(
+            f"the header length is {header_len} bytes; the cap is {max_header_bytes} bytes"
+        )
+    total = start + header_len + payload_len + CHECKSUM_BYTES
+    if size < total:
+        raise TruncatedError(
+            f"the file has {size} bytes; its preamble declares {start} + {header_len} (header) + "
+            f"{payload_len} (payload) + {CHECKSUM_BYTES} (digest) = {total}; the file is truncated"
+        )
+    if size > total:
+        raise OffsetError(
+            f"the file has {size} bytes; its preamble declares {total} ({start} preamble + "
+            f"{header_len} header + {payload_len} payload + {CHECKSUM_BYTES} digest); "
+            f"{size - total} unexpected bytes follow the digest"
+        )
+    # 5. the digest covers every byte before it.
+    body = size - CHECKSUM_BYTES
+    h = hashlib.blake2b(digest_size=CHECKSUM_BYTES)
+    src.hash_into(h, 0, body)
+    stored = src.read(body, CHECKSUM_BYTES)
+    if h.digest() != stored:
+        raise ChecksumError(
+            f"the file's checksum (blake2b-128 of every byte before the last 16) is "
+            f"{h.hexdigest()} but the file stores {stored.hex()}; the file is corrupt"
+        )
+    # 6. the header.
+    header = src.read(start, header_len)
+    metadata, entries = _parse_header_v2(header, minor, payload_len)
+    # 7. payloads (from a file: hashed again as read, in case the file changed meanwhile).
+    records = []
+    offset = start + header_len
+    again = None
+    if src.mutable:
+        again = hashlib.blake2b(src.read(0, offset), digest_size=CHECKSUM_BYTES)
+    for name, encoding, dtype, shape, params, length in entries:
+        payload = src.read(offset, length)
+        offset += length
+        if again is not None:
+            again.update(payload)
+        records.append(Record(name, encoding, shape, dtype, params, payload))
+    if again is not None and again.digest() != stored:
+        raise ChecksumError("the file changed while it was being read; read it again")
+    return Container(
+        records=tuple(records),
+        metadata=metadata,
+        version=(2, minor),
+        header_bytes=header_len,
+        file_bytes=size,
+    )
+
+
+def _parse_header_v2(header: bytes, minor: int, payload_len: int) -> tuple[dict, list[tuple]]:
+    """(metadata, [(name, encoding, dtype, shape, params, payload length)]) of a v2 header."""
+    r = ByteReader(header, "the header", FieldError, FieldError)
+    # (a varint takes at least one byte: what remains after it is at most remaining - 1)
+    m = r.varint("the metadata length", max(0, r.remaining - 1))
+    metadata = {}
+    if m:
+        metadata = check_json_object(
+            _loads_header(r.take(m, "the metadata"), "the header's metadata"),
+            "the header's metadata",
+            FieldError,
+        )
+    count = r.varint("the record count", max(0, r.remaining - 1) // _MIN_ENTRY_BYTES)
+    entries: list[tuple] = []
+    names: dict[str, int] = {}
+    params_json: list[bytes] = []
+    prev = b""
+    covered = 0
+    for i in range(count):
+        where = f"header record {i}"
+        shared = r.varint(f"{where}: the shared name prefix", len(prev))
+        limit = min(max(0, r.remaining - 1), _MAX_NAME_BYTES - shared)
+        rest = r.varint(f"{where}: the name length", limit)
+        raw = prev[:shared] + r.take(rest, f"{where}: the name")
+        prev = raw
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FieldError(
+                f"{where}: the name is not valid UTF-8 (byte {exc.start} of it)"
+            ) from None
+        name = check_name(text, f"{where}: the name", FieldError)
+        if name in names:
+            raise FieldError(
+                f"header records {i} and {names[name]} are both named {name!r}; "
+                "expected unique names"
+            )
+        names[name] = i
+        where = f"record {name!r} (header record {i})"
+        code = r.u8(f"{where}: the encoding id")
+        if code < len(ENCODING_IDS):
+            encoding = ENCODING_IDS[code]
+        elif code == ENCODING_ESCAPE:
+            n = r.varint(f"{where}: the encoding name length", 64)
+            enc = r.take(n, f"{where}: the encoding name")
+            try:
+                encoding = enc.decode("ascii")
+            except UnicodeDecodeError:
+                raise FieldError(f"{where}: the encoding name {enc!r} is not ASCII") from None
+            encoding = check_encoding(encoding, f"{where}: the encoding", FieldError)
+        else:
+            raise FieldError(
+                f"{where}: the encoding id is {code}; expected 0-{len(ENCODING_IDS) - 1} "
+                f"({', '.join(ENCODING_IDS)}) or {ENCODING_ESCAPE} (a name follows)"
+            )
+        code = r.u8(f"{where}: the dtype id")
+        if code >= len(DTYPE_IDS):
+            raise FieldError(
+                f"{where}: the dtype id is {code}; expected 0-{len(DTYPE_IDS) - 1} "
+                f"({', '.join(DTYPE_IDS)})"
+            )
+        dtype = DTYPE_IDS[code]
+        ndim = r.u8(f"{where}: the number of dimensions")
+        if ndim > min(MAX_NDIM, r.remaining):
+            raise FieldError(
+                f"{where} has {ndim} dimensions; expected at most {MAX_NDIM} (and at most the "
+                f"{r.remaining} header bytes that remain)"
+            )
+        dims = [r.varint(f"{where}: shape[{j}]", MAX_ELEMENTS) for j in range(ndim)]
+        shape = check_shape(dims, f"{where}: the shape", FieldError)
+        code = r.varint(f"{where}: the params code", 2 * max(r.remaining, i))
+        if code % 2:  # the same params as the record `back` entries before this one
+            back = (code + 1) // 2
+            if back > i:
+                raise FieldError(
+                    f"{where}: the params repeat those of the record {back} entries back; "
+                    f"only {i} records precede it"
+                )
+            text = params_json[i - back]
+            if len(text) > MAX_REPEATED_PARAMS_BYTES:
+                raise FieldError(
+                    f"{where}: the params repeat {len(text)} bytes of JSON; a repeat may cover "
+                    f"at most {MAX_REPEATED_PARAMS_BYTES}"
+                )
+        else:
+            text = r.take(code // 2, f"{where}: the params")
+        params_json.append(text)
+        params = {}
+        if text:
+            params = check_json_object(
+                _loads_header(text, f"{where}: the params"), f"{where}: the params", FieldError
+            )
+        length = r.varint(f"{where}: the payload length", MAX_PAYLOAD_BYTES)
+        if covered + length > payload_len:
+            raise OffsetError(
+                f"{where} ends at byte {covered + length} of the payload, outside the payload "
+                f"of {payload_len} bytes"
+            )
+        covered += length
+        entries.append((name, encoding, dtype, shape, params, length))
+    if r.remaining and minor == 0:
+        raise FieldError(
+            f"the header has {r.remaining} unexpected bytes after the last record entry"
+        )
+    # (a newer minor of version 2 may append fields after the records: they are ignored)
+    if covered != payload_len:
+        raise OffsetError(
+            f"the records cover {covered} bytes of the payload; the preamble declares "
+            f"{payload_len}; expected the payload lengths to sum to the payload's length"
+        )
+    return metadata, entries
 
 
 def _check_cap(max_header_bytes: int) -> int:

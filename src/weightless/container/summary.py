@@ -32,11 +32,14 @@ def summarize_params(value: Any) -> Any:
 def summarize_container(container: Container, *, full_params: bool = False) -> dict[str, Any]:
     """Return a JSON-serialisable description of ``container``.
 
-    Keys: ``format_version`` ("major.minor"), ``file_bytes``, ``header_bytes``,
-    ``payload_bytes``, ``num_records``, ``metadata``, ``encodings`` (per encoding: number of
-    records, payload bytes, elements) and ``records`` (per record, in file order: name,
-    encoding, dtype, shape, numel, payload_bytes, bits_per_element, params). ``params`` is
-    summarised with :func:`summarize_params` unless ``full_params``.
+    Keys: ``format_version`` ("major.minor"), ``file_bytes``, ``header_bytes`` (``H`` of the
+    preamble), ``payload_bytes`` (sum of the records' payloads), ``overhead_bytes``
+    (``file_bytes - payload_bytes``: preamble, header, checksums; None for a container not read
+    from a file), ``overhead_percent`` (of ``file_bytes``, 2 decimals), ``num_records``,
+    ``metadata``, ``encodings`` (per encoding: number of records, payload bytes, elements) and
+    ``records`` (per record, in file order: name, encoding, dtype, shape, numel, payload_bytes,
+    bits_per_element, params). ``params`` is summarised with :func:`summarize_params` unless
+    ``full_params``.
     """
     records = []
     encodings: dict[str, dict[str, int]] = {}
@@ -58,11 +61,16 @@ def summarize_container(container: Container, *, full_params: bool = False) -> d
         agg["records"] += 1
         agg["payload_bytes"] += len(r.payload)
         agg["numel"] += numel
+    overhead = container.overhead_bytes
     return {
         "format_version": f"{container.version[0]}.{container.version[1]}",
         "file_bytes": container.file_bytes,
         "header_bytes": container.header_bytes,
         "payload_bytes": container.payload_bytes,
+        "overhead_bytes": overhead,
+        "overhead_percent": (
+            round(100.0 * overhead / container.file_bytes, 2) if overhead is not None else None
+        ),
         "num_records": len(container.records),
         "metadata": container.metadata,
         "encodings": dict(sorted(encodings.items())),
