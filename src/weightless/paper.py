@@ -18,6 +18,7 @@ __all__ = [
     "DECODE_MACHINE",
     "VGG_LAYERS",
     "HEADLINE",
+    "WHOLE_MODEL_PUBLISHED",
 ]
 
 #: Bytes per "KB" in the paper's tables (919 KB for the 940,800-byte LeNet-300-100 FC-0).
@@ -88,4 +89,13 @@ HEADLINE = {
     "max_compression": 496.0,  # LeNet5 DNS FC-0, after entropy coding
     "max_improvement_entropy": 1.51,  # Table 3, LeNet-300-100 DNS FC-1
     "max_improvement_raw": 1.99,  # Table 2, LeNet5 DNS FC-0
+}
+
+#: Published whole-model compression factors (float32 model / compressed file), as quoted in
+#: issue 12: Deep Compression (Han et al. 2016), soft weight-sharing (Ullrich et al. 2017),
+#: Bayesian Compression (Louizos et al. 2017), MIRACLE (Havasi et al. 2019; 1.52 KB at 0.96%).
+WHOLE_MODEL_PUBLISHED: dict[str, dict[str, str]] = {
+    "lenet5": {"Deep Compression": "39x", "soft weight-sharing": "162x", "Bayesian Compression": "361-419x",
+               "MIRACLE": "~1110x"},
+    "lenet300": {"Deep Compression": "40x", "soft weight-sharing": "64x"},
 }

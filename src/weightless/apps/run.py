@@ -136,6 +136,7 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
     from ..training import evaluate, per_example
     from .checkpoint import train_dense
     from .mnist import DENSE_TRAINING, PAPER_RECIPES, mnist_task
+    from .whole import whole_model_report
 
     opts.validate()
     enc = opts.encode_config()
@@ -152,14 +153,7 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
     t_enc = time.perf_counter()
     res = compress(model, task, config=CompressConfig(recipe=recipe, encode=enc, progress=opts.progress), log=log)
     seconds_encode = time.perf_counter() - t_enc
-    metadata = {
-        "model": opts.model,
-        "pruning": opts.pruning,
-        "weightless_version": __import__("weightless").__version__,
-        "seed": opts.seed,
-        "simplified_test_error": round(res.simplified_test_error, 4),
-        "test_error": round(res.test_error, 4),
-    }
+    metadata = {"model": opts.model, "pruning": opts.pruning}  # every byte counts: the report has the rest
     nbytes = api.save(output, res.tensors, metadata=metadata, dense_dtype=opts.dense_dtype, entropy=opts.entropy)
     # The honest figure: evaluate the model decoded from the file just written.
     t_load = time.perf_counter()
@@ -170,6 +164,7 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
     dec_errs = per_example(decoded, task, "test")[0]
     decoded_err = 100.0 * float(dec_errs.mean())
     ci = paired_ci(dec_errs, per_example(res.simplified.model, task, "test")[0])
+    whole = whole_model_report(res, output, task, dec_errs)
     summary = api.inspect(output)
     rec_bytes = {r["name"]: r["payload_bytes"] for r in summary["records"]}
     rows = []
@@ -211,6 +206,8 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
         "decoded_test_error": decoded_err,
         "decoded_vs_simplified_test": ci,
         "validation_disjoint": res.validation_disjoint,
+        "whole_model": whole,
+        "whole_model_decisions": res.tail,
         "seconds": {
             "dense": round(dense_seconds, 2),  # 0 when loaded from the cache
             "simplify_encode_and_retrain": round(seconds_encode, 2),

@@ -133,7 +133,8 @@ def compress_user(model_def: str, weights: str | None, data: str, config: Any, o
 
     from .. import api
     from ..pipeline.api import compress
-    from ..training import evaluate
+    from ..training import evaluate, per_example
+    from .whole import whole_model_report
 
     t0 = time.perf_counter()
     model = load_model_def(model_def)
@@ -147,7 +148,9 @@ def compress_user(model_def: str, weights: str | None, data: str, config: Any, o
     state = api.load(output)
     check_state_dict(fresh, state, str(output))
     fresh.load_state_dict(state)
-    decoded_test = None if task.test is None else evaluate(fresh, task, split="test")
+    errs = None if task.test is None else per_example(fresh, task, "test")[0]
+    decoded_test = None if errs is None else 100.0 * float(errs.mean())
+    whole = whole_model_report(res, output, task, errs)
     n_params = sum(int(v.numel()) for v in state.values())
     dense_bytes = sum(int(v.numel()) * v.element_size() for v in model.state_dict().values())
     return {
@@ -165,5 +168,7 @@ def compress_user(model_def: str, weights: str | None, data: str, config: Any, o
         "simplified_test_error": res.simplified_test_error,
         "decoded_test_error": decoded_test,
         "validation_disjoint": res.validation_disjoint,
+        "whole_model": whole,
+        "whole_model_decisions": res.tail,
         "seconds": round(time.perf_counter() - t0, 2),
     }

@@ -138,8 +138,12 @@ def format_table(report: dict[str, Any]) -> str:
         f"test error: dense {report['dense_test_error']:.2f}%, simplified {report['simplified_test_error']:.2f}%, "
         f"decoded from file {report['decoded_test_error']:.2f}%  ({report['seconds']['total']:.0f} s)"
     )
-    lines.append("WL = Weightless (entropy-coded filter + codebook); DC = Deep Compression (CSR + Huffman, "
-                 "best of published and tuned index width)")
+    lines.append("WL = Weightless (entropy-coded filter + codebook; t 0 = stored lossless); DC = Deep Compression "
+                 "(CSR + Huffman, best of published and tuned index width)")
+    if report.get("whole_model"):
+        from ..apps.whole import format_whole
+
+        lines += ["", format_whole(report["whole_model"])]
     return "\n".join(lines)
 
 
@@ -183,6 +187,9 @@ def run(args: argparse.Namespace) -> int:
         report = compress_user(args.model_def, args.weights, args.data, cfg, out, say,
                                dense_dtype=opts.dense_dtype, entropy=opts.entropy)
         te = report["decoded_test_error"]
+        from ..apps.whole import format_whole
+
+        say(format_whole(report["whole_model"]))
         say(f"file {out}: {report['file_bytes']} bytes ({report['model_compression_factor']}x the model's "
             f"{report['dense_model_bytes']} bytes); test error from the file "
             + ("n/a (no test split)" if te is None else f"{te:.2f}%") + f" ({report['seconds']:.0f} s)")

@@ -138,7 +138,9 @@ class ReproConfig:
         from ..pipeline.config import EncodeConfig
 
         over = {k: getattr(self, k) for k in ("seed_trials", "tolerance", "t_max") if getattr(self, k) is not None}
-        cfg = replace(EncodeConfig(seed=self.seed), **over, **kw)
+        # The paper's layers are always filters here (Tables 1-3 measure the filter against
+        # Deep Compression), so no lossless fallback; the whole-model stage stays on.
+        cfg = replace(EncodeConfig(seed=self.seed, lossless_fallback=False), **over, **kw)
         if self.retrain_epochs == 0:
             return replace(cfg, retrain=None)
         rt = replace(cfg.retrain, seed=self.seed)
