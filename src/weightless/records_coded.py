@@ -12,8 +12,8 @@ is stored exactly as its codebook and indices, the structure entropy-coded by
 Payload of both: ``varint k`` (1..65536), ``u8 codebook format`` (0 float32, 1 float16,
 2 bfloat16 words, 3 float64; the narrowest that holds every codebook value exactly is written),
 ``k`` codebook values little-endian, then the streams. ``params`` is ``{}`` or
-``{"alt": {encoding: bytes}}``: the payload sizes of the other encodings that were tried
-(:func:`smallest_record` writes it so ``inspect`` can say why this one was chosen).
+``{"alt": bytes}``: the payload size of the other coded encoding, which was tried and is
+larger (:func:`smallest_record` writes it so ``inspect`` can say why this one was chosen).
 
 The decoded tensor has the record's dtype (float64/32/16 or bfloat16); a codebook value that
 the dtype cannot hold exactly is a format error, so a load gives back exactly what was saved.
@@ -198,9 +198,9 @@ def _check_alt(rec: Record) -> None:
     extra = set(rec.params) - {"alt"}
     if extra:
         raise FieldError(f"record {rec.name!r}: unknown params {sorted(extra)[:5]} for encoding {rec.encoding!r}")
-    alt = rec.params.get("alt", {})
-    if not isinstance(alt, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in alt.values()):
-        raise FieldError(f"record {rec.name!r}: params.alt must map encodings to byte counts")
+    alt = rec.params.get("alt", 0)
+    if type(alt) is not int or alt < 0:
+        raise FieldError(f"record {rec.name!r}: params.alt must be a byte count, got {alt!r}")
 
 
 def as_clustered(a: np.ndarray, dtype: str, max_k: int = 256) -> Clustered | None:
@@ -229,12 +229,12 @@ def as_clustered(a: np.ndarray, dtype: str, max_k: int = 256) -> Clustered | Non
 def smallest_record(name: str, candidates: list[Record]) -> Record:
     """Return the shortest of ``candidates`` (records of the same tensor; ties keep the first).
 
-    A coded winner gets ``params.alt``: the payload sizes of the other coded candidates (a
-    dense record's size follows from its shape, so it is not repeated)."""
+    A coded winner gets ``params.alt``: the payload size of the other coded encoding ("sparse"
+    for an "indexed" record and vice versa; a dense record's size follows from the shape)."""
     best = min(candidates, key=lambda r: len(r.payload))
-    alt = {r.encoding: len(r.payload) for r in candidates if r is not best and r.encoding in CODED_ENCODINGS}
-    if best.encoding in CODED_ENCODINGS and alt:
-        return Record(best.name, best.encoding, best.shape, best.dtype, {"alt": alt}, best.payload)
+    other = [len(r.payload) for r in candidates if r.encoding in CODED_ENCODINGS and r.encoding != best.encoding]
+    if best.encoding in CODED_ENCODINGS and other:
+        return Record(best.name, best.encoding, best.shape, best.dtype, {"alt": min(other)}, best.payload)
     return best
 
 
