@@ -60,6 +60,7 @@ class LayerReport:
     decision: dict[str, Any] = field(default_factory=dict)
     monotone: bool = True
     trials: list[dict[str, Any]] = field(default_factory=list)
+    lossless_bytes: int = 0  # the lossless record of the same layer: the alternative the filter had to beat
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -276,6 +277,7 @@ def encode_with_retraining(
             seed=int(f.seed) if f else 0, m=int(f.m) if f else 0,
             false_positives=int(f.count_false_positives()) if f else 0,
             filter_bytes=int(f.nbytes) if f else lossless_bytes(indices, codebook), build_seconds=secs,
+            lossless_bytes=lossless_bytes(indices, codebook),
             val_error_encoded=e0, val_error_retrained=dec.error, decision=dec.as_dict(), monotone=mono,
             trials=[{"t": tt, "val_error_encoded": v[1], **v[0].as_dict()} for tt, v in sorted(trials.items())],
         ))
