@@ -209,6 +209,20 @@ def _np_raw(cells: np.ndarray, params: tuple, nshards: int, t: int, h: np.ndarra
     return r
 
 
+def _param_rows(params: tuple) -> np.ndarray:
+    """The shard parameters as the numba kernels read them: one row of 4 uint64 (offset, start
+    count, coefficient mask, seed word) per shard, 32-byte aligned so that a row is one cache
+    line; the start multiplier is derived from the seed word."""
+    offs, nst, cmask, sws, _muls = params
+    s = offs.shape[0]
+    raw = np.empty(4 * s + 4, np.uint64)
+    a = (-raw.ctypes.data % 32) // 8
+    prm = raw[a : a + 4 * s].reshape(s, 4)
+    for j, p in enumerate((offs, nst, cmask, sws)):
+        prm[:, j] = p.astype(np.uint64)
+    return prm
+
+
 class _TableCache:
     """Bit-sliced copies and shard parameters of recently queried tables (queries and decodes
     come in chunks). Entries are keyed by the identity of the ``cells``/``aux`` arrays (held by
@@ -228,7 +242,7 @@ class _TableCache:
                 return hit[2], hit[3], hit[4]
         ms, last_try = parse_aux(aux, int(cells.shape[0]))
         params = _shard_params(ms, last_try, seed)
-        prm = np.ascontiguousarray(np.stack([p.astype(np.uint64) for p in params], axis=1))
+        prm = _param_rows(params)
         tp = 8 if t <= 8 else 16
         nw = (cells.shape[0] // 64 + 2) * tp
         raw = np.zeros(nw + 8, np.uint64)  # aligned so that each block is one 64-byte line
