@@ -31,11 +31,10 @@ A query costs one hash, one 64-slot window of the table and ``t`` parities. The 
 for decodes and large lookups keep a bit-sliced copy of the cells in memory (64 slots x 8 or 16
 result bits per 64-byte block, built once per table and cached; the file still holds m t-bit
 cells), so a window is two adjacent cache lines, prefetched ahead (16 positions in a decode,
-batches of 32 in a lookup), and its
-parities take one 8-lane vector popcount (AVX-512 where the CPU has it). A decode hashes a
-step of positions and their shards in a vectorised loop, then reads each shard's parameters
-from one 32-byte row (prefetched 8 positions ahead). Large decodes run
-in up to ``threads`` threads (the kernel releases the GIL; same result).
+batches of 32 in a lookup), and its parities take one 8-lane vector popcount (AVX-512 where
+the CPU has it). A decode hashes a step of positions and their shards in a vectorised loop,
+then reads each shard's parameters from one 32-byte row (prefetched 8 positions ahead).
+Large decodes run in up to ``threads`` threads (the kernel releases the GIL; same result).
 
 Solving needs numba (the pure-Python elimination would be impractically slow): without it
 :meth:`CompactConstruction.solve` raises ConstructionError. Lookups and decodes have a numpy
