@@ -202,8 +202,9 @@ def test_recommended_shards():
 
     assert recommended_shards(0, 6) == 1
     assert recommended_shards(2920, 8) == 1
-    assert recommended_shards(3_072_537, 6) == 10  # the paper's 10 shards for VGG-16 FC-0
-    assert recommended_shards(3_072_537, 12) == 20
+    assert recommended_shards(3_072_537, 6) == 40  # VGG-16 FC-0: 94 KiB tables
+    assert recommended_shards(3_072_537, 12) == 79  # two bytes per cell
+    assert recommended_shards(3_072_537, 6, cache_bytes=384 * 1024) == 10
     with pytest.raises(ValueError):
         recommended_shards(-1, 6)
 

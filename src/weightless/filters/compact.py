@@ -30,9 +30,11 @@ whatever the stored values, so the false-positive rate with the range check is `
 A query costs one hash, one 64-slot window of the table and ``t`` parities. The numba paths
 for decodes and large lookups keep a bit-sliced copy of the cells in memory (64 slots x 8 or 16
 result bits per 64-byte block, built once per table and cached; the file still holds m t-bit
-cells), so a window is two adjacent cache lines, prefetched in batches of 32 positions, and
-its parities take one 8-lane vector popcount (AVX-512 where the CPU has it). Large decodes run
-in up to ``threads`` threads (the kernel releases the GIL; same result).
+cells), so a window is two adjacent cache lines, prefetched ahead (16 positions in a decode,
+batches of 32 in a lookup), and its parities take one 8-lane vector popcount (AVX-512 where
+the CPU has it). A decode hashes a step of positions and their shards in a vectorised loop,
+then reads each shard's parameters from one 32-byte row (prefetched 8 positions ahead).
+Large decodes run in up to ``threads`` threads (the kernel releases the GIL; same result).
 
 Solving needs numba (the pure-Python elimination would be impractically slow): without it
 :meth:`CompactConstruction.solve` raises ConstructionError. Lookups and decodes have a numpy
@@ -209,6 +211,20 @@ def _np_raw(cells: np.ndarray, params: tuple, nshards: int, t: int, h: np.ndarra
     return r
 
 
+def _param_rows(params: tuple) -> np.ndarray:
+    """The shard parameters as the numba kernels read them: one row of 4 uint64 (offset, start
+    count, coefficient mask, seed word) per shard, 32-byte aligned so that a row is one cache
+    line; the start multiplier is derived from the seed word."""
+    offs, nst, cmask, sws, _muls = params
+    s = offs.shape[0]
+    raw = np.empty(4 * s + 4, np.uint64)
+    a = (-raw.ctypes.data % 32) // 8
+    prm = raw[a : a + 4 * s].reshape(s, 4)
+    for j, p in enumerate((offs, nst, cmask, sws)):
+        prm[:, j] = p.astype(np.uint64)
+    return prm
+
+
 class _TableCache:
     """Bit-sliced copies and shard parameters of recently queried tables (queries and decodes
     come in chunks). Entries are keyed by the identity of the ``cells``/``aux`` arrays (held by
@@ -228,7 +244,7 @@ class _TableCache:
                 return hit[2], hit[3], hit[4]
         ms, last_try = parse_aux(aux, int(cells.shape[0]))
         params = _shard_params(ms, last_try, seed)
-        prm = np.ascontiguousarray(np.stack([p.astype(np.uint64) for p in params], axis=1))
+        prm = _param_rows(params)
         tp = 8 if t <= 8 else 16
         nw = (cells.shape[0] // 64 + 2) * tp
         raw = np.zeros(nw + 8, np.uint64)  # aligned so that each block is one 64-byte line

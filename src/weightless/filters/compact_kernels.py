@@ -280,13 +280,31 @@ def interleave(cells, t, tp, zi):
 
 
 @njit(inline="always")
+def _band_s(h, s, params):
+    """Start column ``g`` and masked coefficient row ``c`` of hashed key ``h`` in shard ``s``
+    (uint64). ``params`` rows (uint64, 32-byte aligned, one cache line each): offset, start
+    count, coefficient mask, seed word; the start multiplier is ``(sw >> 32) | 1`` and only
+    its low 32 bits matter (``u`` is taken mod 2**32)."""
+    sw = params[s, 3]
+    u = (np.uint64(np.uint32(h)) * ((sw >> np.uint64(32)) | _ONE)) & _M32
+    g = params[s, 0] + ((u * params[s, 1]) >> np.uint64(32))
+    a = (h ^ sw) * _CK
+    return g, ((a ^ (a >> np.uint64(32))) | _ONE) & params[s, 2]
+
+
+@njit(inline="always")
+def _shard_of(h, nsh):
+    """Shard of hashed key ``h`` among ``nsh`` (uint64, < 2**32) shards: reduce32 of its top
+    half, written as a 32x32-bit product so that it vectorises."""
+    return np.uint32((np.uint64(np.uint32(h >> np.uint64(32))) * nsh) >> np.uint64(32))
+
+
+@njit(inline="always")
 def _band(h, params, nshards):
     """Start column ``g`` and masked coefficient row ``c`` of hashed key ``h`` in the
-    bit-sliced layout (``params`` rows as in the decode kernel)."""
-    s = np.int64(((h >> np.uint64(32)) * np.uint64(nshards)) >> np.uint64(32))
-    u = ((h & _M32) * params[s, 4]) & _M32
-    g = np.int64(params[s, 0]) + np.int64((u * params[s, 1]) >> np.uint64(32))
-    return g, coeff(h, params[s, 3]) & params[s, 2]
+    bit-sliced layout (``params`` rows as in :func:`_band_s`)."""
+    g, c = _band_s(h, np.uint64(_shard_of(h, np.uint64(nshards))), params)
+    return np.int64(g), c
 
 
 @njit(inline="always")
@@ -302,24 +320,36 @@ def _band_word(zi, g, c, tp):
     return rr
 
 
+#: Positions per step of the compact decode: hashes, shards, band starts and coefficients of
+#: a step stay in L1.
+DECODE_STEP = 512
+#: Prefetch distances (positions ahead) of the shard parameters and of the band lines.
+PF_PARAMS = 8
+PF_BAND = 16
+
+
 def _make_decode(tp):
     @njit
     def decode(zi, params, nshards, sw0, t, start, lut, out):
         """``out[i] = lut[raw(start + i)]`` using the bit-sliced table ``zi``.
 
-        ``params`` rows: (offset, start count, coefficient mask, seed word, start multiplier).
-        Positions go in steps of 4096: their hashes first (a loop that vectorises), then in
-        batches of 32 the band addresses (with prefetches) and the parities of 8 columns at a
-        time."""
+        ``params`` rows as in :func:`_band_s`. Positions go in steps of :data:`DECODE_STEP`:
+        their hashes and shards first (a loop that vectorises), then the band starts and
+        coefficients (the shard parameters prefetched :data:`PF_PARAMS` positions ahead),
+        then the parities of 8 columns at a time (the band's two lines prefetched
+        :data:`PF_BAND` positions ahead)."""
         n = out.shape[0]
-        nblk = 1 << 12
+        nb = DECODE_STEP
         tmask = (_ONE << np.uint64(t)) - _ONE
         sh = np.uint64(tp - t)
-        hb = np.empty(nblk, np.uint64)
-        gs = np.empty(32, np.int64)
-        cs = np.empty(32, np.uint64)
-        for lo0 in range(0, n, nblk):
-            L = min(n, lo0 + nblk) - lo0
+        nsh = np.uint64(nshards)
+        utp = np.uint64(tp)
+        hb = np.empty(nb, np.uint64)
+        sb = np.empty(nb, np.uint32)
+        gs = np.empty(nb, np.uint64)
+        cs = np.empty(nb, np.uint64)
+        for lo0 in range(0, n, nb):
+            L = min(n, lo0 + nb) - lo0
             base = np.uint64(start + lo0) + sw0
             for j in range(L):  # hash64 of start + lo0 + j (see hashing.hash64_scalar)
                 x = base + np.uint64(j)
@@ -327,18 +357,26 @@ def _make_decode(tp):
                 z = z * np.uint64(0xBF58476D1CE4E5B9)
                 z = z ^ (z >> np.uint64(27))
                 z = z * np.uint64(0x94D049BB133111EB)
-                hb[j] = z ^ (z >> np.uint64(31))
-            for lo in range(0, L, 32):
-                nq = min(32, L - lo)
-                for q in range(nq):
-                    g, c = _band(hb[lo + q], params, nshards)
-                    cs[q] = c
-                    gs[q] = g
-                    _prefetch(zi, (g >> 6) * tp)
-                    _prefetch(zi, (g >> 6) * tp + tp)
-                for q in range(nq):
-                    rr = _band_word(zi, gs[q], cs[q], tp)
-                    out[lo0 + lo + q] = lut[(rr >> sh) ^ (hb[lo + q] & tmask)]
+                z = z ^ (z >> np.uint64(31))
+                hb[j] = z
+                sb[j] = _shard_of(z, nsh)
+            for q in range(L):
+                if q + PF_PARAMS < L:
+                    _prefetch(params, np.uint64(sb[q + PF_PARAMS]) << np.uint64(2))
+                g, c = _band_s(hb[q], np.uint64(sb[q]), params)
+                gs[q] = g
+                cs[q] = c
+            for q in range(min(PF_BAND, L)):
+                _prefetch(zi, (gs[q] >> np.uint64(6)) * utp)
+                _prefetch(zi, (gs[q] >> np.uint64(6)) * utp + utp)
+            o = out[lo0 : lo0 + L]
+            for q in range(L):
+                if q + PF_BAND < L:
+                    gg = gs[q + PF_BAND]
+                    _prefetch(zi, (gg >> np.uint64(6)) * utp)
+                    _prefetch(zi, (gg >> np.uint64(6)) * utp + utp)
+                rr = _band_word(zi, np.int64(gs[q]), cs[q], tp)
+                o[q] = lut[(rr >> sh) ^ (hb[q] & tmask)]
 
     return decode
 

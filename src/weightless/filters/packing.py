@@ -167,28 +167,56 @@ def _nb_unpack(buf, t, out):
 
 @njit
 def _nb_scatter(flags, buf, t, out):
-    """out[i] = next packed cell of ``buf`` (2 bytes of slack) where bit i of ``flags`` (MSB
-    first) is set, else 0. Branch-free: every cell reads the field at the current position."""
-    mask = np.uint32((1 << t) - 1)
+    """out[i] = next packed cell of ``buf`` (8 bytes of slack) where bit i of ``flags`` (MSB
+    first) is set, else 0. Branch-free. For t <= 8, the cells of one flag byte (at most 8 t
+    bits from a bit offset below 8: at most 71 bits, of which the 64 read are enough because
+    the offset is 0 when t = 8) come from one big-endian 64-bit word read once; the field of a
+    cell is the word's top t bits, and the word shifts by t after each set flag."""
     m = out.shape[0]
-    bitpos = 0
-    for b in range((m + 7) >> 3):
-        f = flags[b]
-        base = b * 8
-        for k in range(min(8, m - base)):
-            bit = np.int64((f >> (7 - k)) & 1)
-            out[base + k] = np.uint16(_field(buf, bitpos, t, mask) * np.uint32(bit))
-            bitpos += t * bit
+    bitpos = np.int64(0)
+    start = 0
+    if t <= 8:
+        ut = np.uint64(t)
+        top = np.uint64(64 - t)
+        for b in range(m >> 3):
+            f = np.uint64(flags[b])
+            j = bitpos >> 3
+            w = np.uint64(0)
+            for x in range(8):
+                w = (w << np.uint64(8)) | np.uint64(buf[j + x])
+            w <<= np.uint64(bitpos & 7)
+            cnt = np.uint64(0)
+            base = b * 8
+            for k in range(8):
+                bit = (f >> np.uint64(7 - k)) & np.uint64(1)
+                out[base + k] = np.uint16((w >> top) * bit)
+                w <<= ut * bit
+                cnt += bit
+            bitpos += np.int64(cnt) * t
+        start = (m >> 3) << 3
+    mask = np.uint32((1 << t) - 1)
+    for i in range(start, m):
+        bit = np.int64((flags[i >> 3] >> (7 - (i & 7))) & 1)
+        out[i] = np.uint16(_field(buf, bitpos, t, mask) * np.uint32(bit))
+        bitpos += t * bit
 
 
 def _slack(buf: np.ndarray) -> np.ndarray:
-    """``buf`` followed by 3 zero bytes (the kernels read up to 2 bytes past a field)."""
-    out = np.zeros(buf.shape[0] + 3, np.uint8)
+    """``buf`` followed by 8 zero bytes (the kernels read up to 2 bytes past a field, the
+    scatter kernel up to 7 past the byte it starts a word at)."""
+    out = np.zeros(buf.shape[0] + 8, np.uint8)
     out[: buf.shape[0]] = buf
     return out
 
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+def _count_set_bits(flags: np.ndarray) -> int:
+    """Number of set bits of a uint8 array (``np.bitwise_count`` where numpy has it)."""
+    if hasattr(np, "bitwise_count"):
+        return int(np.bitwise_count(flags).sum(dtype=np.int64))
+    return int(_POPCOUNT[flags].sum())  # pragma: no cover - numpy < 2.0
 
 
 def scatter_packed(flags: np.ndarray, data: bytes | memoryview, m: int, t: int) -> np.ndarray:
@@ -206,7 +234,7 @@ def scatter_packed(flags: np.ndarray, data: bytes | memoryview, m: int, t: int) 
         raise FieldError(f"cell flags: expected {(m + 7) // 8} bytes for {m} cells, got {flags.shape[0]}")
     if m % 8 and int(flags[-1]) & ((1 << (8 - m % 8)) - 1):
         raise FieldError("cell flags: padding bits of the last byte are not zero")
-    count = int(_POPCOUNT[flags].sum())
+    count = _count_set_bits(flags)
     buf = np.frombuffer(data, dtype=np.uint8)
     if not HAVE_NUMBA:
         out = np.zeros(m, np.uint16)
