@@ -359,6 +359,19 @@ def decode_symbols(b: bytes, p: int, count: int, k: int) -> tuple[np.ndarray, in
     return np.array(ans_decode(_words(b[p : p + n]), probs, count), dtype=np.int64), p + n
 
 
+def _flat_mask(b: bytes, p: int, size: int, n: int | None = None) -> tuple[np.ndarray, int]:
+    """Section 8.2, flat model: (mask, next offset); reads the count unless given."""
+    if n is None:
+        n, p = read_varint(b, p)
+    if n in (0, size):
+        return np.full(size, n == size), p
+    q = n / size
+    probs = [q ** bin(x).count("1") * (1 - q) ** (8 - bin(x).count("1")) for x in range(256)]
+    L, p = read_varint(b, p)
+    flags = ans_decode(_words(b[p : p + L]), probs, -(-size // 8))
+    return np.unpackbits(np.array(flags, dtype=np.uint8))[:size].astype(bool), p + L
+
+
 def decode_coded(entry: dict, payload: bytes) -> np.ndarray:
     """Section 8: a "sparse" or "indexed" record, as float64 values."""
     k, p = read_varint(payload, 0)
@@ -378,12 +391,18 @@ def decode_coded(entry: dict, payload: bytes) -> np.ndarray:
     else:
         n, p = read_varint(payload, p)
         if 0 < n < size:
-            nb, q = -(-size // 8), n / size
-            probs = [q ** bin(x).count("1") * (1 - q) ** (8 - bin(x).count("1")) for x in range(256)]
-            L, p = read_varint(payload, p)
-            flags = ans_decode(_words(payload[p : p + L]), probs, nb)
-            p += L
-            mask = np.unpackbits(np.array(flags, dtype=np.uint8))[:size].astype(bool)
+            model = payload[p]
+            p += 1
+            if model == 0:
+                mask, p = _flat_mask(payload, p, size, n)
+            else:  # lines: rows = first dimension, columns = the rest
+                rows = entry["shape"][0]
+                rmask, p = _flat_mask(payload, p, rows)
+                cmask, p = _flat_mask(payload, p, size // rows)
+                sub, p = _flat_mask(payload, p, int(rmask.sum()) * int(cmask.sum()))
+                m2 = np.zeros((rows, size // rows), bool)
+                m2[np.ix_(rmask, cmask)] = sub.reshape(int(rmask.sum()), int(cmask.sum()))
+                mask = m2.reshape(-1)
         else:
             mask = np.full(size, n == size)
         if int(mask.sum()) != n:

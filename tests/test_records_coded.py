@@ -79,17 +79,17 @@ def test_signed_zero_and_bfloat16_stay_bit_exact(tmp_path):
 
 def test_golden_sparse_layout():
     """Pins the bytes of a sparse record: varint k, codebook format (1 = float16), codebook,
-    positions (count, ANS length, words), symbols (model byte, data)."""
+    positions (count, model 0 = flat, ANS length, words), symbols (model byte, data)."""
     idx = np.full(64, -1)
     idx[[3, 10, 40]] = [0, 1, 1]
     rec = coded_record("w", Clustered(idx, np.array([-0.5, 0.25]), "float32"), "sparse")
     assert rec.payload[:6] == bytes([2, 1]) + np.array([-0.5, 0.25], "<f2").tobytes()
-    assert rec.payload[6] == 3  # three nonzeros
+    assert rec.payload[6:8] == bytes([3, 0])  # three nonzeros, flat positions model
     assert hashlib.sha256(rec.payload).hexdigest() == GOLDEN_SPARSE
     assert decode_record(rec).tolist() == [0.0] * 3 + [-0.5] + [0.0] * 6 + [0.25] + [0.0] * 29 + [0.25] + [0.0] * 23
 
 
-GOLDEN_SPARSE = "6b87c766ed5d99a26f7dd9d86b2ba385d31ef146950fc21770d92235167848ca"
+GOLDEN_SPARSE = "1ac85b53b5d2ce2bccc12c6c690c7432fa534a9a788517edf3030cf89d0d21e7"
 
 
 def test_every_corruption_is_a_format_error():
@@ -139,3 +139,22 @@ def test_filter_records_of_format_1_still_decode():
     wrong = dict(_filter_params(f, coding), t=7)
     with pytest.raises(FormatError):
         decode_filter_of(Record(rec.name, rec.encoding, rec.shape, rec.dtype, wrong, rec.payload))
+
+
+def test_lines_model_pays_for_empty_rows_and_columns():
+    """A layer whose pruning emptied whole rows and columns codes its positions as row flags,
+    column flags and the kept block: smaller than the flat model, same tensor back."""
+    from weightless.entropy._bits import Reader
+    from weightless.entropy.index_coder import decode_positions, encode_positions
+
+    rng = np.random.default_rng(3)
+    mask = np.zeros((300, 784), dtype=bool)
+    rows, cols = rng.random(300) < 0.7, rng.random(784) < 0.6
+    mask[np.ix_(rows, cols)] = rng.random((rows.sum(), cols.sum())) < 0.03
+    flat, lines = encode_positions(mask, 1), encode_positions(mask, 300)
+    assert len(lines) < 0.95 * len(flat)
+    back = decode_positions(Reader(lines, "w"), mask.size, "w", 300)
+    assert np.array_equal(back, mask.reshape(-1))
+    c = Clustered(np.where(mask, rng.integers(0, 9, mask.shape), -1), np.linspace(-1, 1, 9))
+    rec = coded_record("w", c, "sparse")
+    assert decode_record(rec).tobytes() == c.values().astype(np.float32).tobytes()

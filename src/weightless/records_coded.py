@@ -154,7 +154,7 @@ def coded_record(name: str, c: Clustered, encoding: str) -> Record:
     head = write_varint(cb.size) + _codebook_bytes(cb)
     if encoding == "sparse":
         mask = idx >= 0
-        body = encode_positions(mask) + encode_symbols(idx[mask], cb.size)
+        body = encode_positions(mask, _rows(c.shape)) + encode_symbols(idx[mask], cb.size)
     else:
         if idx.size and int(idx.min()) < 0:
             raise InputError(f"tensor {name!r}: 'indexed' needs an index at every position (zero as a codebook value)")
@@ -182,7 +182,7 @@ def decode_coded(rec: Record) -> np.ndarray:
         raise FieldError(f"{what}: codebook values are not exactly representable in {rec.dtype}")
     size = math.prod(rec.shape)
     if rec.encoding == "sparse":
-        mask = decode_positions(r, size, what)
+        mask = decode_positions(r, size, what, _rows(rec.shape))
         sym = decode_symbols(r, int(mask.sum()), k, what)
         out = np.zeros(size, dtype=np.float64)
         out[mask] = cb[sym]
@@ -192,6 +192,11 @@ def decode_coded(rec: Record) -> np.ndarray:
         raise FieldError(f"{what}: encoding {rec.encoding!r} is not one of {CODED_ENCODINGS}")
     r.expect_end()
     return out.astype(np.float32 if rec.dtype == "bfloat16" else rec.dtype).reshape(rec.shape)
+
+
+def _rows(shape: tuple[int, ...]) -> int:
+    """Rows of the lines model: the first dimension of a tensor with at least 2 (else 1)."""
+    return int(shape[0]) if len(shape) >= 2 and int(shape[0]) > 0 else 1
 
 
 def _check_alt(rec: Record) -> None:

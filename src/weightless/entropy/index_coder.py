@@ -5,11 +5,17 @@ Two self-describing streams, used by the ``"sparse"`` and ``"indexed"`` records
 (:mod:`weightless.records_coded`):
 
 Positions (:func:`encode_positions`): ``varint n`` (number of nonzero positions out of
-``size``, which the caller knows); then, when ``0 < n < size``, ``varint L`` and ``L`` bytes of
-ANS words (uint32 LE) coding the ``ceil(size / 8)`` bytes of ``numpy.packbits(mask)`` (bit
-7 - j of byte b is position 8 b + j; padding bits 0), one symbol per byte, with the model
-P(byte) = p^ones (1 - p)^(8 - ones), p = n / size (the flags model of the filter tables'
-kind 0x14). Cost: about ``size * H(p)`` bits, the entropy of positions drawn independently.
+``size``, which the caller knows); then, when ``0 < n < size``, ``u8 model`` and:
+
+- model 0, flat: ``varint L`` and ``L`` bytes of ANS words (uint32 LE) coding the
+  ``ceil(size / 8)`` bytes of ``numpy.packbits(mask)`` (bit 7 - j of byte b is position
+  8 b + j; padding bits 0), one symbol per byte, with the model P(byte) = p^ones (1 - p)^(8 -
+  ones), p = n / size (the flags model of the filter tables' kind 0x14). Cost: about
+  ``size * H(p)`` bits, the entropy of positions drawn independently.
+- model 1, lines: the tensor as ``rows`` x ``size / rows`` (its first dimension by the rest):
+  three flat streams (each ``varint count`` then, unless all or none, ``varint L`` and words):
+  the rows that hold a nonzero, the columns that do, and the mask of the kept rows x kept
+  columns (row-major). Pays where pruning emptied whole rows or columns.
 
 Symbols (:func:`encode_symbols`): ``count`` symbols in ``[0, A)`` (the caller knows both) as
 ``u8 model`` then:
@@ -43,9 +49,10 @@ def symbol_width(alphabet: int) -> int:
     return max(int(alphabet) - 1, 0).bit_length()
 
 
-def encode_positions(mask: np.ndarray) -> bytes:
-    """Return the positions stream of a flat boolean ``mask`` (True = nonzero)."""
-    mask = np.asarray(mask, dtype=bool).reshape(-1)
+FLAT, LINES = 0, 1
+
+
+def _flat(mask: np.ndarray) -> bytes:
     size, n = mask.size, int(mask.sum())
     out = write_varint(n)
     if 0 < n < size:
@@ -54,13 +61,27 @@ def encode_positions(mask: np.ndarray) -> bytes:
     return out
 
 
-def decode_positions(r: Reader, size: int, what: str) -> np.ndarray:
-    """Read a positions stream for ``size`` positions; return the flat boolean mask.
+def encode_positions(mask: np.ndarray, rows: int = 1) -> bytes:
+    """Return the positions stream of boolean ``mask`` (True = nonzero), seen as ``rows`` rows
+    of ``mask.size // rows`` (1: no line structure): the shorter of the flat model and, when
+    ``rows > 1``, the lines model (empty rows and columns flagged, the rest flat)."""
+    mask = np.asarray(mask, dtype=bool).reshape(-1)
+    size, n = mask.size, int(mask.sum())
+    if n in (0, size):
+        return write_varint(n)
+    best = write_varint(n) + bytes([FLAT]) + _flat(mask)[len(write_varint(n)):]
+    if rows > 1 and size % rows == 0:
+        m2 = mask.reshape(rows, size // rows)
+        r, c = m2.any(axis=1), m2.any(axis=0)
+        lines = write_varint(n) + bytes([LINES]) + _flat(r) + _flat(c) + _flat(m2[r][:, c])
+        if len(lines) < len(best):
+            best = lines
+    return best
 
-    Raises:
-        FormatError: a count above ``size``, a corrupt stream, or flags that disagree with the count.
-    """
-    n = r.varint(f"{what} nonzero count", size)
+
+def _decode_flat(r: Reader, size: int, what: str, n: int | None = None) -> np.ndarray:
+    if n is None:
+        n = r.varint(f"{what} nonzero count", size)
     if n == 0 or n == size:
         return np.full(size, n == size, dtype=bool)
     nbytes = (size + 7) // 8
@@ -73,6 +94,33 @@ def decode_positions(r: Reader, size: int, what: str) -> np.ndarray:
     if int(mask.sum()) != n:
         raise FieldError(f"{what}: the positions hold {int(mask.sum())} nonzeros, the count says {n}")
     return mask
+
+
+def decode_positions(r: Reader, size: int, what: str, rows: int = 1) -> np.ndarray:
+    """Read a positions stream for ``size`` positions in ``rows`` rows; return the flat mask.
+
+    Raises:
+        FormatError: a count above ``size``, an unknown model, a corrupt stream, or flags that
+            disagree with the counts.
+    """
+    n = r.varint(f"{what} nonzero count", size)
+    if n == 0 or n == size:
+        return np.full(size, n == size, dtype=bool)
+    model = r.u8(f"{what} positions model")
+    if model == FLAT:
+        return _decode_flat(r, size, what, n)
+    if model != LINES or rows <= 1 or size % rows:
+        raise FieldError(f"{what}: positions model {model} is not valid here (rows = {rows})")
+    cols = size // rows
+    rmask = _decode_flat(r, rows, f"{what} rows")
+    cmask = _decode_flat(r, cols, f"{what} columns")
+    inner = int(rmask.sum()) * int(cmask.sum())
+    sub = _decode_flat(r, inner, f"{what} kept lines")
+    if int(sub.sum()) != n:
+        raise FieldError(f"{what}: the kept lines hold {int(sub.sum())} nonzeros, the count says {n}")
+    out = np.zeros((rows, cols), dtype=bool)
+    out[np.ix_(rmask, cmask)] = sub.reshape(int(rmask.sum()), int(cmask.sum()))
+    return out.reshape(-1)
 
 
 def _with_length(words: bytes) -> bytes:
