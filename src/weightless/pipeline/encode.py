@@ -228,7 +228,7 @@ def encode_with_retraining(
             dec = paired_difference(e1, ref_err, tol, cfg.confidence_z)
             say(f"{name}: {f't={t} ({construction})' if t else 'lossless'} val error {100 * e0.mean():.2f}% encoded, {dec.error:.2f}% retrained, "
                 f"{dec.difference:+.2f} +- {dec.standard_error:.2f} pp vs reference {dec.reference_error:.2f}%: "
-                f"{'accepted' if dec.accepted else 'rejected'}")
+                f"{'kept (exact records need no rule)' if not t else 'accepted' if dec.accepted else 'rejected'}")
             trials[t] = (dec, float(100 * e0.mean()), f, cand, secs, enc, pend, rank_loss)
             return trials[t]
 
