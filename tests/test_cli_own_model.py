@@ -54,6 +54,12 @@ def test_compress_and_evaluate_own_model(project, capsys) -> None:
     rep = json.loads(out.out)
     assert rep["file_bytes"] == (project / "out" / "m.wl").stat().st_size
     assert [l["t"] for l in rep["layers"]] == [6, 6]
+    w = rep["whole_model"]  # every tensor listed, with Deep Compression's bytes on the same simplification
+    assert w["file_bytes"] == rep["file_bytes"] and {t["name"] for t in w["tensors"]} == set(torch.load(
+        project / "w.pt", weights_only=True))
+    assert w["overhead_bytes"] == w["file_bytes"] - sum(t["bytes"] for t in w["tensors"]) > 0
+    assert w["dc_bytes"] == sum(t["dc_bytes"] for t in w["tensors"]) and w["dc_test_error"] is not None
+    assert "whole file:" in out.err and "Deep Compression, same simplification" in out.err
     code = main(["evaluate", "out/m.wl", "--model-def", "mynets:make", "--data", "d.npz"])
     ev = json.loads(capsys.readouterr().out)
     assert code == 0 and ev["test_error"] == pytest.approx(rep["decoded_test_error"])
