@@ -372,6 +372,43 @@ def _flat_mask(b: bytes, p: int, size: int, n: int | None = None) -> tuple[np.nd
     return np.unpackbits(np.array(flags, dtype=np.uint8))[:size].astype(bool), p + L
 
 
+def _positions(b: bytes, p: int, size: int, rows: int) -> tuple[np.ndarray, int]:
+    """Section 8.2: a positions stream (mask, next offset)."""
+    n, p = read_varint(b, p)
+    if n in (0, size):
+        return np.full(size, n == size), p
+    model = b[p]
+    p += 1
+    if model == 0:
+        mask, p = _flat_mask(b, p, size, n)
+    elif model == 1:  # lines: rows = first dimension, columns = the rest
+        rmask, p = _flat_mask(b, p, rows)
+        cmask, p = _flat_mask(b, p, size // rows)
+        sub, p = _positions(b, p, int(rmask.sum()) * int(cmask.sum()), 1)
+        m2 = np.zeros((rows, size // rows), bool)
+        m2[np.ix_(rmask, cmask)] = sub.reshape(int(rmask.sum()), int(cmask.sum()))
+        mask = m2.reshape(-1)
+    elif model == 2:  # gaps
+        bits = b[p]
+        e = (1 << bits) - 1
+        count, p = read_varint(b, p + 1)
+        counts = []
+        for _ in range(1 << bits):
+            c, p = read_varint(b, p)
+            counts.append(c)
+        L, p = read_varint(b, p)
+        sym = np.array(ans_decode(_words(b[p : p + L]), [c / count for c in counts], count), dtype=np.int64)
+        p += L
+        pos = np.cumsum(np.where(sym == e, e, sym + 1)) - 1
+        mask = np.zeros(size, bool)
+        mask[pos[sym != e]] = True
+    else:
+        raise ValueError("8.2: model")
+    if int(mask.sum()) != n:
+        raise ValueError("8.2: positions")
+    return mask, p
+
+
 def decode_coded(entry: dict, payload: bytes) -> np.ndarray:
     """Section 8: a "sparse" or "indexed" record, as float64 values."""
     k, p = read_varint(payload, 0)
@@ -389,24 +426,8 @@ def decode_coded(entry: dict, payload: bytes) -> np.ndarray:
         sym, p = decode_symbols(payload, p, size, k)
         out = cb[sym]
     else:
-        n, p = read_varint(payload, p)
-        if 0 < n < size:
-            model = payload[p]
-            p += 1
-            if model == 0:
-                mask, p = _flat_mask(payload, p, size, n)
-            else:  # lines: rows = first dimension, columns = the rest
-                rows = entry["shape"][0]
-                rmask, p = _flat_mask(payload, p, rows)
-                cmask, p = _flat_mask(payload, p, size // rows)
-                sub, p = _flat_mask(payload, p, int(rmask.sum()) * int(cmask.sum()))
-                m2 = np.zeros((rows, size // rows), bool)
-                m2[np.ix_(rmask, cmask)] = sub.reshape(int(rmask.sum()), int(cmask.sum()))
-                mask = m2.reshape(-1)
-        else:
-            mask = np.full(size, n == size)
-        if int(mask.sum()) != n:
-            raise ValueError("8.2: positions")
+        mask, p = _positions(payload, p, size, entry["shape"][0] if len(entry["shape"]) >= 2 else 1)
+        n = int(mask.sum())
         sym, p = decode_symbols(payload, p, n, k)
         out = np.zeros(size)
         out[mask] = cb[sym]

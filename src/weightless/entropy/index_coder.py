@@ -13,9 +13,15 @@ Positions (:func:`encode_positions`): ``varint n`` (number of nonzero positions 
   ones), p = n / size (the flags model of the filter tables' kind 0x14). Cost: about
   ``size * H(p)`` bits, the entropy of positions drawn independently.
 - model 1, lines: the tensor as ``rows`` x ``size / rows`` (its first dimension by the rest):
-  three flat streams (each ``varint count`` then, unless all or none, ``varint L`` and words):
-  the rows that hold a nonzero, the columns that do, and the mask of the kept rows x kept
-  columns (row-major). Pays where pruning emptied whole rows or columns.
+  two flat streams (each ``varint count`` then, unless all or none, ``varint L`` and words):
+  the rows that hold a nonzero, the columns that do; then the mask of the kept rows x kept
+  columns (row-major) as a positions stream of its own (flat or gaps). Pays where pruning
+  emptied whole rows or columns.
+- model 2, gaps (Deep Compression's relative indices, ANS-coded): ``u8 b`` (1..12), ``varint
+  S`` symbols, ``2**b`` varint counts (summing to S), ``varint L`` and ANS words with
+  P(s) = count(s) / S. Walking the flat positions from -1, a symbol ``E = 2**b - 1`` skips E
+  positions, a symbol ``s < E`` skips s and marks the next one nonzero; the last symbol is not
+  E. Pays where the density varies along the tensor (an empirical gap distribution).
 
 Symbols (:func:`encode_symbols`): ``count`` symbols in ``[0, A)`` (the caller knows both) as
 ``u8 model`` then:
@@ -49,7 +55,63 @@ def symbol_width(alphabet: int) -> int:
     return max(int(alphabet) - 1, 0).bit_length()
 
 
-FLAT, LINES = 0, 1
+FLAT, LINES, GAPS = 0, 1, 2
+_MAX_GAP_BITS = 12
+
+
+def _gap_symbols(mask: np.ndarray, bits: int) -> np.ndarray:
+    """The gaps model's symbols: per nonzero, ``q`` escapes (``E = 2**bits - 1``, skip E
+    positions) then ``r`` (skip r positions, then the nonzero), the gap being ``q E + r``."""
+    e = (1 << bits) - 1
+    pos = np.flatnonzero(mask)
+    gaps = np.diff(pos, prepend=-1) - 1
+    q, r = np.divmod(gaps, e)
+    out = np.full(int(q.sum()) + pos.size, e, dtype=np.int32)
+    out[np.cumsum(q + 1) - 1] = r
+    return out
+
+
+def _gaps(mask: np.ndarray) -> bytes | None:
+    """The shortest gaps-model stream (width chosen by the entropy estimate), or None."""
+    if not mask.any():
+        return None
+    best = None
+    for bits in range(1, _MAX_GAP_BITS + 1):
+        sym = _gap_symbols(mask, bits)
+        counts = np.bincount(sym, minlength=1 << bits)
+        nz = counts[counts > 0]
+        est = float(-(nz * np.log2(nz / sym.size)).sum()) / 8 + (1 << bits) * 1.5
+        if best is None or est < best[0]:
+            best = (est, bits, sym, counts)
+    _, bits, sym, counts = best
+    table = b"".join(write_varint(int(c)) for c in counts)
+    if int(np.count_nonzero(counts)) == 1:
+        return None  # one symbol: the flat or lines model says it shorter
+    words = _ans_encode(sym, counts / sym.size)
+    return bytes([bits]) + write_varint(sym.size) + table + write_varint(len(words)) + words
+
+
+def _decode_gaps(r: Reader, size: int, n: int, what: str) -> np.ndarray:
+    bits = r.u8(f"{what} gap width")
+    if not 1 <= bits <= _MAX_GAP_BITS:
+        raise FieldError(f"{what}: gap width {bits} is not in [1, {_MAX_GAP_BITS}]")
+    e = (1 << bits) - 1
+    count = r.varint(f"{what} gap symbols", n + size // e)
+    counts = np.array([r.varint(f"{what} gap count", count) for _ in range(1 << bits)], dtype=np.int64)
+    if int(counts.sum()) != count or count < 1:
+        raise FieldError(f"{what}: the gap counts sum to {int(counts.sum())}, expected {count}")
+    words = r.take(r.varint(f"{what} gaps length", r.remaining), f"{what} gaps")
+    sym = _ans_decode(words, counts / count, count, f"{what} gaps").astype(np.int64)
+    if not np.array_equal(np.bincount(sym, minlength=1 << bits), counts) or sym[-1] == e:
+        raise FieldError(f"{what}: the gap symbols do not match their counts or end with an escape")
+    pos = np.cumsum(np.where(sym == e, e, sym + 1)) - 1
+    marks = pos[sym != e]
+    if marks.size != n or (marks.size and int(marks[-1]) >= size):
+        raise FieldError(f"{what}: the gaps place {marks.size} nonzeros up to {int(marks[-1]) if marks.size else -1}, "
+                         f"expected {n} below {size}")
+    out = np.zeros(size, dtype=bool)
+    out[marks] = True
+    return out
 
 
 def _flat(mask: np.ndarray) -> bytes:
@@ -73,9 +135,12 @@ def encode_positions(mask: np.ndarray, rows: int = 1) -> bytes:
     if rows > 1 and size % rows == 0:
         m2 = mask.reshape(rows, size // rows)
         r, c = m2.any(axis=1), m2.any(axis=0)
-        lines = write_varint(n) + bytes([LINES]) + _flat(r) + _flat(c) + _flat(m2[r][:, c])
+        lines = write_varint(n) + bytes([LINES]) + _flat(r) + _flat(c) + encode_positions(m2[r][:, c])
         if len(lines) < len(best):
             best = lines
+    gaps = _gaps(mask)
+    if gaps is not None and len(gaps) + len(write_varint(n)) + 1 < len(best):
+        best = write_varint(n) + bytes([GAPS]) + gaps
     return best
 
 
@@ -109,13 +174,15 @@ def decode_positions(r: Reader, size: int, what: str, rows: int = 1) -> np.ndarr
     model = r.u8(f"{what} positions model")
     if model == FLAT:
         return _decode_flat(r, size, what, n)
+    if model == GAPS:
+        return _decode_gaps(r, size, n, what)
     if model != LINES or rows <= 1 or size % rows:
         raise FieldError(f"{what}: positions model {model} is not valid here (rows = {rows})")
     cols = size // rows
     rmask = _decode_flat(r, rows, f"{what} rows")
     cmask = _decode_flat(r, cols, f"{what} columns")
     inner = int(rmask.sum()) * int(cmask.sum())
-    sub = _decode_flat(r, inner, f"{what} kept lines")
+    sub = decode_positions(r, inner, f"{what} kept lines")
     if int(sub.sum()) != n:
         raise FieldError(f"{what}: the kept lines hold {int(sub.sum())} nonzeros, the count says {n}")
     out = np.zeros((rows, cols), dtype=bool)
