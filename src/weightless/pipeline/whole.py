@@ -10,7 +10,8 @@ only when the whole model still passes the t rule's paired comparison with the r
    point on) at which magnitude pruning + k-means to ``tail_k`` values, then retraining of
    what is still free and of every codebook, passes; none passing leaves it dense;
 2. the remaining 1-D float parameters (biases, norms' affine parameters), all at once,
-   clustered to ``tail_bias_k`` values each (retrained codebooks), else left dense.
+   clustered to the first of ``tail_bias_k`` (16, then 64) values each that passes (retrained
+   codebooks), else left dense.
 
 Every simplified tensor is then a :class:`~weightless.records_coded.Clustered` value, which
 :func:`weightless.save` stores in its smallest lossless encoding. Buffers (BatchNorm running
@@ -141,12 +142,13 @@ def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str
         rest = {**{n: enc[n] for n in rest}, **{n: enc[n] for n in new}}
 
     vectors = [n for n in params if n not in encoded and n not in rest and model.get_parameter(n).dim() < 2]
-    if vectors:
+    for kb in cfg.tail_bias_k if vectors else ():
         ok, cand, enc, new = attempt(
-            lambda m: {n: _cluster_vector(m, n, cfg.tail_bias_k, cfg.seed + j) for j, n in enumerate(vectors)},
-            f"{len(vectors)} vectors (biases) clustered to {cfg.tail_bias_k} values")
+            lambda m: {n: _cluster_vector(m, n, int(kb), cfg.seed + j) for j, n in enumerate(vectors)},
+            f"{len(vectors)} vectors (biases) clustered to {kb} values")
         if ok:
             model = cand
             encoded = {n: enc[n] for n in encoded}
             rest = {n: enc[n] for n in [*rest, *new]}
+            break
     return model, encoded, rest, report
