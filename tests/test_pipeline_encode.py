@@ -277,3 +277,24 @@ def replace_cfg(cfg, **kw):
     from dataclasses import replace
 
     return replace(cfg, **kw)
+
+
+def test_bias_clustering_falls_back_to_fewer_values_when_kmeans_merges(monkeypatch):
+    """k-means can return fewer distinct float32 centroids than asked (ConstructionError):
+    the whole-model stage then clusters to fewer values instead of failing the run."""
+    import weightless.simplify.cluster as cl
+    from weightless.errors import ConstructionError
+    from weightless.pipeline.whole import _cluster_vector
+
+    real = cl.kmeans_1d
+
+    def fussy(values, k, *a, **kw):
+        if k > 40:
+            raise ConstructionError("k-means produced 30 distinct float32 centroids instead of 64")
+        return real(values, k, *a, **kw)
+
+    monkeypatch.setattr(cl, "kmeans_1d", fussy)
+    lin = torch.nn.Linear(3, 300)
+    idx, cb = _cluster_vector(lin, "bias", 64, 0)
+    assert 2 <= cb.size <= 40 and idx.max() < cb.size
+    assert np.array_equal(lin.bias.detach().numpy(), cb[idx])

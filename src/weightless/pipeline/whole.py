@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import ConstructionError
 from .config import EncodeConfig
 from .steps import paired_difference, retrain_around
 
@@ -68,7 +69,14 @@ def _cluster_vector(model: Any, name: str, k: int, seed: int) -> tuple[np.ndarra
     if uniq.size <= k:
         cb, idx = uniq, np.searchsorted(uniq, v)
     else:
-        cb, idx = kmeans_1d(v, k, seed=seed)
+        while True:  # k-means may merge centroids closer than float32 resolution: fewer values then
+            try:
+                cb, idx = kmeans_1d(v, k, seed=seed)
+                break
+            except ConstructionError:
+                if k <= 2:
+                    raise
+                k = max(2, (3 * k) // 4)
     cb = np.asarray(cb, dtype=np.float32)
     with torch.no_grad():
         p.copy_(torch.from_numpy(cb[idx].reshape(tuple(p.shape))).to(p.device, p.dtype))
