@@ -253,8 +253,14 @@ def test_whole_model_file_is_smaller_and_loads_exactly(simplified, data, tmp_pat
 def test_a_strict_rule_leaves_the_rest_dense(simplified, data):
     cfg = EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=None, tolerance=-1.0 + 1.0, confidence_z=50.0)
     res = encode_with_retraining(simplified, data, cfg)
-    assert all(not d["accepted"] for d in res.tail)
+    assert all(not d["accepted"] for d in res.tail if "exact" not in d["what"])
     assert not isinstance(res.tensors["fc3.weight"], pc.Clustered)
+    # the biases fall through to the exact rung: their values, rounded to float16 at the end
+    b = res.tensors["fc1.bias"]
+    assert isinstance(b, pc.Clustered)
+    v = b.values()
+    assert np.array_equal(v.astype(np.float16).astype(np.float64), v)
+    assert np.allclose(v, _param(simplified.model, "fc1.bias"), rtol=1e-3, atol=1e-6)
 
 
 def test_lossless_fallback_when_no_filter_is_smaller(simplified, data, monkeypatch):

@@ -207,3 +207,16 @@ def test_gaps_model_pays_where_density_varies_and_rejects_corruption():
             r = Reader(data[:cut], "m")
             decode_positions(r, mask.size, "m", 1)
             r.expect_end()
+
+
+def test_clustered_values_exact_in_float16_may_be_stored_as_float16(tmp_path):
+    """A Clustered float32 tensor whose every value is a float16 (e.g. a bias kept exact and
+    rounded) is stored as dense float16 when that is the smallest: the same values come back."""
+    rng = np.random.default_rng(7)
+    v = rng.normal(size=300).astype(np.float16).astype(np.float64)
+    u, idx = np.unique(v, return_inverse=True)
+    api.save(tmp_path / "b.wl", {"b": Clustered(idx, u, "float32")})
+    rec = api.inspect(tmp_path / "b.wl")["records"][0]
+    assert rec["encoding"] == "dense" and rec["params"] == {"stored": "float16"} and rec["payload_bytes"] == 600
+    back = api.load_arrays(tmp_path / "b.wl")["b"]
+    assert back.dtype == np.float32 and np.array_equal(back.astype(np.float64), v)

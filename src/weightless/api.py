@@ -102,7 +102,11 @@ def build_records(
             words = v.dtype == "bfloat16"
             dense = dense_record(name, float32_to_bfloat16(values) if words else values.astype(v.dtype),
                                  dtype=v.dtype if words else None)
-            records.append(smallest_record(name, [dense, *clustered_candidates(name, v)]) if compact else dense)
+            cands = [dense, *clustered_candidates(name, v)]
+            with np.errstate(over="ignore"):
+                if v.dtype == "float32" and np.array_equal(values.astype(np.float16).astype(np.float64), values):
+                    cands.append(dense_record(name, values.astype(np.float32), stored="float16"))  # exact
+            records.append(smallest_record(name, cands) if compact else dense)
             continue
         a, dtype = tensor_to_numpy(name, v)
         stored = dense_dtype if dtype == "float32" else None

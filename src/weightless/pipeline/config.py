@@ -84,7 +84,8 @@ class EncodeConfig:
             that passes is kept; 1.0 = cluster without pruning).
         tail_k: shared values of each remaining weight tensor.
         tail_bias_k: shared values of each bias (and other 1-D parameter), tried in this order
-            until one passes (all biases at once).
+            until one passes (all biases at once); 0: every value kept (exact), so the codebook
+            rounding of ``round_codebooks`` stores it at float16 precision.
         tail_epochs: epochs of retraining after each of those decisions (None: a third of
             ``retrain.epochs``).
         round_codebooks: round the codebooks of losslessly stored tensors to float16 at the end
@@ -111,7 +112,7 @@ class EncodeConfig:
     whole_model: bool = True
     tail_nonzero: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125, 0.0625)
     tail_k: int = 16
-    tail_bias_k: tuple[int, ...] = (16, 64)
+    tail_bias_k: tuple[int, ...] = (16, 64, 0)
     tail_epochs: float | None = None
     round_codebooks: bool = True
 
@@ -146,8 +147,8 @@ class EncodeConfig:
             raise InputError(f"seed must be >= 0, got {self.seed}")
         if not self.tail_nonzero or not all(0 < float(x) <= 1 for x in self.tail_nonzero):
             raise InputError(f"tail_nonzero must be fractions in (0, 1], got {self.tail_nonzero!r}")
-        if not 1 <= self.tail_k <= 32767 or not all(1 <= int(k) <= 32767 for k in self.tail_bias_k):
-            raise InputError(f"tail_k and tail_bias_k must be in [1, 32767], got {self.tail_k}, {self.tail_bias_k}")
+        if not 1 <= self.tail_k <= 32767 or not all(0 <= int(k) <= 32767 for k in self.tail_bias_k):
+            raise InputError(f"tail_k must be in [1, 32767] and tail_bias_k in [0, 32767], got {self.tail_k}, {self.tail_bias_k}")
         if self.tail_epochs is not None and not self.tail_epochs >= 0:
             raise InputError(f"tail_epochs must be >= 0, got {self.tail_epochs}")
         if self.retrain is not None:

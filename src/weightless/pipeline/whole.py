@@ -11,7 +11,9 @@ only when the whole model still passes the t rule's paired comparison with the r
    what is still free and of every codebook, passes; none passing leaves it dense;
 2. the remaining 1-D float parameters (biases, norms' affine parameters), all at once,
    clustered to the first of ``tail_bias_k`` (16, then 64) values each that passes (retrained
-   codebooks), else left dense.
+   codebooks), else kept exact as their own codebooks (rung 0), which the final codebook
+   rounding stores at float16 precision (2 bytes a value; the reported errors are measured
+   after that rounding).
 
 Every simplified tensor is then a :class:`~weightless.records_coded.Clustered` value, which
 :func:`weightless.save` stores in its smallest lossless encoding. Buffers (BatchNorm running
@@ -66,6 +68,7 @@ def _cluster_vector(model: Any, name: str, k: int, seed: int) -> tuple[np.ndarra
     p = get_param(model, name)
     v = p.detach().cpu().numpy().astype(np.float64).ravel()
     uniq = np.unique(v)
+    k = k or uniq.size  # 0: every value its own
     if uniq.size <= k:
         cb, idx = uniq, np.searchsorted(uniq, v)
     else:
@@ -151,6 +154,11 @@ def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str
 
     vectors = [n for n in params if n not in encoded and n not in rest and model.get_parameter(n).dim() < 2]
     for kb in cfg.tail_bias_k if vectors else ():
+        if kb == 0:  # exact: nothing changes now (the final codebook rounding makes it float16)
+            rest = {**rest, **{n: _cluster_vector(model, n, 0, 0) for n in vectors}}
+            say(f"{len(vectors)} vectors (biases) kept exact, stored at float16 precision")
+            report.append({"what": "vectors kept exact (float16 at the end)", "accepted": True})
+            break
         ok, cand, enc, new = attempt(
             lambda m: {n: _cluster_vector(m, n, int(kb), cfg.seed + j) for j, n in enumerate(vectors)},
             f"{len(vectors)} vectors (biases) clustered to {kb} values")
