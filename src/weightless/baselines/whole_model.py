@@ -3,7 +3,7 @@
 On the same simplification as a Weightless file: each clustered tensor (a filter layer's true
 indices, a losslessly stored layer, a clustered bias) is CSR + Huffman coded with the published
 index width (5 bits FC, 8 bits conv) or the best width, whichever is smaller, unless storing it
-dense float32 is smaller still; every other tensor is dense at its own dtype. Sizes are lengths
+dense is smaller still (float32, or float16 when every value is exact in float16); every other tensor is dense at its own dtype. Sizes are lengths
 of real bytes decoded back and checked. No container is added: the sum of the payloads is a
 lower bound on a Deep Compression file, which makes the comparison conservative for Weightless.
 """
@@ -23,17 +23,20 @@ def dc_tensor_bytes(indices: np.ndarray, codebook: np.ndarray) -> dict[str, Any]
     """Deep Compression bytes of one clustered tensor (``indices`` -1 = zero).
 
     Returns:
-        ``{"bytes": int, "how": "csr_huffman" | "csr_huffman_best" | "dense"}``, the smallest.
+        ``{"bytes": int, "how": "csr_huffman" | "csr_huffman_best" | "dense" | "dense_float16"}``,
+        the smallest.
 
     Raises:
         RuntimeError: a record did not decode back (a bug).
     """
     idx = np.asarray(indices)
     cb = np.asarray(codebook, dtype=np.float32)
-    dense = 4 * int(idx.size)
+    with np.errstate(over="ignore"):  # values exact in float16 would be shipped in 2 bytes, as ours are
+        half = bool(np.array_equal(cb.astype(np.float16).astype(np.float32), cb))
+    dense = (2 if half else 4) * int(idx.size)
     flat = idx.reshape(-1, idx.shape[-1]) if idx.ndim > 2 else idx.reshape(1, -1) if idx.ndim < 2 else idx
     conv = idx.ndim > 2
-    best = {"bytes": dense, "how": "dense"}
+    best = {"bytes": dense, "how": "dense_float16" if half else "dense"}
     for how, bits in (("csr_huffman", 8 if conv else 5), ("csr_huffman_best", "auto")):
         data = dc_encode(flat, flat.shape, cb, index_bits=bits)
         if not np.array_equal(np.asarray(dc_decode(data)[0]).reshape(flat.shape), flat):
