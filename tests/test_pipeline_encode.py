@@ -263,20 +263,22 @@ def test_a_strict_rule_leaves_the_rest_dense(simplified, data):
     assert np.allclose(v, _param(simplified.model, "fc1.bias"), rtol=1e-3, atol=1e-6)
 
 
-def test_lossless_fallback_when_no_filter_is_smaller(simplified, data, monkeypatch):
-    """A tiny layer whose lossless record beats every filter up to t_max is stored lossless
-    (t = 0, no false positives); with the fallback off a filter is used."""
-    res = encode_with_retraining(simplified, data, EncodeConfig(retrain=None, whole_model=False, tolerance=1e9,
-                                                                t_max=12))
+def test_lossless_fallback_when_no_filter_passes(simplified, data):
+    """When no filter smaller than a layer's lossless record passes the rule, the layer is
+    stored lossless (t = 0, its true indices, no false positives); with the fallback off the
+    search ends at t_max with a filter."""
+    cfg = EncodeConfig(retrain=None, whole_model=False, tolerance=0.0, confidence_z=50.0, t_max=8, seed_trials=1)
+    res = encode_with_retraining(simplified, data, cfg)
     for rep in res.layers:
-        lossless = pc.lossless_bytes(res.indices[rep.name], res.tensors[rep.name].codebook
-                                     if rep.t else res.tensors[rep.name].codebook)
-        if rep.t == 0:
-            assert rep.construction == "lossless" and rep.false_positives == 0
-            assert isinstance(res.tensors[rep.name], pc.Clustered)
-        else:
-            assert rep.filter_bytes < 8 * lossless
-    assert api.to_bytes(res.tensors)  # writes
+        assert rep.t == 0 and rep.construction == "lossless" and rep.false_positives == 0
+        # the file's record is at most that (its codebook is rounded to float16 at the end)
+        assert rep.filter_bytes == rep.lossless_bytes >= pc.lossless_bytes(res.indices[rep.name],
+                                                                          res.tensors[rep.name].codebook)
+        enc = res.tensors[rep.name]
+        assert isinstance(enc, pc.Clustered) and np.array_equal(enc.indices, res.indices[rep.name])
+    assert api.to_bytes(res.tensors)
+    off = encode_with_retraining(simplified, data, replace_cfg(cfg, lossless_fallback=False))
+    assert [r.t for r in off.layers] == [8, 8] and all(r.construction != "lossless" for r in off.layers)
 
 
 def replace_cfg(cfg, **kw):

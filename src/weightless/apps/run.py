@@ -165,8 +165,7 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
     decoded_err = 100.0 * float(dec_errs.mean())
     ci = paired_ci(dec_errs, per_example(res.simplified.model, task, "test")[0])
     whole = whole_model_report(res, output, task, dec_errs)
-    summary = api.inspect(output)
-    rec_bytes = {r["name"]: r["payload_bytes"] for r in summary["records"]}
+    rec_bytes = {t["name"]: t["bytes"] for t in whole["tensors"]}  # from the inspect it made
     rows = []
     for rep in res.layers:
         enc = res.tensors[rep.name]

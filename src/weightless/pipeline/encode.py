@@ -232,6 +232,7 @@ def encode_with_retraining(
             trials[t] = (dec, float(100 * e0.mean()), f, cand, secs, enc, pend, rank_loss)
             return trials[t]
 
+        lossless = lossless_bytes(indices, codebook)  # the record a filter has to beat
         if name in cfg.t:
             t = int(cfg.t[name])
             if t < min_t:
@@ -241,9 +242,7 @@ def encode_with_retraining(
         else:
             lo = max(min_t, cfg.t_min or min_t)
             hi = max(lo, cfg.t_max)
-            lossless = None
             if cfg.lossless_fallback:
-                lossless = lossless_bytes(indices, codebook)
                 hi = _size_cap(name, indices, codebook, lr.k, lo, hi, lossless, cfg, construction)
             t = 0
             if hi >= lo:
@@ -255,7 +254,7 @@ def encode_with_retraining(
                         lo = mid + 1
                 t = lo
                 trial(t)
-            if lossless is not None and (t == 0 or not trials[t][0].accepted):
+            if cfg.lossless_fallback and (t == 0 or not trials[t][0].accepted):
                 say(f"{name}: no filter smaller than the lossless record ({lossless} bytes) passed; stored lossless")
                 t = 0
                 trial(0)
@@ -276,8 +275,7 @@ def encode_with_retraining(
             auto_t=auto, t_within_tolerance=dec.accepted, construction=construction if f else "lossless",
             seed=int(f.seed) if f else 0, m=int(f.m) if f else 0,
             false_positives=int(f.count_false_positives()) if f else 0,
-            filter_bytes=int(f.nbytes) if f else lossless_bytes(indices, codebook), build_seconds=secs,
-            lossless_bytes=lossless_bytes(indices, codebook),
+            filter_bytes=int(f.nbytes) if f else lossless, build_seconds=secs, lossless_bytes=lossless,
             val_error_encoded=e0, val_error_retrained=dec.error, decision=dec.as_dict(), monotone=mono,
             trials=[{"t": tt, "val_error_encoded": v[1], **v[0].as_dict()} for tt, v in sorted(trials.items())],
         ))
