@@ -6,6 +6,7 @@ Examples::
     weightless reproduce --quick                 # smoke run, minutes, into results/quick
     weightless reproduce --full                  # the real thing, into results/
     weightless reproduce --full --only figure2   # one experiment
+    weightless reproduce --full --only frontier  # the opt-in rate-accuracy frontier (~20 min)
 
 Writes ``<out>/<experiment>.json`` (with versions, git commit, machine, seeds) and ``.md``,
 ``figure2.png`` / ``figure4.png`` drawn from the JSON, and ``README_results.md``. Progress and
@@ -25,7 +26,7 @@ from ..errors import InputError
 
 def register(subparsers: Any) -> None:
     """Add the ``reproduce`` sub-command."""
-    from ..experiments.runner import EXPERIMENTS
+    from ..experiments.runner import EXPERIMENTS, OPT_IN
 
     p = subparsers.add_parser(
         "reproduce",
@@ -39,7 +40,8 @@ def register(subparsers: Any) -> None:
     mode.add_argument("--quick", action="store_true", help="smoke run (minutes): subsets, few epochs, tiny sweeps")
     mode.add_argument("--full", action="store_true", help="the full reproduction (default)")
     p.add_argument("--only", action="append", choices=EXPERIMENTS, metavar="NAME",
-                   help=f"run only this experiment (repeatable): {', '.join(EXPERIMENTS)}")
+                   help=f"run only this experiment (repeatable): {', '.join(EXPERIMENTS)}; by default all but "
+                   f"{', '.join(OPT_IN)} (opt-in: run it with --only)")
     p.add_argument("--recipe", action="append", metavar="MODEL:PRUNING",
                    help="Tables 1-3 / decode times on these settings only (repeatable), e.g. lenet300:magnitude")
     p.add_argument("--out", default=None, help="output folder (default results/quick with --quick, else results)")

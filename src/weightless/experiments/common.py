@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -77,6 +77,10 @@ class ReproConfig:
         figure4_epochs: retraining epochs after pruning FC-0 (per point of Figure 4); the
             later layer FC-1 is retrained for ``retrain_epochs`` after clustering and encoding.
         figure2_ts: the t values swept in Figure 2.
+        frontier_fractions: model -> nonzero fractions of FC-0 swept by the frontier (the first
+            is the recipe's own; the others are pruned harder from it).
+        frontier_ts: the t values of FC-0's filter at each frontier sparsity.
+        frontier_epochs: retraining epochs after pruning FC-0 harder (per frontier sparsity).
         vgg_row_scale: VGG-16 layers keep this fraction of their rows (1.0 = real shapes).
         decode_repeats: timed repetitions of each decode (the median is reported).
     """
@@ -96,6 +100,10 @@ class ReproConfig:
     figure4_fractions: tuple[float, ...] = (0.005, 0.01, 0.02, 0.035, 0.055, 0.10)
     figure4_epochs: float = 1.0
     figure2_ts: tuple[int, ...] = tuple(range(4, 13))
+    frontier_fractions: dict[str, tuple[float, ...]] = field(default_factory=lambda: {
+        "lenet300": (0.05, 0.03, 0.018, 0.01, 0.006), "lenet5": (0.055, 0.03, 0.015, 0.0073, 0.004)})
+    frontier_ts: tuple[int, ...] = (6, 7, 8, 10, 12)
+    frontier_epochs: float = 2.0
     vgg_row_scale: float = 1.0
     decode_repeats: int = 3
 
@@ -106,7 +114,8 @@ class ReproConfig:
             base = cls(
                 quick=True, simplify_scale=1 / 8, retrain_epochs=0.1, tolerance=0.5, t_max=9, val_images=None, seed_trials=1,
                 figure4_fractions=(0.01, 0.05), figure4_epochs=0.3, figure2_ts=(5, 7, 9), vgg_row_scale=1 / 32,
-                decode_repeats=1,
+                decode_repeats=1, frontier_fractions={"lenet300": (0.05, 0.02), "lenet5": (0.055, 0.02)},
+                frontier_ts=(6, 9), frontier_epochs=0.2,
             )
         else:
             # The only departures from EncodeConfig's defaults, for the 60-minute budget of the
@@ -129,9 +138,11 @@ class ReproConfig:
             raise InputError(f"val_images must be >= 100 (or None for all), got {self.val_images}")
         if self.decode_repeats < 1:
             raise InputError(f"decode_repeats must be >= 1, got {self.decode_repeats}")
-        for f in self.figure4_fractions:
+        for f in (*self.figure4_fractions, *(x for fs in self.frontier_fractions.values() for x in fs)):
             if not 0 < f <= 1:
-                raise InputError(f"figure 4 nonzero fractions must be in (0, 1], got {f}")
+                raise InputError(f"nonzero fractions must be in (0, 1], got {f}")
+        if not all(1 <= int(t) <= 16 for t in self.frontier_ts) or not self.frontier_epochs >= 0:
+            raise InputError(f"frontier t values must be in [1, 16] and epochs >= 0, got {self.frontier_ts}, {self.frontier_epochs}")
 
     def encode_config(self, **kw: Any) -> Any:
         """The :class:`~weightless.pipeline.config.EncodeConfig` of this run (``kw``: more fields)."""

@@ -34,13 +34,14 @@ from .common import (  # noqa: I001
     load_data,
 )
 
-__all__ = ["NAME", "run", "markdown"]
+__all__ = ["NAME", "run", "markdown", "lenet5_features", "lenet5_head"]
 
 NAME = "figure4"
 K = 9
 
 
-def _features(net: Any, x: np.ndarray) -> np.ndarray:
+def lenet5_features(net: Any, x: np.ndarray) -> np.ndarray:
+    """The input of ``net.fc1`` (LeNet5's conv features, float32 (n, 800)) for images ``x``."""
     import torch
     from torch.nn import functional as F
 
@@ -52,6 +53,24 @@ def _features(net: Any, x: np.ndarray) -> np.ndarray:
             h = F.relu(F.max_pool2d(net.conv2(h), 2))
             out.append(h.flatten(1).numpy())
     return np.concatenate(out).astype(np.float32)
+
+
+def lenet5_head(net: Any) -> Any:
+    """A module holding copies of ``net.fc1`` and ``net.fc2`` (same parameter names) that maps
+    :func:`lenet5_features` to LeNet5's logits."""
+    import torch
+    from torch import nn
+
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1 = copy.deepcopy(net.fc1)
+            self.fc2 = copy.deepcopy(net.fc2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc2(torch.relu(self.fc1(x)))
+
+    return Head()
 
 
 def _hidden(w: np.ndarray, b: np.ndarray, feats: np.ndarray) -> np.ndarray:
@@ -80,18 +99,9 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
     t_start = time.perf_counter()
     data = load_data(cfg.quick)
     net, dinfo = dense_model("lenet5", data, cfg, log)
-    feats = MNIST(*(Split(_features(net, s.x), s.y) for s in (data.train, data.val, data.test)))
+    feats = MNIST(*(Split(lenet5_features(net, s.x), s.y) for s in (data.train, data.val, data.test)))
 
-    class Head(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc1 = copy.deepcopy(net.fc1)
-            self.fc2 = copy.deepcopy(net.fc2)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.fc2(torch.relu(self.fc1(x)))
-
-    head0 = Head()
+    head0 = lenet5_head(net)
     dense_err = evaluate(head0, feats.test)
     cons = available_constructions()
     prog = Progress("figure4", [2.0 + len(cons)] * len(cfg.figure4_fractions), log)

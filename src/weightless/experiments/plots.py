@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import InputError
 from .common import read_result
 
-__all__ = ["plot_figure2", "plot_figure4", "plot_all"]
+__all__ = ["plot_figure2", "plot_figure4", "plot_frontier", "plot_all"]
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -109,6 +109,53 @@ def plot_figure4(result: dict[str, Any], path: str | os.PathLike) -> Path:
         plt.close(fig)
 
 
+def plot_frontier(model: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Draw one model's frontier (test error against FC-0 bytes and whole-file bytes: the two
+    lossless curves over the sparsity sweep, Weightless at each sparsity with t swept) from an
+    entry of a ``frontier`` result's ``models``; return the PNG path.
+
+    Raises:
+        InputError: the entry has no points.
+    """
+    pts = model.get("points", [])
+    if not pts:
+        raise InputError("frontier result has no points to plot")
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    cmap = plt.get_cmap("viridis")
+    for ax, (scope, wl, dc) in zip(axes, (("FC-0 record", "layer_bytes", "dc_layer_bytes"),
+                                          ("whole file", "file_bytes", "dc_whole_bytes"))):
+        lossless = sorted(pts, key=lambda p: p["t"][0][wl])
+        ax.plot([p["t"][0][dc] for p in lossless], [p["t"][0]["test_error"] for p in lossless], "o--", color="tab:gray",
+                label="Deep Compression (prune harder, CSR + Huffman)")
+        ax.plot([p["t"][0][wl] for p in lossless], [p["t"][0]["test_error"] for p in lossless], "o-", color="black",
+                label="best lossless record (prune harder)")
+        for i, p in enumerate(pts):
+            qs = p["t"][1:]
+            c = cmap(i / max(1, len(pts) - 1))
+            ax.plot([q[wl] for q in qs], [q["test_error"] for q in qs], "s-", color=c, ms=4, lw=1,
+                    label=f"Weightless at {100 * p['nonzero_fraction']:.2g}% (t {qs[0]['t']}..{qs[-1]['t']})")
+            auto = [q for q in qs if q["t"] == p.get("auto_t")]
+            if auto:
+                ax.plot([auto[0][wl]], [auto[0]["test_error"]], "*", color=c, ms=12, mec="black")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{scope} bytes (log)")
+        ax.set_ylabel("test error % (decoded file)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_title(f"{model['model']}: {scope}")
+    lo = min(min(q["test_error"] for q in p["t"]) for p in pts)
+    hi = max(p["t"][0]["test_error"] for p in pts)
+    for ax in axes:
+        ax.set_ylim(max(0.0, lo - 0.2), hi + max(0.5, 0.5 * (hi - lo)))
+    axes[0].legend(fontsize=7, loc="upper right")
+    fig.suptitle("Lossy (Weightless, star = automatic t) vs pruning harder and coding losslessly", fontsize=10)
+    fig.tight_layout()
+    try:
+        return _save(fig, Path(path))
+    finally:
+        plt.close(fig)
+
+
 def plot_all(out_dir: str | os.PathLike) -> list[Path]:
     """Draw every figure whose JSON exists in ``out_dir``; return the PNG paths written."""
     written = []
@@ -116,4 +163,7 @@ def plot_all(out_dir: str | os.PathLike) -> list[Path]:
         res = read_result(out_dir, name)
         if res is not None:
             written.append(fn(res, Path(out_dir) / f"{name}.png"))
+    res = read_result(out_dir, "frontier")
+    for m in (res or {}).get("models", []):
+        written.append(plot_frontier(m, Path(out_dir) / f"frontier_{m['model']}.png"))
     return written

@@ -17,7 +17,7 @@ from .common import _atomic_write, fmt_factor, read_result
 
 __all__ = ["headline", "readme_results", "write_readme_results"]
 
-_ORDER = ("table123", "figure2", "figure4", "vgg_scale", "decode_times")
+_ORDER = ("table123", "figure2", "figure4", "frontier", "vgg_scale", "decode_times")
 
 
 def headline(table: dict[str, Any]) -> dict[str, Any]:
@@ -61,13 +61,16 @@ def readme_results(out_dir: str | os.PathLike, total_seconds: float | None = Non
     if not present:
         return "\n".join(lines + ["No results found.", ""])
     env = next(iter(present.values()))["env"]
-    secs = sum(r.get("seconds", 0) for r in present.values())
+    from .runner import OPT_IN
+
+    secs = sum(r.get("seconds", 0) for n, r in present.items() if n not in OPT_IN)
     quick = env["config"]["quick"]
     lines += [
         f"From `weightless reproduce {'--quick' if quick else '--full'}` run on {env['date_utc'][:10]} on "
         f"{env['machine']['cpu']} ({env['machine']['logical_cpus']} logical CPUs, shared with other jobs), "
         f"weightless {env['versions']['weightless']} (commit {str(env['git']['commit'])[:10]}), "
-        f"torch {env['versions']['torch']}, seed {env['seed']}. Measured run time of the experiments: "
+        f"torch {env['versions']['torch']}, seed {env['seed']}. Measured run time of the experiments "
+        f"`--full` runs (opt-in ones such as the frontier, run with `--only`, not counted): "
         f"{secs / 60:.1f} min"
         + (f" ({total_seconds / 60:.1f} min wall clock for this invocation)" if total_seconds else "") + ".",
         "",

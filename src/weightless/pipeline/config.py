@@ -41,7 +41,8 @@ class EncodeConfig:
     """How to encode the simplified layers (Algorithm 1).
 
     Attributes:
-        t: layer name -> bits per cell; layers not named get an automatic t.
+        t: layer name -> bits per cell (0: store that layer losslessly, its codebook and
+            entropy-coded indices, no filter); layers not named get an automatic t.
         t_min, t_max: range searched for an automatic t (t_min None: ceil(log2 k) + 1).
         tolerance: allowed increase of validation error, in percentage points, of the model
             after encoding a layer and retraining, against the reference model (the simplified
@@ -127,8 +128,8 @@ class EncodeConfig:
         if not self.confidence_z >= 0:
             raise InputError(f"confidence_z must be >= 0, got {self.confidence_z}")
         for name, t in self.t.items():
-            if not isinstance(t, (int, np.integer)) or not 1 <= int(t) <= 16:
-                raise InputError(f"t for {name!r} must be an integer in [1, 16], got {t!r}")
+            if not isinstance(t, (int, np.integer)) or not 0 <= int(t) <= 16:
+                raise InputError(f"t for {name!r} must be an integer in [0, 16] (0 = lossless), got {t!r}")
         if not 1 <= self.seed_trials <= 1024:
             raise InputError(f"seed_trials must be in [1, 1024], got {self.seed_trials}")
         if self.dense_dtype not in ("float32", "float16"):

@@ -235,7 +235,7 @@ def encode_with_retraining(
         lossless = lossless_bytes(indices, codebook)  # the record a filter has to beat
         if name in cfg.t:
             t = int(cfg.t[name])
-            if t < min_t:
+            if 0 < t < min_t:
                 raise InputError(f"t = {t} for {name!r} is too small for k = {lr.k}: need t >= {min_t}")
             trial(t)
             auto = False
