@@ -176,7 +176,7 @@ def encode_with_retraining(
     if not disjoint:
         say("validation data cannot be cut in two (a loader): seeds and t are decided on the same examples")
     ref_model = simplified.model if reference is None else reference
-    ref_err = per_example(ref_model, decide, "val")[0]
+    ref_err, ref_loss = per_example(ref_model, decide, "val")
     teacher = None
     if cfg.retrain is not None and cfg.retrain.distill > 0:
         teacher = copy.deepcopy(simplified.model).eval()
@@ -224,8 +224,8 @@ def encode_with_retraining(
             if cfg.retrain is not None and (trainable or pend or cfg.train_encoded):
                 enc, pend = retrain_around(cand, task, cfg, encoded=enc, pending=pend, trainable=trainable,
                                            teacher=teacher, desc=f"retrain after {name} t={t}", progress=progress)
-            e1 = per_example(cand, decide, "val")[0]
-            dec = paired_difference(e1, ref_err, tol, cfg.confidence_z)
+            e1, l1 = per_example(cand, decide, "val")
+            dec = paired_difference(e1, ref_err, tol, cfg.confidence_z, losses=l1, reference_losses=ref_loss)
             say(f"{name}: {f't={t} ({construction})' if t else 'lossless'} val error {100 * e0.mean():.2f}% encoded, {dec.error:.2f}% retrained, "
                 f"{dec.difference:+.2f} +- {dec.standard_error:.2f} pp vs reference {dec.reference_error:.2f}%: "
                 f"{'kept (exact records need no rule)' if not t else 'accepted' if dec.accepted else 'rejected'}")
@@ -285,7 +285,7 @@ def encode_with_retraining(
     rest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     tail: list[dict] = []
     if cfg.whole_model:
-        model, encoded, rest, tail = simplify_rest(model, task, cfg, encoded=encoded, decide=decide, ref_err=ref_err,
+        model, encoded, rest, tail = simplify_rest(model, task, cfg, encoded=encoded, decide=decide, ref_err=ref_err, ref_loss=ref_loss,
                                                    tol=tol, teacher=teacher, progress=progress, say=say)
     tensors: dict[str, Any] = {}
     for n, (idx, cb) in {**encoded, **rest}.items():  # the file decodes to exactly what was evaluated

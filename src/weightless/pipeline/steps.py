@@ -66,31 +66,43 @@ def split_validation(task: Any) -> tuple[Any, Any, bool]:
 
 @dataclass(frozen=True)
 class Decision:
-    """A paired comparison of a candidate with the reference on the same examples (errors in %)."""
+    """A paired comparison of a candidate with the reference on the same examples (errors in
+    %; the loss figures, when given, are the paired mean difference of per-example losses and
+    its standard error, recorded for the decision rule's study, not used by it)."""
 
     error: float
     reference_error: float
     difference: float
     standard_error: float
     accepted: bool
+    loss_difference: float | None = None
+    loss_standard_error: float | None = None
 
-    def as_dict(self) -> dict[str, float | bool]:
+    def as_dict(self) -> dict[str, float | bool | None]:
         """JSON-ready dict."""
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        return {k: (round(v, 6 if k.startswith("loss") else 4) if isinstance(v, float) else v)
+                for k, v in self.__dict__.items()}
 
 
-def paired_difference(errors: np.ndarray, reference: np.ndarray, tolerance: float, z: float) -> Decision:
+def _mean_se(d: np.ndarray) -> tuple[float, float]:
+    n = d.size
+    return float(d.mean()), (float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0)
+
+
+def paired_difference(errors: np.ndarray, reference: np.ndarray, tolerance: float, z: float, *,
+                      losses: np.ndarray | None = None, reference_losses: np.ndarray | None = None) -> Decision:
     """Compare per-example errors of a candidate and the reference on the same examples.
 
     Accepted when ``difference + z * standard_error <= tolerance`` (all in percentage points),
-    the standard error being that of the mean of the per-example differences.
+    the standard error being that of the mean of the per-example differences. ``losses`` and
+    ``reference_losses`` (per-example losses on the same examples) are summarised alongside.
     """
-    d = (np.asarray(errors, dtype=np.float64) - np.asarray(reference, dtype=np.float64)) * 100.0
-    n = d.size
-    diff = float(d.mean())
-    se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+    diff, se = _mean_se((np.asarray(errors, dtype=np.float64) - np.asarray(reference, dtype=np.float64)) * 100.0)
+    ld = lse = None
+    if losses is not None and reference_losses is not None:
+        ld, lse = _mean_se(np.asarray(losses, dtype=np.float64) - np.asarray(reference_losses, dtype=np.float64))
     return Decision(float(errors.mean()) * 100.0, float(reference.mean()) * 100.0, diff, se,
-                    diff + z * se <= tolerance + 1e-12)
+                    diff + z * se <= tolerance + 1e-12, ld, lse)
 
 
 def best_filter(model: Any, name: str, indices: np.ndarray, codebook: np.ndarray, k: int, t: int,

@@ -88,7 +88,7 @@ def _cluster_vector(model: Any, name: str, k: int, seed: int) -> tuple[np.ndarra
 
 def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str, tuple[np.ndarray, np.ndarray]],
                   decide: Any, ref_err: np.ndarray, tol: float, teacher: Any, progress: bool,
-                  say: Callable[[str], None]) -> tuple[Any, dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[np.ndarray, np.ndarray]], list[dict]]:
+                  say: Callable[[str], None], ref_loss: np.ndarray | None = None) -> tuple[Any, dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[np.ndarray, np.ndarray]], list[dict]]:
     """Simplify the tensors Algorithm 1 left dense (see the module docstring).
 
     Args:
@@ -118,7 +118,8 @@ def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str
         if rcfg.retrain is not None:
             enc, _ = retrain_around(cand, task, rcfg, encoded=frozen, pending={}, trainable=free, teacher=teacher,
                                     desc=f"retrain after {what}", progress=progress)
-        dec = paired_difference(per_example(cand, decide, "val")[0], ref_err, tol, cfg.confidence_z)
+        errs, losses = per_example(cand, decide, "val")
+        dec = paired_difference(errs, ref_err, tol, cfg.confidence_z, losses=losses, reference_losses=ref_loss)
         say(f"{what}: val error {dec.error:.2f}%, {dec.difference:+.2f} +- {dec.standard_error:.2f} pp vs reference: "
             f"{'accepted' if dec.accepted else 'rejected'}")
         report.append({"what": what, **dec.as_dict()})
