@@ -77,6 +77,7 @@ class Decision:
     accepted: bool
     loss_difference: float | None = None
     loss_standard_error: float | None = None
+    reference_loss: float | None = None
 
     def as_dict(self) -> dict[str, float | bool | None]:
         """JSON-ready dict."""
@@ -98,11 +99,12 @@ def paired_difference(errors: np.ndarray, reference: np.ndarray, tolerance: floa
     ``reference_losses`` (per-example losses on the same examples) are summarised alongside.
     """
     diff, se = _mean_se((np.asarray(errors, dtype=np.float64) - np.asarray(reference, dtype=np.float64)) * 100.0)
-    ld = lse = None
+    ld = lse = rl = None
     if losses is not None and reference_losses is not None:
         ld, lse = _mean_se(np.asarray(losses, dtype=np.float64) - np.asarray(reference_losses, dtype=np.float64))
+        rl = float(np.mean(reference_losses))
     return Decision(float(errors.mean()) * 100.0, float(reference.mean()) * 100.0, diff, se,
-                    diff + z * se <= tolerance + 1e-12, ld, lse)
+                    diff + z * se <= tolerance + 1e-12, ld, lse, rl)
 
 
 def best_filter(model: Any, name: str, indices: np.ndarray, codebook: np.ndarray, k: int, t: int,
