@@ -306,3 +306,28 @@ def test_bias_clustering_falls_back_to_fewer_values_when_kmeans_merges(monkeypat
     idx, cb = _cluster_vector(lin, "bias", 64, 0)
     assert 2 <= cb.size <= 40 and idx.max() < cb.size
     assert np.array_equal(lin.bias.detach().numpy(), cb[idx])
+
+
+def test_t_zero_stores_the_layer_lossless_and_decisions_carry_losses(simplified, data):
+    """t = 0 in EncodeConfig.t: that layer is stored lossless (its true indices, no filter);
+    the other layer's forced t still gets a filter, and its decision carries the paired loss."""
+    from weightless.records_coded import Clustered
+
+    res = encode_with_retraining(simplified, data, EncodeConfig(t={"fc1.weight": 0, "fc2.weight": 5}, retrain=RETRAIN,
+                                                                whole_model=False, seed_trials=1))
+    first, second = res.layers
+    assert first.t == 0 and first.construction == "lossless" and first.false_positives == 0 and not first.auto_t
+    assert isinstance(res.tensors["fc1.weight"], Clustered)
+    assert np.array_equal(res.tensors["fc1.weight"].indices.reshape(first.shape), res.indices["fc1.weight"])
+    assert second.t == 5 and res.tensors["fc2.weight"].filter.t == 5
+    d = second.decision
+    assert d["loss_standard_error"] > 0 and d["reference_loss"] > 0 and isinstance(d["loss_difference"], float)
+
+
+def test_t_out_of_range_in_config_is_an_input_error():
+    from weightless.errors import InputError
+
+    with pytest.raises(InputError, match="0 = lossless"):
+        EncodeConfig(t={"fc1.weight": 17}).validate()
+    with pytest.raises(InputError, match="0 = lossless"):
+        EncodeConfig(t={"fc1.weight": -1}).validate()

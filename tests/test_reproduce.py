@@ -146,3 +146,48 @@ def test_unknown_recipe_is_a_user_error(tmp_path, capsys) -> None:
 def test_unknown_experiment_rejected() -> None:
     with pytest.raises(SystemExit):
         main(["reproduce", "--only", "table9"])
+
+
+def test_frontier_quick_sweep_and_figure(quick_run, tmp_path) -> None:
+    """The frontier on LeNet-300-100 (two sparsities, one t): a lossless point and a filter
+    point per sparsity, real file sizes, the figure drawn from the JSON alone."""
+    from dataclasses import replace
+
+    from weightless.experiments import frontier
+    from weightless.experiments.common import write_result
+    from weightless.experiments.plots import plot_all
+
+    _, cache, _ = quick_run
+    cfg = replace(_cfg(cache), frontier_fractions={"lenet300": (0.05, 0.03)}, frontier_ts=(6,), frontier_epochs=0.1)
+    res = frontier.run(cfg, lambda s: None)
+    (m,) = res["models"]
+    assert m["model"] == "lenet300" and [len(p["t"]) for p in m["points"]] == [2, 2]
+    fr = [p["nonzero_fraction"] for p in m["points"]]
+    assert fr[0] == pytest.approx(0.05, abs=1e-3) and fr[1] == pytest.approx(0.03, abs=1e-3)
+    for p in m["points"]:
+        lossless, filt = p["t"]
+        assert lossless["t"] == 0 and lossless["false_positives"] == 0 and lossless["layer_encoding"] != "bloomier"
+        assert filt["t"] == 6 and filt["false_positives"] > 0 and filt["layer_encoding"] == "bloomier"
+        assert lossless["file_bytes"] > lossless["layer_bytes"] > 0 and lossless["dc_layer_bytes"] > 0
+        assert "difference" in filt["test_minus_lossless"] and "loss_difference" in filt["decision"]
+    assert m["points"][1]["t"][0]["layer_bytes"] < m["points"][0]["t"][0]["layer_bytes"]  # fewer nonzeros, fewer bytes
+    write_result(tmp_path, "frontier", res, frontier.markdown(res))
+    assert [p.name for p in plot_all(tmp_path)] == ["frontier_lenet300.png"]
+    assert "## lenet300 FC-0" in (tmp_path / "frontier.md").read_text()
+
+
+def test_frontier_crossovers_count_points_below_the_lossless_curve() -> None:
+    from weightless.experiments.frontier import crossovers
+
+    def pt(t, layer, file, err, dc_layer=None, dc_file=None):
+        return {"t": t, "layer_bytes": layer, "file_bytes": file, "test_error": err,
+                "dc_layer_bytes": dc_layer or layer, "dc_whole_bytes": dc_file or file}
+
+    m = {"points": [
+        {"nonzero_fraction": 0.05, "t": [pt(0, 1000, 2000, 1.0), pt(8, 700, 1700, 1.05)]},   # lossless at 700 B: ~1.4%
+        {"nonzero_fraction": 0.02, "t": [pt(0, 400, 1400, 2.0), pt(8, 300, 1300, 2.5)]},     # 300 B: outside the curve
+    ]}
+    c = crossovers(m)["layer_vs_best_lossless"]
+    assert c["compared"] == 1 and c["below"] == 1
+    (r,) = [r for r in c["points"] if r["margin_pp"] is not None]
+    assert r["t"] == 8 and r["bytes"] == 700 and 0.2 < r["margin_pp"] < 0.5
