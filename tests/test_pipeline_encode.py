@@ -331,3 +331,23 @@ def test_t_out_of_range_in_config_is_an_input_error():
         EncodeConfig(t={"fc1.weight": 17}).validate()
     with pytest.raises(InputError, match="0 = lossless"):
         EncodeConfig(t={"fc1.weight": -1}).validate()
+
+
+def test_loss_rule_accepts_on_the_converted_loss_difference():
+    from weightless.errors import InputError
+    from weightless.pipeline.steps import paired_difference
+
+    rng = np.random.default_rng(0)
+    ref_err = (rng.random(10_000) < 0.02).astype(float)          # 2% error
+    ref_loss = rng.exponential(0.08, 10_000)                     # mean loss ~0.08: 25 pp per unit of loss
+    same_err = ref_err.copy()
+    small = ref_loss + rng.normal(0.0001, 0.0005, 10_000)        # +0.0001 loss = +0.0025 pp
+    big = ref_loss + rng.normal(0.01, 0.0005, 10_000)            # +0.01 loss = +0.25 pp
+    assert paired_difference(same_err, ref_err, 0.05, 1.645, losses=small, reference_losses=ref_loss, rule="loss").accepted
+    dec = paired_difference(same_err, ref_err, 0.05, 1.645, losses=big, reference_losses=ref_loss, rule="loss")
+    assert not dec.accepted and dec.difference == 0.0  # the error rule alone would have accepted
+    assert paired_difference(same_err, ref_err, 0.05, 1.645, losses=big, reference_losses=ref_loss).accepted
+    with pytest.raises(InputError, match="needs per-example losses"):
+        paired_difference(same_err, ref_err, 0.05, 1.645, rule="loss")
+    with pytest.raises(InputError, match="t_rule"):
+        EncodeConfig(t_rule="vibes").validate()

@@ -38,6 +38,7 @@ class RunOptions:
     pruning: str = "magnitude"
     t: str | dict[str, int] = "auto"
     tolerance: float | None = None
+    t_rule: str | None = None
     retrain_epochs: float | None = None
     retrain_lr: float | None = None
     t_max: int | None = None
@@ -73,7 +74,7 @@ class RunOptions:
         else:
             tmap = dict(self.t)
         cfg = EncodeConfig(t=tmap, entropy=self.entropy, dense_dtype=self.dense_dtype, seed=self.seed, c=self.c)
-        over = {k: getattr(self, k) for k in ("tolerance", "t_max", "construction", "seed_trials", "shards")
+        over = {k: getattr(self, k) for k in ("tolerance", "t_rule", "t_max", "construction", "seed_trials", "shards")
                 if getattr(self, k) is not None}
         cfg = replace(cfg, **over)
         if self.retrain_epochs == 0:

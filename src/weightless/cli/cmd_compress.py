@@ -41,6 +41,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pruning", choices=("magnitude", "dns"), default="magnitude")
     p.add_argument("--t", action="append", metavar="T", help="'auto' (default: smallest t whose validation "
                    "error is within --tolerance at 95%% confidence), 'paper' (Table 1), or LAYER=BITS, repeatable")
+    p.add_argument("--t-rule", choices=("error", "loss"), default=None,
+                   help="what the automatic t compares on validation: per-image errors (default) or the paired "
+                   "loss, converted to percentage points (less noisy)")
     p.add_argument("--tolerance", type=float, default=None,
                    help="allowed val-error increase for auto t, in pct points (default: EncodeConfig's, 0.05)")
     p.add_argument("--retrain-epochs", type=float, default=None,
@@ -108,7 +111,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     opts = RunOptions(
-        model=args.model, pruning=args.pruning, t=parse_t(args.t), tolerance=args.tolerance,
+        model=args.model, pruning=args.pruning, t=parse_t(args.t), tolerance=args.tolerance, t_rule=args.t_rule,
         retrain_epochs=args.retrain_epochs, construction=args.construction, seed_trials=args.seed_trials, c=args.c, shards=args.shards,
         entropy=not args.no_entropy, dense_dtype=args.dense_dtype, seed=args.seed, quick=args.quick,
         cache_dir=args.cache_dir, progress=not args.no_progress,

@@ -65,7 +65,7 @@ class ReproConfig:
         seed: base seed of everything (training, k-means, filters, synthetic layers).
         simplify_scale: factor on every epoch count of the paper recipes' simplification (1.0:
             exactly the recipes ``weightless compress`` uses).
-        retrain_epochs, retrain_lr, seed_trials, tolerance, t_max: overrides of the
+        retrain_epochs, retrain_lr, seed_trials, tolerance, t_rule, t_max: overrides of the
             :class:`~weightless.pipeline.config.EncodeConfig` defaults (None: the default,
             defined there once).
         val_images: validation images used to choose t (None: all 10,000); the simplified
@@ -92,6 +92,7 @@ class ReproConfig:
     retrain_lr: float | None = None
     seed_trials: int | None = None
     tolerance: float | None = None
+    t_rule: str | None = None
     t_max: int | None = None
     val_images: int | None = None
     cache_dir: str | None = "checkpoints"
@@ -148,7 +149,7 @@ class ReproConfig:
         """The :class:`~weightless.pipeline.config.EncodeConfig` of this run (``kw``: more fields)."""
         from ..pipeline.config import EncodeConfig
 
-        over = {k: getattr(self, k) for k in ("seed_trials", "tolerance", "t_max") if getattr(self, k) is not None}
+        over = {k: getattr(self, k) for k in ("seed_trials", "tolerance", "t_rule", "t_max") if getattr(self, k) is not None}
         # The paper's layers are always filters here (Tables 1-3 measure the filter against
         # Deep Compression), so no lossless fallback; the whole-model stage stays on.
         cfg = replace(EncodeConfig(seed=self.seed, lossless_fallback=False), **over, **kw)
@@ -524,10 +525,12 @@ def fmt_kb(nbytes: float | None) -> str:
 
 def resolved(cfg: ReproConfig) -> Any:
     """The run's effective encoding settings (defaults of EncodeConfig filled in), as attributes
-    ``retrain_epochs``, ``retrain_lr``, ``t_max``, ``tolerance``, ``seed_trials``."""
+    ``retrain_epochs``, ``retrain_lr``, ``t_max``, ``tolerance``, ``seed_trials``, ``t_rule``,
+    ``confidence_z``."""
     from types import SimpleNamespace
 
     e = cfg.encode_config()
     return SimpleNamespace(retrain_epochs=e.retrain.epochs if e.retrain is not None else 0.0,
                            retrain_lr=e.retrain.lr if e.retrain is not None else 0.0,
-                           t_max=e.t_max, tolerance=e.tolerance, seed_trials=e.seed_trials)
+                           t_max=e.t_max, tolerance=e.tolerance, seed_trials=e.seed_trials, t_rule=e.t_rule,
+                           confidence_z=e.confidence_z)

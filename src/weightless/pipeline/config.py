@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["EncodeConfig", "CompressConfig", "RETRAIN_MODES", "AUTO_COMPACT_MAX_POSITIONS"]
+__all__ = ["EncodeConfig", "CompressConfig", "RETRAIN_MODES", "T_RULES", "AUTO_COMPACT_MAX_POSITIONS"]
 
 #: Largest layer (positions) for which construction="auto" picks the compact construction.
 AUTO_COMPACT_MAX_POSITIONS = 1 << 24
@@ -28,6 +28,9 @@ AUTO_COMPACT_MAX_POSITIONS = 1 << 24
 #: absorb the errors); each is pruned again to its own nonzero count by magnitude, retrained
 #: under the new mask for ``reprune_epochs`` and clustered right before its own encoding.
 RETRAIN_MODES = ("masked", "centroid", "dense")
+
+#: What the t rule compares on the validation data (see :attr:`EncodeConfig.t_rule`).
+T_RULES = ("error", "loss")
 
 
 def _default_retrain() -> Any:
@@ -53,6 +56,10 @@ class EncodeConfig:
             95% bound: a t is kept only when the data say, with 95% confidence, that it costs at
             most ``tolerance``. 0 accepts on the point estimate alone (it overshot the tolerance
             on the test split in results/ablation_retrain.md).
+        t_rule: what the rule compares: "error" (per-example errors, as above) or "loss" (the
+            paired validation loss difference, converted to percentage points by the reference
+            model's error-to-loss ratio; see :func:`~weightless.pipeline.steps.paired_difference`).
+            The same rule decides the whole-model stage.
         retrain: training of the later layers after each encoding (a
             :class:`~weightless.training.TrainConfig`; default: 3 epochs, lr 5e-4, cosine,
             distillation 0.5 from the simplified model). ``None`` switches retraining off, and
@@ -98,6 +105,7 @@ class EncodeConfig:
     t_max: int = 12
     tolerance: float = 0.05
     confidence_z: float = 1.645
+    t_rule: str = "error"
     retrain: Any = field(default_factory=_default_retrain)
     retrain_mode: str = "masked"
     reprune_epochs: float = 2.0
@@ -125,6 +133,8 @@ class EncodeConfig:
             raise InputError(f"t_min must be in [1, t_max={self.t_max}], got {self.t_min}")
         if not self.tolerance >= 0:
             raise InputError(f"tolerance must be >= 0 percentage points, got {self.tolerance}")
+        if self.t_rule not in T_RULES:
+            raise InputError(f"t_rule must be one of {T_RULES}, got {self.t_rule!r}")
         if not self.confidence_z >= 0:
             raise InputError(f"confidence_z must be >= 0, got {self.confidence_z}")
         for name, t in self.t.items():

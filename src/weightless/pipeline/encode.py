@@ -225,7 +225,7 @@ def encode_with_retraining(
                 enc, pend = retrain_around(cand, task, cfg, encoded=enc, pending=pend, trainable=trainable,
                                            teacher=teacher, desc=f"retrain after {name} t={t}", progress=progress)
             e1, l1 = per_example(cand, decide, "val")
-            dec = paired_difference(e1, ref_err, tol, cfg.confidence_z, losses=l1, reference_losses=ref_loss)
+            dec = paired_difference(e1, ref_err, tol, cfg.confidence_z, losses=l1, reference_losses=ref_loss, rule=cfg.t_rule)
             say(f"{name}: {f't={t} ({construction})' if t else 'lossless'} val error {100 * e0.mean():.2f}% encoded, {dec.error:.2f}% retrained, "
                 f"{dec.difference:+.2f} +- {dec.standard_error:.2f} pp vs reference {dec.reference_error:.2f}%: "
                 f"{'kept (exact records need no rule)' if not t else 'accepted' if dec.accepted else 'rejected'}")

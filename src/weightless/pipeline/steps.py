@@ -91,20 +91,37 @@ def _mean_se(d: np.ndarray) -> tuple[float, float]:
 
 
 def paired_difference(errors: np.ndarray, reference: np.ndarray, tolerance: float, z: float, *,
-                      losses: np.ndarray | None = None, reference_losses: np.ndarray | None = None) -> Decision:
+                      losses: np.ndarray | None = None, reference_losses: np.ndarray | None = None,
+                      rule: str = "error") -> Decision:
     """Compare per-example errors of a candidate and the reference on the same examples.
 
-    Accepted when ``difference + z * standard_error <= tolerance`` (all in percentage points),
-    the standard error being that of the mean of the per-example differences. ``losses`` and
-    ``reference_losses`` (per-example losses on the same examples) are summarised alongside.
+    ``rule="error"``: accepted when ``difference + z * standard_error <= tolerance`` (all in
+    percentage points), the standard error being that of the mean of the per-example
+    differences. ``rule="loss"``: the same test on the paired mean *loss* difference converted
+    to percentage points by the reference's error-to-loss ratio (error % / mean loss), i.e. a
+    relative loss increase is allowed as large as the relative error increase ``tolerance``
+    allows; the loss difference is far less noisy than error counts. ``losses`` and
+    ``reference_losses`` are per-example losses on the same examples (required by "loss").
+
+    Raises:
+        InputError: ``rule`` unknown, or "loss" without losses.
     """
     diff, se = _mean_se((np.asarray(errors, dtype=np.float64) - np.asarray(reference, dtype=np.float64)) * 100.0)
     ld = lse = rl = None
     if losses is not None and reference_losses is not None:
         ld, lse = _mean_se(np.asarray(losses, dtype=np.float64) - np.asarray(reference_losses, dtype=np.float64))
         rl = float(np.mean(reference_losses))
-    return Decision(float(errors.mean()) * 100.0, float(reference.mean()) * 100.0, diff, se,
-                    diff + z * se <= tolerance + 1e-12, ld, lse, rl)
+    ref_pct = float(reference.mean()) * 100.0
+    if rule == "error":
+        accepted = diff + z * se <= tolerance + 1e-12
+    elif rule == "loss":
+        if ld is None:
+            raise InputError("the loss rule needs per-example losses")
+        scale = max(ref_pct, 100.0 / max(reference.size, 1)) / max(rl, 1e-12)  # pp per unit of loss
+        accepted = (ld + z * lse) * scale <= tolerance + 1e-12
+    else:
+        raise InputError(f"t rule must be 'error' or 'loss', got {rule!r}")
+    return Decision(float(errors.mean()) * 100.0, ref_pct, diff, se, accepted, ld, lse, rl)
 
 
 def best_filter(model: Any, name: str, indices: np.ndarray, codebook: np.ndarray, k: int, t: int,
