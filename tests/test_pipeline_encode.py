@@ -140,7 +140,7 @@ def test_auto_t_picks_the_smallest_passing_t(simplified, data, monkeypatch):
 
     monkeypatch.setattr(wf, "build", spy_build)
     monkeypatch.setattr(tl, "per_example", fake_per_example)
-    res = encode_with_retraining(simplified, data, EncodeConfig(tolerance=0.01, t_max=12, retrain=None, lossless_fallback=False, whole_model=False))
+    res = encode_with_retraining(simplified, data, EncodeConfig(tolerance=0.01, t_rule="error", t_max=12, retrain=None, lossless_fallback=False, whole_model=False))
     assert [r.t for r in res.layers] == [7, 7]
     trials = {r["t"]: r for r in res.layers[0].trials}
     assert 6 in trials and not trials[6]["accepted"] and trials[6]["difference"] == 5.0  # t = 6 tried, failed
