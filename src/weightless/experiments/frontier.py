@@ -177,6 +177,7 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
     return {"experiment": NAME, "description": "Test error against bytes: Weightless (t swept) vs pruning harder and "
             "coding losslessly (Deep Compression and the project's best lossless record), per FC-0 layer and whole file.",
             "method": __doc__.split("\n\n", 1)[1].replace("\n", " ").strip(), "models": models,
+            "t_rule": cfg.encode_config().t_rule,
             "seconds": round(time.perf_counter() - t0, 1), "env": env_info(cfg)}
 
 
@@ -221,7 +222,7 @@ def markdown(result: dict[str, Any]) -> str:
     env = result["env"]
     out = ["# Frontier: Weightless against pruning harder and coding losslessly", "", result["method"], "",
            f"Generated {env['date_utc']}{' (QUICK smoke run)' if env['config']['quick'] else ''}; "
-           f"{result['seconds']:.0f} s.", ""]
+           f"{result['seconds']:.0f} s; automatic t by the '{result.get('t_rule', 'error')}' rule.", ""]
     for m in result["models"]:
         out += [f"## {m['model']} FC-0 ({'x'.join(map(str, m['shape']))}, {m['construction']} construction)", "",
                 "| nonzero % | t | FC-0 bytes | DC FC-0 bytes | file bytes | DC file bytes | false pos. | val err % | "
