@@ -229,9 +229,11 @@ def iso_bytes(curve: dict[int, dict[str, list[float]]], dl: float) -> float:
     return float(y[j - 1] + (y[j] - y[j - 1]) * (np.log(dl) - x[j - 1]) / (x[j] - x[j - 1]))
 
 
-def pergroup(layer: Layer, fmean: np.ndarray, T: int, curve: dict, seeds: int, log: Callable[[str], None]) -> list[dict]:
+def pergroup(layer: Layer, fmean: np.ndarray, T: int, curve: dict, seeds: int, log: Callable[[str], None],
+             keep: dict[str, np.ndarray] | None = None) -> list[dict]:
     """Per grouping: water-filled t, estimated saving, then real filters (shared-header bytes) and
-    measured loss against the uniform filter at t = T, ``seeds`` seeds each."""
+    measured loss against the uniform filter at t = T, ``seeds`` seeds each (``keep``: grouping ->
+    the first seed's decoded indices)."""
     shape, k = layer.indices.shape, layer.k
     ev2 = float((layer.codebook ** 2).mean())
     h_all = 0.5 * fmean * ev2
@@ -266,6 +268,8 @@ def pergroup(layer: Layer, fmean: np.ndarray, T: int, curve: dict, seeds: int, l
                 idx[m] = f.reconstruct_indices(shape).ravel()[m]
             real_bytes.append(total)
             real_loss.append(layer.losses(idx))
+            if keep is not None and s == 0:
+                keep[gname] = idx
         dl = [l[0] - layer.base[0] for l in real_loss]
         row = {"grouping": gname, "T": T, "groups": int(g.max() + 1), "empty_groups": int((n == 0).sum()),
                "classes": {int(c): nc[c] for c in classes}, "map_bytes": round(map_bytes, 1),
@@ -279,6 +283,35 @@ def pergroup(layer: Layer, fmean: np.ndarray, T: int, curve: dict, seeds: int, l
             f"at equal dL {row['saving_at_equal_dL_pct']:.2f}%")
         rows.append(row)
     return rows
+
+
+def retrain_check(layer: Layer, simp: Any, plans: dict[str, np.ndarray], data: Any, epochs: float, seed: int) -> dict[str, dict]:
+    """The pipeline's retraining after an encoding (its defaults, ``epochs`` epochs, distillation
+    from the simplified model; later simplified layers retrain masked) for each decoded ``plans``
+    entry (flat indices); returns the validation loss and error % after it."""
+    import copy
+    from dataclasses import replace
+
+    from weightless.pipeline.steps import retrain_around
+    from weightless.training.task import as_task
+
+    cfg = ReproConfig.for_mode(False, progress=False, retrain_epochs=epochs, seed=seed).encode_config()
+    names = [n for n, _ in simp.model.named_parameters()]
+    later = names[names.index(layer.name) + 1:]
+    pending = {n: (simp.layers[n].indices, simp.layers[n].codebook) for n in later if n in simp.layers}
+    bias = layer.name.rsplit(".", 1)[0] + ".bias"
+    trainable = {n for n in later if n not in pending} | {bias}
+    teacher = copy.deepcopy(simp.model).eval()
+    out = {}
+    for pname, idx in plans.items():
+        layer.set(idx)
+        cand = copy.deepcopy(simp.model)
+        layer.set(None)
+        retrain_around(cand, as_task(data), replace(cfg, seed=seed), encoded={layer.name: (idx.reshape(layer.indices.shape), layer.codebook.astype(np.float32))},
+                       pending=pending, trainable=trainable, teacher=teacher, desc=pname, progress=False)
+        err, loss = per_example(cand, layer.val)
+        out[pname] = {"val_loss": float(loss.mean()), "val_error": 100 * float(err.mean())}
+    return out
 
 
 def ms(a: list[float], f: str = ".4f") -> str:
@@ -332,6 +365,15 @@ def markdown(res: dict) -> str:
         for t, c in sorted(seen.items(), key=lambda x: int(x[0])):
             L.append(f"| {lay['label']} (simplified {lay['simplified_val_error']:.2f}%) | {t} | {ms(c['bytes'], '.0f')} | "
                      f"{ms(c['dL'], '.5f')} | {ms(c['val_error'], '.2f')} |")
+    for lay in res["layers"]:
+        r = lay.get("retrain")
+        if r:
+            L += ["", f"Retraining check, {lay['label']}: the pipeline's retraining ({r['epochs']} epoch, distillation, "
+                  "later layers) after each decoding, one filter seed, two training seeds; validation loss / error %:", "",
+                  "| plan | bytes | val loss | val error % |", "|---|---|---|---|"]
+            for p, b in r["bytes"].items():
+                vals = [v[p] for v in r["seeds"].values()]
+                L.append(f"| {p} | {b} | {ms([v['val_loss'] for v in vals])} | {ms([v['val_error'] for v in vals], '.2f')} |")
     L += ["", "## Decision", "", res.get("decision") or "(pending)", ""]
     return "\n".join(L)
 
@@ -345,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=6, help="filter seeds per t in part 2")
     ap.add_argument("--group-seeds", type=int, default=3, help="filter seeds per plan in part 3")
     ap.add_argument("--auto-t", action="store_true", help="part 3 also at the automatic t of results/table123.md")
+    ap.add_argument("--retrain-epochs", type=float, default=0.0,
+                    help="> 0: retraining check at the paper's t (uniform T-1, T and the best real grouping)")
     ap.add_argument("--decision", default=None, help="the decision paragraph for the Markdown")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
@@ -379,7 +423,20 @@ def main(argv: list[str] | None = None) -> int:
             curve = uniform_curve(layer, T, args.group_seeds)
             entry["uniform"][str(T)] = {str(t): c for t, c in curve.items()}
             for ename, (fm, _) in est.items():
-                entry["pergroup"] += [{"estimator": ename, **r} for r in pergroup(layer, fm, T, curve, args.group_seeds, log)]
+                kept: dict[str, np.ndarray] = {}
+                rows = pergroup(layer, fm, T, curve, args.group_seeds, log, kept)
+                entry["pergroup"] += [{"estimator": ename, **r} for r in rows]
+                if args.retrain_epochs > 0 and T == tp and ename == "Fisher@decoded":
+                    best = max((r for r in rows if not r["grouping"].startswith("oracle")), key=lambda r: r["real_saving_pct"])
+                    shape = layer.indices.shape
+                    plans = {f"uniform t={t}": layer.filt(t, 7000).reconstruct_indices(shape).ravel() for t in (T - 1, T)}
+                    plans[f"grouped ({best['grouping']}) T={T}"] = kept[best["grouping"]]
+                    entry["retrain"] = {"epochs": args.retrain_epochs, "bytes": {
+                        **{p: curve[int(p.split("=")[1])]["bytes"][0] for p in plans if p.startswith("uniform")},
+                        f"grouped ({best['grouping']}) T={T}": best["grouped_bytes"][0]}, "seeds": {}}
+                    for sd in range(2):
+                        entry["retrain"]["seeds"][sd] = retrain_check(layer, simp, plans, data, args.retrain_epochs, sd)
+                        log(f"  retrain seed {sd}: {entry['retrain']['seeds'][sd]}")
         entry["seconds"] = round(time.perf_counter() - t0, 1)
         done[label] = entry
         res = {"env": env_info(), "command": cmd, "fisher_images": args.fisher_images, "val_images": args.val_images,
