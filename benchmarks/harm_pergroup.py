@@ -31,6 +31,7 @@ import torch
 from scipy import stats
 
 from weightless.apps.mnist import PAPER_T
+from weightless.data.splits import Split
 from weightless.entropy.filter_record import MAGIC, encode_filter
 from weightless.experiments.common import ReproConfig, env_info, load_data, prepare_simplified, write_result
 from weightless.filters import build, get_construction
@@ -74,9 +75,10 @@ def fisher(model: torch.nn.Module, name: str, x: np.ndarray, y: np.ndarray, chun
 class Layer:
     """One simplified layer inside its model, with the losses of candidate decodings."""
 
-    def __init__(self, simp: Any, name: str, data: Any, val_images: int) -> None:
+    def __init__(self, simp: Any, name: str, data: Any, val_images: int, val_offset: int = 0) -> None:
         self.model, self.name, self.data = simp.model, name, data
-        self.val, self.rank = data.val.head(val_images), data.train.head(RANK_EXAMPLES)
+        self.val = Split(data.val.x[val_offset:val_offset + val_images], data.val.y[val_offset:val_offset + val_images])
+        self.rank = data.train.head(RANK_EXAMPLES)
         lr = simp.layers[name]
         self.indices, self.codebook, self.k = lr.indices, np.asarray(lr.codebook, np.float64), int(lr.k)
         self.paper_name = lr.paper_name
@@ -205,12 +207,13 @@ def waterfill(H: np.ndarray, n: np.ndarray, k: int, T: int, tmin: int, cpk: floa
     return pick(hi)
 
 
-def uniform_curve(layer: Layer, T: int, seeds: int) -> dict[int, dict[str, list[float]]]:
-    """Real bytes, measured dL and validation error of uniform filters at T-1, T, T+1."""
+def uniform_curve(layer: Layer, T: int, seeds: int, base: int = 7000) -> dict[int, dict[str, list[float]]]:
+    """Real bytes, measured dL and validation error of uniform filters at T-1, T, T+1 (filter
+    seeds ``base + s``)."""
     tmin = int(np.ceil(np.log2(layer.k))) + 1
     out = {}
     for t in range(max(tmin, T - 1), T + 2):
-        fs = [layer.filt(t, 7000 + s) for s in range(seeds)]
+        fs = [layer.filt(t, base + s) for s in range(seeds)]
         ls = [layer.losses(f.reconstruct_indices(layer.indices.shape)) for f in fs]
         out[t] = {"bytes": [len(filter_record("w", f, layer.codebook, layer.indices.shape).payload) for f in fs],
                   "dL": [l[0] - layer.base[0] for l in ls], "val_error": [l[1] for l in ls]}
@@ -230,10 +233,10 @@ def iso_bytes(curve: dict[int, dict[str, list[float]]], dl: float) -> float:
 
 
 def pergroup(layer: Layer, fmean: np.ndarray, T: int, curve: dict, seeds: int, log: Callable[[str], None],
-             keep: dict[str, np.ndarray] | None = None) -> list[dict]:
-    """Per grouping: water-filled t, estimated saving, then real filters (shared-header bytes) and
-    measured loss against the uniform filter at t = T, ``seeds`` seeds each (``keep``: grouping ->
-    the first seed's decoded indices)."""
+             keep: dict[int, np.ndarray] | None = None, only: str | None = None, base: int = 7000) -> list[dict]:
+    """Per grouping (``only``: that one): water-filled t, estimated saving, then real filters
+    (shared-header bytes) and measured loss against the uniform filter at t = T, ``seeds`` seeds
+    each (``keep``: seed -> decoded indices of the last grouping)."""
     shape, k = layer.indices.shape, layer.k
     ev2 = float((layer.codebook ** 2).mean())
     h_all = 0.5 * fmean * ev2
@@ -248,6 +251,8 @@ def pergroup(layer: Layer, fmean: np.ndarray, T: int, curve: dict, seeds: int, l
     uni_b, uni_dl = float(np.mean(curve[T]["bytes"])), float(np.mean(curve[T]["dL"]))
     rows = []
     for gname, (lab, mapcost) in groupings(shape, h, nz, h_all).items():
+        if only is not None and gname != only:
+            continue
         _, g = np.unique(lab, return_inverse=True)
         H, n = np.bincount(g, h.ravel()), np.bincount(g, nz.ravel().astype(float))
         tg = waterfill(H, n, k, T, tmin, cpk)
@@ -262,14 +267,14 @@ def pergroup(layer: Layer, fmean: np.ndarray, T: int, curve: dict, seeds: int, l
             total = fixed + map_bytes
             for c in classes:
                 m = cls_of_pos == c
-                f = layer.filt(c, 7000 + 100 * s + c, m)
+                f = layer.filt(c, base + 100 * s + c, m)
                 coded = encode_filter(f)
                 total += len(coded) - HEADER_SIZE - (len(MAGIC) + 1 if coded.startswith(MAGIC) else 0)
                 idx[m] = f.reconstruct_indices(shape).ravel()[m]
             real_bytes.append(total)
             real_loss.append(layer.losses(idx))
-            if keep is not None and s == 0:
-                keep[gname] = idx
+            if keep is not None:
+                keep[s] = idx
         dl = [l[0] - layer.base[0] for l in real_loss]
         row = {"grouping": gname, "T": T, "groups": int(g.max() + 1), "empty_groups": int((n == 0).sum()),
                "classes": {int(c): nc[c] for c in classes}, "map_bytes": round(map_bytes, 1),
@@ -285,32 +290,46 @@ def pergroup(layer: Layer, fmean: np.ndarray, T: int, curve: dict, seeds: int, l
     return rows
 
 
-def retrain_check(layer: Layer, simp: Any, plans: dict[str, np.ndarray], data: Any, epochs: float, seed: int) -> dict[str, dict]:
-    """The pipeline's retraining after an encoding (its defaults, ``epochs`` epochs, distillation
-    from the simplified model; later simplified layers retrain masked) for each decoded ``plans``
-    entry (flat indices); returns the validation loss and error % after it."""
+def retrain_check(layer: Layer, simp: Any, entry: dict, fmean: np.ndarray, T: int, epochs: float, seeds: int,
+                  log: Callable[[str], None]) -> dict:
+    """The pipeline's retraining (its defaults but ``epochs`` epochs: distillation from the
+    simplified model, later simplified layers retrain masked) after decoding uniform filters at
+    T-1 and T and the grouping with the best saving at equal measured dL; filter seed s with
+    training seed s. Returns the validation loss and error % after it, per seed and plan."""
     import copy
     from dataclasses import replace
 
     from weightless.pipeline.steps import retrain_around
     from weightless.training.task import as_task
 
-    cfg = ReproConfig.for_mode(False, progress=False, retrain_epochs=epochs, seed=seed).encode_config()
+    rows = [r for r in entry["pergroup"] if r["estimator"] == "Fisher@decoded" and r["T"] == T and not r["grouping"].startswith("oracle")]
+    best = max(rows, key=lambda r: r["saving_at_equal_dL_pct"])
+    curve = {int(t): c for t, c in entry["uniform"][str(T)].items()}
+    kept: dict[int, np.ndarray] = {}
+    pergroup(layer, fmean, T, curve, seeds, log, kept, only=best["grouping"])
     names = [n for n, _ in simp.model.named_parameters()]
     later = names[names.index(layer.name) + 1:]
     pending = {n: (simp.layers[n].indices, simp.layers[n].codebook) for n in later if n in simp.layers}
-    bias = layer.name.rsplit(".", 1)[0] + ".bias"
-    trainable = {n for n in later if n not in pending} | {bias}
+    trainable = {n for n in later if n not in pending} | {layer.name.rsplit(".", 1)[0] + ".bias"}
     teacher = copy.deepcopy(simp.model).eval()
-    out = {}
-    for pname, idx in plans.items():
-        layer.set(idx)
-        cand = copy.deepcopy(simp.model)
-        layer.set(None)
-        retrain_around(cand, as_task(data), replace(cfg, seed=seed), encoded={layer.name: (idx.reshape(layer.indices.shape), layer.codebook.astype(np.float32))},
-                       pending=pending, trainable=trainable, teacher=teacher, desc=pname, progress=False)
-        err, loss = per_example(cand, layer.val)
-        out[pname] = {"val_loss": float(loss.mean()), "val_error": 100 * float(err.mean())}
+    out: dict[str, Any] = {"epochs": epochs, "grouping": best["grouping"], "design": "filter seed s with training seed s", "runs": []}
+    for s in range(seeds):
+        cfg = ReproConfig.for_mode(False, progress=False, retrain_epochs=epochs, seed=s).encode_config()
+        plans = {f"uniform t={t}": (layer.filt(t, 7000 + s).reconstruct_indices(layer.indices.shape).ravel(), curve[t]["bytes"][s])
+                 for t in (T - 1, T)}
+        plans[f"grouped ({best['grouping']}) T={T}"] = (kept[s], best["grouped_bytes"][s])
+        run: dict[str, Any] = {"filter_seed": s, "train_seed": s, "plans": {}}
+        for pname, (idx, nbytes) in plans.items():
+            layer.set(idx)
+            cand = copy.deepcopy(simp.model)
+            layer.set(None)
+            retrain_around(cand, as_task(layer.data), replace(cfg, seed=s), encoded={layer.name: (
+                idx.reshape(layer.indices.shape), layer.codebook.astype(np.float32))}, pending=pending, trainable=trainable,
+                teacher=teacher, desc=pname, progress=False)
+            err, loss = per_example(cand, layer.val)
+            run["plans"][pname] = {"bytes": int(nbytes), "val_loss": float(loss.mean()), "val_error": 100 * float(err.mean())}
+        log(f"  retrain seed {s}: {run['plans']}")
+        out["runs"].append(run)
     return out
 
 
@@ -323,12 +342,16 @@ def markdown(res: dict) -> str:
     """The tables of parts 2 and 3 and the decision."""
     env = res["env"]
     L = ["# Issue 15: harm estimate per zero position, and per-group t", "",
-         f"Command: `{res['command']}` (commit {env['git']['commit'][:10]}, {env['machine']['cpu']}, one torch thread). "
-         f"F: diagonal empirical Fisher, exact per-example gradients (torch.func vmap) over the first {res['fisher_images']} "
-         "training images, either at the simplified model ('Fisher') or at the model decoded with one uniform filter at "
-         "the paper's t ('Fisher@decoded'). Measured dL: mean validation loss with the decoded layer minus the simplified "
-         f"model's (first {res['val_images']} validation images), no retraining. 'train-5k dL': the same on the "
-         f"{RANK_EXAMPLES} training images the pipeline ranks filter seeds on (a measurement, not an estimate).", "",
+         f"Commit {env['git']['commit'][:10]}, {env['machine']['cpu']} (2 CPUs, shared), one torch thread. "
+         "F: diagonal empirical Fisher, exact per-example gradients (torch.func vmap) over the first N training images, "
+         "either at the simplified model ('Fisher') or at the model decoded with one uniform filter at the paper's t "
+         "('Fisher@decoded'). Measured dL: mean validation loss (first V validation images) with the decoded layer minus "
+         f"the simplified model's, no retraining. 'train-5k dL': the same on the {RANK_EXAMPLES} training images the "
+         "pipeline ranks filter seeds on (a measurement, not an estimate). Test split unused.", "",
+         "| layer | keys / positions | k | N | V | seeds per t (part 2) | seeds per plan (part 3) | command |", "|---|---|---|---|---|---|---|---|"]
+    L += [f"| {l['label']} | {l['keys']} / {l['positions']} | {l['k']} | {l['fisher_images']} | {l['val_images']} | {l['seeds']} | "
+          f"{l['group_seeds']} | `{l['command']}` |" for l in res["layers"]]
+    L += ["",
          "## Part 2: predicted vs measured loss increase over real filters", "",
          "Prediction = sum over the filter's actual false positives of 0.5·F·v², or + g·v ('+grad', g the mean gradient). "
          "Filters: t = ceil(log2 k)+1 .. 10, several seeds each. Within-t: Spearman over the seeds of one t, mean over t. "
@@ -366,14 +389,25 @@ def markdown(res: dict) -> str:
             L.append(f"| {lay['label']} (simplified {lay['simplified_val_error']:.2f}%) | {t} | {ms(c['bytes'], '.0f')} | "
                      f"{ms(c['dL'], '.5f')} | {ms(c['val_error'], '.2f')} |")
     for lay in res["layers"]:
+        c = lay.get("confirm")
+        if c:
+            u = c["uniform"][str(c["T"])]
+            L += ["", f"Confirmation, {lay['label']}, grouping '{c['grouping']}' (Fisher@decoded, T={c['T']}), on validation "
+                  f"images {c['val_images'][0]}-{c['val_images'][1] - 1} (not used for any choice) with {c['seeds']} fresh filter "
+                  f"seeds (`{c['command']}`): grouped {ms(c['grouped_bytes'], '.0f')} B vs uniform {ms(u['bytes'], '.0f')} B "
+                  f"(real saving {c['real_saving_pct']:.2f}%), dL {ms(c['grouped_dL'])} vs {ms(u['dL'])} (x{c['dL_ratio']:.2f}), "
+                  f"saving at equal dL {c['saving_at_equal_dL_pct']:.1f}%; uniform dL at T-1..T+1: "
+                  + ", ".join(f"{t}: {ms(v['dL'])}" for t, v in c["uniform"].items()) + "."]
+    for lay in res["layers"]:
         r = lay.get("retrain")
         if r:
             L += ["", f"Retraining check, {lay['label']}: the pipeline's retraining ({r['epochs']} epoch, distillation, "
-                  "later layers) after each decoding, one filter seed, two training seeds; validation loss / error %:", "",
+                  f"later layers) after each decoding ({r['design']}; `{r['command']}`); validation loss / error %, mean ± sd over seeds:", "",
                   "| plan | bytes | val loss | val error % |", "|---|---|---|---|"]
-            for p, b in r["bytes"].items():
-                vals = [v[p] for v in r["seeds"].values()]
-                L.append(f"| {p} | {b} | {ms([v['val_loss'] for v in vals])} | {ms([v['val_error'] for v in vals], '.2f')} |")
+            for p in r["runs"][0]["plans"]:
+                v = [run["plans"][p] for run in r["runs"]]
+                L.append(f"| {p} | {ms([x['bytes'] for x in v], '.0f')} | {ms([x['val_loss'] for x in v])} | "
+                         f"{ms([x['val_error'] for x in v], '.2f')} |")
     L += ["", "## Decision", "", res.get("decision") or "(pending)", ""]
     return "\n".join(L)
 
@@ -388,8 +422,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--group-seeds", type=int, default=3, help="filter seeds per plan in part 3")
     ap.add_argument("--auto-t", action="store_true", help="part 3 also at the automatic t of results/table123.md")
     ap.add_argument("--retrain-epochs", type=float, default=0.0,
-                    help="> 0: retraining check at the paper's t (uniform T-1, T and the best real grouping)")
+                    help="> 0: retraining check at the paper's t (uniform T-1, T and the best grouping)")
+    ap.add_argument("--retrain-seeds", type=int, default=2)
+    ap.add_argument("--retrain-only", action="store_true", help="keep a layer's previous results, add the retraining check")
+    ap.add_argument("--confirm", default=None, help="keep a layer's previous results; re-measure this grouping "
+                    "(Fisher@decoded, paper t) with fresh filter seeds on the validation images after the first V")
     ap.add_argument("--decision", default=None, help="the decision paragraph for the Markdown")
+    ap.add_argument("--markdown-only", action="store_true", help="only rewrite the Markdown (and decision) from the JSON")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
     set_threads(1)
@@ -399,6 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     jp = Path(args.out) / "harm_pergroup.json"
     prev = json.loads(jp.read_text()) if jp.exists() else {}
     done = {l["label"]: l for l in prev.get("layers", [])}
+    if args.markdown_only:
+        prev["decision"] = args.decision or prev.get("decision")
+        write_result(args.out, "harm_pergroup", prev, markdown(prev))
+        return 0
     cmd = " ".join(["benchmarks/harm_pergroup.py"] + (argv if argv is not None else sys.argv[1:]))
     for spec in args.only or LAYERS:
         model, pruning, name = spec.split(":")
@@ -409,35 +452,36 @@ def main(argv: list[str] | None = None) -> int:
         log(f"== {label}: {layer.keys.size} keys, k={layer.k}, {layer.construction}")
         tr = data.train.head(args.fisher_images)
         tp = PAPER_T[(model, pruning)][name]
-        est = {"Fisher": fisher(layer.model, name, tr.x, tr.y)}
+        reuse = done.get(label) if args.retrain_only or args.confirm else None
+        est = {} if reuse else {"Fisher": fisher(layer.model, name, tr.x, tr.y)}
         layer.set(layer.filt(tp, 99).reconstruct_indices(layer.indices.shape))
         est["Fisher@decoded"] = fisher(layer.model, name, tr.x, tr.y)
         layer.set(None)
         log(f"  Fisher in {time.perf_counter() - t0:.0f} s")
-        entry: dict[str, Any] = {"label": label, "model": model, "pruning": pruning, "tensor": name, "k": layer.k,
-                                 "keys": int(layer.keys.size), "positions": int(layer.zero.size), "construction": layer.construction,
-                                 "simplified_val_loss": layer.base[0], "simplified_val_error": layer.base[1], "command": cmd}
-        entry["validation"] = validate(layer, est, args.seeds, log)
-        entry["pergroup"], entry["uniform"] = [], {}
-        for T in sorted({tp, AUTO_T[(model, pruning, name)] if args.auto_t else tp}):
-            curve = uniform_curve(layer, T, args.group_seeds)
-            entry["uniform"][str(T)] = {str(t): c for t, c in curve.items()}
-            for ename, (fm, _) in est.items():
-                kept: dict[str, np.ndarray] = {}
-                rows = pergroup(layer, fm, T, curve, args.group_seeds, log, kept)
-                entry["pergroup"] += [{"estimator": ename, **r} for r in rows]
-                if args.retrain_epochs > 0 and T == tp and ename == "Fisher@decoded":
-                    best = max((r for r in rows if not r["grouping"].startswith("oracle")), key=lambda r: r["real_saving_pct"])
-                    shape = layer.indices.shape
-                    plans = {f"uniform t={t}": layer.filt(t, 7000).reconstruct_indices(shape).ravel() for t in (T - 1, T)}
-                    plans[f"grouped ({best['grouping']}) T={T}"] = kept[best["grouping"]]
-                    entry["retrain"] = {"epochs": args.retrain_epochs, "bytes": {
-                        **{p: curve[int(p.split("=")[1])]["bytes"][0] for p in plans if p.startswith("uniform")},
-                        f"grouped ({best['grouping']}) T={T}": best["grouped_bytes"][0]}, "seeds": {}}
-                    for sd in range(2):
-                        entry["retrain"]["seeds"][sd] = retrain_check(layer, simp, plans, data, args.retrain_epochs, sd)
-                        log(f"  retrain seed {sd}: {entry['retrain']['seeds'][sd]}")
-        entry["seconds"] = round(time.perf_counter() - t0, 1)
+        entry: dict[str, Any] = reuse or {
+            "label": label, "model": model, "pruning": pruning, "tensor": name, "k": layer.k, "keys": int(layer.keys.size),
+            "positions": int(layer.zero.size), "construction": layer.construction, "simplified_val_loss": layer.base[0],
+            "simplified_val_error": layer.base[1], "command": cmd, "fisher_images": args.fisher_images,
+            "val_images": args.val_images, "seeds": args.seeds, "group_seeds": args.group_seeds}
+        if not reuse:
+            entry["validation"] = validate(layer, est, args.seeds, log)
+            entry["pergroup"], entry["uniform"] = [], {}
+            for T in sorted({tp, AUTO_T[(model, pruning, name)] if args.auto_t else tp}):
+                curve = uniform_curve(layer, T, args.group_seeds)
+                entry["uniform"][str(T)] = {str(t): c for t, c in curve.items()}
+                for ename, (fm, _) in est.items():
+                    entry["pergroup"] += [{"estimator": ename, **r} for r in pergroup(layer, fm, T, curve, args.group_seeds, log)]
+        if args.confirm:
+            held = Layer(simp, name, data, args.val_images, val_offset=args.val_images)
+            curve = uniform_curve(held, tp, args.group_seeds, base=9000)
+            row = pergroup(held, est["Fisher@decoded"][0], tp, curve, args.group_seeds, log, only=args.confirm, base=9000)[0]
+            entry["confirm"] = {"command": cmd, "val_images": [args.val_images, 2 * args.val_images], "seeds": args.group_seeds,
+                                "uniform": {str(t): c for t, c in curve.items()}, **row}
+        if args.retrain_epochs > 0:
+            entry["retrain"] = retrain_check(layer, simp, entry, est["Fisher@decoded"][0], tp, args.retrain_epochs,
+                                             min(args.retrain_seeds, args.group_seeds), log)
+            entry["retrain"]["command"] = cmd
+        entry["seconds_extra" if reuse else "seconds"] = round(time.perf_counter() - t0, 1)
         done[label] = entry
         res = {"env": env_info(), "command": cmd, "fisher_images": args.fisher_images, "val_images": args.val_images,
                "layers": list(done.values()), "decision": args.decision or prev.get("decision")}
