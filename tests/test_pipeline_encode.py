@@ -347,6 +347,8 @@ def test_loss_rule_accepts_on_the_converted_loss_difference():
     dec = paired_difference(same_err, ref_err, 0.05, 1.645, losses=big, reference_losses=ref_loss, rule="loss")
     assert not dec.accepted and dec.difference == 0.0  # the error rule alone would have accepted
     assert paired_difference(same_err, ref_err, 0.05, 1.645, losses=big, reference_losses=ref_loss).accepted
+    assert dec.loss_scale == pytest.approx(2.0 / ref_loss.mean(), rel=0.05) and "(deciding)" in dec.describe()
+    assert dec.loss_difference * dec.loss_scale == pytest.approx(0.25, rel=0.1)
     with pytest.raises(InputError, match="needs per-example losses"):
         paired_difference(same_err, ref_err, 0.05, 1.645, rule="loss")
     with pytest.raises(InputError, match="t_rule"):

@@ -227,7 +227,7 @@ def encode_with_retraining(
             e1, l1 = per_example(cand, decide, "val")
             dec = paired_difference(e1, ref_err, tol, cfg.confidence_z, losses=l1, reference_losses=ref_loss, rule=cfg.t_rule)
             say(f"{name}: {f't={t} ({construction})' if t else 'lossless'} val error {100 * e0.mean():.2f}% encoded, {dec.error:.2f}% retrained, "
-                f"{dec.difference:+.2f} +- {dec.standard_error:.2f} pp vs reference {dec.reference_error:.2f}%: "
+                f"{dec.describe()} vs reference {dec.reference_error:.2f}%: "
                 f"{'kept (exact records need no rule)' if not t else 'accepted' if dec.accepted else 'rejected'}")
             trials[t] = (dec, float(100 * e0.mean()), f, cand, secs, enc, pend, rank_loss)
             return trials[t]

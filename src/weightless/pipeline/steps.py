@@ -78,6 +78,17 @@ class Decision:
     loss_difference: float | None = None
     loss_standard_error: float | None = None
     reference_loss: float | None = None
+    rule: str = "error"
+    loss_scale: float | None = None  # percentage points per unit of loss (the reference's error-to-loss ratio)
+
+    def describe(self) -> str:
+        """One line for logs: the error difference, and under the loss rule the converted loss
+        difference that decided (both +- their standard errors, in percentage points)."""
+        s = f"{self.difference:+.2f} +- {self.standard_error:.2f} pp error"
+        if self.rule == "loss" and self.loss_difference is not None and self.loss_scale is not None:
+            k = self.loss_scale
+            s += f", {self.loss_difference * k:+.3f} +- {self.loss_standard_error * k:.3f} pp loss (deciding)"
+        return s
 
     def as_dict(self) -> dict[str, float | bool | None]:
         """JSON-ready dict."""
@@ -107,21 +118,22 @@ def paired_difference(errors: np.ndarray, reference: np.ndarray, tolerance: floa
         InputError: ``rule`` unknown, or "loss" without losses.
     """
     diff, se = _mean_se((np.asarray(errors, dtype=np.float64) - np.asarray(reference, dtype=np.float64)) * 100.0)
-    ld = lse = rl = None
+    ld = lse = rl = scale = None
     if losses is not None and reference_losses is not None:
         ld, lse = _mean_se(np.asarray(losses, dtype=np.float64) - np.asarray(reference_losses, dtype=np.float64))
         rl = float(np.mean(reference_losses))
     ref_pct = float(reference.mean()) * 100.0
+    if rl is not None:
+        scale = max(ref_pct, 100.0 / max(reference.size, 1)) / max(rl, 1e-12)  # pp per unit of loss
     if rule == "error":
         accepted = diff + z * se <= tolerance + 1e-12
     elif rule == "loss":
         if ld is None:
             raise InputError("the loss rule needs per-example losses")
-        scale = max(ref_pct, 100.0 / max(reference.size, 1)) / max(rl, 1e-12)  # pp per unit of loss
         accepted = (ld + z * lse) * scale <= tolerance + 1e-12
     else:
         raise InputError(f"t rule must be 'error' or 'loss', got {rule!r}")
-    return Decision(float(errors.mean()) * 100.0, ref_pct, diff, se, accepted, ld, lse, rl)
+    return Decision(float(errors.mean()) * 100.0, ref_pct, diff, se, accepted, ld, lse, rl, rule, scale)
 
 
 def best_filter(model: Any, name: str, indices: np.ndarray, codebook: np.ndarray, k: int, t: int,

@@ -120,7 +120,7 @@ def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str
                                     desc=f"retrain after {what}", progress=progress)
         errs, losses = per_example(cand, decide, "val")
         dec = paired_difference(errs, ref_err, tol, cfg.confidence_z, losses=losses, reference_losses=ref_loss, rule=cfg.t_rule)
-        say(f"{what}: val error {dec.error:.2f}%, {dec.difference:+.2f} +- {dec.standard_error:.2f} pp vs reference: "
+        say(f"{what}: val error {dec.error:.2f}%, {dec.describe()} vs reference: "
             f"{'accepted' if dec.accepted else 'rejected'}")
         report.append({"what": what, **dec.as_dict()})
         return dec.accepted, cand, enc, new
