@@ -53,6 +53,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from .._bytes import MAX_VARINT_BYTES, ByteReader, write_varint
 from ..errors import InputError, WeightlessError
 
 __all__ = [
@@ -148,8 +149,6 @@ ENCODING_ESCAPE = 255
 MAX_REPEATED_PARAMS_BYTES = 128
 #: v2: magic, major, minor (the bytes before the two length varints).
 V2_FIXED_SIZE = 12
-#: LEB128 varints have at most this many bytes (values below 2**70).
-MAX_VARINT_BYTES = 10
 #: Encoding names: lower case letters, digits and ``._+-``, 1 to 64 characters.
 ENCODING_PATTERN = re.compile(r"[a-z0-9][a-z0-9._+-]{0,63}")
 _HEX_CHECKSUM = re.compile(r"[0-9a-f]{%d}" % (2 * CHECKSUM_BYTES))
@@ -164,74 +163,6 @@ def checksum(*chunks: bytes | memoryview) -> bytes:
     for chunk in chunks:
         h.update(chunk)
     return h.digest()
-
-
-def write_varint(value: int) -> bytes:
-    """Unsigned LEB128 of ``value`` (0 <= value < 2**70): 7 bits a byte, least significant group
-    first, the high bit set on every byte but the last; the shortest form (the same bytes as
-    ``weightless.entropy._bits.write_varint``, re-implemented here so that the container needs
-    only the standard library)."""
-    value = int(value)
-    if not 0 <= value < 1 << (7 * MAX_VARINT_BYTES):
-        raise InputError(f"varint value {value} is outside [0, 2**70)")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-class ByteReader:
-    """Sequential, bounds-checked reader of a byte string (the v2 preamble and header).
-
-    Every read checks the bytes that remain; reading past the end raises ``short`` (the reader
-    of the file's first bytes passes TruncatedError, the header reader FieldError, since the
-    header's length is known and covered by the digest). Varints must be at most
-    MAX_VARINT_BYTES long, in shortest form (no final 0x00 byte after the first) and at most
-    the ``limit`` given by the caller; otherwise FieldError.
-    """
-
-    def __init__(self, data: bytes, what: str, short: ErrorType, bad: ErrorType) -> None:
-        self.data = data
-        self.pos = 0
-        self.what = what
-        self.short = short
-        self.bad = bad
-
-    @property
-    def remaining(self) -> int:
-        return len(self.data) - self.pos
-
-    def take(self, n: int, field: str) -> bytes:
-        if n > self.remaining:
-            raise self.short(
-                f"{self.what}: {field} needs {n} bytes but only {self.remaining} remain"
-            )
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def u8(self, field: str) -> int:
-        return self.take(1, field)[0]
-
-    def varint(self, field: str, limit: int) -> int:
-        value = 0
-        for i in range(MAX_VARINT_BYTES):
-            byte = self.u8(field)
-            value |= (byte & 0x7F) << (7 * i)
-            if not byte & 0x80:
-                if byte == 0 and i > 0:
-                    raise self.bad(
-                        f"{self.what}: {field} is an overlong varint (not the shortest form)"
-                    )
-                if value > limit:
-                    raise self.bad(f"{self.what}: {field} is {value}; the maximum is {limit}")
-                return value
-        raise self.bad(f"{self.what}: {field} is a varint longer than {MAX_VARINT_BYTES} bytes")
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Bounds-checked byte reading, LEB128 varints and fixed-width bit packing.
+"""Bounds-checked byte reading and LEB128 varints (from :mod:`weightless._bytes`) and fixed-width
+bit packing.
 
 Bit order everywhere in ``weightless.entropy`` and ``weightless.baselines``: fields are packed
 most-significant bit first into bytes, and a packed stream is padded with zero bits to a whole
@@ -9,86 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._bytes import ByteReader, write_varint
 from ..errors import FieldError, TruncatedError
 
 __all__ = ["Reader", "write_varint", "pack_fixed", "unpack_fixed", "packed_size"]
 
-_MAX_VARINT_BYTES = 10  # enough for any value below 2**70
 
-
-def write_varint(value: int) -> bytes:
-    """Return the unsigned LEB128 encoding of ``value`` (a non-negative int below 2**64)."""
-    value = int(value)
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-class Reader:
-    """Sequential reader over a bytes object; every read is bounds-checked.
-
-    Raises:
-        TruncatedError: a read goes past the end of the data.
-        FieldError: a varint is overlong or a value exceeds its stated limit.
-    """
+class Reader(ByteReader):
+    """:class:`~weightless._bytes.ByteReader` over a copy of ``data``: TruncatedError past the
+    end, FieldError for a bad varint, a value over its limit or trailing bytes."""
 
     def __init__(self, data: bytes, what: str) -> None:
-        self.data = memoryview(bytes(data))
-        self.pos = 0
-        self.what = what
-
-    @property
-    def remaining(self) -> int:
-        """Number of unread bytes."""
-        return len(self.data) - self.pos
-
-    def take(self, n: int, field: str) -> bytes:
-        """Return the next ``n`` bytes."""
-        if n < 0 or n > self.remaining:
-            raise TruncatedError(
-                f"{self.what}: {field} needs {n} bytes but only {self.remaining} remain; "
-                "the data is truncated or corrupt"
-            )
-        out = bytes(self.data[self.pos : self.pos + n])
-        self.pos += n
-        return out
-
-    def u8(self, field: str) -> int:
-        """Return the next byte as an int."""
-        return self.take(1, field)[0]
-
-    def varint(self, field: str, limit: int) -> int:
-        """Return the next LEB128 varint, which must be ``<= limit``."""
-        value = 0
-        for i in range(_MAX_VARINT_BYTES):
-            byte = self.u8(field)
-            value |= (byte & 0x7F) << (7 * i)
-            if not byte & 0x80:
-                if byte == 0 and i > 0:
-                    raise FieldError(f"{self.what}: {field} is an overlong varint")
-                if value > limit:
-                    raise FieldError(
-                        f"{self.what}: {field} = {value} exceeds the allowed maximum {limit}"
-                    )
-                return value
-        raise FieldError(f"{self.what}: {field} is a varint longer than {_MAX_VARINT_BYTES} bytes")
-
-    def rest(self) -> bytes:
-        """Return all unread bytes."""
-        return self.take(self.remaining, "rest")
-
-    def expect_end(self) -> None:
-        """Raise FieldError if unread bytes remain."""
-        if self.remaining:
-            raise FieldError(
-                f"{self.what}: {self.remaining} unexpected trailing bytes after the last field"
-            )
+        super().__init__(memoryview(bytes(data)), what)
 
 
 def packed_size(count: int, width: int) -> int:
