@@ -70,7 +70,7 @@ def readme_results(out_dir: str | os.PathLike, total_seconds: float | None = Non
         f"{env['machine']['cpu']} ({env['machine']['logical_cpus']} logical CPUs, shared with other jobs), "
         f"weightless {env['versions']['weightless']} (commit {str(env['git']['commit'])[:10]}), "
         f"torch {env['versions']['torch']}, seed {env['seed']}. Measured run time of the experiments "
-        f"`--full` runs (opt-in ones such as the frontier, run with `--only`, not counted): "
+        f"that `--full` runs (opt-in ones such as the frontier, run with `--only`, not counted): "
         f"{secs / 60:.1f} min"
         + (f" ({total_seconds / 60:.1f} min wall clock for this invocation)" if total_seconds else "") + ".",
         "",
