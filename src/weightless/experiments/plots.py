@@ -138,7 +138,12 @@ def plot_frontier(model: dict[str, Any], path: str | os.PathLike) -> Path:
             auto = [q for q in qs if q["t"] == p.get("auto_t")]
             if auto:
                 ax.plot([auto[0][wl]], [auto[0]["test_error"]], "*", color=c, ms=12, mec="black")
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap
         ax.set_xlabel(f"{scope} bytes (log)")
         ax.set_ylabel("test error % (decoded file)")
         ax.grid(True, which="both", alpha=0.3)
