@@ -30,8 +30,9 @@ import numpy as np
 
 
 def _conv(dec: dict[str, Any]) -> tuple[float, float]:
-    """The loss difference and its standard error in percentage points (reference's ratio)."""
-    scale = dec["reference_error"] / max(dec["reference_loss"], 1e-12)
+    """The loss difference and its standard error in percentage points: the scale the decision
+    recorded (older records: the reference's error-to-loss ratio)."""
+    scale = dec.get("loss_scale") or dec["reference_error"] / max(dec["reference_loss"], 1e-12)
     return dec["loss_difference"] * scale, dec["loss_standard_error"] * scale
 
 

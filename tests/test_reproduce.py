@@ -191,3 +191,18 @@ def test_frontier_crossovers_count_points_below_the_lossless_curve() -> None:
     assert c["compared"] == 1 and c["below"] == 1
     (r,) = [r for r in c["points"] if r["margin_pp"] is not None]
     assert r["t"] == 8 and r["bytes"] == 700 and 0.2 < r["margin_pp"] < 0.5
+
+
+def test_frontier_is_opt_in(monkeypatch, tmp_path) -> None:
+    """reproduce without --only runs every experiment but the opt-in frontier; --only runs it."""
+    import weightless.experiments.runner as runner
+    from weightless.experiments.common import ReproConfig
+
+    ran: list[str] = []
+    monkeypatch.setattr(runner, "run_experiment", lambda name, cfg, out, log: ran.append(name))
+    cfg = ReproConfig.for_mode(True, cache_dir=None, progress=False)
+    runner.reproduce(cfg, tmp_path, None, lambda s: None)
+    assert "frontier" not in ran and ran == [n for n in runner.EXPERIMENTS if n != "frontier"]
+    ran.clear()
+    runner.reproduce(cfg, tmp_path, ["frontier"], lambda s: None)
+    assert ran == ["frontier"]

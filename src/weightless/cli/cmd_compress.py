@@ -40,10 +40,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="a paper LeNet trained here on MNIST (ignored with --model-def)")
     p.add_argument("--pruning", choices=("magnitude", "dns"), default="magnitude")
     p.add_argument("--t", action="append", metavar="T", help="'auto' (default: smallest t whose validation "
-                   "error is within --tolerance at 95%% confidence), 'paper' (Table 1), or LAYER=BITS, repeatable")
+                   "difference, see --t-rule, is within --tolerance at 95%% confidence), 'paper' (Table 1), or LAYER=BITS, repeatable")
     p.add_argument("--t-rule", choices=("error", "loss"), default=None,
-                   help="what the automatic t compares on validation: per-image errors (default) or the paired "
-                   "loss, converted to percentage points (less noisy)")
+                   help="what the automatic t compares on validation: the paired loss, converted to percentage "
+                   "points (default, less noisy), or per-image errors")
     p.add_argument("--tolerance", type=float, default=None,
                    help="allowed val-error increase for auto t, in pct points (default: EncodeConfig's, 0.05)")
     p.add_argument("--retrain-epochs", type=float, default=None,

@@ -6,7 +6,7 @@ Examples::
     weightless reproduce --quick                 # smoke run, minutes, into results/quick
     weightless reproduce --full                  # the real thing, into results/
     weightless reproduce --full --only figure2   # one experiment
-    weightless reproduce --full --only frontier  # the opt-in rate-accuracy frontier (~20 min)
+    weightless reproduce --full --only frontier  # the opt-in rate-accuracy frontier (~17 min)
 
 Writes ``<out>/<experiment>.json`` (with versions, git commit, machine, seeds) and ``.md``,
 ``figure2.png`` / ``figure4.png`` drawn from the JSON, and ``README_results.md``. Progress and
@@ -56,7 +56,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tolerance", type=float, default=None,
                    help="allowed validation-error increase (percentage points) when choosing t (default 0.05 full)")
     p.add_argument("--t-rule", choices=("error", "loss"), default=None,
-                   help="what the automatic t compares on validation (default: EncodeConfig's, 'error')")
+                   help="what the automatic t compares on validation (default: EncodeConfig's, 'loss')")
     p.add_argument("--val-images", type=int, default=None,
                    help="validation images used to choose t (default all; 0 = all)")
     p.add_argument("--no-progress", action="store_true", help="no training progress bars")

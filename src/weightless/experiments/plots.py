@@ -29,6 +29,15 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _finish(plt: Any, fig: Any, path: str | os.PathLike) -> Path:
+    """Lay out, write (atomically) and close ``fig``; return the PNG path."""
+    fig.tight_layout()
+    try:
+        return _save(fig, Path(path))
+    finally:
+        plt.close(fig)
+
+
 def _plt() -> Any:
     import matplotlib
 
@@ -63,11 +72,7 @@ def plot_figure2(result: dict[str, Any], path: str | os.PathLike) -> Path:
     ax2.set_ylim(max(0.0, lo - 1.0), 100.0)
     ax2.legend(loc="center right", fontsize=8)
     ax.set_title(f"LeNet-300-100 {result['paper_layer']}: false positives and accuracy vs t")
-    fig.tight_layout()
-    try:
-        return _save(fig, Path(path))
-    finally:
-        plt.close(fig)
+    return _finish(plt, fig, path)
 
 
 def plot_figure4(result: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -102,11 +107,7 @@ def plot_figure4(result: dict[str, Any], path: str | os.PathLike) -> Path:
     ax.set_title("LeNet5 FC-0: compression vs sparsity (iso-accuracy)")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    try:
-        return _save(fig, Path(path))
-    finally:
-        plt.close(fig)
+    return _finish(plt, fig, path)
 
 
 def plot_frontier(model: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -154,11 +155,7 @@ def plot_frontier(model: dict[str, Any], path: str | os.PathLike) -> Path:
         ax.set_ylim(max(0.0, lo - 0.2), hi + max(0.5, 0.5 * (hi - lo)))
     axes[0].legend(fontsize=7, loc="upper right")
     fig.suptitle("Lossy (Weightless, star = automatic t) vs pruning harder and coding losslessly", fontsize=10)
-    fig.tight_layout()
-    try:
-        return _save(fig, Path(path))
-    finally:
-        plt.close(fig)
+    return _finish(plt, fig, path)
 
 
 def plot_all(out_dir: str | os.PathLike) -> list[Path]:

@@ -67,8 +67,9 @@ def split_validation(task: Any) -> tuple[Any, Any, bool]:
 @dataclass(frozen=True)
 class Decision:
     """A paired comparison of a candidate with the reference on the same examples (errors in
-    %; the loss figures, when given, are the paired mean difference of per-example losses and
-    its standard error, recorded for the decision rule's study, not used by it)."""
+    %; the loss figures, when given, are the paired mean difference of per-example losses, its
+    standard error, the reference's mean loss and the scale that converts loss to percentage
+    points; ``rule`` says which of the two decided ``accepted``)."""
 
     error: float
     reference_error: float
