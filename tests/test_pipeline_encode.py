@@ -353,3 +353,12 @@ def test_loss_rule_accepts_on_the_converted_loss_difference():
         paired_difference(same_err, ref_err, 0.05, 1.645, rule="loss")
     with pytest.raises(InputError, match="t_rule"):
         EncodeConfig(t_rule="vibes").validate()
+
+
+def test_the_configured_t_rule_decides(simplified, data):
+    """The default rule is "loss" and it reaches every decision; "error" when configured."""
+    for rule in (None, "error"):
+        cfg = EncodeConfig(t={"fc1.weight": 5, "fc2.weight": 0}, retrain=None, whole_model=False, seed_trials=1)
+        cfg = cfg if rule is None else replace_cfg(cfg, t_rule=rule)
+        res = encode_with_retraining(simplified, data, cfg)
+        assert res.layers[0].decision["rule"] == (rule or "loss")
