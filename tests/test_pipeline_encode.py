@@ -362,3 +362,47 @@ def test_the_configured_t_rule_decides(simplified, data):
         cfg = cfg if rule is None else replace_cfg(cfg, t_rule=rule)
         res = encode_with_retraining(simplified, data, cfg)
         assert res.layers[0].decision["rule"] == (rule or "loss")
+
+
+def test_shard_seed_search_keeps_a_table_per_shard_no_worse_than_the_first(simplified, data):
+    """seed_search="shard": each shard's table is one of its candidates, the kept filter is
+    what the model holds, and its ranking loss is at most the best of the search's first step
+    (every table of shard 0, the others at their first table)."""
+    import copy
+
+    import torch
+
+    from weightless.filters import build_candidates
+    from weightless.filters.hashing import derive_seed
+    from weightless.pipeline.steps import best_filter, layer_seed
+    from weightless.training import per_example
+
+    name, lr = "fc1.weight", simplified.layers["fc1.weight"]
+    cfg = EncodeConfig(seed_search="shard", shards=3, seed_trials=3)
+    model = copy.deepcopy(simplified.model)
+    f, loss, _ = best_filter(model, name, lr.indices, lr.codebook, K, 5, cfg, data, "compact")
+    assert np.array_equal(_param(model, name), f.reconstruct(lr.indices.shape, lr.codebook))
+    flat = lr.indices.ravel()
+    keys = np.flatnonzero(flat >= 0)
+    cands = build_candidates(keys, flat[keys], k=K, t=5, size=flat.size, seed=derive_seed(layer_seed(0, name), 0) >> 1,
+                             construction="compact", shards=3, per_shard=3)
+    assert all(s.seed in [o.seed for o in opts] for s, opts in zip(f.shards, cands.options))
+    probe = copy.deepcopy(simplified.model)
+
+    def loss_of(choice):
+        w = cands.filter(choice).reconstruct(lr.indices.shape, lr.codebook)
+        with torch.no_grad():
+            dict(probe.named_parameters())[name].copy_(torch.from_numpy(w))
+        return float(per_example(probe, data, "val")[1].mean())
+
+    first_shard = [loss_of([c, 0, 0]) for c in range(3)]  # the search's first step
+    assert min(first_shard) < first_shard[0]  # so a search that never moves fails below
+    assert loss <= min(first_shard) + 1e-9
+    assert loss == pytest.approx(float(per_example(model, data, "val")[1].mean()))
+
+
+def test_unknown_seed_search_is_an_input_error():
+    from weightless.errors import InputError
+
+    with pytest.raises(InputError, match="seed_search"):
+        EncodeConfig(seed_search="global").validate()

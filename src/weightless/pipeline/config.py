@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["EncodeConfig", "CompressConfig", "RETRAIN_MODES", "T_RULES", "AUTO_COMPACT_MAX_POSITIONS"]
+__all__ = ["EncodeConfig", "CompressConfig", "RETRAIN_MODES", "T_RULES", "SEED_SEARCHES", "AUTO_COMPACT_MAX_POSITIONS"]
 
 #: Largest layer (positions) for which construction="auto" picks the compact construction.
 AUTO_COMPACT_MAX_POSITIONS = 1 << 24
@@ -31,6 +31,8 @@ RETRAIN_MODES = ("masked", "centroid", "dense")
 
 #: What the t rule compares on the validation data (see :attr:`EncodeConfig.t_rule`).
 T_RULES = ("error", "loss")
+#: How the filter seeds of a layer are searched (:attr:`EncodeConfig.seed_search`).
+SEED_SEARCHES = ("layer", "shard")
 
 
 def _default_retrain() -> Any:
@@ -87,6 +89,10 @@ class EncodeConfig:
         seed: base seed of the filters (each layer derives its own from its name).
         seed_trials: filters built per (layer, t); the one whose false positives cost the least
             loss on the first 5,000 training examples is kept (validation halves for loaders).
+        seed_search: "layer" (default): ``seed_trials`` whole filters, the best kept. "shard":
+            each of the ``shards`` tables keeps the best of its first ``seed_trials`` seeds that
+            solve, chosen one shard at a time by the same loss (needs ``shards`` >= 2 to differ;
+            every shard costs about 30 bytes of header in the file).
         lossless_fallback: store an encoded layer losslessly (its codebook and entropy-coded
             indices, no false positives) when that is smaller than every filter whose t could
             pass; the t search then only tries t whose filter is smaller than the lossless record.
@@ -121,6 +127,7 @@ class EncodeConfig:
     dense_dtype: str = "float32"
     seed: int = 0
     seed_trials: int = 8
+    seed_search: str = "layer"
     lossless_fallback: bool = True
     whole_model: bool = True
     tail_nonzero: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125, 0.0625)
@@ -146,6 +153,8 @@ class EncodeConfig:
                 raise InputError(f"t for {name!r} must be an integer in [0, 16] (0 = lossless), got {t!r}")
         if not 1 <= self.seed_trials <= 1024:
             raise InputError(f"seed_trials must be in [1, 1024], got {self.seed_trials}")
+        if self.seed_search not in SEED_SEARCHES:
+            raise InputError(f"seed_search must be one of {SEED_SEARCHES}, got {self.seed_search!r}")
         if self.dense_dtype not in ("float32", "float16"):
             raise InputError(f"dense dtype must be 'float32' or 'float16', got {self.dense_dtype!r}")
         if not self.reprune_epochs >= 0:

@@ -139,9 +139,14 @@ def paired_difference(errors: np.ndarray, reference: np.ndarray, tolerance: floa
 
 def best_filter(model: Any, name: str, indices: np.ndarray, codebook: np.ndarray, k: int, t: int,
                 cfg: EncodeConfig, rank_task: Any, construction: str) -> tuple[Any, float, float]:
-    """Build ``cfg.seed_trials`` filters of layer ``name`` (seeds derived from the layer's) and
-    keep the one whose reconstruction gives ``model`` the lowest loss on the ranking data. The
-    model's layer is left holding the kept filter's weights.
+    """Build filters of layer ``name`` (seeds derived from the layer's) and keep the one whose
+    reconstruction gives ``model`` the lowest loss on the ranking data; the model's layer is
+    left holding the kept filter's weights.
+
+    ``cfg.seed_search`` "layer": ``cfg.seed_trials`` whole filters. "shard": the first
+    ``cfg.seed_trials`` tables that solve each of the ``cfg.shards`` shards, and each shard's
+    table chosen in turn (one coordinate-descent sweep, the other shards held at their current
+    choice; each shard stores its own seed, so the file format is unchanged).
 
     Returns:
         ``(filter, ranking loss, build seconds)``.
@@ -151,7 +156,7 @@ def best_filter(model: Any, name: str, indices: np.ndarray, codebook: np.ndarray
     """
     import torch
 
-    from ..filters import build
+    from ..filters import build, build_candidates
     from ..filters.hashing import derive_seed
     from ..simplify.magnitude import get_param
     from ..training.loop import per_example
@@ -161,20 +166,41 @@ def best_filter(model: Any, name: str, indices: np.ndarray, codebook: np.ndarray
     values = flat[keys].astype(np.int64)
     weight = get_param(model, name)
     base = layer_seed(cfg.seed, name)
-    best = None
-    secs = 0.0
-    for s in range(cfg.seed_trials):
-        t0 = time.perf_counter()
-        f = build(keys, values, k=k, t=t, size=int(flat.size), seed=derive_seed(base, s) >> 1,
-                  construction=construction, c=cfg.c, shards=cfg.shards)
-        secs += time.perf_counter() - t0
+    rank = cfg.seed_trials > 1
+
+    def score(f: Any) -> tuple[float, Any]:
         w = torch.from_numpy(f.reconstruct(indices.shape, codebook)).to(weight.device, weight.dtype)
         with torch.no_grad():
             weight.copy_(w)
-        loss = float(per_example(model, rank_task, "val")[1].mean()) if cfg.seed_trials > 1 else 0.0
-        if best is None or loss < best[0]:
-            best = (loss, f, w)
-    loss, f, w = best
+        return (float(per_example(model, rank_task, "val")[1].mean()) if rank else 0.0), w
+
+    t0 = time.perf_counter()
+    if cfg.seed_search == "shard":
+        cands = build_candidates(keys, values, k=k, t=t, size=int(flat.size), seed=derive_seed(base, 0) >> 1,
+                                 construction=construction, c=cfg.c, shards=cfg.shards, per_shard=cfg.seed_trials)
+        secs = time.perf_counter() - t0
+        choice = [0] * len(cands.options)
+        f = cands.filter(choice)
+        best = (*score(f), f)
+        for sh, opts in enumerate(cands.options):
+            for o in range(1, len(opts) if rank else 1):
+                f = cands.filter(choice[:sh] + [o] + choice[sh + 1:])
+                loss, w = score(f)
+                if loss < best[0]:
+                    best, choice[sh] = (loss, w, f), o
+        loss, w, f = best
+    else:
+        best = None
+        secs = 0.0
+        for s in range(cfg.seed_trials):
+            t0 = time.perf_counter()
+            f = build(keys, values, k=k, t=t, size=int(flat.size), seed=derive_seed(base, s) >> 1,
+                      construction=construction, c=cfg.c, shards=cfg.shards)
+            secs += time.perf_counter() - t0
+            loss, w = score(f)
+            if best is None or loss < best[0]:
+                best = (loss, f, w)
+        loss, f, w = best
     with torch.no_grad():
         weight.copy_(w)
     return f, loss, secs
