@@ -46,15 +46,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import numbers
-import re
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
 
 from .._bytes import MAX_VARINT_BYTES, ByteReader, write_varint
-from ..errors import InputError, WeightlessError
+from ..errors import InputError
+from .fields import (  # noqa: F401  (re-exported: one place for the header's names)
+    CHECKSUM_BYTES,
+    PAYLOAD_ALIGN,
+    MAX_NDIM,
+    MAX_ELEMENTS,
+    MAX_NAME_CHARS,
+    MAX_JSON_DEPTH,
+    MIN_JSON_INT,
+    MAX_JSON_INT,
+    DTYPES,
+    ENCODING_PATTERN,
+    ErrorType,
+    FieldSpec,
+    canonical_json,
+    check_dtype,
+    check_encoding,
+    check_hex_checksum,
+    check_json_object,
+    check_name,
+    check_object,
+    check_offsets,
+    check_records_list,
+    check_shape,
+)
 
 __all__ = [
     "MAGIC",
@@ -108,30 +128,11 @@ PREAMBLE = struct.Struct("<8sHHIQQ16s")
 PREAMBLE_SIZE = PREAMBLE.size  # 48
 #: The header checksum covers preamble bytes [0, CHECKED_PREAMBLE_SIZE) and the header.
 CHECKED_PREAMBLE_SIZE = 32
-CHECKSUM_BYTES = 16
-#: The payload starts at a multiple of this (the header is padded with spaces).
-PAYLOAD_ALIGN = 8
 
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 #: Payload lengths (and so file lengths) are below 2**63.
 MAX_PAYLOAD_BYTES = 2**63 - 1
-MAX_NDIM = 32
-MAX_ELEMENTS = 2**40
-MAX_NAME_CHARS = 1024
-MAX_JSON_DEPTH = 64
-#: JSON integers must fit in int64 or uint64 (seeds may be full 64-bit words).
-MIN_JSON_INT = -(2**63)
-MAX_JSON_INT = 2**64 - 1
 
-#: Logical dtypes a record may declare (the dtype of the decoded tensor).
-DTYPES = frozenset(
-    {
-        "float64", "float32", "float16", "bfloat16",
-        "int64", "int32", "int16", "int8",
-        "uint64", "uint32", "uint16", "uint8",
-        "bool",
-    }
-)
 #: v2: the dtype id byte of a record is an index into this tuple (fixed forever: append only).
 DTYPE_IDS = (
     "float32", "float16", "bfloat16", "float64",
@@ -149,12 +150,6 @@ ENCODING_ESCAPE = 255
 MAX_REPEATED_PARAMS_BYTES = 128
 #: v2: magic, major, minor (the bytes before the two length varints).
 V2_FIXED_SIZE = 12
-#: Encoding names: lower case letters, digits and ``._+-``, 1 to 64 characters.
-ENCODING_PATTERN = re.compile(r"[a-z0-9][a-z0-9._+-]{0,63}")
-_HEX_CHECKSUM = re.compile(r"[0-9a-f]{%d}" % (2 * CHECKSUM_BYTES))
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-ErrorType = type[WeightlessError]
 
 
 def checksum(*chunks: bytes | memoryview) -> bytes:
@@ -168,165 +163,6 @@ def checksum(*chunks: bytes | memoryview) -> bytes:
 # --------------------------------------------------------------------------------------------
 # Checkers: (value, where, err) -> canonical value; raise err with what was found and expected.
 # --------------------------------------------------------------------------------------------
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({type(value).__name__})"
-
-
-def _check_text(value: Any, where: str, err: ErrorType) -> str:
-    if not isinstance(value, str):
-        raise err(f"{where} is {_describe(value)}; expected a string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise err(f"{where} contains a lone surrogate and cannot be encoded as UTF-8") from None
-    return str(value)
-
-
-def canonical_json(value: Any, where: str, err: ErrorType, depth: int = 0) -> Any:
-    """Return ``value`` as plain JSON data (dict/list/str/int/float/bool/None), checked.
-
-    Tuples become lists; numbers.Integral and numbers.Real (e.g. numpy scalars) become int and
-    float. Raises ``err`` for anything else, non-string keys, non-finite floats, integers outside
-    [-2**63, 2**64), strings that are not valid UTF-8, and nesting deeper than MAX_JSON_DEPTH.
-    """
-    if depth > MAX_JSON_DEPTH:
-        raise err(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels; expected flatter JSON")
-    if value is None or value is True or value is False:
-        return value
-    if isinstance(value, str):
-        return _check_text(value, where, err)
-    if isinstance(value, numbers.Integral) and not _is_bool_like(value):
-        v = int(value)
-        if not MIN_JSON_INT <= v <= MAX_JSON_INT:
-            raise err(f"{where} is the integer {v}; expected one in [-2**63, 2**64)")
-        return v
-    if isinstance(value, numbers.Real) and not _is_bool_like(value):
-        v = float(value)
-        if not math.isfinite(v):
-            raise err(f"{where} is {v}; expected a finite number (JSON has no NaN or infinity)")
-        return v
-    if isinstance(value, (list, tuple)):
-        return [canonical_json(v, f"{where}[{i}]", err, depth + 1) for i, v in enumerate(value)]
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise err(f"{where} has the key {_describe(k)}; expected string keys")
-            _check_text(k, f"{where} key", err)
-            out[str(k)] = canonical_json(v, f"{where}.{k}", err, depth + 1)
-        return out
-    raise err(
-        f"{where} is {_describe(value)}; expected JSON data (None, bool, int, float, str, "
-        "list, dict); convert arrays with .tolist() and numpy booleans with bool()"
-    )
-
-
-def _is_bool_like(value: Any) -> bool:
-    return isinstance(value, bool) or type(value).__name__ in ("bool_", "bool")
-
-
-def check_json_object(value: Any, where: str, err: ErrorType) -> dict:
-    """A JSON object (dict with string keys), returned in canonical form."""
-    if not isinstance(value, Mapping):
-        raise err(f"{where} is {_describe(value)}; expected a JSON object (dict)")
-    return canonical_json(value, where, err)
-
-
-def check_name(value: Any, where: str, err: ErrorType) -> str:
-    """A record name: 1 to MAX_NAME_CHARS characters, no control characters."""
-    value = _check_text(value, where, err)
-    if not value:
-        raise err(f"{where} is empty; expected a non-empty name such as 'fc1.weight'")
-    if len(value) > MAX_NAME_CHARS:
-        raise err(f"{where} has {len(value)} characters; expected at most {MAX_NAME_CHARS}")
-    if _CONTROL.search(value):
-        raise err(f"{where} {value!r} contains a control character; expected printable text")
-    return value
-
-
-def check_encoding(value: Any, where: str, err: ErrorType) -> str:
-    """An encoding name matching ENCODING_PATTERN, e.g. 'dense-f32' or 'bloomier-ans'."""
-    value = _check_text(value, where, err)
-    if not ENCODING_PATTERN.fullmatch(value):
-        raise err(
-            f"{where} is {value!r}; expected 1-64 characters of a-z, 0-9 and '._+-' starting "
-            "with a letter or digit, e.g. 'dense-f32'"
-        )
-    return value
-
-
-def check_dtype(value: Any, where: str, err: ErrorType) -> str:
-    """A dtype name from DTYPES."""
-    value = _check_text(value, where, err)
-    if value not in DTYPES:
-        raise err(f"{where} is {value!r}; expected one of {', '.join(sorted(DTYPES))}")
-    return value
-
-
-def _check_index(value: Any, where: str, err: ErrorType, lo: int, hi: int) -> int:
-    if _is_bool_like(value) or not isinstance(value, numbers.Integral):
-        raise err(f"{where} is {_describe(value)}; expected an integer")
-    v = int(value)
-    if not lo <= v <= hi:
-        raise err(f"{where} is {v}; expected an integer in [{lo}, {hi}]")
-    return v
-
-
-def check_shape(value: Any, where: str, err: ErrorType) -> tuple[int, ...]:
-    """A shape: at most MAX_NDIM non-negative ints whose product is at most MAX_ELEMENTS."""
-    if not isinstance(value, (list, tuple)):
-        raise err(f"{where} is {_describe(value)}; expected a list of non-negative integers")
-    if len(value) > MAX_NDIM:
-        raise err(f"{where} has {len(value)} dimensions; expected at most {MAX_NDIM}")
-    dims = tuple(
-        _check_index(d, f"{where}[{i}]", err, 0, MAX_ELEMENTS) for i, d in enumerate(value)
-    )
-    n = 1
-    for d in dims:
-        n *= d
-        if n > MAX_ELEMENTS:
-            raise err(f"{where} {list(dims)} has more than {MAX_ELEMENTS} (2**40) elements")
-    return dims
-
-
-def check_offsets(value: Any, where: str, err: ErrorType) -> tuple[int, int]:
-    """``[begin, end)`` into the payload: two ints with 0 <= begin <= end < 2**63."""
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise err(f"{where} is {_describe(value)}; expected [begin, end]")
-    begin = _check_index(value[0], f"{where}[0]", err, 0, 2**63 - 1)
-    end = _check_index(value[1], f"{where}[1]", err, 0, 2**63 - 1)
-    if end < begin:
-        raise err(f"{where} is [{begin}, {end}]; expected begin <= end")
-    return begin, end
-
-
-def check_hex_checksum(value: Any, where: str, err: ErrorType) -> str:
-    """A blake2b-128 digest as 32 lower-case hex digits."""
-    value = _check_text(value, where, err)
-    if not _HEX_CHECKSUM.fullmatch(value):
-        raise err(f"{where} is {value[:40]!r}; expected 32 lower-case hex digits (blake2b-128)")
-    return value
-
-
-def check_records_list(value: Any, where: str, err: ErrorType) -> list:
-    """The list of record entries (checked one by one elsewhere)."""
-    if not isinstance(value, list):
-        raise err(f"{where} is {_describe(value)}; expected a list of record entries")
-    return value
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """One required key of a JSON object in the header and the checker of its value."""
-
-    key: str
-    check: Callable[[Any, str, ErrorType], Any]
-    doc: str
 
 
 #: The keys of the top-level header object.
@@ -345,29 +181,6 @@ RECORD_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("offsets", check_offsets, "[begin, end) of the record's bytes in the payload"),
     FieldSpec("blake2b", check_hex_checksum, "blake2b-128 of the record's bytes, hex"),
 )
-
-
-def check_object(
-    obj: Any, specs: tuple[FieldSpec, ...], where: str, err: ErrorType, allow_unknown: bool
-) -> dict[str, Any]:
-    """Check that ``obj`` is a dict with every key of ``specs``; return the checked values.
-
-    Unknown keys raise ``err`` unless ``allow_unknown`` (a file from a newer minor version).
-    """
-    if not isinstance(obj, dict):
-        raise err(f"{where} is {_describe(obj)}; expected a JSON object")
-    out = {}
-    for spec in specs:
-        if spec.key not in obj:
-            raise err(f"{where} has no {spec.key!r} key; expected keys {[s.key for s in specs]}")
-        out[spec.key] = spec.check(obj[spec.key], f"{where}.{spec.key}", err)
-    if not allow_unknown:
-        unknown = sorted(set(obj) - {s.key for s in specs})
-        if unknown:
-            raise err(
-                f"{where} has unknown keys {unknown[:5]}; expected only {[s.key for s in specs]}"
-            )
-    return out
 
 
 def dumps_header(header: dict) -> bytes:
