@@ -31,11 +31,10 @@ from weightless.container.format import (
     DTYPES,
     ENCODING_IDS,
     MAGIC,
-    MAX_ELEMENTS,
     MAX_HEADER_BYTES,
     write_varint,
 )
-from weightless.container.writer import compact_json
+from container_samples import META, json_values, names, sample_records  # tests/ is on sys.path
 from weightless.errors import (
     BadMagicError,
     ChecksumError,
@@ -53,24 +52,6 @@ GOLDEN = Path(__file__).parent / "golden"
 # ----------------------------------------------------------------------------------- helpers
 
 
-def sample_records() -> list[Record]:
-    rng = np.random.default_rng(0)
-    return [
-        Record(
-            "fc1.weight",
-            "bloomier",
-            (300, 784),
-            "float32",
-            {"t": 8, "k": 16, "c": 1.25, "seeds": [1, 2**64 - 1], "codebook": [0.5, -0.25]},
-            rng.integers(0, 256, 97, dtype=np.uint8).tobytes(),
-        ),
-        Record("fc1.bias", "dense-f32", (300,), "float32", {}, np.arange(300, dtype=np.float32).tobytes()),
-        Record("empty", "raw", (0, 3), "uint8", {"note": "zero elements"}, b""),
-        Record("fc2.weight", "dense-f16", (2, 2), "float16", {"scale": None}, b"\x00\x3c" * 4),
-    ]
-
-
-META = {"model": "lenet300", "recipe": {"pruning": "magnitude"}, "versions": {"weightless": "0.1.0"}}
 
 
 
@@ -125,19 +106,6 @@ def parse_or_format_error(data: bytes):
 
 # ------------------------------------------------------------------------------ round trips
 
-names = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=20
-)
-json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(
-    allow_nan=False, allow_infinity=False
-) | st.text(max_size=10)
-json_values = st.recursive(
-    json_scalars,
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4),
-    max_leaves=12,
-)
-# Names that share prefixes (ASCII and multi-byte), so the prefix coding is exercised, including
-# a shared byte prefix that ends inside a multi-byte character.
 prefixed_names = st.tuples(
     st.sampled_from(["fc1.", "fc1.w", "conv", "层.", "层", "\u00e9", "\U0001f600x"]), st.text(
         alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=6)
@@ -392,7 +360,6 @@ def test_errors_are_format_errors_and_value_errors_only_for_input():
     assert issubclass(FieldError, FormatError)
     with pytest.raises(InputError):
         container_from_bytes("not bytes")  # type: ignore[arg-type]
-
 
 
 # ---------------------------------------------------------------------------- atomic writes
@@ -751,12 +718,6 @@ def test_escaped_known_encoding_and_explicit_empty_params_are_read():
     h = header2([entry(NAME, enc=b"\xff" + v(5) + b"dense", params=b"{}", length=1)])
     c = container_from_bytes(forge2(h, b"x"))
     assert c.records[0].encoding == "dense" and c.records[0].params == {}
-
-
-def test_errors_are_format_errors_and_value_errors_only_for_input():
-    assert issubclass(FieldError, FormatError)
-    with pytest.raises(InputError):
-        container_from_bytes("not bytes")  # type: ignore[arg-type]
 
 
 @settings(deadline=None, max_examples=150)

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from weightless.cli.main import main
 from weightless.container import (
-    Container,
     Record,
     container_from_bytes,
     container_to_bytes,
@@ -29,18 +28,17 @@ from weightless.container import (
 from weightless.container.format import (
     DTYPES,
     MAGIC,
-    MAX_ELEMENTS,
     MAX_HEADER_BYTES,
     PREAMBLE,
     PREAMBLE_SIZE,
     RECORD_FIELDS,
     dumps_header,
 )
+from container_samples import META, json_values, names, sample_records  # tests/ is on sys.path
 from weightless.errors import (
     BadMagicError,
     ChecksumError,
     FieldError,
-    FormatError,
     HeaderTooLargeError,
     InputError,
     OffsetError,
@@ -51,25 +49,7 @@ from weightless.errors import (
 # ----------------------------------------------------------------------------------- helpers
 
 
-def sample_records() -> list[Record]:
-    rng = np.random.default_rng(0)
-    return [
-        Record(
-            "fc1.weight",
-            "bloomier",
-            (300, 784),
-            "float32",
-            {"t": 8, "k": 16, "c": 1.25, "seeds": [1, 2**64 - 1], "codebook": [0.5, -0.25]},
-            rng.integers(0, 256, 97, dtype=np.uint8).tobytes(),
-        ),
-        Record("fc1.bias", "dense-f32", (300,), "float32", {}, np.arange(300, dtype=np.float32).tobytes()),
-        Record("empty", "raw", (0, 3), "uint8", {"note": "zero elements"}, b""),
-        Record("fc2.weight", "dense-f16", (2, 2), "float16", {"scale": None}, b"\x00\x3c" * 4),
-    ]
-
-
 GOLDEN_V1 = Path(__file__).parent / "golden" / "container_v1_sample.wl"
-META = {"model": "lenet300", "recipe": {"pruning": "magnitude"}, "versions": {"weightless": "0.1.0"}}
 
 
 @pytest.fixture(scope="module")
@@ -114,17 +94,6 @@ def reforge(data: bytes, edit) -> bytes:
 
 # ------------------------------------------------------------------------------ round trips
 
-names = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=20
-)
-json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(
-    allow_nan=False, allow_infinity=False
-) | st.text(max_size=10)
-json_values = st.recursive(
-    json_scalars,
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4),
-    max_leaves=12,
-)
 records_st = st.lists(
     st.builds(
         Record,
