@@ -44,6 +44,7 @@ class RunOptions:
     t_max: int | None = None
     construction: str | None = None
     seed_trials: int | None = None
+    seed_search: str | None = None
     c: float | None = None
     shards: int | None = None
     entropy: bool = True
@@ -74,7 +75,8 @@ class RunOptions:
         else:
             tmap = dict(self.t)
         cfg = EncodeConfig(t=tmap, entropy=self.entropy, dense_dtype=self.dense_dtype, seed=self.seed, c=self.c)
-        over = {k: getattr(self, k) for k in ("tolerance", "t_rule", "t_max", "construction", "seed_trials", "shards")
+        over = {k: getattr(self, k) for k in ("tolerance", "t_rule", "t_max", "construction", "seed_trials", "seed_search",
+                                            "shards")
                 if getattr(self, k) is not None}
         cfg = replace(cfg, **over)
         if self.retrain_epochs == 0:

@@ -54,7 +54,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed-trials", type=int, default=None,
                    help="filters built per layer and t; the one with the lowest validation loss is kept (default 8)")
     p.add_argument("--c", type=float, default=None, help="cells per key m/n (default: the construction's)")
-    p.add_argument("--shards", type=int, default=None)
+    p.add_argument("--shards", type=int, default=None, help="filter tables per layer (default 1)")
+    p.add_argument("--seed-search", choices=("layer", "shard"), default=None,
+                   help="layer: --seed-trials whole filters, the best kept (default); shard: the best of "
+                   "--seed-trials tables for each of the --shards tables (results/shard_seeds_*.md)")
     p.add_argument("--no-entropy", action="store_true", help="store raw bit-packed tables")
     p.add_argument("--dense-dtype", choices=("float32", "float16"), default="float32",
                    help="storage of the layers not encoded with a filter")
@@ -112,7 +115,8 @@ def options_from_args(args: argparse.Namespace) -> Any:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     opts = RunOptions(
         model=args.model, pruning=args.pruning, t=parse_t(args.t), tolerance=args.tolerance, t_rule=args.t_rule,
-        retrain_epochs=args.retrain_epochs, construction=args.construction, seed_trials=args.seed_trials, c=args.c, shards=args.shards,
+        retrain_epochs=args.retrain_epochs, construction=args.construction, seed_trials=args.seed_trials, seed_search=args.seed_search,
+        c=args.c, shards=args.shards,
         entropy=not args.no_entropy, dense_dtype=args.dense_dtype, seed=args.seed, quick=args.quick,
         cache_dir=args.cache_dir, progress=not args.no_progress,
     )
