@@ -181,14 +181,15 @@ def best_filter(model: Any, name: str, indices: np.ndarray, codebook: np.ndarray
         secs = time.perf_counter() - t0
         choice = [0] * len(cands.options)
         f = cands.filter(choice)
-        best = (*score(f), f)
+        loss, w = score(f)
+        best = (loss, f, w)
         for sh, opts in enumerate(cands.options):
             for o in range(1, len(opts) if rank else 1):
                 f = cands.filter(choice[:sh] + [o] + choice[sh + 1:])
                 loss, w = score(f)
                 if loss < best[0]:
-                    best, choice[sh] = (loss, w, f), o
-        loss, w, f = best
+                    best, choice[sh] = (loss, f, w), o
+        loss, f, w = best
     else:
         best = None
         secs = 0.0
