@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from weightless import api
 from weightless.apps.mnist import PAPER_T
 from weightless.apps.run import paired_ci
-from weightless.experiments.common import ReproConfig, env_info, load_data, prepare_simplified
-from weightless.models import get_model
+from weightless.experiments.common import ReproConfig, env_info, file_test_errors, load_data, prepare_simplified
 from weightless.pipeline.config import EncodeConfig
 from weightless.pipeline.encode import encode_with_retraining
 from weightless.training import per_example, set_threads
@@ -52,13 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         ecfg = replace(base, retrain=replace(base.retrain, epochs=ep))
         t0 = time.perf_counter()
         res = encode_with_retraining(simp, data, ecfg)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "m.wl")
-            api.save(path, res.tensors)
-            dec = get_model(model)
-            dec.load_state_dict(api.load(path))
-            nbytes = os.path.getsize(path)
-        errs = per_example(dec, data, "test")[0]
+        nbytes, errs = file_test_errors(res.tensors, model, data)
         row = {"epochs": ep, "t": [r.t for r in res.layers], "file_bytes": nbytes, "val_error": res.val_error,
                "val_decisions": [r.decision for r in res.layers], "test_error": 100 * float(errs.mean()),
                "test_minus_simplified": paired_ci(errs, ref), "seconds": round(time.perf_counter() - t0, 1)}

@@ -19,21 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[1] / "results"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from weightless import api
     from weightless.apps.mnist import PAPER_T
     from weightless.apps.run import paired_ci
-    from weightless.experiments.common import ReproConfig, env_info, load_data, prepare_simplified
-    from weightless.models import get_model
+    from weightless.experiments.common import ReproConfig, env_info, file_test_errors, load_data, prepare_simplified
     from weightless.pipeline.config import EncodeConfig
     from weightless.pipeline.encode import encode_with_retraining
     from weightless.training import per_example, set_threads
@@ -57,13 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                             seed_search="layer" if S == 1 else "shard")
         t0 = time.perf_counter()
         res = encode_with_retraining(simp, data, ecfg)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "m.wl")
-            api.save(path, res.tensors)
-            dec = get_model(model)
-            dec.load_state_dict(api.load(path))
-            nbytes = os.path.getsize(path)
-        errs = per_example(dec, data, "test")[0]
+        nbytes, errs = file_test_errors(res.tensors, model, data)
         first = errs if first is None else first
         row = {"shards": S, "seed_search": ecfg.seed_search, "t": [r.t for r in res.layers],
                "layer_bytes": [r.filter_bytes for r in res.layers], "file_bytes": nbytes, "val_error": res.val_error,

@@ -153,7 +153,6 @@ def build(
     return BloomierFilter(k=int(k), t=int(t), size=int(size), seed=int(seed), construction=con.name, shards=tuple(out))
 
 
-
 class ShardCandidates:
     """Several solved tables for every shard of one layer, to choose a seed per shard (each
     shard stores its own seed, so any choice decodes with the ordinary reader).
@@ -202,6 +201,7 @@ def build_candidates(keys: Any, values: Any, *, k: int, t: int, size: int, seed:
         for (ks, _), task in zip(parts, tasks)
     ]
     return ShardCandidates(k=k, t=t, size=size, seed=seed, construction=con.name, options=options)
+
 
 def _tasks(keys: Any, values: Any, k: int, t: int, size: int, seed: int, construction: str, c: float | None,
            shards: int, workers: int | None, max_attempts: int, use_numba: bool | None) -> tuple[Any, list, list, int]:
