@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from weightless import api
-from weightless.apps.mnist import PAPER_T
-from weightless.apps.run import baseline_sizes, paired_ci
-from weightless.experiments.common import ReproConfig, env_info, load_data, prepare_simplified
-from weightless.models import get_model
+from weightless.io import files as api
+from weightless_lab.apps.mnist import PAPER_T
+from weightless_lab.apps.run import baseline_sizes, paired_ci
+from weightless_lab.experiments.common import ReproConfig, env_info, load_data, prepare_simplified
+from weightless_lab.models import get_model
 from weightless.pipeline.encode import encode_with_retraining
 from weightless.pipeline.config import EncodeConfig
 from weightless.training import per_example, set_threads

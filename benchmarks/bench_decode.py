@@ -37,8 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from weightless import __version__, api
-from weightless.api import EncodedLayer
+from weightless import __version__
+from weightless.io import files as api
+from weightless.io.files import EncodedLayer
 from weightless.entropy import decode_filter, encode_filter
 from weightless.filters import build, recommended_shards
 from weightless.filters.parallel import default_threads
@@ -95,7 +96,7 @@ def merge(runs: list[dict]) -> dict:
 
 _PEAK = r"""
 import sys, time
-from weightless import api
+from weightless.io import files as api
 from weightless.container import read_container
 path = sys.argv[1]
 read_container(path)  # warm: imports, numba compilation, page cache

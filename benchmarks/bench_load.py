@@ -12,9 +12,9 @@ import statistics
 import time
 from pathlib import Path
 
-from weightless.api import load_arrays
+from weightless.io.files import load_arrays
 from weightless.container import read_container
-from weightless.records import decode_filter_of
+from weightless.io.records import decode_filter_of
 
 
 def median_seconds(fn, reps: int) -> float:

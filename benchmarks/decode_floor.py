@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     import numba
 
     from bench_decode import COLS, DENSITY, K, ROWS, T, layer_keys
-    from weightless.experiments.common import env_info
+    from weightless_lab.experiments.common import env_info
     from weightless.filters import build
     from weightless.filters import paper_kernels as pk
 

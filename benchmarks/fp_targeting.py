@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch.nn.functional as F
 
     from weightless.entropy import encode_filter
-    from weightless.experiments.common import ReproConfig, env_info, load_data, prepare_simplified
+    from weightless_lab.experiments.common import ReproConfig, env_info, load_data, prepare_simplified
     from weightless.filters import build
     from weightless.filters.base import Shard, get_construction
     from weightless.filters.build import frozen

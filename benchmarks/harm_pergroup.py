@@ -30,14 +30,14 @@ import numpy as np
 import torch
 from scipy import stats
 
-from weightless.apps.mnist import PAPER_T
-from weightless.data.splits import Split
+from weightless_lab.apps.mnist import PAPER_T
+from weightless.training.splits import Split
 from weightless.entropy.filter_record import MAGIC, encode_filter
-from weightless.experiments.common import ReproConfig, env_info, load_data, prepare_simplified, write_result
+from weightless_lab.experiments.common import ReproConfig, env_info, load_data, prepare_simplified, write_result
 from weightless.filters import build, get_construction
 from weightless.filters.wire import HEADER_SIZE
 from weightless.pipeline.steps import RANK_EXAMPLES, resolve_construction
-from weightless.records import filter_record
+from weightless.io.records import filter_record
 from weightless.simplify.magnitude import get_param
 from weightless.training import per_example, set_threads
 

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from weightless.data.mnist import load_mnist
-from weightless.apps.mnist import DENSE_TRAINING, PAPER_RECIPES, PAPER_TABLE1
+from weightless_lab.data.mnist import load_mnist
+from weightless_lab.apps.mnist import DENSE_TRAINING, PAPER_RECIPES, PAPER_TABLE1
 from weightless.simplify import simplify
 from weightless.simplify.io import save_simplified
 from weightless.training import evaluate, set_threads
-from weightless.apps.checkpoint import checkpoint_path, train_dense
+from weightless_lab.apps.checkpoint import checkpoint_path, train_dense
 
 TARGET_DENSE = {"lenet300": 1.8, "lenet5": 0.9}
 

@@ -26,9 +26,9 @@ OUT = Path(__file__).resolve().parents[1] / "results"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from weightless.apps.mnist import PAPER_T
-    from weightless.apps.run import paired_ci
-    from weightless.experiments.common import ReproConfig, env_info, file_test_errors, load_data, prepare_simplified
+    from weightless_lab.apps.mnist import PAPER_T
+    from weightless_lab.apps.run import paired_ci
+    from weightless_lab.experiments.common import ReproConfig, env_info, file_test_errors, load_data, prepare_simplified
     from weightless.pipeline.config import EncodeConfig
     from weightless.pipeline.encode import encode_with_retraining
     from weightless.training import per_example, set_threads

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     torch.set_num_threads(1)
-    from weightless.data.fashion_mnist import load_fashion_mnist
+    from weightless_lab.data.fashion_mnist import load_fashion_mnist
 
     data = load_fashion_mnist()
     train = DataLoader(_ds(data.train, args.n_train), batch_size=128, shuffle=True,

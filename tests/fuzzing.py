@@ -21,7 +21,7 @@ import numpy as np
 from weightless.container import Record, container_from_bytes, container_to_bytes
 from weightless.container.format import MAGIC, write_varint
 from weightless.errors import FormatError
-from weightless.limits import Limits, check_records
+from weightless.io.limits import Limits, check_records
 
 from reference_decoder import read_varint
 
@@ -36,7 +36,7 @@ FUZZ_LIMITS = Limits.scaled(64 << 20)
 def seed_files(use_compact: bool) -> list[bytes]:
     """Valid files of every record kind the writer produces (dense dtypes, paper and compact
     filters, raw and entropy-coded tables, one and several shards)."""
-    from weightless.api import EncodedLayer, to_bytes
+    from weightless.io.files import EncodedLayer, to_bytes
     from weightless.filters import build
 
     rng = np.random.default_rng(1)
@@ -271,7 +271,7 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
 
 def decode(data: bytes, limits: Limits, use_numba: bool | None = None) -> dict[str, np.ndarray]:
     """``load_arrays`` on bytes, with the decode path chosen by ``use_numba``."""
-    from weightless.records import decode_filter_of, decode_record
+    from weightless.io.records import decode_filter_of, decode_record
 
     c = container_from_bytes(data)
     check_records(c.records, limits)

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from weightless import api
-from weightless.api import EncodedLayer
+from weightless.io import files as api
+from weightless.io.files import EncodedLayer
 from weightless.convenience import default_filter_layers, default_t, encode_tensors
 from weightless.errors import InputError
 
@@ -80,8 +80,8 @@ def test_encode_tensors_deterministic_and_seeded():
 def test_compress_convenience_on_a_tiny_run():
     torch = pytest.importorskip("torch")
     from weightless.pipeline.api import compress
-    from weightless.data.mnist import load_mnist
-    from weightless.models import get_model
+    from weightless_lab.data.mnist import load_mnist
+    from weightless_lab.models import get_model
     from weightless.pipeline.encode import EncodeConfig
     from weightless.simplify import LayerRecipe, PruneSchedule, Recipe
     from weightless.training import TrainConfig
@@ -110,7 +110,7 @@ def test_encode_save_load_need_numpy_only(tmp_path):
     code = f"""
 import sys, numpy as np
 from weightless.convenience import encode_tensors, read_checkpoint
-from weightless import api
+from weightless.io import files as api
 w = np.where(np.random.default_rng(0).random((20, 30)) < .1, 1.5, 0).astype(np.float32)
 api.save({str(tmp_path / 'a.wl')!r}, encode_tensors({{'w': w, 'b': np.ones(3, np.float32)}}).tensors)
 back = api.load({str(tmp_path / 'a.wl')!r}, framework='numpy')

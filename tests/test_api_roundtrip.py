@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from weightless import api
-from weightless.api import EncodedLayer
+from weightless.io import files as api
+from weightless.io.files import EncodedLayer
 from weightless.container import container_from_bytes, container_to_bytes
 from weightless.errors import FormatError, InputError
 from weightless.filters import build

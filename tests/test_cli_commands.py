@@ -6,13 +6,13 @@ import math
 import numpy as np
 import pytest
 
-from weightless import api
-from weightless.cli.main import main
+from weightless.io import files as api
+from weightless_lab.cli.main import main
 
 torch = pytest.importorskip("torch")
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
-from weightless.models import get_model  # noqa: E402
+from weightless_lab.models import get_model  # noqa: E402
 
 
 def _lenet300_state(seed=0):
@@ -135,7 +135,7 @@ def test_decompress_every_tensor(ckpt, capsys, tmp_path, suffix):
 
 @pytest.fixture(scope="module")
 def mnist():
-    from weightless.data.mnist import load_mnist
+    from weightless_lab.data.mnist import load_mnist
 
     try:
         return load_mnist()

@@ -1,4 +1,4 @@
-from weightless.cli.main import main
+from weightless_lab.cli.main import main
 
 
 def test_no_command_prints_help_and_fails(capsys):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from weightless.cli.main import main  # noqa: E402
+from weightless_lab.cli.main import main  # noqa: E402
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ import pytest
 
 import weightless as wl
 from weightless._atomic import temp_name_pattern
-from weightless.cli.main import main
+from weightless_lab.cli.main import main
 
 from crafted import bloomier_record, params_for, raw_filter, wl_bytes, zero_ans_filter
 
@@ -96,7 +96,7 @@ def test_inspect_into_a_closed_pipe(tmp_path):
     p = tmp_path / "many.wl"
     wl.save(p, {f"layer{i}.weight": np.zeros(3, np.float32) for i in range(3000)})
     env = {**os.environ, "PYTHONPATH": SRC}
-    cmd = [sys.executable, "-c", "import sys; from weightless.cli.main import main; sys.exit(main())", "inspect", str(p)]
+    cmd = [sys.executable, "-c", "import sys; from weightless_lab.cli.main import main; sys.exit(main())", "inspect", str(p)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     proc.stdout.read(10)
     proc.stdout.close()  # like `| head -c 10`
@@ -142,7 +142,7 @@ def test_killed_save_leaves_no_litter_after_the_next_save(tmp_path):
 def test_compress_seed_search_reaches_the_encode_config():
     import argparse
 
-    from weightless.cli.cmd_compress import options_from_args, register
+    from weightless_lab.cli.cmd_compress import options_from_args, register
 
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers()

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from weightless.cli.main import main
+from weightless_lab.cli.main import main
 from weightless.container import (
     Container,
     Record,

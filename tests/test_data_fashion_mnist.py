@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from weightless.data import fashion_mnist as F
+from weightless_lab.data import fashion_mnist as F
 from weightless.errors import DataError
 
 installed = all((F.FASHION_MNIST_DIR / n).is_file() for n in F.FASHION_MNIST_SHA256)

@@ -5,7 +5,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from weightless.data.splits import Splits, load_npz_splits
+from weightless.training.splits import Splits, load_npz_splits
 from weightless.errors import DataError, InputError
 
 

@@ -16,7 +16,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own_model.py"
 
 def test_own_model_example(tmp_path) -> None:
     try:
-        from weightless.data.fashion_mnist import load_fashion_mnist
+        from weightless_lab.data.fashion_mnist import load_fashion_mnist
 
         load_fashion_mnist()
     except DataError as exc:

@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 
-from weightless.cli.main import main
-from weightless.cli.cmd_demo import make_layer
+from weightless_lab.cli.main import main
+from weightless_lab.cli.cmd_demo import make_layer
 
 
 def test_demo_json(capsys):

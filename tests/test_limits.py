@@ -11,7 +11,7 @@ import pytest
 import weightless as wl
 from weightless.container import Record, container_from_bytes
 from weightless.errors import FieldError, FormatError, InputError, LimitError
-from weightless.limits import DEFAULT_LIMITS, Limits, check_records
+from weightless.io.limits import DEFAULT_LIMITS, Limits, check_records
 
 from crafted import bloomier_record, packed_zero_cells, params_for, raw_filter, wl_bytes, zero_ans_filter
 

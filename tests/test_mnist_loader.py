@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from weightless.data import mnist as M
+from weightless_lab.data import mnist as M
 from weightless.errors import DataError
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from weightless.errors import InputError
-from weightless.models import MODEL_NAMES, PAPER_LAYER_NAMES, get_model
+from weightless_lab.models import MODEL_NAMES, PAPER_LAYER_NAMES, get_model
 
 
 def test_shapes_and_paper_layer_sizes():

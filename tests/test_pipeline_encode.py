@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from weightless import api  # noqa: E402
-from weightless.data.mnist import load_mnist  # noqa: E402
-from weightless.models import get_model  # noqa: E402
+from weightless.io import files as api  # noqa: E402
+from weightless_lab.data.mnist import load_mnist  # noqa: E402
+from weightless_lab.models import get_model  # noqa: E402
 from weightless.pipeline import encode as pc  # noqa: E402
 from weightless.pipeline.encode import EncodeConfig, encode_with_retraining  # noqa: E402
 from weightless.simplify.cluster import cluster_weight  # noqa: E402
@@ -193,8 +193,8 @@ def test_default_construction_without_numba_in_subprocess(tmp_path):
     code = """
 import numpy as np, torch
 from weightless._compat import HAVE_NUMBA
-from weightless.data.mnist import load_mnist
-from weightless.models import get_model
+from weightless_lab.data.mnist import load_mnist
+from weightless_lab.models import get_model
 from weightless.pipeline.encode import EncodeConfig, encode_with_retraining, resolve_construction
 from weightless.simplify.cluster import cluster_weight
 from weightless.simplify.recipe import LayerResult, SimplifyResult
@@ -230,7 +230,7 @@ print("ok")
 def test_whole_model_file_is_smaller_and_loads_exactly(simplified, data, tmp_path):
     """The whole-model stage simplifies fc3 and the biases too; the file decodes to exactly the
     evaluated model and is smaller than the same encoding with those tensors left dense."""
-    from weightless.records_coded import Clustered
+    from weightless.io.clustered import Clustered
 
     cfg = EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN, tolerance=5.0, confidence_z=0.0)
     res = encode_with_retraining(simplified, data, cfg)
@@ -311,7 +311,7 @@ def test_bias_clustering_falls_back_to_fewer_values_when_kmeans_merges(monkeypat
 def test_t_zero_stores_the_layer_lossless_and_decisions_carry_losses(simplified, data):
     """t = 0 in EncodeConfig.t: that layer is stored lossless (its true indices, no filter);
     the other layer's forced t still gets a filter, and its decision carries the paired loss."""
-    from weightless.records_coded import Clustered
+    from weightless.io.clustered import Clustered
 
     res = encode_with_retraining(simplified, data, EncodeConfig(t={"fc1.weight": 0, "fc2.weight": 5}, retrain=RETRAIN,
                                                                 whole_model=False, seed_trials=1))

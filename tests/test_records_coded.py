@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from weightless import api
+from weightless.io import files as api
 from weightless.container import Record
 from weightless.errors import FormatError, InputError
-from weightless.records import _filter_params, decode_filter_of, decode_record, filter_record, filter_summary
-from weightless.records_coded import Clustered, as_clustered, clustered_candidates, coded_record, decode_coded
+from weightless.io.records import _filter_params, decode_filter_of, decode_record, filter_record, filter_summary
+from weightless.io.clustered import Clustered, as_clustered, clustered_candidates, coded_record, decode_coded
 
 
 def _clustered(rng, shape, k, density, dtype="float32"):

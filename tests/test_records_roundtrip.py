@@ -7,7 +7,7 @@ import pytest
 
 from weightless.errors import FieldError, FormatError, InputError
 from weightless.filters import build
-from weightless.records import decode_filter_of, decode_record, dense_record, filter_record, filter_summary
+from weightless.io.records import decode_filter_of, decode_record, dense_record, filter_record, filter_summary
 
 
 def _layer(shape=(40, 50), k=7, t=6, density=0.1, seed=1):

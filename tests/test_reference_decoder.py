@@ -8,7 +8,7 @@ import pytest
 
 import weightless as wl
 from weightless._compat import HAVE_NUMBA
-from weightless.api import EncodedLayer
+from weightless.io.files import EncodedLayer
 from weightless.entropy import cells_kind, decode_cells, encode_cells
 from weightless.filters import build
 
@@ -72,8 +72,8 @@ def test_bfloat16_and_narrow_filter_layers_agree(tmp_path):
     tensors = {"bf": torch.tensor([1.5, -2.25, 3.0e-3]).to(torch.bfloat16)}
     for dt in ("float16", "bfloat16", "float64"):
         tensors[f"w_{dt}"] = layer
-    recs = wl.api.build_records({"bf": tensors["bf"]})
-    from weightless.records import filter_record
+    recs = wl.io.files.build_records({"bf": tensors["bf"]})
+    from weightless.io.records import filter_record
 
     recs += [filter_record(f"w_{dt}", layer.filter, layer.codebook, layer.shape, dtype=dt)
              for dt in ("float16", "bfloat16", "float64")]

@@ -11,11 +11,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from weightless.cli.main import main  # noqa: E402
+from weightless_lab.cli.main import main  # noqa: E402
 
 
 def _have_mnist() -> bool:
-    from weightless.data.mnist import find_mnist_file
+    from weightless_lab.data.mnist import find_mnist_file
     from weightless.errors import DataError
 
     try:
@@ -40,7 +40,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int
 
 
 def _cfg(cache: Path):
-    from weightless.experiments.common import ReproConfig
+    from weightless_lab.experiments.common import ReproConfig
 
     return ReproConfig.for_mode(True, cache_dir=str(cache), progress=False,
                                 recipes=(("lenet300", "magnitude"),))
@@ -87,7 +87,7 @@ def test_sizes_are_real_encoded_bytes(quick_run) -> None:
     """Re-encode FC-0 from the cached simplified model: the JSON sizes equal len() of the bytes."""
     from weightless.accounting import weightless_layer_bytes
     from weightless.baselines import csr_encode, dc_encode
-    from weightless.experiments.common import load_data, prepare_simplified
+    from weightless_lab.experiments.common import load_data, prepare_simplified
     from weightless.filters import build
 
     out, cache, _ = quick_run
@@ -128,7 +128,7 @@ def test_markdown_shows_paper_values(quick_run) -> None:
 
 
 def test_figures_redrawn_from_json_only(quick_run, tmp_path) -> None:
-    from weightless.experiments.plots import plot_all
+    from weightless_lab.experiments.plots import plot_all
 
     out, _, _ = quick_run
     for name in ("table123.json", "figure2.json"):
@@ -153,9 +153,9 @@ def test_frontier_quick_sweep_and_figure(quick_run, tmp_path) -> None:
     point per sparsity, real file sizes, the figure drawn from the JSON alone."""
     from dataclasses import replace
 
-    from weightless.experiments import frontier
-    from weightless.experiments.common import write_result
-    from weightless.experiments.plots import plot_all
+    from weightless_lab.experiments import frontier
+    from weightless_lab.experiments.common import write_result
+    from weightless_lab.experiments.plots import plot_all
 
     _, cache, _ = quick_run
     cfg = replace(_cfg(cache), frontier_fractions={"lenet300": (0.05, 0.03)}, frontier_ts=(6,), frontier_epochs=0.1)
@@ -177,7 +177,7 @@ def test_frontier_quick_sweep_and_figure(quick_run, tmp_path) -> None:
 
 
 def test_frontier_crossovers_count_points_below_the_lossless_curve() -> None:
-    from weightless.experiments.frontier import crossovers
+    from weightless_lab.experiments.frontier import crossovers
 
     def pt(t, layer, file, err, dc_layer=None, dc_file=None):
         return {"t": t, "layer_bytes": layer, "file_bytes": file, "test_error": err,
@@ -195,8 +195,8 @@ def test_frontier_crossovers_count_points_below_the_lossless_curve() -> None:
 
 def test_frontier_is_opt_in(monkeypatch, tmp_path) -> None:
     """reproduce without --only runs every experiment but the opt-in frontier; --only runs it."""
-    import weightless.experiments.runner as runner
-    from weightless.experiments.common import ReproConfig
+    import weightless_lab.experiments.runner as runner
+    from weightless_lab.experiments.common import ReproConfig
 
     ran: list[str] = []
     monkeypatch.setattr(runner, "run_experiment", lambda name, cfg, out, log: ran.append(name))
@@ -211,9 +211,9 @@ def test_frontier_is_opt_in(monkeypatch, tmp_path) -> None:
 def test_file_test_errors_scores_the_model_decoded_from_real_bytes():
     """The experiments' round trip: the bytes are the file's length, the errors are the decoded
     model's (here a dense model, so the decoded model's errors equal the original's)."""
-    from weightless.data.mnist import load_mnist
-    from weightless.experiments.common import file_test_errors
-    from weightless.models import get_model
+    from weightless_lab.data.mnist import load_mnist
+    from weightless_lab.experiments.common import file_test_errors
+    from weightless_lab.models import get_model
     from weightless.training import per_example
 
     data = load_mnist().subset(100, 300)

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from weightless import api
+from weightless.io import files as api
 from weightless.container import container_from_bytes, container_to_bytes
 from weightless.convenience import encode_tensors
 from weightless.errors import FieldError, InputError
-from weightless.records import (
+from weightless.io.records import (
     bfloat16_to_float32,
     decode_record,
     dense_record,

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from weightless.cli.main import main
+from weightless_lab.cli.main import main
 from weightless.simplify.io import load_simplified_layers
 
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from weightless.data.mnist import load_mnist
+from weightless_lab.data.mnist import load_mnist
 from weightless.errors import InputError
-from weightless.models import get_model
+from weightless_lab.models import get_model
 from weightless.simplify import (
     DNSConfig,
     DNSSurgeon,

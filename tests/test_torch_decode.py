@@ -10,12 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from weightless import api
-from weightless.api import EncodedLayer
+from weightless.io import files as api
+from weightless.io.files import EncodedLayer
 from weightless.filters import build
 
 torch = pytest.importorskip("torch")
-from weightless.torch_decode import load_tensors, reconstruct_tensor, reconstruct_tensor_torch_ops  # noqa: E402
+from weightless.io.torch_decode import load_tensors, reconstruct_tensor, reconstruct_tensor_torch_ops  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -75,7 +75,7 @@ def test_codec_core_imports_without_torch():
         "            raise ImportError('torch blocked')\n"
         "sys.meta_path.insert(0, _Block())\n"
         "import numpy as np\n"
-        "import weightless.filters, weightless.entropy, weightless.container, weightless.api\n"
+        "import weightless.filters, weightless.entropy, weightless.container, weightless.io.files\n"
         "f = weightless.filters.build(np.arange(0, 1000, 7), np.arange(0, 1000, 7) % 3, k=3, t=5, size=1000)\n"
         "f.reconstruct((1000,), np.ones(3, np.float32), threads=2)\n"
         "assert 'torch' not in sys.modules\n"

@@ -19,9 +19,9 @@ from .errors import (
 __version__ = "0.1.0"
 
 _LAZY = {
-    "save": "api", "load": "api", "load_arrays": "api", "inspect": "api", "to_bytes": "api",
-    "EncodedLayer": "api", "Clustered": "records_coded", "compress": "pipeline.api", "encode_tensors": "convenience",
-    "read_checkpoint": "convenience", "Limits": "limits", "CompressConfig": "pipeline.config", "EncodeConfig": "pipeline.config",
+    "save": "io.files", "load": "io.files", "load_arrays": "io.files", "inspect": "io.files", "to_bytes": "io.files",
+    "EncodedLayer": "io.files", "Clustered": "io.clustered", "compress": "pipeline.api", "encode_tensors": "convenience",
+    "read_checkpoint": "convenience", "Limits": "io.limits", "CompressConfig": "pipeline.config", "EncodeConfig": "pipeline.config",
     "LayerSelect": "simplify.select", "Recipe": "simplify.recipe", "Task": "training.task", "TrainConfig": "training.loop",
 }
 

@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .api import EncodedLayer, tensor_to_numpy
+from .io.files import EncodedLayer, tensor_to_numpy
 from .errors import DataError, InputError
 
 __all__ = [
@@ -59,7 +59,7 @@ def default_t(k: int) -> int:
 
 def _as_numpy(name: str, v: Any) -> tuple[np.ndarray, str]:
     """``(array, dtype)``; a bfloat16 tensor as its float32 values (exact) with dtype "bfloat16"."""
-    from .records import bfloat16_to_float32
+    from .io.bfloat16 import bfloat16_to_float32
 
     a, dtype = tensor_to_numpy(name, v)
     return (bfloat16_to_float32(a) if dtype == "bfloat16" else a), dtype
@@ -169,7 +169,7 @@ def encode_tensors(
     """
     from .filters import build
     from .pipeline.encode import layer_seed
-    from .records import FILTER_DTYPES
+    from .io.records import FILTER_DTYPES
 
     originals = {str(n): v for n, v in tensors.items()}
     converted = {n: _as_numpy(n, v) for n, v in originals.items()}

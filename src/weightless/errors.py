@@ -75,7 +75,7 @@ class FieldError(FormatError):
 
 
 class LimitError(FormatError):
-    """A file declares more than a configured limit allows (see :class:`weightless.limits.Limits`);
+    """A file declares more than a configured limit allows (see :class:`weightless.io.limits.Limits`);
     ``limit`` is the name of the exceeded field, e.g. ``"max_tensor_bytes"``."""
 
     def __init__(self, message: str, *, limit: str = "") -> None:

@@ -51,15 +51,15 @@ def dc_whole_model(tensors: Mapping[str, Any], true_indices: Mapping[str, np.nda
 
     Args:
         tensors: what :func:`weightless.save` takes (``CompressResult.tensors``): filter layers
-            (:class:`~weightless.api.EncodedLayer`), :class:`~weightless.records_coded.Clustered`
+            (:class:`~weightless.io.files.EncodedLayer`), :class:`~weightless.io.clustered.Clustered`
             tensors and plain arrays / torch tensors.
         true_indices: name -> the true cluster indices of each filter layer (no false positives).
 
     Returns:
         ``{"bytes": total, "tensors": {name: {"bytes", "how"}}}``.
     """
-    from ..api import EncodedLayer, tensor_to_numpy
-    from ..records_coded import Clustered
+    from ..io.files import EncodedLayer, tensor_to_numpy
+    from ..io.clustered import Clustered
 
     out: dict[str, dict[str, Any]] = {}
     for name, v in tensors.items():

@@ -2,7 +2,7 @@
 value each position holds (numpy + constriction).
 
 Two self-describing streams, used by the ``"sparse"`` and ``"indexed"`` records
-(:mod:`weightless.records_coded`):
+(:mod:`weightless.io.clustered`):
 
 Positions (:func:`encode_positions`): ``varint n`` (number of nonzero positions out of
 ``size``, which the caller knows); then, when ``0 < n < size``, ``u8 model`` and:

@@ -24,11 +24,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..api import EncodedLayer
+from ..io.files import EncodedLayer
 from ..errors import InputError
 from .config import AUTO_COMPACT_MAX_POSITIONS, EncodeConfig
-from ..records import _round_to
-from ..records_coded import Clustered
+from ..io.records import _round_to
+from ..io.clustered import Clustered
 from .whole import lossless_bytes, simplify_rest
 from .steps import (best_filter, layer_seed, paired_difference, recluster, reprune, resolve_construction, retrain_around,
                     split_validation)
@@ -121,7 +121,7 @@ def _size_cap(name: str, indices: np.ndarray, codebook: np.ndarray, k: int, lo: 
     """The largest t in [lo, hi] whose filter record (one seed) is smaller than ``limit`` bytes
     (lo - 1 if none): larger t cannot beat the lossless record."""
     from ..filters import build
-    from ..records import filter_record
+    from ..io.records import filter_record
 
     flat = indices.ravel()
     keys = np.flatnonzero(flat >= 0).astype(np.int64)

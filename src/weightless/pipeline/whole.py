@@ -15,7 +15,7 @@ only when the whole model still passes the t rule's paired comparison with the r
    rounding stores at float16 precision (2 bytes a value; the reported errors are measured
    after that rounding).
 
-Every simplified tensor is then a :class:`~weightless.records_coded.Clustered` value, which
+Every simplified tensor is then a :class:`~weightless.io.clustered.Clustered` value, which
 :func:`weightless.save` stores in its smallest lossless encoding. Buffers (BatchNorm running
 statistics) stay as they are.
 """
@@ -37,7 +37,7 @@ __all__ = ["simplify_rest", "lossless_bytes"]
 
 def lossless_bytes(indices: np.ndarray, codebook: np.ndarray) -> int:
     """Payload bytes of the smallest lossless record of a clustered layer (sparse / indexed)."""
-    from ..records_coded import Clustered, clustered_candidates
+    from ..io.clustered import Clustered, clustered_candidates
 
     return min(len(r.payload) for r in clustered_candidates("w", Clustered(indices, codebook)))
 

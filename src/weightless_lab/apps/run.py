@@ -1,0 +1,219 @@
+"""One compression run of a paper LeNet on MNIST, end to end, through the public API: data,
+dense training (cached), :func:`weightless.compress` with the paper's Table 1 recipe, the
+``.wl`` file, and the test error of the model decoded from it (with a paired 95% confidence
+interval against the simplified model).
+
+Used by ``weightless compress --model lenet300|lenet5`` and by ``make demo``; the report is JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from weightless.errors import InputError
+from weightless.pipeline.config import EncodeConfig
+from .mnist import PAPER_T
+
+__all__ = ["RunOptions", "PAPER_T", "compress_run", "baseline_sizes", "paired_ci"]
+
+_ENC = EncodeConfig.__dataclass_fields__
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Options of one compression run (see ``weightless compress --help``); None means the
+    default of :class:`~weightless.pipeline.config.EncodeConfig` (defined once, there).
+
+    ``t``: "auto" (chosen on the validation split), "paper" (Table 1) or {layer: t}.
+    ``quick``: smoke run on 10,000 training images with 1/8 of the epochs.
+    """
+
+    model: str = "lenet300"
+    pruning: str = "magnitude"
+    t: str | dict[str, int] = "auto"
+    tolerance: float | None = None
+    t_rule: str | None = None
+    retrain_epochs: float | None = None
+    retrain_lr: float | None = None
+    t_max: int | None = None
+    construction: str | None = None
+    seed_trials: int | None = None
+    seed_search: str | None = None
+    c: float | None = None
+    shards: int | None = None
+    entropy: bool = True
+    dense_dtype: str = "float32"
+    seed: int = 0
+    quick: bool = False
+    cache_dir: str | None = "checkpoints"
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` for an invalid option (before any training)."""
+        if self.model not in ("lenet300", "lenet5"):
+            raise InputError(f"model must be 'lenet300' or 'lenet5', got {self.model!r}")
+        if self.pruning not in ("magnitude", "dns"):
+            raise InputError(f"pruning must be 'magnitude' or 'dns', got {self.pruning!r}")
+        if isinstance(self.t, str) and self.t not in ("auto", "paper"):
+            raise InputError(f"t must be 'auto', 'paper' or a per-layer mapping, got {self.t!r}")
+        if self.retrain_epochs is not None and not self.retrain_epochs >= 0:
+            raise InputError(f"retrain epochs must be >= 0, got {self.retrain_epochs}")
+        self.encode_config().validate()
+
+    def encode_config(self) -> EncodeConfig:
+        """The :class:`EncodeConfig` of these options (defaults where an option is None)."""
+        if self.t == "paper":
+            tmap = dict(PAPER_T[(self.model, self.pruning)])
+        elif self.t == "auto":
+            tmap = {}
+        else:
+            tmap = dict(self.t)
+        cfg = EncodeConfig(t=tmap, entropy=self.entropy, dense_dtype=self.dense_dtype, seed=self.seed, c=self.c)
+        over = {k: getattr(self, k) for k in ("tolerance", "t_rule", "t_max", "construction", "seed_trials", "seed_search",
+                                            "shards")
+                if getattr(self, k) is not None}
+        cfg = replace(cfg, **over)
+        if self.retrain_epochs == 0:
+            return replace(cfg, retrain=None)
+        rt = cfg.retrain
+        if self.retrain_epochs is not None:
+            rt = replace(rt, epochs=self.retrain_epochs)
+        if self.retrain_lr is not None:
+            rt = replace(rt, lr=self.retrain_lr)
+        if self.quick:
+            rt = replace(rt, epochs=max(rt.epochs / 8, 0.05))
+        return replace(cfg, retrain=replace(rt, seed=self.seed))
+
+
+def paired_ci(errors: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """Paired difference of two models' per-example errors on the same examples, in percentage
+    points, with its normal-approximation 95% confidence interval."""
+    from weightless.pipeline.steps import paired_difference
+
+    d = paired_difference(errors, reference, tolerance=math.inf, z=0.0)
+    return {"difference": round(d.difference, 4), "ci95_low": round(d.difference - 1.96 * d.standard_error, 4),
+            "ci95_high": round(d.difference + 1.96 * d.standard_error, 4)}
+
+
+def baseline_sizes(indices: np.ndarray, codebook: np.ndarray, conv: bool) -> dict[str, int]:
+    """Deep Compression sizes of one simplified layer (real bytes, decoded back and checked):
+    plain CSR and CSR + Huffman with the published index widths (5 bits FC, 8 bits conv), and
+    CSR + Huffman with the best index width for this layer (a stronger baseline)."""
+    from weightless.baselines import csr_decode, csr_encode, dc_decode, dc_encode
+
+    bits = 8 if conv else 5
+    out = {}
+    for key, enc, dec, b in (
+        ("csr", csr_encode, csr_decode, bits),
+        ("csr_huffman", dc_encode, dc_decode, bits),
+        ("csr_huffman_best", dc_encode, dc_decode, "auto"),
+    ):
+        data = enc(indices, indices.shape, codebook, index_bits=b)
+        back = dec(data)[0]
+        if not np.array_equal(np.asarray(back).reshape(indices.shape), indices):
+            raise RuntimeError(f"{key} baseline did not round-trip")  # a bug, not a user error
+        out[key] = len(data)
+    return out
+
+
+def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str], None]) -> dict[str, Any]:
+    """Run the whole compression and write ``output`` (a ``.wl`` file).
+
+    Returns:
+        A JSON-ready report: options, per-layer rows (sizes in real bytes, Deep Compression
+        baseline, errors), file size, and the test error of the model decoded from it.
+
+    Raises:
+        InputError: invalid options. DataError: MNIST missing. ConstructionError.
+    """
+    from weightless.io import files as api
+    from weightless.pipeline.api import compress
+    from ..models import get_model
+    from weightless.pipeline.config import CompressConfig
+    from weightless.training import evaluate, per_example
+    from .checkpoint import train_dense
+    from .mnist import DENSE_TRAINING, PAPER_RECIPES, mnist_task
+    from .whole import whole_model_report
+
+    opts.validate()
+    enc = opts.encode_config()
+    t_all = time.perf_counter()
+    task = mnist_task(10_000, 10_000) if opts.quick else mnist_task()
+    dense_cfg = replace(DENSE_TRAINING[opts.model], seed=opts.seed, progress=opts.progress, desc="dense")
+    recipe = replace(PAPER_RECIPES[(opts.model, opts.pruning)], seed=opts.seed)
+    if opts.quick:
+        dense_cfg = replace(dense_cfg, epochs=max(1.0, dense_cfg.epochs / 8))
+        recipe = recipe.scaled(1 / 8)
+    model, dense_seconds, cached = train_dense(opts.model, task.train, dense_cfg, seed=opts.seed, cache_dir=opts.cache_dir)
+    dense_err = evaluate(model, task, split="test")
+    log(f"dense {opts.model}: test error {dense_err:.2f}% ({'cached' if cached else f'trained in {dense_seconds:.0f}s'})")
+    t_enc = time.perf_counter()
+    res = compress(model, task, config=CompressConfig(recipe=recipe, encode=enc, progress=opts.progress), log=log)
+    seconds_encode = time.perf_counter() - t_enc
+    metadata: dict[str, Any] = {}  # every byte counts: the JSON report says what the file is
+    nbytes = api.save(output, res.tensors, metadata=metadata, dense_dtype=opts.dense_dtype, entropy=opts.entropy)
+    # The honest figure: evaluate the model decoded from the file just written.
+    t_load = time.perf_counter()
+    state = api.load(output)
+    seconds_load = time.perf_counter() - t_load
+    decoded = get_model(opts.model)
+    decoded.load_state_dict(state)
+    dec_errs = per_example(decoded, task, "test")[0]
+    decoded_err = 100.0 * float(dec_errs.mean())
+    ci = paired_ci(dec_errs, per_example(res.simplified.model, task, "test")[0])
+    whole = whole_model_report(res, output, task, dec_errs)
+    rec_bytes = {t["name"]: t["bytes"] for t in whole["tensors"]}  # from the inspect it made
+    rows = []
+    for rep in res.layers:
+        enc = res.tensors[rep.name]
+        base = baseline_sizes(res.indices[rep.name], enc.codebook, conv=len(rep.shape) > 2)
+        dense_bytes = 4 * int(np.prod(rep.shape))
+        wl = rec_bytes[rep.name]
+        row = rep.as_dict()
+        row.pop("trials")
+        row.update(
+            nonzero_percent=round(100 * rep.nonzero / int(np.prod(rep.shape)), 3),
+            cells_per_key=round(rep.m / max(rep.nonzero, 1), 4),
+            dense_bytes=dense_bytes,
+            weightless_bytes=wl,
+            csr_bytes=base["csr"],
+            csr_huffman_bytes=base["csr_huffman"],
+            csr_huffman_best_bytes=base["csr_huffman_best"],
+            weightless_factor=round(dense_bytes / wl, 2),
+            csr_huffman_factor=round(dense_bytes / base["csr_huffman"], 2),
+            improvement_vs_deep_compression=round(min(base["csr_huffman"], base["csr_huffman_best"]) / wl, 3),
+            trials=rep.trials,
+        )
+        rows.append(row)
+    n_params = sum(int(np.prod(v.shape)) for v in state.values())
+    return {
+        "options": {k: v for k, v in opts.__dict__.items()},
+        "encode_config": repr(enc),
+        "output": str(output),
+        "file_bytes": nbytes,
+        "dense_model_bytes": 4 * n_params,
+        "model_compression_factor": round(4 * n_params / nbytes, 2),
+        "layers": rows,
+        "dense_test_error": dense_err,
+        "simplified_test_error": res.simplified_test_error,
+        "simplified_val_error": res.simplified_val_error,
+        "encoded_val_error": res.val_error,
+        "encoded_test_error": res.test_error,
+        "decoded_test_error": decoded_err,
+        "decoded_vs_simplified_test": ci,
+        "validation_disjoint": res.validation_disjoint,
+        "whole_model": whole,
+        "whole_model_decisions": res.tail,
+        "seconds": {
+            "dense": round(dense_seconds, 2),  # 0 when loaded from the cache
+            "simplify_encode_and_retrain": round(seconds_encode, 2),
+            "load_file": round(seconds_load, 3),
+            "total": round(time.perf_counter() - t_all, 2),
+        },
+    }

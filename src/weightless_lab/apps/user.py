@@ -1,0 +1,174 @@
+"""A user's own model and data for the command line: ``--model-def package.module:factory``,
+``--weights FILE.pt|.safetensors``, ``--data mnist|fashion-mnist|FILE.npz``.
+
+The model definition is the user's own code, imported by name (as ``python -m`` would); its
+weights are read without unpickling (``torch.load(weights_only=True)`` or safetensors).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from weightless.errors import DataError, InputError
+from weightless.training.task import Task
+
+__all__ = ["DATA_NAMES", "load_model_def", "load_weights", "load_task", "check_state_dict"]
+
+#: Bundled data sets by name (besides a user's ``.npz``).
+DATA_NAMES = ("mnist", "fashion-mnist")
+
+
+def load_model_def(spec: str) -> Any:
+    """Import ``package.module:factory`` and return ``factory()`` (a ``torch.nn.Module``).
+
+    The current folder is searched first, as ``python -m`` does.
+
+    Raises:
+        InputError: a malformed spec, a module or attribute that cannot be found, or a factory
+            that does not return a module.
+    """
+    import torch
+
+    mod_name, sep, attr = spec.partition(":")
+    if not sep or not mod_name or not attr:
+        raise InputError(f"--model-def must be 'package.module:factory', got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise InputError(f"cannot import {mod_name!r} for --model-def: {exc}") from exc
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise InputError(f"{mod_name!r} has no attribute {attr!r} (from --model-def {spec!r})")
+        obj = getattr(obj, part)
+    model = obj() if callable(obj) and not isinstance(obj, torch.nn.Module) else obj
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"--model-def {spec!r} gave a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def check_state_dict(model: Any, state: dict[str, Any], what: str) -> None:
+    """Raise :class:`InputError` naming missing, unexpected or mis-shaped tensors of ``state``."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(n for n in set(expected) & set(state) if tuple(expected[n].shape) != tuple(state[n].shape))
+    parts = []
+    if missing:
+        parts.append(f"missing {missing}")
+    if unexpected:
+        parts.append(f"unexpected {unexpected}")
+    if wrong:
+        parts.append(f"wrong shapes {wrong}")
+    if parts:
+        raise InputError(f"{what} does not fit the model: {'; '.join(parts)}")
+
+
+def load_weights(model: Any, path: str | os.PathLike) -> Any:
+    """Load a ``.pt``/``.pth`` state_dict (``weights_only=True``) or a ``.safetensors`` file into
+    ``model`` (in place) and return it.
+
+    Raises:
+        FileNotFoundError: no such file. DataError: unreadable. InputError: it does not fit.
+    """
+    import torch
+
+    from weightless.convenience import read_checkpoint
+
+    arrays, _ = read_checkpoint(path)
+    state = {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}
+    check_state_dict(model, state, str(path))
+    ref = model.state_dict()
+    model.load_state_dict({k: v.to(ref[k].dtype) for k, v in state.items()})
+    return model.eval()
+
+
+def load_task(spec: str, *, n_train: int | None = None, n_eval: int | None = None) -> Task:
+    """The task named ``spec``: "mnist", "fashion-mnist", or a ``.npz`` file with arrays
+    ``x_train, y_train, x_val, y_val`` (and optionally ``x_test, y_test``).
+
+    Raises:
+        InputError: an unknown name. DataError: a missing or malformed data file.
+    """
+    if spec == "mnist":
+        from ..data.mnist import load_mnist
+
+        data = load_mnist()
+    elif spec == "fashion-mnist":
+        from ..data.fashion_mnist import load_fashion_mnist
+
+        data = load_fashion_mnist()
+    elif spec.endswith(".npz"):
+        if not Path(spec).is_file():
+            raise DataError(f"data file {spec} does not exist")
+        from weightless.training.splits import load_npz_splits
+
+        data = load_npz_splits(spec)
+    else:
+        raise InputError(f"--data must be one of {', '.join(DATA_NAMES)} or a .npz file, got {spec!r}")
+    if n_train is not None or n_eval is not None:
+        data = data.subset(n_train or len(data.train), n_eval or len(data.val))
+    return Task(train=data.train, val=data.val, test=getattr(data, "test", None))
+
+
+def compress_user(model_def: str, weights: str | None, data: str, config: Any, output: str | os.PathLike,
+                  log: Any, *, dense_dtype: str = "float32", entropy: bool = True) -> dict[str, Any]:
+    """Compress a user's model on a named task through :func:`weightless.compress`, write
+    ``output``, load it back into a fresh model and score it.
+
+    Returns:
+        A JSON-ready report (file bytes, per-layer t and sizes, errors of the model as given,
+        simplified, and decoded from the file, budget spent per stage).
+
+    Raises:
+        InputError, DataError, ConstructionError: see the functions used.
+    """
+    import time
+
+    from weightless.io import files as api
+    from weightless.pipeline.api import compress
+    from weightless.training import evaluate, per_example
+    from .whole import whole_model_report
+
+    t0 = time.perf_counter()
+    model = load_model_def(model_def)
+    if weights is not None:
+        load_weights(model, weights)
+    task = load_task(data)
+    res = compress(model, task, config=config, log=log)
+    nbytes = api.save(output, res.tensors, dense_dtype=dense_dtype, entropy=entropy,
+                      metadata={"model_def": model_def, "data": data})
+    fresh = load_model_def(model_def)
+    state = api.load(output)
+    check_state_dict(fresh, state, str(output))
+    fresh.load_state_dict(state)
+    errs = None if task.test is None else per_example(fresh, task, "test")[0]
+    decoded_test = None if errs is None else 100.0 * float(errs.mean())
+    whole = whole_model_report(res, output, task, errs)
+    n_params = sum(int(v.numel()) for v in state.values())
+    dense_bytes = sum(int(v.numel()) * v.element_size() for v in model.state_dict().values())
+    return {
+        "model_def": model_def,
+        "weights": weights,
+        "data": data,
+        "output": str(output),
+        "file_bytes": nbytes,
+        "dense_model_bytes": dense_bytes,
+        "model_compression_factor": round(dense_bytes / nbytes, 2),
+        "parameters": n_params,
+        "layers": [{k: v for k, v in r.as_dict().items() if k != "trials"} for r in res.layers],
+        "budget": res.budget,
+        "dense_test_error": None if task.test is None else evaluate(model, task, split="test"),
+        "simplified_test_error": res.simplified_test_error,
+        "decoded_test_error": decoded_test,
+        "validation_disjoint": res.validation_disjoint,
+        "whole_model": whole,
+        "whole_model_decisions": res.tail,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }

@@ -1,0 +1,210 @@
+"""``weightless compress``: simplify, encode with retraining, write a ``.wl``.
+
+Examples::
+
+    weightless compress --model lenet300 --pruning magnitude -o lenet300.wl
+    weightless compress --model-def mypkg.nets:make_cnn --weights cnn.pt --data fashion-mnist \
+        --nonzero 0.1 --k 16 --max-error-increase 0.3 -o cnn.wl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from weightless.errors import InputError
+from ._checks import output_file
+
+
+def parse_t(values: list[str] | None) -> str | dict[str, int]:
+    """``--t auto`` / ``--t paper`` / ``--t fc1.weight=8 --t fc2.weight=9``."""
+    if not values:
+        return "auto"
+    if len(values) == 1 and values[0] in ("auto", "paper"):
+        return values[0]
+    out: dict[str, int] = {}
+    for v in values:
+        name, sep, num = v.partition("=")
+        if not sep or not num.strip().isdigit():
+            raise InputError(f"--t expects 'auto', 'paper' or LAYER=BITS (e.g. fc1.weight=8), got {v!r}")
+        out[name.strip()] = int(num)
+    return out
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    """Options shared by compress-like commands."""
+    p.add_argument("--model", choices=("lenet300", "lenet5"), default="lenet300",
+                   help="a paper LeNet trained here on MNIST (ignored with --model-def)")
+    p.add_argument("--pruning", choices=("magnitude", "dns"), default="magnitude")
+    p.add_argument("--t", action="append", metavar="T", help="'auto' (default: smallest t whose validation "
+                   "difference, see --t-rule, is within --tolerance at 95%% confidence), 'paper' (Table 1), or LAYER=BITS, repeatable")
+    p.add_argument("--t-rule", choices=("error", "loss"), default=None,
+                   help="what the automatic t compares on validation: the paired loss, converted to percentage "
+                   "points (default, less noisy), or per-image errors")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="allowed val-error increase for auto t, in pct points (default: EncodeConfig's, 0.05)")
+    p.add_argument("--retrain-epochs", type=float, default=None,
+                   help="epochs of retraining after each encoded layer (default: EncodeConfig's; 0: none)")
+    p.add_argument("--construction", choices=("auto", "paper", "compact"), default="auto",
+                   help="filter construction: paper (m = 1.25 n, peeling), compact (ribbon, ~1.02 n), "
+                   "auto (compact for layers up to 16M positions, paper above; default)")
+    p.add_argument("--seed-trials", type=int, default=None,
+                   help="filters built per layer and t; the one with the lowest validation loss is kept (default 8)")
+    p.add_argument("--c", type=float, default=None, help="cells per key m/n (default: the construction's)")
+    p.add_argument("--shards", type=int, default=None, help="filter tables per layer (default 1)")
+    p.add_argument("--seed-search", choices=("layer", "shard"), default=None,
+                   help="layer: --seed-trials whole filters, the best kept (default); shard: the best of "
+                   "--seed-trials tables for each of the --shards tables (results/shard_seeds_*.md)")
+    p.add_argument("--no-entropy", action="store_true", help="store raw bit-packed tables")
+    p.add_argument("--dense-dtype", choices=("float32", "float16"), default="float32",
+                   help="storage of the layers not encoded with a filter")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: WEIGHTLESS_THREADS or 1)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 10k training images, 1/8 of the epochs")
+    p.add_argument("--cache-dir", default="checkpoints", help="dense checkpoint cache (default ./checkpoints)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``compress`` sub-command."""
+    p = subparsers.add_parser(
+        "compress",
+        help="compress a model end to end into a .wl file (a paper LeNet, or your own)",
+        description="Simplify a trained model (prune, cluster), encode its selected layers with\n"
+        "Bloomier filters one by one with retraining, write a .wl file and report the test error\n"
+        "of the model decoded from it. With --model, a paper LeNet is trained (or loaded from the\n"
+        "cache) on MNIST and simplified with the paper's Table 1 recipe; with --model-def, your\n"
+        "own model and data are used. Progress goes to stderr, the JSON report to stdout.",
+        epilog="examples:\n"
+        "  weightless compress --model lenet5 --pruning dns -o runs/lenet5.wl\n"
+        "  weightless compress --model-def examples.own_model:make_cnn --weights cnn.pt \\\n"
+        "      --data fashion-mnist --nonzero 0.1 --k 16 --min-size 1000 --max-error-increase 0.5 -o cnn.wl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common(p)
+    g = p.add_argument_group("your own model (instead of --model)")
+    g.add_argument("--model-def", default=None, metavar="MODULE:FACTORY",
+                   help="import MODULE and call FACTORY() for the torch.nn.Module, e.g. mypkg.nets:make_cnn")
+    g.add_argument("--weights", default=None, metavar="FILE", help="trained weights: .pt/.pth state_dict "
+                   "(loaded with weights_only=True) or .safetensors")
+    g.add_argument("--data", default="mnist", metavar="DATA",
+                   help="mnist, fashion-mnist, or a .npz with x_train y_train x_val y_val [x_test y_test]")
+    g.add_argument("--types", default=None, help="comma-separated module types whose weights are compressed "
+                   "(default Linear,Conv1d,Conv2d,Conv3d)")
+    g.add_argument("--pattern", default=None, help="glob on weight names, e.g. 'features.*.weight'")
+    g.add_argument("--largest-share", type=float, default=None,
+                   help="only the largest selected layers holding this share of their weights")
+    g.add_argument("--min-size", type=int, default=None, help="leave layers with fewer weights dense (default 1)")
+    g.add_argument("--nonzero", type=float, default=None, help="fraction of weights kept per layer (default 0.1)")
+    g.add_argument("--k", type=int, default=None, help="shared values per layer (default 16)")
+    g.add_argument("--max-error-increase", type=float, default=None,
+                   help="error budget in pct points against your model on the validation data, whole pipeline")
+    p.add_argument("-o", "--output", default=None, help="output .wl file (default runs/MODEL-PRUNING.wl)")
+    p.add_argument("--json", default=None, help="also write the JSON report to this file")
+    p.set_defaults(func=run)
+
+
+def options_from_args(args: argparse.Namespace) -> Any:
+    """Build :class:`~weightless_lab.apps.run.RunOptions` from parsed arguments."""
+    from ..apps.run import RunOptions
+
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be >= 1, got {args.threads}")
+    opts = RunOptions(
+        model=args.model, pruning=args.pruning, t=parse_t(args.t), tolerance=args.tolerance, t_rule=args.t_rule,
+        retrain_epochs=args.retrain_epochs, construction=args.construction, seed_trials=args.seed_trials, seed_search=args.seed_search,
+        c=args.c, shards=args.shards,
+        entropy=not args.no_entropy, dense_dtype=args.dense_dtype, seed=args.seed, quick=args.quick,
+        cache_dir=args.cache_dir, progress=not args.no_progress,
+    )
+    opts.validate()
+    return opts
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The per-layer table printed by ``compress``."""
+    head = (f"{'layer':<14}{'paper':<7}{'shape':<14}{'nz %':>7}{'k':>4}{'t':>4}{'m/n':>7}{'false +':>9}"
+            f"{'WL bytes':>10}{'WL x':>8}{'DC bytes':>10}{'DC x':>8}{'vs DC':>7}")
+    lines = [head, "-" * len(head)]
+    for r in report["layers"]:
+        dc = min(r["csr_huffman_bytes"], r["csr_huffman_best_bytes"])
+        lines.append(
+            f"{r['name']:<14}{r['paper_name']:<7}{'x'.join(map(str, r['shape'])):<14}{r['nonzero_percent']:>7.2f}"
+            f"{r['k']:>4}{r['t']:>4}{r['cells_per_key']:>7.3f}{r['false_positives']:>9}{r['weightless_bytes']:>10}"
+            f"{r['weightless_factor']:>7.1f}x{dc:>10}{r['dense_bytes'] / dc:>7.1f}x"
+            f"{r['improvement_vs_deep_compression']:>6.2f}x"
+        )
+    lines.append(
+        f"file {report['output']}: {report['file_bytes']} bytes (dense fp32 {report['dense_model_bytes']} bytes, "
+        f"{report['model_compression_factor']}x)"
+    )
+    lines.append(
+        f"test error: dense {report['dense_test_error']:.2f}%, simplified {report['simplified_test_error']:.2f}%, "
+        f"decoded from file {report['decoded_test_error']:.2f}%  ({report['seconds']['total']:.0f} s)"
+    )
+    lines.append("WL = Weightless (entropy-coded filter + codebook; t 0 = stored lossless); DC = Deep Compression "
+                 "(CSR + Huffman, best of published and tuned index width)")
+    if report.get("whole_model"):
+        from ..apps.whole import format_whole
+
+        lines += ["", format_whole(report["whole_model"])]
+    return "\n".join(lines)
+
+
+def user_config(args: argparse.Namespace, opts: Any) -> Any:
+    """The :class:`~weightless.pipeline.CompressConfig` of a ``--model-def`` run."""
+    from weightless.pipeline.config import CompressConfig
+    from weightless.simplify import LayerSelect, Recipe
+
+    given = {"pattern": args.pattern, "largest_share": args.largest_share, "nonzero": args.nonzero, "k": args.k,
+             "method": args.pruning, "min_size": args.min_size}
+    if args.types is not None:
+        given["types"] = tuple(t.strip() for t in args.types.split(",") if t.strip())
+    select = LayerSelect(**{k: v for k, v in given.items() if v is not None})
+    cfg = CompressConfig(recipe=Recipe(select=select, seed=args.seed), encode=opts.encode_config(),
+                         max_error_increase=args.max_error_increase, progress=not args.no_progress)
+    cfg.validate()
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``weightless compress``; return the exit code."""
+    from ..apps.run import compress_run
+    from weightless.training import set_threads
+
+    opts = options_from_args(args)
+    user = args.model_def is not None
+    if user and opts.t == "paper":
+        raise InputError("--t paper names the paper's LeNet layers; with --model-def use auto or LAYER=BITS")
+    cfg = user_config(args, opts) if user else None
+    if args.weights is not None and not user:
+        raise InputError("--weights needs --model-def (the model to load them into)")
+    default = f"runs/{args.model_def.rpartition(':')[2]}.wl" if user else f"runs/{opts.model}-{opts.pruning}.wl"
+    out = output_file(args.output or default, "-o")
+    if args.json:
+        output_file(args.json, "--json")
+    set_threads(args.threads)
+    say = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    if user:
+        from ..apps.user import compress_user
+
+        report = compress_user(args.model_def, args.weights, args.data, cfg, out, say,
+                               dense_dtype=opts.dense_dtype, entropy=opts.entropy)
+        te = report["decoded_test_error"]
+        from ..apps.whole import format_whole
+
+        say(format_whole(report["whole_model"]))
+        say(f"file {out}: {report['file_bytes']} bytes ({report['model_compression_factor']}x the model's "
+            f"{report['dense_model_bytes']} bytes); test error from the file "
+            + ("n/a (no test split)" if te is None else f"{te:.2f}%") + f" ({report['seconds']:.0f} s)")
+    else:
+        report = compress_run(opts, out, say)
+        say(format_table(report))
+    text = json.dumps(report, indent=2, default=str)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
+    return 0

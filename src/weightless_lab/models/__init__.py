@@ -1,0 +1,45 @@
+"""The paper's networks and a registry: :func:`get_model` and :data:`PAPER_LAYER_NAMES`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from weightless.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+__all__ = ["MODEL_NAMES", "PAPER_LAYER_NAMES", "get_model"]
+
+#: Registered model names.
+MODEL_NAMES = ("lenet300", "lenet5")
+
+#: Per model: fully qualified weight name -> the layer name used in the paper's tables.
+PAPER_LAYER_NAMES: dict[str, dict[str, str]] = {
+    "lenet300": {"fc1.weight": "FC-0", "fc2.weight": "FC-1"},
+    "lenet5": {"conv2.weight": "CNN-1", "fc1.weight": "FC-0"},
+}
+
+
+def _builders() -> dict[str, Callable[[], "nn.Module"]]:
+    from .lenet import LeNet5, LeNet300
+
+    return {"lenet300": LeNet300, "lenet5": LeNet5}
+
+
+def get_model(name: str, seed: int = 0) -> "nn.Module":
+    """Return a freshly initialised model ``name`` ("lenet300" or "lenet5").
+
+    The initialisation depends only on ``seed`` (the global torch RNG is left untouched).
+
+    Raises:
+        InputError: unknown model name.
+    """
+    import torch
+
+    builders = _builders()
+    if name not in builders:
+        raise InputError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return builders[name]()
