@@ -137,19 +137,3 @@ def test_killed_save_leaves_no_litter_after_the_next_save(tmp_path):
     wl.save(target, {"a": np.zeros(4, np.float32)})
     assert [n for n in os.listdir(tmp_path) if n.endswith(".tmp")] == []
     assert wl.load_arrays(target)["a"].tolist() == [0.0] * 4
-
-
-def test_compress_seed_search_reaches_the_encode_config():
-    import argparse
-
-    from weightless_lab.cli.cmd_compress import options_from_args, register
-
-    ap = argparse.ArgumentParser()
-    sub = ap.add_subparsers()
-    register(sub)
-    args = ap.parse_args(["compress", "--seed-search", "shard", "--shards", "4"])
-    cfg = options_from_args(args).encode_config()
-    assert cfg.seed_search == "shard" and cfg.shards == 4
-    assert options_from_args(ap.parse_args(["compress"])).encode_config().seed_search == "layer"
-    with pytest.raises(SystemExit):
-        ap.parse_args(["compress", "--seed-search", "global"])

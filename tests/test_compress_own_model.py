@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import weightless
 from weightless import CompressConfig, EncodeConfig, InputError, LayerSelect, Recipe, TrainConfig
-from weightless.pipeline.steps import paired_difference
+from weightless.pipeline.contract import paired_difference
 from weightless.simplify import PruneSchedule
 from weightless.training import evaluate
 

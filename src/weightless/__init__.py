@@ -7,7 +7,10 @@ by simplification, retraining and model I/O, and is imported lazily by those mod
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import (
+    BudgetError,
     ConstructionError,
     DataError,
     FormatError,
@@ -24,6 +27,19 @@ _LAZY = {
     "read_checkpoint": "convenience", "Limits": "io.limits", "CompressConfig": "pipeline.config", "EncodeConfig": "pipeline.config",
     "LayerSelect": "simplify.select", "Recipe": "simplify.recipe", "Task": "training.task", "TrainConfig": "training.loop",
 }
+
+
+if TYPE_CHECKING:  # the lazy names, visible to type checkers and IDEs
+    from .convenience import encode_tensors, read_checkpoint
+    from .io.clustered import Clustered
+    from .io.files import EncodedLayer, inspect, load, load_arrays, save, to_bytes
+    from .io.limits import Limits
+    from .pipeline.api import compress
+    from .pipeline.config import CompressConfig, EncodeConfig
+    from .simplify.recipe import Recipe
+    from .simplify.select import LayerSelect
+    from .training.loop import TrainConfig
+    from .training.task import Task
 
 
 def __getattr__(name: str):  # PEP 562: keep ``import weightless`` light (no numpy until needed)
@@ -55,6 +71,7 @@ __all__ = [
     "WeightlessError",
     "InputError",
     "ConstructionError",
+    "BudgetError",
     "FormatError",
     "DataError",
     "LimitError",

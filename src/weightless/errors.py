@@ -38,6 +38,15 @@ class ConstructionError(WeightlessError):
     """A filter could not be built, e.g. every allowed seed failed to peel or solve."""
 
 
+class BudgetError(WeightlessError):
+    """No model within the accuracy budget: even the least lossy one the pipeline can make is
+    over it on the confirmation data. ``report`` holds the figures (JSON-ready dict)."""
+
+    def __init__(self, message: str, *, report: dict | None = None) -> None:
+        super().__init__(message)
+        self.report = report or {}
+
+
 class DataError(WeightlessError):
     """A data set is missing, altered (wrong checksum) or malformed."""
 

@@ -1,8 +1,11 @@
-"""The Weightless optimisation pipeline: layer-by-layer encoding with retraining (needs PyTorch)."""
+"""The Weightless optimisation pipeline: layer-by-layer encoding with retraining under an
+accuracy contract (needs PyTorch)."""
 
 from .api import compress
-from .encode import CompressResult, LayerReport, encode_with_retraining
 from .config import CompressConfig, EncodeConfig
+from .contract import Contract, Decision, paired_difference
+from .encode import CompressResult, LayerReport, encode_with_retraining
 from .steps import layer_seed
 
-__all__ = ["compress", "CompressConfig", "EncodeConfig", "LayerReport", "CompressResult", "encode_with_retraining", "layer_seed"]
+__all__ = ["compress", "CompressConfig", "EncodeConfig", "LayerReport", "CompressResult", "encode_with_retraining",
+           "layer_seed", "Contract", "Decision", "paired_difference"]

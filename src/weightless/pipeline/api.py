@@ -1,110 +1,186 @@
-"""``weightless.compress``: the whole method on a user's model and data (simplify, then encode
-layer by layer with retraining), in the shape PyTorch users know (``quantize_(model, config)``,
-``compress_weights(model, dataset=...)``).
+"""``weightless.compress``: the whole method on a user's model and data (simplify, encode layer by
+layer with retraining, simplify the rest, confirm), in the shape PyTorch users know
+(``quantize_(model, config)``, ``compress_weights(model, dataset=...)``), under one accuracy
+budget (:mod:`weightless.pipeline.contract`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import InputError
+from ..errors import BudgetError, InputError
+from .config import CompressConfig
+from .contract import Contract, split_data, seen_validation
+from .encode import CompressResult
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["compress"]
 
 
 def compress(
-    model: Any,
+    model: nn.Module,
     train: Any,
     val: Any = None,
-    config: Any = None,
+    config: CompressConfig | None = None,
     *,
     test: Any = None,
-    loss: Any = None,
-    metric: Any = None,
+    loss: Callable[..., Any] | None = None,
+    metric: Callable[..., Any] | None = None,
     device: Any = None,
-    batch_fn: Any = None,
+    batch_fn: Callable[[Any], tuple[Any, Any]] | None = None,
     progress: bool | None = None,
-    log: Any = None,
-) -> Any:
-    """Simplify a trained ``model`` and encode it layer by layer with retraining (Algorithm 1).
+    log: Callable[[str], None] | None = None,
+) -> CompressResult:
+    """Simplify a trained ``model`` and encode it layer by layer with retraining (Algorithm 1),
+    within the accuracy budget of ``config``.
 
     Args:
         model: a trained ``torch.nn.Module`` (not modified).
         train: training data: a ``DataLoader``, a map-style ``Dataset``, an ``(x, y)`` pair of
             arrays, or a :class:`~weightless.training.Task` (then ``val`` etc. come from it).
-        val: validation data in the same forms; every choice (t, filter seeds) is made on it.
-            It must not be data the model was trained on.
+        val: validation data in the same forms, data the model was NOT trained on: part of it
+            decides every step, the rest (``config.confirm_fraction``) confirms the result.
         config: a :class:`~weightless.pipeline.CompressConfig` (None: its defaults: every
-            Linear/Conv weight at 10% nonzero, k = 16, automatic t, retraining on).
-        test: optional held-out data, only reported.
+            Linear/Conv weight at 10% nonzero, k = 16, automatic t, a 0.5 pp budget).
+        test: optional held-out data, only reported (and used to warn when the validation
+            data looks seen).
         loss: ``loss(output, target)`` to train with (default cross-entropy).
-        metric: ``metric(output, target)`` -> per-example error in [0, 1] (default top-1 error).
+        metric: ``metric(output, target)`` -> per-example error in [0, 1] (default top-1 error):
+            the metric the budget is in.
         device: where to train (e.g. "cuda"); the model is moved there. The codec stays numpy.
         batch_fn: turns one loader item into ``(inputs, target)``.
-        progress: show progress (None: the config's setting).
-        log: a callable taking one line of text (default: the "weightless" logger).
+        progress: show progress (None: the config's setting, on by default).
+        log: a callable taking one line of text (default: the "weightless" logger when logging
+            shows INFO lines, else standard error).
 
     Returns:
-        A :class:`weightless.pipeline.encode.CompressResult`; ``result.tensors`` goes to
-        :func:`weightless.save`, ``result.budget`` says how much of the error budget each stage
-        spent.
+        A :class:`~weightless.pipeline.encode.CompressResult`: ``result.tensors`` goes to
+        :func:`weightless.save`; ``result.budget`` says what each stage spent, the confirmation
+        figures and what was backed off.
 
     Raises:
         InputError: invalid config or data (checked before any training).
+        BudgetError: no model within the budget (unless ``config.allow_over_budget``).
         ConstructionError: a filter could not be built.
     """
-    import copy
-    import logging
-
-    from .encode import encode_with_retraining
-    from .config import CompressConfig, EncodeConfig
-    from ..simplify import LayerSelect, Recipe, simplify
     from ..training import as_task, evaluate
+    from ..training.say import say as default_say
 
-    if isinstance(val, (Recipe, LayerSelect)):  # compress(model, task, recipe[, encode_config])
-        config = CompressConfig(recipe=val, encode=config if config is not None else EncodeConfig())
-        val = None
-    elif isinstance(config, EncodeConfig):
-        config = CompressConfig(encode=config)
     config = CompressConfig() if config is None else config
     if not isinstance(config, CompressConfig):
         raise InputError(f"config must be a CompressConfig, got {type(config).__name__}")
     config.validate()
-    say = log or logging.getLogger("weightless").info
     show = config.progress if progress is None else bool(progress)
+    say = log or (default_say if show else (lambda s: None))
     task = as_task(train, val, test, **{k: v for k, v in (("loss", loss), ("metric", metric), ("device", device),
                                                             ("batch_fn", batch_fn)) if v is not None})
     recipe = config.resolved_recipe().resolve(model)
     recipe.validate()
     if task.device is not None:
         model = copy.deepcopy(model).to(task.device)
+    splits = split_data(task, config.confirm_fraction)
     try:
-        dense_val = evaluate(model, task, split="val")
+        dense_val = evaluate(model, splits.decide, split="val")
     except InputError:
         raise
     except Exception as exc:  # the model cannot run on the data: say so before any training
         raise InputError(f"the model cannot be evaluated on the validation data: {type(exc).__name__}: {exc}") from exc
-    say(f"model as given: validation error {dense_val:.2f}%")
-    simplified = simplify(model, task, recipe, progress=show)
-    spent = simplified.val_error - dense_val
-    say(f"simplified: validation error {simplified.val_error:.2f}% ({spent:+.2f} pp)")
-    tolerance, reference = None, None
-    if config.max_error_increase is not None:
-        reference = model
-        tolerance = config.max_error_increase
-        if spent > config.max_error_increase:
-            say(f"WARNING: simplification alone spent {spent:.2f} pp of the {config.max_error_increase:.2f} pp budget; "
-                "no t can meet it, so every layer will get t_max (raise max_error_increase, or keep more weights)")
-    res = encode_with_retraining(simplified, task, config.encode, reference=reference, tolerance=tolerance,
-                                 progress=show, log=say)
-    res.budget = {
-        "max_error_increase": config.max_error_increase,
-        "dense_val_error": dense_val,
-        "simplified_val_error": simplified.val_error,
-        "encoded_val_error": res.val_error,
-        "spent_simplify": spent,
-        "spent_encode": res.val_error - simplified.val_error,
-        "spent_total": res.val_error - dense_val,
-        "within_budget": None if config.max_error_increase is None else res.val_error - dense_val <= config.max_error_increase,
-    }
+    warning = _seen_warning(model, task, dense_val)
+    if warning:
+        say(warning)
+    say(f"model as given: validation error {dense_val:.2f}% (decision data)")
+    simplified, simplified_val = _simplify_within(model, task, splits, recipe, config, dense_val, show, say)
+    ref_model = model if config.reference == "model" else simplified.model
+    ref_err = dense_val if config.reference == "model" else simplified_val
+    allowance = config.allowance(ref_err)
+    contract = Contract(ref_model, splits, max(allowance, 0.0), config.encode.confidence_z)
+    say(f"budget: {allowance:.2f} pp over the {'given' if config.reference == 'model' else 'simplified'} model "
+        f"({ref_err:.2f}% on the decision data)")
+    from .encode import encode_with_retraining
+
+    res = encode_with_retraining(simplified, task, config.encode, reference=None if config.reference == "simplified" else model,
+                                 progress=show, log=say, contract=contract)
+    res.budget = _budget_report(config, res, dense_val, simplified_val, allowance, warning)
+    if not res.within_budget:
+        msg = (f"no model within the budget: the least lossy one is {res.confirmation['difference']:+.2f} pp over the "
+               f"reference on the confirmation data, allowance {allowance:.2f} pp")
+        if not config.allow_over_budget:
+            raise BudgetError(msg + " (raise the budget, keep more weights, or allow_over_budget=True)", report=res.budget)
+        say("WARNING: " + msg + "; returned because allow_over_budget=True")
     return res
+
+
+def _seen_warning(model: Any, task: Any, val_error: float) -> str | None:
+    """The seen-validation warning (:func:`~weightless.pipeline.contract.seen_validation`), when
+    the task has test data to compare with."""
+    from ..training import evaluate
+
+    if task.test is None:
+        return None
+    n_val, n_test = len(task.source("val")), len(task.source("test"))
+    if task.source("test").kind == "loader" or task.source("val").kind == "loader":
+        return None
+    return seen_validation(val_error, n_val, evaluate(model, task, split="test"), n_test)
+
+
+def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: CompressConfig, dense_val: float,
+                     show: bool, say: Callable[[str], None]) -> tuple[Any, float]:
+    """Simplify with ``recipe``; when that spends more than ``config.simplify_share`` of the
+    budget on the decision data (against the given model), simplify again with twice the
+    nonzero fraction, up to ``config.simplify_retries`` times. Returns the
+    :class:`~weightless.simplify.SimplifyResult` and its error on the decision data.
+
+    Raises:
+        BudgetError: simplification alone is over the whole budget after every retry (unless
+            ``config.allow_over_budget``).
+    """
+    from ..simplify import simplify
+    from ..training import evaluate
+
+    for attempt in range(config.simplify_retries + 1):
+        simplified = simplify(model, task, recipe, progress=show)
+        err = evaluate(simplified.model, splits.decide, split="val")
+        if config.reference == "simplified":
+            return simplified, err
+        spent, budget = err - dense_val, config.allowance(dense_val)
+        say(f"simplified ({', '.join(f'{l.name} {100 * l.nonzero:g}%' for l in recipe.layers)}): validation error "
+            f"{err:.2f}% ({spent:+.2f} pp of the {budget:.2f} pp budget)")
+        if spent <= config.simplify_share * budget:
+            return simplified, err
+        if attempt < config.simplify_retries and any(l.nonzero < 1 for l in recipe.layers):
+            recipe = replace(recipe, layers=tuple(replace(l, nonzero=min(1.0, 2 * l.nonzero)) for l in recipe.layers))
+            say(f"simplification spent more than {100 * config.simplify_share:g}% of the budget: trying again gentler")
+            continue
+        if spent <= budget:
+            return simplified, err
+        if config.allow_over_budget:
+            say(f"WARNING: simplification alone spent {spent:.2f} pp of the {budget:.2f} pp budget; going on "
+                "because allow_over_budget=True")
+            return simplified, err
+        raise BudgetError(f"simplification alone spends {spent:.2f} pp of the {budget:.2f} pp budget on the validation "
+                          "data (raise the budget or keep more weights)", report={"spent_simplify": spent, "budget": budget})
+    return simplified, err
+
+
+def _budget_report(config: CompressConfig, res: CompressResult, dense_val: float, simplified_val: float, allowance: float,
+                   warning: str | None) -> dict[str, Any]:
+    """What each stage spent, the confirmation and the back-off, JSON-ready."""
+    return {
+        "max_error_increase": config.max_error_increase,
+        "max_error": config.max_error,
+        "reference": config.reference,
+        "allowance": allowance,
+        "dense_val_error": dense_val,
+        "simplified_val_error": simplified_val,
+        "encoded_val_error": res.val_error,
+        "spent_simplify": simplified_val - dense_val,
+        "spent_total": res.val_error - dense_val,
+        "confirmation": res.confirmation,
+        "backed_off": res.backed_off,
+        "within_budget": res.within_budget,
+        "seen_validation_warning": warning,
+    }

@@ -15,24 +15,13 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["EncodeConfig", "CompressConfig", "RETRAIN_MODES", "T_RULES", "SEED_SEARCHES", "AUTO_COMPACT_MAX_POSITIONS"]
+__all__ = ["EncodeConfig", "CompressConfig", "REFERENCES", "AUTO_COMPACT_MAX_POSITIONS"]
 
 #: Largest layer (positions) for which construction="auto" picks the compact construction.
 AUTO_COMPACT_MAX_POSITIONS = 1 << 24
 
-#: How pending (not yet encoded) simplified layers are retrained after an earlier layer is encoded:
-#: "masked": pruned weights stay zero, surviving weights are free; each layer is clustered again
-#: (same k and initialisation) right before its own encoding (the paper's Figure 3).
-#: "centroid": only their k shared values move (assignments fixed); no re-clustering.
-#: "dense": Figure 3 read literally: their masks are lifted (all weights free, dense capacity to
-#: absorb the errors); each is pruned again to its own nonzero count by magnitude, retrained
-#: under the new mask for ``reprune_epochs`` and clustered right before its own encoding.
-RETRAIN_MODES = ("masked", "centroid", "dense")
-
-#: What the t rule compares on the validation data (see :attr:`EncodeConfig.t_rule`).
-T_RULES = ("error", "loss")
-#: How the filter seeds of a layer are searched (:attr:`EncodeConfig.seed_search`).
-SEED_SEARCHES = ("layer", "shard")
+#: Whom the budget of :class:`CompressConfig` is measured against.
+REFERENCES = ("model", "simplified")
 
 
 def _default_retrain() -> Any:
@@ -49,34 +38,24 @@ class EncodeConfig:
         t: layer name -> bits per cell (0: store that layer losslessly, its codebook and
             entropy-coded indices, no filter); layers not named get an automatic t.
         t_min, t_max: range searched for an automatic t (t_min None: ceil(log2 k) + 1).
-        tolerance: allowed increase of validation error, in percentage points, of the model
-            after encoding a layer and retraining, against the reference model (the simplified
-            model, or the user's model under a :attr:`CompressConfig.max_error_increase` budget).
-        confidence_z: the t rule's margin in standard errors: a t is accepted when the paired
-            error difference on the validation data (see ``split_validation``), plus ``confidence_z``
-            times its standard error, is at most ``tolerance``. The default 1.645 is a one-sided
-            95% bound: a t is kept only when the data say, with 95% confidence, that it costs at
-            most ``tolerance``. 0 accepts on the point estimate alone (it overshot the tolerance
-            on the test split in results/ablation_retrain.md).
-        t_rule: what the rule compares: "loss" (default: the paired validation loss difference,
-            converted to percentage points by the reference model's error-to-loss ratio; see
-            :func:`~weightless.pipeline.steps.paired_difference`) or "error" (per-example errors,
-            as above). Chosen on validation data (results/t_rule_study.md, 50 retrained filters
-            of two models at ten sparsities): the converted loss difference tracks the error
-            difference (Pearson r 0.994, slope 0.95) with 0.46x its standard error, so the same
-            95% bound rejects harmless filters less often. The same rule decides the
-            whole-model stage.
+        tolerance: allowed increase of the task's error, in percentage points, of the model with
+            every step so far against the reference model (the simplified model when the encoder
+            is called directly; :func:`weightless.compress` passes its budget instead).
+        confidence_z: the decision margin in standard errors: a step is accepted when the paired
+            difference of per-example errors on the decision data, plus ``confidence_z`` times its
+            standard error, is within the allowance (1.645: one-sided 95%; see
+            :mod:`weightless.pipeline.contract`).
         retrain: training of the later layers after each encoding (a
             :class:`~weightless.training.TrainConfig`; default: 3 epochs, lr 5e-4, cosine,
             distillation 0.5 from the simplified model). ``None`` switches retraining off, and
             only explicitly.
-        retrain_mode: one of :data:`RETRAIN_MODES`.
-        reprune_epochs: in "dense" mode, epochs of masked retraining after a pending layer is
-            pruned again, before it is clustered and encoded.
-            BatchNorm layers: their running statistics are re-estimated during every retraining
-            (the model runs in train mode), so they follow the false positives of the encoded
-            layers before them; their affine parameters train only when they come after the
-            layer just encoded.
+            Pending layers train under their pruning masks and are clustered again right before
+            their own encoding (the paper's Figure 3). BatchNorm running statistics are
+            re-estimated during every retraining.
+        accept_before_retraining: a candidate that already passes the rule before any
+            retraining is kept as it is, without retraining (the rule is on the task's metric, so
+            the model kept is the model measured; the next layer's retraining adapts it anyway).
+            False: every candidate is retrained before its decision.
         train_encoded: keep the codebook and the bias of encoded layers trainable during later
             retraining (the filter and its indices do not change; the file stores the
             retrained codebook).
@@ -85,14 +64,10 @@ class EncodeConfig:
         c: cells per key (None: the construction's default).
         shards: filter shards per layer.
         entropy: entropy-code the tables in the file.
-        dense_dtype: on-disk dtype of float32 tensors stored densely ("float32" or "float16").
         seed: base seed of the filters (each layer derives its own from its name).
         seed_trials: filters built per (layer, t); the one whose false positives cost the least
-            loss on the first 5,000 training examples is kept (validation halves for loaders).
-        seed_search: "layer" (default): ``seed_trials`` whole filters, the best kept. "shard":
-            each of the ``shards`` tables keeps the best of its first ``seed_trials`` seeds that
-            solve, chosen one shard at a time by the same loss (needs ``shards`` >= 2 to differ;
-            every shard costs about 30 bytes of header in the file).
+            loss on the first 5,000 training examples is kept (the decision data for loaders):
+            the loss ranks, it never accepts.
         lossless_fallback: store an encoded layer losslessly (its codebook and entropy-coded
             indices, no false positives) when that is smaller than every filter whose t could
             pass; the t search then only tries t whose filter is smaller than the lossless record.
@@ -115,19 +90,15 @@ class EncodeConfig:
     t_max: int = 12
     tolerance: float = 0.05
     confidence_z: float = 1.645
-    t_rule: str = "loss"
     retrain: Any = field(default_factory=_default_retrain)
-    retrain_mode: str = "masked"
-    reprune_epochs: float = 2.0
+    accept_before_retraining: bool = True
     train_encoded: bool = True
     construction: str = "auto"
     c: float | None = None
     shards: int = 1
     entropy: bool = True
-    dense_dtype: str = "float32"
     seed: int = 0
     seed_trials: int = 8
-    seed_search: str = "layer"
     lossless_fallback: bool = True
     whole_model: bool = True
     tail_nonzero: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125, 0.0625)
@@ -144,8 +115,6 @@ class EncodeConfig:
             raise InputError(f"t_min must be in [1, t_max={self.t_max}], got {self.t_min}")
         if not self.tolerance >= 0:
             raise InputError(f"tolerance must be >= 0 percentage points, got {self.tolerance}")
-        if self.t_rule not in T_RULES:
-            raise InputError(f"t_rule must be one of {T_RULES}, got {self.t_rule!r}")
         if not self.confidence_z >= 0:
             raise InputError(f"confidence_z must be >= 0, got {self.confidence_z}")
         for name, t in self.t.items():
@@ -153,14 +122,6 @@ class EncodeConfig:
                 raise InputError(f"t for {name!r} must be an integer in [0, 16] (0 = lossless), got {t!r}")
         if not 1 <= self.seed_trials <= 1024:
             raise InputError(f"seed_trials must be in [1, 1024], got {self.seed_trials}")
-        if self.seed_search not in SEED_SEARCHES:
-            raise InputError(f"seed_search must be one of {SEED_SEARCHES}, got {self.seed_search!r}")
-        if self.dense_dtype not in ("float32", "float16"):
-            raise InputError(f"dense dtype must be 'float32' or 'float16', got {self.dense_dtype!r}")
-        if not self.reprune_epochs >= 0:
-            raise InputError(f"reprune_epochs must be >= 0, got {self.reprune_epochs}")
-        if self.retrain_mode not in RETRAIN_MODES:
-            raise InputError(f"retrain_mode must be one of {RETRAIN_MODES}, got {self.retrain_mode!r}")
         if self.construction not in ("auto", "paper", "compact"):
             raise InputError(f"construction must be 'auto', 'paper' or 'compact', got {self.construction!r}")
         if self.c is not None and not self.c >= 1.0:
@@ -187,18 +148,42 @@ class CompressConfig:
         recipe: how to simplify: a :class:`~weightless.simplify.Recipe` (explicit layers or a
             ``select`` rule) or a :class:`~weightless.simplify.LayerSelect` (default: every
             Linear and Conv weight at 10% nonzero, k = 16, magnitude pruning).
-        encode: encoding, retraining and t decision (:class:`EncodeConfig`).
-        max_error_increase: the accuracy budget in percentage points of the task's metric on
-            the validation data, against the model the user brought, for the whole pipeline
-            (simplification + encoding). None: the encoding tolerance is measured against the
-            simplified model (``encode.tolerance``), as in the paper.
-        progress: progress bars / log lines.
+        encode: encoding, retraining and the decision margin (:class:`EncodeConfig`).
+        max_error_increase: the accuracy budget, in percentage points of the task's metric
+            against the reference (default 0.5): simplification, filters and the whole-model
+            stage all spend it, and the final model is checked against it on data no decision
+            used (see :mod:`weightless.pipeline.contract`). None: only ``max_error`` bounds.
+        max_error: an absolute budget instead or as well: the final error in percent (e.g. 1.0).
+        reference: "model" (default): the model the user gave; "simplified": the simplified
+            model (the paper's setting: the budget covers only the encoding).
+        confirm_fraction: the share of the validation data set aside to confirm the final
+            model (no decision sees it). 0: none (the result then says it is unconfirmed).
+        simplify_share: the share of the budget simplification may spend; when it spends more,
+            the recipe is made gentler (twice the nonzero fraction) up to ``simplify_retries``
+            times.
+        simplify_retries: gentler simplifications tried before giving up.
+        allow_over_budget: return the least lossy model, flagged and with a WARNING, when no
+            model fits the budget, instead of raising :class:`~weightless.errors.BudgetError`.
+        progress: progress bars on a terminal and a log line at least every 30 s otherwise.
     """
 
     recipe: Any = None
     encode: EncodeConfig = field(default_factory=EncodeConfig)
-    max_error_increase: float | None = None
-    progress: bool = False
+    max_error_increase: float | None = 0.5
+    max_error: float | None = None
+    reference: str = "model"
+    confirm_fraction: float = 0.5
+    simplify_share: float = 0.5
+    simplify_retries: int = 2
+    allow_over_budget: bool = False
+    progress: bool = True
+
+    def allowance(self, reference_error: float) -> float:
+        """The budget in percentage points over a reference whose error is ``reference_error``
+        (%): the smaller of ``max_error_increase`` and ``max_error - reference_error``."""
+        caps = [c for c in (self.max_error_increase,
+                            None if self.max_error is None else self.max_error - reference_error) if c is not None]
+        return min(caps)
 
     def resolved_recipe(self) -> Any:
         """The :class:`~weightless.simplify.Recipe` this config simplifies with."""
@@ -220,5 +205,17 @@ class CompressConfig:
         if not isinstance(self.encode, EncodeConfig):
             raise InputError(f"encode must be an EncodeConfig, got {type(self.encode).__name__}")
         self.encode.validate()
+        if self.max_error_increase is None and self.max_error is None:
+            raise InputError("a budget is needed: max_error_increase (pp) or max_error (%)")
         if self.max_error_increase is not None and not self.max_error_increase >= 0:
             raise InputError(f"max_error_increase must be >= 0 percentage points, got {self.max_error_increase}")
+        if self.max_error is not None and not 0 <= self.max_error <= 100:
+            raise InputError(f"max_error must be a percentage in [0, 100], got {self.max_error}")
+        if self.reference not in REFERENCES:
+            raise InputError(f"reference must be one of {REFERENCES}, got {self.reference!r}")
+        if not 0 <= self.confirm_fraction <= 0.9:
+            raise InputError(f"confirm_fraction must be in [0, 0.9], got {self.confirm_fraction}")
+        if not 0 < self.simplify_share <= 1:
+            raise InputError(f"simplify_share must be in (0, 1], got {self.simplify_share}")
+        if not 0 <= self.simplify_retries <= 5:
+            raise InputError(f"simplify_retries must be in [0, 5], got {self.simplify_retries}")

@@ -1,18 +1,14 @@
 """Layer-by-layer lossy encoding with retraining (paper section 3.2, Algorithm 1, Figure 3).
 
-For each chosen layer, in model order: take its simplified form (pruned + clustered; in the
-default "masked" retraining mode it is clustered again here, from the weights retraining left),
-encode the nonzeros in a Bloomier filter with that layer's ``t``, put the weights reconstructed
-*from the filter* (false positives included) into the model, freeze the filter, and retrain
-the layers after it to absorb the errors (see :class:`~weightless.pipeline.config.EncodeConfig`
-for the levers: pending layers free under their masks, codebooks and biases of encoded layers
-trainable, distillation from the simplified model).
-
-Filter seeds are ranked by loss on a slice of the training data (the harm of a false-positive
-pattern), and t is decided on the validation data by a paired comparison with the reference
-model (:func:`~weightless.pipeline.steps.paired_difference`); see
-:func:`~weightless.pipeline.steps.split_validation` for loaders. The test split, when the task
-has one, is only reported.
+For each chosen layer, in model order: cluster it again from the weights retraining left
+(:func:`~weightless.pipeline.steps.recluster`), search its t (:meth:`_Encoder.search`: the
+smallest t whose filter, smaller than the layer's lossless record, passes the accuracy rule;
+else the lossless record), put the weights reconstructed *from the filter* (false positives
+included) into the model, freeze the filter, and retrain the layers after it
+(:func:`~weightless.pipeline.steps.retrain_around`). Then the tensors the recipe left dense are
+simplified too (:mod:`weightless.pipeline.whole`). Every decision is the accuracy contract's
+(:mod:`weightless.pipeline.contract`): ranked by loss, accepted on the task's metric, and the
+final model confirmed on data no decision saw, backing off the last lossy steps if it fails.
 """
 
 from __future__ import annotations
@@ -24,22 +20,21 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..io.files import EncodedLayer
 from ..errors import InputError
-from .config import AUTO_COMPACT_MAX_POSITIONS, EncodeConfig
-from ..io.records import _round_to
-from ..io.clustered import Clustered
+from .assemble import assemble, lossless_report, set_clustered
+from .config import EncodeConfig
+from .contract import Contract, Decision, split_data
+from .steps import best_filter, recluster, resolve_construction, retrain_around
 from .whole import lossless_bytes, simplify_rest
-from .steps import (best_filter, layer_seed, paired_difference, recluster, reprune, resolve_construction, retrain_around,
-                    split_validation)
 
-__all__ = ["AUTO_COMPACT_MAX_POSITIONS", "resolve_construction", "EncodeConfig", "LayerReport", "CompressResult",
-           "encode_with_retraining", "layer_seed"]
+__all__ = ["LayerReport", "CompressResult", "Trial", "Stage", "encode_with_retraining"]
+
+Layers = dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (indices, codebook)
 
 
 @dataclass
 class LayerReport:
-    """What happened to one encoded layer (errors in % on the data that decided t)."""
+    """What happened to one encoded layer (errors in % on the decision data)."""
 
     name: str
     paper_name: str
@@ -55,12 +50,13 @@ class LayerReport:
     false_positives: int
     filter_bytes: int
     build_seconds: float
-    val_error_encoded: float
-    val_error_retrained: float
+    val_error_encoded: float | None  # None: no decision of its own (stored losslessly at the end)
+    val_error_retrained: float | None
     decision: dict[str, Any] = field(default_factory=dict)
     monotone: bool = True
     trials: list[dict[str, Any]] = field(default_factory=list)
     lossless_bytes: int = 0  # the lossless record of the same layer: the alternative the filter had to beat
+    backed_off: bool = False  # stored lossless because the final check undid its filter
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -70,10 +66,53 @@ class LayerReport:
 
 
 @dataclass
+class Trial:
+    """One candidate encoding of a layer: ``t`` (0: the lossless record), the decision on it,
+    its decision-data error before retraining, whether it was retrained, the filter (None for
+    t = 0), the candidate model and its encoded / pending layers after the trial."""
+
+    t: int
+    decision: Decision
+    error_before: float
+    retrained: bool
+    filter: Any
+    model: Any
+    build_seconds: float
+    encoded: Layers
+    pending: Layers
+
+    def row(self) -> dict[str, Any]:
+        """The trial's line in the layer report."""
+        return {"t": self.t, "val_error_encoded": round(self.error_before, 4), "retrained": self.retrained,
+                **self.decision.as_dict()}
+
+
+@dataclass
+class Stage:
+    """A point the pipeline can back off to: the model after some steps, its encoded layers,
+    the layers still pending (stored losslessly if the pipeline stops here), the tail's
+    tensors, the filters, the reports so far; ``fresh``: pending layers hold their original
+    clustering (nothing retrained yet)."""
+
+    label: str
+    model: Any
+    encoded: Layers
+    pending: Layers
+    rest: Layers
+    filters: dict[str, Any]
+    reports: list[LayerReport]
+    fresh: bool
+    tail: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class CompressResult:
-    """The encoded model: ``model`` holds exactly the weights the file will decode to (before
-    any float16 rounding of dense layers); ``tensors`` is what :func:`weightless.save` takes.
-    Errors are in % of the task's metric; test errors are None without a test split."""
+    """The encoded model: ``model`` holds exactly the weights the file will decode to;
+    ``tensors`` is what :func:`weightless.save` takes. Errors are in % of the task's metric
+    (validation = decision data); test errors are None without a test split. ``confirmation``:
+    the final model vs the reference on data no decision used (None: no such data);
+    ``backed_off``: the steps the final check undid; ``within_budget``: False only when no
+    model fits (returned because the caller allowed it)."""
 
     model: Any
     tensors: dict[str, Any]
@@ -90,6 +129,10 @@ class CompressResult:
     budget: dict[str, Any] = field(default_factory=dict)
     simplified: Any = None
     tail: list[dict[str, Any]] = field(default_factory=list)  # decisions of the whole-model stage
+    allowance: float = 0.0
+    confirmation: dict[str, Any] | None = None
+    backed_off: list[str] = field(default_factory=list)
+    within_budget: bool = True
 
 
 def _ordered(model: Any, names: list[str]) -> list[str]:
@@ -105,26 +148,164 @@ def _bias_of(name: str, params: list[str]) -> str | None:
     return b if b in params else None
 
 
-def _set_clustered(model: Any, name: str, indices: np.ndarray, codebook: np.ndarray) -> None:
-    import torch
+class _Encoder:
+    """Algorithm 1 over one simplified model: :meth:`layer` per chosen layer, :meth:`finish`
+    for the tail and the confirmed file."""
 
-    from ..simplify.magnitude import get_param
+    def __init__(self, simplified: Any, task: Any, cfg: EncodeConfig, contract: Contract, progress: bool,
+                 say: Callable[[str], None]) -> None:
+        self.simplified, self.task, self.cfg, self.contract = simplified, task, cfg, contract
+        self.progress, self.say = progress, say
+        self.teacher = None
+        if cfg.retrain is not None and cfg.retrain.distill > 0:
+            self.teacher = copy.deepcopy(simplified.model).eval()
+            for p in self.teacher.parameters():
+                p.requires_grad_(False)
+        model = copy.deepcopy(simplified.model)
+        self.names = _ordered(model, list(simplified.layers))
+        self.params = [n for n, _ in model.named_parameters()]
+        pending = {n: (simplified.layers[n].indices, simplified.layers[n].codebook) for n in self.names}
+        self.stage = Stage("simplified (every layer lossless)", model, {}, pending, {}, {}, [], fresh=True)
+        self.stages = [self.stage]
+        self.true_indices: dict[str, np.ndarray] = {}
 
-    p = get_param(model, name)
-    w = np.where(indices >= 0, np.asarray(codebook, np.float32)[np.maximum(indices, 0)], np.float32(0))
-    with torch.no_grad():
-        p.copy_(torch.from_numpy(w).to(p.device, p.dtype))
+    def trial(self, name: str, t: int, indices: np.ndarray, codebook: np.ndarray, trainable: set[str]) -> Trial:
+        """Encode ``name`` at ``t`` (0: lossless) on a copy of the current model, decide, and
+        retrain first when the candidate does not pass as it is (or always, if so configured)."""
+        st, cfg, lr = self.stage, self.cfg, self.simplified.layers[name]
+        cand = copy.deepcopy(st.model)
+        construction = resolve_construction(cfg.construction, int(indices.size))
+        if t == 0:
+            f, secs, dec_idx = None, 0.0, indices
+            set_clustered(cand, name, indices, codebook)
+        else:
+            f, _, secs = best_filter(cand, name, indices, codebook, lr.k, t, cfg, self.contract.splits.rank, construction)
+            dec_idx = f.reconstruct_indices(tuple(indices.shape))
+        dec = self.contract.decide(cand)
+        before = dec.error
+        enc, pend = {**st.encoded, name: (dec_idx, codebook)}, {n: v for n, v in st.pending.items() if n != name}
+        retrain = cfg.retrain is not None and not (cfg.accept_before_retraining and dec.accepted)
+        if retrain:
+            enc, pend = retrain_around(cand, self.task, cfg, encoded=enc, pending=pend, trainable=trainable,
+                                       teacher=self.teacher, desc=f"retrain after {name} t={t}", progress=self.progress)
+            dec = self.contract.decide(cand)
+        what = f"t={t} ({construction})" if t else "lossless"
+        self.say(f"{name}: {what} val error {before:.2f}% encoded, {dec.error:.2f}% "
+                 f"{'retrained' if retrain else 'not retrained'}, {dec.describe()} vs reference {dec.reference_error:.2f}%: "
+                 f"{'kept (exact records need no rule)' if not t else 'accepted' if dec.accepted else 'rejected'}")
+        return Trial(t, dec, before, retrain, f, cand, secs, enc, pend)
+
+    def search(self, name: str, indices: np.ndarray, codebook: np.ndarray, trainable: set[str]) -> tuple[int, dict[int, Trial], bool]:
+        """The t of layer ``name``: fixed by ``cfg.t``, else the smallest accepted t (binary
+        search, acceptance assumed to grow with t) among filters smaller than the lossless
+        record, else the lossless record. Returns ``(t, trials, auto)``."""
+        cfg, k = self.cfg, self.simplified.layers[name].k
+        min_t = max(int(np.ceil(np.log2(k))) + 1 if k > 1 else 1, 1)
+        trials: dict[int, Trial] = {}
+
+        def run(t: int) -> Trial:
+            if t not in trials:
+                trials[t] = self.trial(name, t, indices, codebook, trainable)
+            return trials[t]
+
+        if name in cfg.t:
+            t = int(cfg.t[name])
+            if 0 < t < min_t:
+                raise InputError(f"t = {t} for {name!r} is too small for k = {k}: need t >= {min_t}")
+            run(t)
+            return t, trials, False
+        lo = max(min_t, cfg.t_min or min_t)
+        hi = max(lo, cfg.t_max)
+        lossless = lossless_bytes(indices, codebook)
+        if cfg.lossless_fallback:
+            hi = _size_cap(name, indices, codebook, k, lo, hi, lossless, cfg)
+        t = 0
+        if hi >= lo:
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if run(mid).decision.accepted:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            t = lo
+            run(t)
+        if cfg.lossless_fallback and (t == 0 or not trials[t].decision.accepted):
+            self.say(f"{name}: no filter smaller than the lossless record ({lossless} bytes) passed; stored lossless")
+            t = 0
+            run(0)
+        elif not trials[t].decision.accepted:
+            self.say(f"{name}: no t up to t_max = {cfg.t_max} passed the rule; using t = {t}")
+        return t, trials, True
+
+    def layer(self, li: int, name: str) -> None:
+        """Encode layer ``name`` (the ``li``-th) and make the result the current stage."""
+        st, cfg, lr = self.stage, self.cfg, self.simplified.layers[name]
+        indices, codebook = st.pending[name]
+        if not st.fresh:
+            indices, codebook = recluster(st.model, name, indices >= 0, lr.k, lr.init, seed=cfg.seed + li)
+        later = set(self.params[self.params.index(name) + 1:]) - set(st.pending) - set(st.encoded)
+        biases = {_bias_of(n, self.params) for n in [*st.encoded, name]} - {None}
+        trainable = (later - biases) | (biases if cfg.train_encoded else set())
+        t, trials, auto = self.search(name, indices, codebook, trainable)
+        tr = trials[t]
+        flags = [trials[u].decision.accepted for u in sorted(trials) if u]
+        mono = all(a <= b for a, b in zip(flags, flags[1:]))
+        if not mono:
+            self.say(f"{name}: the t trials are not monotone (an accepted t below a rejected one): "
+                     + ", ".join(f"t={u} {'ok' if v.decision.accepted else 'no'}" for u, v in sorted(trials.items())))
+        f = tr.filter
+        lossless = lossless_bytes(indices, codebook)
+        rep = LayerReport(
+            name=name, paper_name=lr.paper_name, shape=tuple(indices.shape), nonzero=int((indices >= 0).sum()), k=int(lr.k),
+            t=t, auto_t=auto, t_within_tolerance=tr.decision.accepted,
+            construction=resolve_construction(cfg.construction, int(indices.size)) if f else "lossless",
+            seed=int(f.seed) if f else 0, m=int(f.m) if f else 0, false_positives=int(f.count_false_positives()) if f else 0,
+            filter_bytes=int(f.nbytes) if f else lossless, build_seconds=tr.build_seconds, lossless_bytes=lossless,
+            val_error_encoded=tr.error_before, val_error_retrained=tr.decision.error, decision=tr.decision.as_dict(),
+            monotone=mono, trials=[v.row() for _, v in sorted(trials.items())])
+        self.true_indices[name] = indices
+        self.stage = Stage(f"{name} at {'t=' + str(t) if t else 'lossless'}", tr.model, tr.encoded, tr.pending, {},
+                           {**st.filters, name: f}, [*st.reports, rep], fresh=st.fresh and not tr.retrained)
+        self.stages.append(self.stage)
+
+    def tail(self) -> None:
+        """The whole-model stage: simplify what the recipe left dense (a stage of its own)."""
+        st = self.stage
+        model, encoded, rest, tail = simplify_rest(st.model, self.task, self.cfg, encoded=st.encoded, contract=self.contract,
+                                                   teacher=self.teacher, progress=self.progress, say=self.say)
+        self.stage = Stage("the whole-model stage", model, encoded, {}, rest, st.filters, st.reports, st.fresh, tail)
+        self.stages.append(self.stage)
+
+    def finalize(self, stage: Stage) -> tuple[Any, dict[str, Any], list[LayerReport]]:
+        """The model, tensors and reports of the file written at ``stage``: its pending layers
+        stored losslessly (clustered again from the weights retraining left)."""
+        model = copy.deepcopy(stage.model)
+        rest, reports = dict(stage.rest), list(stage.reports)
+        for name in [n for n in self.names if n in stage.pending]:
+            lr = self.simplified.layers[name]
+            idx, cb = stage.pending[name]
+            if stage.fresh:
+                set_clustered(model, name, idx, cb)
+            else:
+                idx, cb = recluster(model, name, idx >= 0, lr.k, lr.init, seed=self.cfg.seed + self.names.index(name))
+            rest[name] = (idx, cb)
+            reports.append(lossless_report(LayerReport, name, lr, idx, cb, backed_off=len(stage.reports) < len(self.names)))
+            self.true_indices.setdefault(name, idx)
+        tensors = assemble(model, stage.encoded, rest, stage.filters, self.cfg.round_codebooks)
+        return model, tensors, reports
 
 
 def _size_cap(name: str, indices: np.ndarray, codebook: np.ndarray, k: int, lo: int, hi: int, limit: int,
-              cfg: EncodeConfig, construction: str) -> int:
+              cfg: EncodeConfig) -> int:
     """The largest t in [lo, hi] whose filter record (one seed) is smaller than ``limit`` bytes
     (lo - 1 if none): larger t cannot beat the lossless record."""
     from ..filters import build
     from ..io.records import filter_record
+    from .steps import layer_seed
 
     flat = indices.ravel()
     keys = np.flatnonzero(flat >= 0).astype(np.int64)
+    construction = resolve_construction(cfg.construction, int(flat.size))
     for t in range(lo, hi + 1):
         f = build(keys, flat[keys].astype(np.int64), k=k, t=t, size=int(flat.size), seed=layer_seed(cfg.seed, name) >> 1,
                   construction=construction, c=cfg.c, shards=cfg.shards)
@@ -133,195 +314,77 @@ def _size_cap(name: str, indices: np.ndarray, codebook: np.ndarray, k: int, lo: 
     return hi
 
 
-def _monotone(trials: dict[int, Any]) -> bool:
-    flags = [trials[t][0].accepted for t in sorted(trials)]
-    return all(a <= b for a, b in zip(flags, flags[1:]))
-
-
-def encode_with_retraining(
-    simplified: Any,
-    data: Any,
-    cfg: EncodeConfig,
-    *,
-    reference: Any = None,
-    tolerance: float | None = None,
-    progress: bool = False,
-    log: Callable[[str], None] | None = None,
-) -> CompressResult:
+def encode_with_retraining(simplified: Any, data: Any, cfg: EncodeConfig, *, reference: Any = None,
+                           tolerance: float | None = None, confirm_fraction: float = 0.5, progress: bool = False,
+                           log: Callable[[str], None] | None = None, contract: Contract | None = None) -> CompressResult:
     """Encode the layers of a :class:`~weightless.simplify.SimplifyResult` one by one with
-    retraining in between (Algorithm 1).
+    retraining in between (Algorithm 1), then the rest of the model, and confirm the result.
 
     Args:
         data: the task (:class:`~weightless.training.task.Task` or what :func:`as_task` takes).
-        reference: the model a trial is compared with for the t decision (default: the
-            simplified model); ``tolerance`` (default ``cfg.tolerance``) is the allowed error
-            increase against it, in percentage points.
+        reference: the model every decision compares with (default: the simplified model);
+            ``tolerance`` (default ``cfg.tolerance``) is the allowance over it, in percentage
+            points; ``confirm_fraction`` of the validation data is set aside to confirm.
+        contract: instead of those three, a ready :class:`~weightless.pipeline.contract.Contract`.
 
     Returns:
-        A :class:`CompressResult` (per-layer report, validation and test errors).
+        A :class:`CompressResult`; ``within_budget`` is False when even the least lossy model is
+        over the allowance on the confirmation data (the caller decides what to do).
 
     Raises:
         InputError: invalid config. ConstructionError: a filter could not be built.
     """
-    from ..simplify.magnitude import get_param
-    from ..training.loop import evaluate, per_example
+    from ..training.loop import evaluate
     from ..training.task import as_task
 
     cfg.validate()
     task = as_task(data)
     say = log or (lambda s: None)
     t_start = time.perf_counter()
-    tol = cfg.tolerance if tolerance is None else float(tolerance)
-    rank, decide, disjoint = split_validation(task)
-    if not disjoint:
-        say("validation data cannot be cut in two (a loader): seeds and t are decided on the same examples")
-    ref_model = simplified.model if reference is None else reference
-    ref_err, ref_loss = per_example(ref_model, decide, "val")
-    teacher = None
-    if cfg.retrain is not None and cfg.retrain.distill > 0:
-        teacher = copy.deepcopy(simplified.model).eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-    model = copy.deepcopy(simplified.model)
-    names = _ordered(model, list(simplified.layers))
-    params = [n for n, _ in model.named_parameters()]
-    pending = {n: (simplified.layers[n].indices, simplified.layers[n].codebook) for n in names}
-    encoded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    filters: dict[str, Any] = {}
-    true_indices: dict[str, np.ndarray] = {}
-    reports: list[LayerReport] = []
-    retrained = False
-
-    for li, name in enumerate(names):
-        lr = simplified.layers[name]
-        indices, codebook = pending.pop(name)
-        later = set(params[params.index(name) + 1 :]) - set(pending) - set(encoded) - {name}
-        biases = {_bias_of(n, params) for n in [*encoded, name]} - {None}
-        trainable = (later - biases) | (biases if cfg.train_encoded else set())
-        mask = indices >= 0
-        if cfg.retrain_mode == "dense" and retrained:
-            mask = reprune(model, task, cfg, name, int(mask.sum()), trainable | set(pending), teacher, progress)
-        if cfg.retrain_mode in ("masked", "dense") and retrained:
-            indices, codebook = recluster(model, name, mask, lr.k, lr.init, seed=cfg.seed + li)
-        shape = tuple(indices.shape)
-        construction = resolve_construction(cfg.construction, int(indices.size))
-        min_t = max(int(np.ceil(np.log2(lr.k))) + 1 if lr.k > 1 else 1, 1)
-        trials: dict[int, Any] = {}
-
-        def trial(t: int) -> Any:  # t = 0: the lossless record (no filter, no false positives)
-            if t in trials:
-                return trials[t]
-            cand = copy.deepcopy(model)
-            if t == 0:
-                f, rank_loss, secs, dec_idx = None, 0.0, 0.0, indices
-                _set_clustered(cand, name, indices, codebook)
-            else:
-                f, rank_loss, secs = best_filter(cand, name, indices, codebook, lr.k, t, cfg, rank, construction)
-                dec_idx = f.reconstruct_indices(shape)
-            e0 = per_example(cand, decide, "val")[0]
-            enc = {**encoded, name: (dec_idx, codebook)}
-            pend = dict(pending)
-            if cfg.retrain is not None and (trainable or pend or cfg.train_encoded):
-                enc, pend = retrain_around(cand, task, cfg, encoded=enc, pending=pend, trainable=trainable,
-                                           teacher=teacher, desc=f"retrain after {name} t={t}", progress=progress)
-            e1, l1 = per_example(cand, decide, "val")
-            dec = paired_difference(e1, ref_err, tol, cfg.confidence_z, losses=l1, reference_losses=ref_loss, rule=cfg.t_rule)
-            say(f"{name}: {f't={t} ({construction})' if t else 'lossless'} val error {100 * e0.mean():.2f}% encoded, {dec.error:.2f}% retrained, "
-                f"{dec.describe()} vs reference {dec.reference_error:.2f}%: "
-                f"{'kept (exact records need no rule)' if not t else 'accepted' if dec.accepted else 'rejected'}")
-            trials[t] = (dec, float(100 * e0.mean()), f, cand, secs, enc, pend, rank_loss)
-            return trials[t]
-
-        lossless = lossless_bytes(indices, codebook)  # the record a filter has to beat
-        if name in cfg.t:
-            t = int(cfg.t[name])
-            if 0 < t < min_t:
-                raise InputError(f"t = {t} for {name!r} is too small for k = {lr.k}: need t >= {min_t}")
-            trial(t)
-            auto = False
-        else:
-            lo = max(min_t, cfg.t_min or min_t)
-            hi = max(lo, cfg.t_max)
-            if cfg.lossless_fallback:
-                hi = _size_cap(name, indices, codebook, lr.k, lo, hi, lossless, cfg, construction)
-            t = 0
-            if hi >= lo:
-                while lo < hi:  # smallest accepted t, assuming acceptance grows with t (checked below)
-                    mid = (lo + hi) // 2
-                    if trial(mid)[0].accepted:
-                        hi = mid
-                    else:
-                        lo = mid + 1
-                t = lo
-                trial(t)
-            if cfg.lossless_fallback and (t == 0 or not trials[t][0].accepted):
-                say(f"{name}: no filter smaller than the lossless record ({lossless} bytes) passed; stored lossless")
-                t = 0
-                trial(0)
-            auto = True
-        dec, e0, f, cand, secs, enc, pend, _ = trials[t]
-        mono = _monotone({tt: v for tt, v in trials.items() if tt})
-        if auto and t and not dec.accepted:
-            say(f"{name}: no t up to t_max = {cfg.t_max} passed the rule; using t = {t}")
-        if not mono:
-            say(f"{name}: the t trials are not monotone (an accepted t below a rejected one): "
-                + ", ".join(f"t={tt} {'ok' if v[0].accepted else 'no'}" for tt, v in sorted(trials.items())))
-        model, encoded, pending = cand, enc, pend
-        retrained = retrained or cfg.retrain is not None
-        filters[name] = f
-        true_indices[name] = indices
-        reports.append(LayerReport(
-            name=name, paper_name=lr.paper_name, shape=shape, nonzero=int((indices >= 0).sum()), k=int(lr.k), t=t,
-            auto_t=auto, t_within_tolerance=dec.accepted, construction=construction if f else "lossless",
-            seed=int(f.seed) if f else 0, m=int(f.m) if f else 0,
-            false_positives=int(f.count_false_positives()) if f else 0,
-            filter_bytes=int(f.nbytes) if f else lossless, build_seconds=secs, lossless_bytes=lossless,
-            val_error_encoded=e0, val_error_retrained=dec.error, decision=dec.as_dict(), monotone=mono,
-            trials=[{"t": tt, "val_error_encoded": v[1], **v[0].as_dict()} for tt, v in sorted(trials.items())],
-        ))
-
-    import torch
-
-    rest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    tail: list[dict] = []
+    if contract is None:
+        splits = split_data(task, confirm_fraction)
+        ref_model = simplified.model if reference is None else reference
+        contract = Contract(ref_model, splits, cfg.tolerance if tolerance is None else float(tolerance), cfg.confidence_z)
+    if not contract.splits.disjoint:
+        say("the training data is a loader: filter seeds are ranked on the decision data")
+    enc = _Encoder(simplified, task, cfg, contract, progress, say)
+    for li, name in enumerate(enc.names):
+        enc.layer(li, name)
     if cfg.whole_model:
-        model, encoded, rest, tail = simplify_rest(model, task, cfg, encoded=encoded, decide=decide, ref_err=ref_err, ref_loss=ref_loss,
-                                                   tol=tol, teacher=teacher, progress=progress, say=say)
-    tensors: dict[str, Any] = {}
-    for n, (idx, cb) in {**encoded, **rest}.items():  # the file decodes to exactly what was evaluated
-        p = get_param(model, n)
-        dtype = str(p.dtype).removeprefix("torch.")
-        if filters.get(n) is not None:
-            value = filters[n].reconstruct(tuple(p.shape), cb)
-            tensors[n] = EncodedLayer(filters[n], cb, tuple(p.shape), dtype=dtype)
-            if not np.array_equal(p.detach().cpu().numpy(), value):
-                raise RuntimeError(f"encoded layer {n} does not match its filter")  # a bug, not a user error
-        else:
-            cb = _round_to(np.asarray(cb, np.float32), dtype)
-            if cfg.round_codebooks and dtype == "float32" and np.all(np.abs(cb) < 65504):
-                cb = cb.astype(np.float16).astype(np.float32)  # stored in 2 bytes a value
-            c = Clustered(idx, cb.astype(np.float64), dtype)
-            value = c.values()
-            tensors[n] = c
-        with torch.no_grad():  # bit for bit, signed zeros included
-            p.copy_(torch.from_numpy(value).to(p.device, p.dtype))
-    for n, p in model.state_dict().items():
-        if n not in tensors:
-            tensors[n] = p.detach().cpu().clone()  # any dtype, 0-d included, exactly as the model holds it
-    tensors = {n: tensors[n] for n in model.state_dict()}  # the model's order
+        enc.tail()
+    stage, model, tensors, reports, conf, undone = _confirmed(enc, contract, say)
     return CompressResult(
-        model=model,
-        tensors=tensors,
-        layers=reports,
-        indices=true_indices,
-        simplified_val_error=float(simplified.val_error),
-        simplified_test_error=simplified.test_error,
-        val_error=evaluate(model, task, split="val"),
+        model=model, tensors=tensors, layers=reports, indices=enc.true_indices,
+        simplified_val_error=float(simplified.val_error), simplified_test_error=simplified.test_error,
+        val_error=evaluate(model, contract.splits.decide, split="val"),
         test_error=None if task.test is None else evaluate(model, task, split="test"),
-        seconds=time.perf_counter() - t_start,
-        reference="simplified" if reference is None else "user model",
-        reference_val_error=float(100 * ref_err.mean()),
-        validation_disjoint=disjoint,
-        simplified=simplified,
-        tail=tail,
-    )
+        seconds=time.perf_counter() - t_start, reference="simplified" if reference is None else "user model",
+        reference_val_error=float(100 * contract.ref_decide.mean()), validation_disjoint=contract.splits.disjoint,
+        simplified=simplified, tail=stage.tail, allowance=contract.allowance,
+        confirmation=None if conf is None else conf.as_dict(), backed_off=undone,
+        within_budget=conf is None or conf.accepted)
+
+
+def _confirmed(enc: _Encoder, contract: Contract,
+               say: Callable[[str], None]) -> tuple[Stage, Any, dict, list, Decision | None, list[str]]:
+    """The last stage whose file passes the confirmation check (point estimate within the
+    allowance on data no decision used), backing off one lossy step at a time; the least lossy
+    stage, flagged, when none passes. Returns ``(stage, model, tensors, reports, decision, undone)``."""
+    undone: list[str] = []
+    conf = None
+    for stage in reversed(enc.stages):
+        model, tensors, reports = enc.finalize(stage)
+        conf = contract.confirm(model)
+        if conf is None:
+            say("no confirmation data (the validation data cannot be cut): the final model is unconfirmed")
+            return stage, model, tensors, reports, None, undone
+        say(f"confirmation ({stage.label}): {conf.describe()} vs reference {conf.reference_error:.2f}% on "
+            f"{contract.ref_confirm.size} examples no decision used, allowance {contract.allowance:.2f} pp: "
+            f"{'within' if conf.accepted else 'over'}")
+        if conf.accepted:
+            if undone:
+                say(f"backed off: undid {', '.join(undone)}")
+            return stage, model, tensors, reports, conf, undone
+        undone.append(stage.label)
+    say(f"WARNING: even the least lossy model is over the {contract.allowance:.2f} pp allowance on the confirmation data")
+    return stage, model, tensors, reports, conf, undone[:-1]

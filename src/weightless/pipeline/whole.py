@@ -2,8 +2,8 @@
 
 After the chosen layers are encoded (Algorithm 1), the tensors the recipe left dense (a first
 conv, an output layer, every bias) are simplified too, one decision at a time, each accepted
-only when the whole model still passes the t rule's paired comparison with the reference
-(:func:`~weightless.pipeline.steps.paired_difference`) on the validation data:
+only when the whole model still passes the accuracy contract's rule on the decision data
+(:class:`~weightless.pipeline.contract.Contract`):
 
 1. each remaining weight (>= 2 dimensions), in model order: the smallest nonzero fraction of
    ``EncodeConfig.tail_nonzero`` (searched like t: the fractions are assumed to pass from some
@@ -30,7 +30,8 @@ import numpy as np
 
 from ..errors import ConstructionError
 from .config import EncodeConfig
-from .steps import paired_difference, retrain_around
+from .contract import Contract
+from .steps import retrain_around
 
 __all__ = ["simplify_rest", "lossless_bytes"]
 
@@ -87,21 +88,21 @@ def _cluster_vector(model: Any, name: str, k: int, seed: int) -> tuple[np.ndarra
 
 
 def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str, tuple[np.ndarray, np.ndarray]],
-                  decide: Any, ref_err: np.ndarray, tol: float, teacher: Any, progress: bool,
-                  say: Callable[[str], None], ref_loss: np.ndarray | None = None) -> tuple[Any, dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[np.ndarray, np.ndarray]], list[dict]]:
+                  contract: Contract, teacher: Any, progress: bool,
+                  say: Callable[[str], None]) -> tuple[Any, dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[np.ndarray, np.ndarray]], list[dict]]:
     """Simplify the tensors Algorithm 1 left dense (see the module docstring).
 
     Args:
         encoded: name -> (indices, codebook) of the layers already encoded (their indices stay;
             codebooks retrain and come back updated).
+        contract: decides each step (a candidate that passes before retraining is kept as it
+            is when ``cfg.accept_before_retraining``).
 
     Returns:
         ``(model, encoded, rest, report)``: the model, the encoded layers' updated codebooks,
         name -> (indices, codebook) of every tensor simplified here, and one report line per
         decision.
     """
-    from ..training.loop import per_example
-
     params = [n for n, p in model.named_parameters() if p.dtype.is_floating_point]
     rest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     report: list[dict] = []
@@ -115,14 +116,15 @@ def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str
         frozen = {**encoded, **rest, **new}
         free = set(params) - set(frozen)
         enc = frozen
-        if rcfg.retrain is not None:
+        dec = contract.decide(cand)
+        retrain = rcfg.retrain is not None and not (cfg.accept_before_retraining and dec.accepted)
+        if retrain:
             enc, _ = retrain_around(cand, task, rcfg, encoded=frozen, pending={}, trainable=free, teacher=teacher,
                                     desc=f"retrain after {what}", progress=progress)
-        errs, losses = per_example(cand, decide, "val")
-        dec = paired_difference(errs, ref_err, tol, cfg.confidence_z, losses=losses, reference_losses=ref_loss, rule=cfg.t_rule)
-        say(f"{what}: val error {dec.error:.2f}%, {dec.describe()} vs reference: "
-            f"{'accepted' if dec.accepted else 'rejected'}")
-        report.append({"what": what, **dec.as_dict()})
+            dec = contract.decide(cand)
+        say(f"{what}: val error {dec.error:.2f}% {'retrained' if retrain else 'not retrained'}, {dec.describe()} "
+            f"vs reference: {'accepted' if dec.accepted else 'rejected'}")
+        report.append({"what": what, "retrained": retrain, **dec.as_dict()})
         return dec.accepted, cand, enc, new
 
     weights = [n for n in params if n not in encoded and model.get_parameter(n).dim() >= 2]

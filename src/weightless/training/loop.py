@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import InputError
+from .say import say
 from .task import Source, Task, as_source, default_metric
 
 __all__ = [
@@ -179,8 +180,8 @@ class _Progress:
             self.last = now
             el = now - self.t0
             eta = el / self.n * (self.total - self.n)
-            _log.info("%s: step %d/%d, loss %.4f, %.0fs elapsed, ETA %.0fs", self.desc, self.n, self.total,
-                      loss if loss is not None else float("nan"), el, eta)
+            say(f"{self.desc}: step {self.n}/{self.total}, loss {loss if loss is not None else float('nan'):.4f}, "
+                f"{el:.0f}s elapsed, ETA {eta:.0f}s")
 
     def close(self) -> None:
         self.bar.close()
@@ -221,7 +222,18 @@ def train(
         InputError: bad config, data, mask or parameter names.
     """
     cfg.validate()
-    _apply_threads(cfg.threads)
+    threads_before = torch.get_num_threads()
+    try:
+        _apply_threads(cfg.threads)
+        return _train(model, data, cfg, trainable, masks, before_step, after_step, teacher)
+    finally:
+        if torch.get_num_threads() != threads_before:  # no process-global setting left changed
+            torch.set_num_threads(threads_before)
+
+
+def _train(model: nn.Module, data: DataLike, cfg: TrainConfig, trainable: set[str] | None,
+           masks: Mapping[str, torch.Tensor] | None, before_step: Callable[[int], None] | None,
+           after_step: Callable[[int], None] | None, teacher: nn.Module | None) -> TrainReport:
     source, task = _resolve(data, "train")
     loss_fn = task.loss_fn() if task is not None else F.cross_entropy
     device = model_device(model, task)

@@ -150,6 +150,22 @@ class Source:
             return Source("dataset", Subset(self.obj, range(min(n, len(self.obj)))), self.batch_fn)
         return self
 
+    def slice(self, start: int, stop: int) -> "Source":
+        """Examples ``start`` to ``stop`` (arrays and datasets only).
+
+        Raises:
+            InputError: a loader (its examples cannot be addressed) or an empty range.
+        """
+        n = len(self)
+        if self.kind == "loader" or not 0 <= start < stop <= n:
+            raise InputError(f"cannot take examples [{start}, {stop}) of {self.kind} data of {n} examples")
+        if self.kind == "arrays":
+            x, y = self.obj
+            return Source("arrays", (x[start:stop], y[start:stop]), self.batch_fn)
+        from torch.utils.data import Subset
+
+        return Source("dataset", Subset(self.obj, range(start, stop)), self.batch_fn)
+
     def split(self, parts: int) -> list["Source"]:
         """Cut into ``parts`` disjoint contiguous pieces (arrays and datasets only).
 

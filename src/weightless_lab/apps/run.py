@@ -38,13 +38,11 @@ class RunOptions:
     pruning: str = "magnitude"
     t: str | dict[str, int] = "auto"
     tolerance: float | None = None
-    t_rule: str | None = None
     retrain_epochs: float | None = None
     retrain_lr: float | None = None
     t_max: int | None = None
     construction: str | None = None
     seed_trials: int | None = None
-    seed_search: str | None = None
     c: float | None = None
     shards: int | None = None
     entropy: bool = True
@@ -53,6 +51,22 @@ class RunOptions:
     quick: bool = False
     cache_dir: str | None = "checkpoints"
     progress: bool = True
+    max_error_increase: float | None = None
+    max_error: float | None = None
+    allow_over_budget: bool = False
+
+    def budget(self, user: bool = False) -> dict[str, Any]:
+        """The budget fields of :class:`~weightless.pipeline.config.CompressConfig`: the given
+        budget against the model as given; without one, a user's model gets the default budget
+        and a paper LeNet the paper's setting (``tolerance`` over the simplified model)."""
+        from weightless.pipeline.config import CompressConfig
+
+        over = {"allow_over_budget": self.allow_over_budget}
+        if self.max_error_increase is not None or self.max_error is not None:
+            return {**over, "max_error_increase": self.max_error_increase, "max_error": self.max_error}
+        if user:
+            return {**over, "max_error_increase": CompressConfig().max_error_increase}
+        return {**over, "reference": "simplified", "max_error_increase": self.encode_config().tolerance}
 
     def validate(self) -> None:
         """Raise :class:`InputError` for an invalid option (before any training)."""
@@ -74,8 +88,8 @@ class RunOptions:
             tmap = {}
         else:
             tmap = dict(self.t)
-        cfg = EncodeConfig(t=tmap, entropy=self.entropy, dense_dtype=self.dense_dtype, seed=self.seed, c=self.c)
-        over = {k: getattr(self, k) for k in ("tolerance", "t_rule", "t_max", "construction", "seed_trials", "seed_search",
+        cfg = EncodeConfig(t=tmap, entropy=self.entropy, seed=self.seed, c=self.c)
+        over = {k: getattr(self, k) for k in ("tolerance", "t_max", "construction", "seed_trials",
                                             "shards")
                 if getattr(self, k) is not None}
         cfg = replace(cfg, **over)
@@ -94,7 +108,7 @@ class RunOptions:
 def paired_ci(errors: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """Paired difference of two models' per-example errors on the same examples, in percentage
     points, with its normal-approximation 95% confidence interval."""
-    from weightless.pipeline.steps import paired_difference
+    from weightless.pipeline.contract import paired_difference
 
     d = paired_difference(errors, reference, tolerance=math.inf, z=0.0)
     return {"difference": round(d.difference, 4), "ci95_low": round(d.difference - 1.96 * d.standard_error, 4),
@@ -154,7 +168,8 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
     dense_err = evaluate(model, task, split="test")
     log(f"dense {opts.model}: test error {dense_err:.2f}% ({'cached' if cached else f'trained in {dense_seconds:.0f}s'})")
     t_enc = time.perf_counter()
-    res = compress(model, task, config=CompressConfig(recipe=recipe, encode=enc, progress=opts.progress), log=log)
+    res = compress(model, task, config=CompressConfig(recipe=recipe, encode=enc, progress=opts.progress, **opts.budget()),
+                   log=log)
     seconds_encode = time.perf_counter() - t_enc
     metadata: dict[str, Any] = {}  # every byte counts: the JSON report says what the file is
     nbytes = api.save(output, res.tensors, metadata=metadata, dense_dtype=opts.dense_dtype, entropy=opts.entropy)
@@ -167,6 +182,7 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
     dec_errs = per_example(decoded, task, "test")[0]
     decoded_err = 100.0 * float(dec_errs.mean())
     ci = paired_ci(dec_errs, per_example(res.simplified.model, task, "test")[0])
+    ci_dense = paired_ci(dec_errs, per_example(model, task, "test")[0])
     whole = whole_model_report(res, output, task, dec_errs)
     rec_bytes = {t["name"]: t["bytes"] for t in whole["tensors"]}  # from the inspect it made
     rows = []
@@ -207,6 +223,8 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
         "encoded_test_error": res.test_error,
         "decoded_test_error": decoded_err,
         "decoded_vs_simplified_test": ci,
+        "decoded_vs_dense_test": ci_dense,
+        "budget": res.budget,
         "validation_disjoint": res.validation_disjoint,
         "whole_model": whole,
         "whole_model_decisions": res.tail,

@@ -149,6 +149,9 @@ def compress_user(model_def: str, weights: str | None, data: str, config: Any, o
     check_state_dict(fresh, state, str(output))
     fresh.load_state_dict(state)
     errs = None if task.test is None else per_example(fresh, task, "test")[0]
+    from .run import paired_ci
+
+    vs_dense = None if errs is None else paired_ci(errs, per_example(model, task, "test")[0])
     decoded_test = None if errs is None else 100.0 * float(errs.mean())
     whole = whole_model_report(res, output, task, errs)
     n_params = sum(int(v.numel()) for v in state.values())
@@ -167,6 +170,7 @@ def compress_user(model_def: str, weights: str | None, data: str, config: Any, o
         "dense_test_error": None if task.test is None else evaluate(model, task, split="test"),
         "simplified_test_error": res.simplified_test_error,
         "decoded_test_error": decoded_test,
+        "decoded_vs_dense_test": vs_dense,
         "validation_disjoint": res.validation_disjoint,
         "whole_model": whole,
         "whole_model_decisions": res.tail,

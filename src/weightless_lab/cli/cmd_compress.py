@@ -40,12 +40,17 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="a paper LeNet trained here on MNIST (ignored with --model-def)")
     p.add_argument("--pruning", choices=("magnitude", "dns"), default="magnitude")
     p.add_argument("--t", action="append", metavar="T", help="'auto' (default: smallest t whose validation "
-                   "difference, see --t-rule, is within --tolerance at 95%% confidence), 'paper' (Table 1), or LAYER=BITS, repeatable")
-    p.add_argument("--t-rule", choices=("error", "loss"), default=None,
-                   help="what the automatic t compares on validation: the paired loss, converted to percentage "
-                   "points (default, less noisy), or per-image errors")
+                   "error difference is within the budget at 95%% confidence), 'paper' (Table 1), or LAYER=BITS, repeatable")
     p.add_argument("--tolerance", type=float, default=None,
-                   help="allowed val-error increase for auto t, in pct points (default: EncodeConfig's, 0.05)")
+                   help="without a budget (--max-error-increase / --max-error): the allowed error increase over "
+                   "the simplified model, in pct points (the paper's setting; default 0.05)")
+    p.add_argument("--max-error-increase", type=float, default=None, metavar="PP",
+                   help="accuracy budget: pct points of error over the model as given, for the whole pipeline, "
+                   "checked on validation data no decision used (default for --model-def: 0.5)")
+    p.add_argument("--max-error", type=float, default=None, metavar="PCT",
+                   help="accuracy budget as the final error in percent (e.g. 1.0)")
+    p.add_argument("--allow-over-budget", action="store_true",
+                   help="write the least lossy model, flagged, when none fits the budget (default: exit 3, no file)")
     p.add_argument("--retrain-epochs", type=float, default=None,
                    help="epochs of retraining after each encoded layer (default: EncodeConfig's; 0: none)")
     p.add_argument("--construction", choices=("auto", "paper", "compact"), default="auto",
@@ -55,9 +60,6 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="filters built per layer and t; the one with the lowest validation loss is kept (default 8)")
     p.add_argument("--c", type=float, default=None, help="cells per key m/n (default: the construction's)")
     p.add_argument("--shards", type=int, default=None, help="filter tables per layer (default 1)")
-    p.add_argument("--seed-search", choices=("layer", "shard"), default=None,
-                   help="layer: --seed-trials whole filters, the best kept (default); shard: the best of "
-                   "--seed-trials tables for each of the --shards tables (results/shard_seeds_*.md)")
     p.add_argument("--no-entropy", action="store_true", help="store raw bit-packed tables")
     p.add_argument("--dense-dtype", choices=("float32", "float16"), default="float32",
                    help="storage of the layers not encoded with a filter")
@@ -100,8 +102,6 @@ def register(subparsers: Any) -> None:
     g.add_argument("--min-size", type=int, default=None, help="leave layers with fewer weights dense (default 1)")
     g.add_argument("--nonzero", type=float, default=None, help="fraction of weights kept per layer (default 0.1)")
     g.add_argument("--k", type=int, default=None, help="shared values per layer (default 16)")
-    g.add_argument("--max-error-increase", type=float, default=None,
-                   help="error budget in pct points against your model on the validation data, whole pipeline")
     p.add_argument("-o", "--output", default=None, help="output .wl file (default runs/MODEL-PRUNING.wl)")
     p.add_argument("--json", default=None, help="also write the JSON report to this file")
     p.set_defaults(func=run)
@@ -114,11 +114,12 @@ def options_from_args(args: argparse.Namespace) -> Any:
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     opts = RunOptions(
-        model=args.model, pruning=args.pruning, t=parse_t(args.t), tolerance=args.tolerance, t_rule=args.t_rule,
-        retrain_epochs=args.retrain_epochs, construction=args.construction, seed_trials=args.seed_trials, seed_search=args.seed_search,
+        model=args.model, pruning=args.pruning, t=parse_t(args.t), tolerance=args.tolerance,
+        retrain_epochs=args.retrain_epochs, construction=args.construction, seed_trials=args.seed_trials,
         c=args.c, shards=args.shards,
         entropy=not args.no_entropy, dense_dtype=args.dense_dtype, seed=args.seed, quick=args.quick,
-        cache_dir=args.cache_dir, progress=not args.no_progress,
+        cache_dir=args.cache_dir, progress=not args.no_progress, max_error_increase=args.max_error_increase,
+        max_error=args.max_error, allow_over_budget=args.allow_over_budget,
     )
     opts.validate()
     return opts
@@ -165,7 +166,7 @@ def user_config(args: argparse.Namespace, opts: Any) -> Any:
         given["types"] = tuple(t.strip() for t in args.types.split(",") if t.strip())
     select = LayerSelect(**{k: v for k, v in given.items() if v is not None})
     cfg = CompressConfig(recipe=Recipe(select=select, seed=args.seed), encode=opts.encode_config(),
-                         max_error_increase=args.max_error_increase, progress=not args.no_progress)
+                         progress=not args.no_progress, **opts.budget(user=True))
     cfg.validate()
     return cfg
 

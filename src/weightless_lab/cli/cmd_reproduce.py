@@ -55,8 +55,6 @@ def register(subparsers: Any) -> None:
                    help="retraining epochs after each encoded layer (default 2.0 full, 0.1 quick)")
     p.add_argument("--tolerance", type=float, default=None,
                    help="allowed validation-error increase (percentage points) when choosing t (default 0.05 full)")
-    p.add_argument("--t-rule", choices=("error", "loss"), default=None,
-                   help="what the automatic t compares on validation (default: EncodeConfig's, 'loss')")
     p.add_argument("--val-images", type=int, default=None,
                    help="validation images used to choose t (default all; 0 = all)")
     p.add_argument("--no-progress", action="store_true", help="no training progress bars")
@@ -82,8 +80,6 @@ def run(args: argparse.Namespace) -> int:
         over["retrain_epochs"] = args.retrain_epochs
     if args.tolerance is not None:
         over["tolerance"] = args.tolerance
-    if args.t_rule is not None:
-        over["t_rule"] = args.t_rule
     if args.val_images is not None:
         over["val_images"] = None if args.val_images == 0 else args.val_images
     if args.recipe:

@@ -16,7 +16,7 @@ import sys
 from typing import Sequence
 
 from weightless import __version__
-from weightless.errors import WeightlessError
+from weightless.errors import BudgetError, WeightlessError
 
 __all__ = ["build_parser", "main", "entry", "COMMANDS"]
 
@@ -35,6 +35,7 @@ COMMANDS = (
 EXIT_USER_ERROR = 2
 EXIT_IO_ERROR = 1
 EXIT_BROKEN_PIPE = 141  # like a shell's 128 + SIGPIPE
+EXIT_OVER_BUDGET = 3  # no model within the accuracy budget (BudgetError): no file written
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return EXIT_BROKEN_PIPE
+    except BudgetError as exc:
+        print(f"weightless: error: {_one_line(exc)}; no file written", file=sys.stderr)
+        return EXIT_OVER_BUDGET
     except WeightlessError as exc:
         print(f"weightless: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR

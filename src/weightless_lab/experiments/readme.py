@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paper as P
-from .common import _atomic_write, fmt_factor, read_result
+from .common import OPT_IN, _atomic_write, fmt_factor, read_result
 
 __all__ = ["headline", "readme_results", "write_readme_results"]
 
@@ -61,8 +61,6 @@ def readme_results(out_dir: str | os.PathLike, total_seconds: float | None = Non
     if not present:
         return "\n".join(lines + ["No results found.", ""])
     env = next(iter(present.values()))["env"]
-    from .runner import OPT_IN
-
     secs = sum(r.get("seconds", 0) for n, r in present.items() if n not in OPT_IN)
     quick = env["config"]["quick"]
     lines += [
@@ -115,7 +113,7 @@ def readme_results(out_dir: str | os.PathLike, total_seconds: float | None = Non
                         )
         shapes = []
         for e in t["recipes"]:
-            for n, l in e["simplified_layers"].items():
+            for l in e["simplified_layers"].values():
                 pl = P.TABLE1[(e["model"], e["pruning"])]["layers"].get(l["paper_name"], {})
                 ours_kb = 4 * _prod(l["shape"]) / P.KB
                 if pl and abs(ours_kb - pl["size_kb"]) > 0.05 * pl["size_kb"]:

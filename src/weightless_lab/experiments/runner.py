@@ -13,15 +13,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from weightless.errors import InputError
-from .common import Log, ReproConfig, write_result
+from .common import EXPERIMENTS, OPT_IN, Log, ReproConfig, write_result
 
 __all__ = ["EXPERIMENTS", "OPT_IN", "run_experiment", "reproduce"]
-
-#: Experiment names, in the order ``reproduce`` runs them (decode_times reads table123's t).
-EXPERIMENTS: tuple[str, ...] = ("table123", "figure2", "figure4", "frontier", "vgg_scale", "decode_times")
-#: Experiments run only when named with ``--only`` (the frontier's sweep, about 20 minutes on
-#: 2 cores, would push ``--full`` past its 60-minute budget).
-OPT_IN: tuple[str, ...] = ("frontier",)
 
 
 def run_experiment(name: str, cfg: ReproConfig, out_dir: str | Path, log: Log) -> dict[str, Any]:

@@ -122,8 +122,7 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
         DataError: MNIST missing.
     """
     _E = resolved(cfg)
-    from weightless.pipeline.encode import EncodeConfig, encode_with_retraining
-    from weightless.training import TrainConfig
+    from weightless.pipeline.encode import encode_with_retraining
 
     cfg.validate()
     t_start = time.perf_counter()
@@ -197,12 +196,11 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
         "experiment": NAME,
         "description": "Tables 1-3: per-layer sizes of plain CSR, CSR + Huffman and Weightless "
         "(raw and entropy-coded) for the four MNIST settings, at the t chosen on the validation split.",
-        "t_rule": f"smallest t in [ceil(log2 k)+1, {_E.t_max}] (binary search) whose paired {_E.t_rule} difference "
+        "t_rule": f"smallest t in [ceil(log2 k)+1, {_E.t_max}] (binary search) whose paired error difference "
         f"against the simplified model on the first {cfg.val_images or 'all'} validation images, after retraining "
         f"the later layers ({_E.retrain_epochs} epochs, Adam lr {_E.retrain_lr}; best of {_E.seed_trials} filter "
         f"seeds by loss on 5,000 training images), plus {_E.confidence_z} standard errors, is within "
-        f"{_E.tolerance} percentage points" + (" (loss converted by the reference's error-to-loss ratio)"
-                                              if _E.t_rule == "loss" else ""),
+        f"{_E.tolerance} percentage points (decision data: half the validation images; the other half confirms)",
         "size_notes": "sizes are len() of bytes decoded back and checked; every record holds the layer shape "
         "and the float32 codebook; Weightless raw = filter.to_bytes() (+ shape and codebook); CSR uses 5-bit "
         "(FC) / 8-bit (conv) relative indices; csr_huffman_best picks the best index width per layer; "

@@ -1,0 +1,143 @@
+"""The accuracy contract: decisions on the task's metric (never the loss), a confirmation split
+no decision sees, back-off when the final model is over budget, BudgetError when nothing fits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import weightless  # noqa: E402
+from weightless import BudgetError, CompressConfig, EncodeConfig, LayerSelect, Recipe, TrainConfig  # noqa: E402
+from weightless.io.clustered import Clustered  # noqa: E402
+from weightless.pipeline.contract import Contract, paired_difference, seen_validation, split_data  # noqa: E402
+from weightless.pipeline.encode import encode_with_retraining  # noqa: E402
+from weightless.simplify import PruneSchedule  # noqa: E402
+from weightless.training import Task  # noqa: E402
+
+from test_pipeline_encode import data, simplified  # noqa: E402,F401  (module fixtures: MNIST subset)
+
+
+def test_the_rule_is_on_errors_and_one_sided() -> None:
+    ref = np.zeros(2000)
+    cand = np.zeros(2000)
+    cand[:4] = 1  # +0.2 pp
+    assert not paired_difference(cand, ref, 0.1, 0.0).accepted
+    d = paired_difference(cand, ref, 0.3, 1.645)
+    assert d.difference == pytest.approx(0.2) and d.accepted == (0.2 + 1.645 * d.standard_error <= 0.3)
+    lo, hi = d.ci95()
+    assert lo < 0.2 < hi
+    with pytest.raises(weightless.InputError):
+        paired_difference(cand, ref[:10], 0.1, 0.0)
+
+
+def test_split_data_sets_aside_a_confirmation_part(data) -> None:
+    task = Task(train=data.train, val=data.val, test=data.test)
+    s = split_data(task, 0.5)
+    n_dec, n_conf = len(s.decide.source("val")), len(s.confirm.source("val"))
+    assert n_dec + n_conf == len(task.source("val")) and n_conf == pytest.approx(n_dec, abs=1)
+    assert len(s.rank.source("val")) <= 5000 and s.disjoint
+    assert split_data(task, 0.0).confirm is None
+
+
+def test_seen_validation_warns_only_far_below_test() -> None:
+    assert seen_validation(0.2, 10000, 0.95, 10000) is not None  # the third-party CNN of the issue
+    assert seen_validation(0.9, 10000, 0.95, 10000) is None
+
+
+def test_loss_trap_is_closed(simplified, data, monkeypatch) -> None:
+    """A candidate whose loss falls while its errors rise is rejected: the loss never accepts."""
+    import weightless.training.loop as tl
+
+    real = tl.per_example
+    calls = {"n": 0}
+
+    def fake(model, task, split="val", **kw):
+        errs, losses = real(model, task, split, **kw)
+        calls["n"] += 1
+        if calls["n"] > 2:  # every candidate after the reference: more errors, lower loss
+            errs = errs.copy()
+            errs[: max(1, errs.size // 20)] = 1.0
+            losses = losses * 0.5
+        return errs, losses
+
+    monkeypatch.setattr(tl, "per_example", fake)
+    cfg = EncodeConfig(tolerance=0.1, retrain=None, whole_model=False, seed_trials=1, t_max=8)
+    res = encode_with_retraining(simplified, data, cfg, confirm_fraction=0.0)
+    assert all(r.t == 0 for r in res.layers)  # every filter rejected: stored lossless
+    assert all(not tr["accepted"] for r in res.layers for tr in r.trials if tr["t"])
+
+
+def test_back_off_undoes_a_filter_over_budget(simplified, data) -> None:
+    """A fixed t far too small passes no rule; the confirmation split catches the final model
+    over the allowance and the pipeline backs off to the lossless record, and says so."""
+    cfg = EncodeConfig(t={"fc1.weight": 3, "fc2.weight": 3}, tolerance=0.0, retrain=None, whole_model=False,
+                       seed_trials=1)
+    lines: list[str] = []
+    res = encode_with_retraining(simplified, data, cfg, log=lines.append)
+    assert res.backed_off and res.within_budget
+    assert all(r.t == 0 and r.backed_off for r in res.layers)
+    assert all(isinstance(res.tensors[n], Clustered) for n in ("fc1.weight", "fc2.weight"))
+    assert res.confirmation is not None and res.confirmation["difference"] <= 0.0
+    assert any(line.startswith("backed off") for line in lines)
+
+
+def _cfg(**kw) -> CompressConfig:
+    quick = TrainConfig(epochs=0.2, lr=1e-3, seed=0)
+    recipe = Recipe(select=LayerSelect(nonzero=0.02, k=4, types=("Linear",), min_size=20000),
+                    prune=PruneSchedule(steps=1, retrain=quick), finetune=quick)
+    return CompressConfig(recipe=recipe, encode=EncodeConfig(seed_trials=1, retrain=quick, t_max=6),
+                          simplify_retries=0, progress=False, **kw)
+
+
+def test_budget_error_when_nothing_fits(simplified, data) -> None:
+    with pytest.raises(BudgetError, match="budget") as info:
+        weightless.compress(simplified.model, data, config=_cfg(max_error_increase=0.0))
+    assert info.value.report["spent_simplify"] > 0
+    res = weightless.compress(simplified.model, data, config=_cfg(max_error_increase=0.0, allow_over_budget=True))
+    assert res.within_budget is False or res.budget["spent_simplify"] > 0
+
+
+def test_cli_over_budget_exits_nonzero_without_a_file(tmp_path, monkeypatch, capsys) -> None:
+    import sys
+    import textwrap
+
+    from weightless_lab.cli.main import EXIT_OVER_BUDGET, main
+
+    (tmp_path / "nets_b.py").write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        def make():
+            torch.manual_seed(0)
+            return nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 4))
+    """))
+    g = np.random.default_rng(0)
+
+    def split(n):
+        x = g.normal(size=(n, 20)).astype(np.float32)
+        return x, (x[:, :4].argmax(1)).astype(np.int64)
+
+    (xt, yt), (xv, yv) = split(600), split(400)
+    np.savez(tmp_path / "d.npz", x_train=xt, y_train=yt, x_val=xv, y_val=yv)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("nets_b", None)
+    import nets_b
+
+    model = nets_b.make()
+    from weightless.training import train
+
+    train(model, (torch.from_numpy(xt), torch.from_numpy(yt)), TrainConfig(epochs=5, lr=1e-2))
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    code = main(["compress", "--model-def", "nets_b:make", "--weights", "w.pt", "--data", "d.npz", "--nonzero", "0.01",
+                 "--k", "2", "--retrain-epochs", "0.1", "--seed-trials", "1", "--max-error-increase", "0",
+                 "-o", "out.wl", "--threads", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == EXIT_OVER_BUDGET
+    assert "budget" in err and "Traceback" not in err
+    assert not (tmp_path / "out.wl").exists()
