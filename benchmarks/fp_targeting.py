@@ -69,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from weightless.entropy import encode_filter
     from weightless_lab.experiments.common import ReproConfig, env_info, load_data, prepare_simplified
     from weightless.filters import build
-    from weightless.filters.base import Shard, get_construction
-    from weightless.filters.build import frozen
+    from weightless.filters.base import Shard, frozen, get_construction
     from weightless.filters.filter import BloomierFilter
     from weightless.filters.hashing import derive_seed
     from weightless.filters.sharding import shard_base_seed, split_by_shard

@@ -32,7 +32,7 @@ from ..errors import InputError
 from .parallel import run_pieces
 from .sharding import BlockPlan
 
-__all__ = ["Solution", "Shard", "Construction", "ConstructionBase", "register", "get_construction", "constructions"]
+__all__ = ["Solution", "Shard", "frozen", "Construction", "ConstructionBase", "register", "get_construction", "constructions"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,13 @@ class Shard:
     seed: int
     cells: np.ndarray
     aux: np.ndarray
+
+
+def frozen(a: Any, dtype: Any) -> np.ndarray:
+    """A read-only C-contiguous copy of ``a`` with ``dtype`` (filters never change)."""
+    out = np.array(a, dtype=dtype, copy=True, order="C")
+    out.flags.writeable = False
+    return out
 
 
 @runtime_checkable

@@ -16,7 +16,7 @@ import numpy as np
 from .._compat import njit
 from .._compat import use_numba as _use_numba
 from ..errors import ConstructionError, InputError
-from .base import Shard, get_construction
+from .base import Shard, frozen, get_construction
 from .hashing import derive_seed
 from .params import MASK64, MAX_CELLS, MAX_SHARDS, MAX_SIZE, as_int_array, check_int, check_kt
 from .sharding import shard_base_seed, split_by_shard
@@ -28,13 +28,6 @@ __all__ = ["build", "build_candidates", "ShardCandidates", "PARALLEL_MIN_KEYS"]
 
 #: With ``workers=None``, layers with fewer keys are built in-process.
 PARALLEL_MIN_KEYS = 1 << 18
-
-
-def frozen(a: Any, dtype: Any) -> np.ndarray:
-    """A read-only C-contiguous copy of ``a`` with ``dtype`` (filters never change)."""
-    out = np.array(a, dtype=dtype, copy=True, order="C")
-    out.flags.writeable = False
-    return out
 
 
 @njit

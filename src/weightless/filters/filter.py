@@ -21,8 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import FieldError, FormatError, InputError
-from .base import Construction, Shard, get_construction
-from .build import PARALLEL_MIN_KEYS, build, frozen
+from .base import Construction, Shard, frozen, get_construction
 from .parallel import resolve_threads
 from .params import MAX_CELLS, MAX_SHARDS, MAX_SIZE, as_int_array
 from .sharding import BLOCK_BITS, BlockPlan, block_plan, recommended_shards, shard_of_positions
@@ -31,7 +30,6 @@ from .wire import HEADER_SIZE, MAGIC, SHARD_RECORD_SIZE, VERSION, encode, parse,
 __all__ = [
     "BloomierFilter",
     "Shard",
-    "build",
     "recommended_shards",
     "MAGIC",
     "VERSION",
@@ -42,7 +40,6 @@ __all__ = [
     "MAX_SHARDS",
     "MAX_CELLS",
     "MAX_SIZE",
-    "PARALLEL_MIN_KEYS",
 ]
 
 
