@@ -26,35 +26,13 @@ ENCODING_IDS = ("dense", "bloomier", "sparse", "indexed")
 
 
 def read_container(data: bytes) -> tuple[dict, list[tuple[dict, bytes]]]:
-    """Return (metadata, [(record entry, payload bytes)]) of a version 1 or 2 file; an entry
-    has the keys name, encoding, shape, dtype, params."""
+    """Section "Layout" and "Header": (metadata, [(record entry, payload bytes)]); an entry has
+    the keys name, encoding, shape, dtype, params."""
     if data[:8] != b"\x89WLS\r\n\x1a\n":
         raise ValueError("magic")
     major = struct.unpack_from("<H", data, 8)[0]
-    if major == 2:
-        return _read_container_v2(data)
-    if major != 1:
+    if major != 2:
         raise ValueError(f"version {major}")
-    major, _minor, reserved, hlen, plen = struct.unpack_from("<HHIQQ", data, 8)
-    if reserved != 0 or len(data) != 48 + hlen + plen:
-        raise ValueError("preamble")
-    header = data[48 : 48 + hlen]
-    if hashlib.blake2b(data[:32] + header, digest_size=16).digest() != data[32:48]:
-        raise ValueError("header checksum")
-    obj = json.loads(header.decode("utf-8"))
-    payload = data[48 + hlen :]
-    out = []
-    for e in obj["records"]:
-        b, end = e["offsets"]
-        chunk = payload[b:end]
-        if hashlib.blake2b(chunk, digest_size=16).hexdigest() != e["blake2b"]:
-            raise ValueError("record checksum")
-        out.append((e, chunk))
-    return obj["metadata"], out
-
-
-def _read_container_v2(data: bytes) -> tuple[dict, list[tuple[dict, bytes]]]:
-    """Section "Layout (version 2)" and "Header (version 2)"."""
     hlen, p = read_varint(data, 12)
     plen, p = read_varint(data, p)
     if len(data) != p + hlen + plen + 16:

@@ -1,6 +1,6 @@
-"""The .wl container, format version 2 (written by default): round trips (hypothesis), golden
-bytes, every malformed-file case of the binary header, truncation and corruption at every byte,
-atomic writes, CLI. Version 1 files (still read) are tested in test_container_v1.py."""
+"""The .wl container, format version 2 (the only one written and read): round trips
+(hypothesis), golden bytes, every malformed-file case of the binary header and of its JSON,
+truncation and corruption at every byte, format 1 rejected, atomic writes, CLI."""
 
 from __future__ import annotations
 
@@ -144,9 +144,6 @@ def test_round_trip_bit_for_bit(records, metadata):
     # Records read back never share a params object (a repeated params is parsed again).
     ids = [id(r.params) for r in c.records if r.params]
     assert len(ids) == len(set(ids))
-    # Version 1 holds the same content.
-    c1 = container_from_bytes(container_to_bytes(records, metadata, version=1))
-    assert c1.version == (1, 0) and c1.records == c.records and c1.metadata == c.metadata
 
 
 def test_file_round_trip_and_size(tmp_path, valid):
@@ -165,13 +162,28 @@ def test_file_round_trip_and_size(tmp_path, valid):
     assert os.listdir(tmp_path) == ["m.wl"]
 
 
-def test_version_argument():
-    recs = sample_records()
-    for version in (1, 2):
-        assert container_from_bytes(container_to_bytes(recs, META, version=version)).version == (version, 0)
-    for bad in (0, 3, "2", True, None):
-        with pytest.raises(InputError, match="version"):
-            container_to_bytes(recs, META, version=bad)
+def test_no_version_argument(tmp_path):
+    """Only format 2 is written: there is no option to pick another."""
+    with pytest.raises(TypeError):
+        container_to_bytes(sample_records(), META, version=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        write_container(tmp_path / "m.wl", sample_records(), META, version=1)  # type: ignore[call-arg]
+
+
+def test_format_1_is_not_supported(tmp_path):
+    """A file of format 1 (the JSON-header format of development versions before 0.1.0; this one
+    was written by its writer) is rejected with a clear UnsupportedVersionError."""
+    data = (GOLDEN / "model_v1.wl").read_bytes()
+    assert data[:12] == MAGIC + b"\x01\x00\x00\x00"
+    match = r"format version 1.0, which is not supported: .* this reader supports 2.x \(it writes 2.0\)"
+    with pytest.raises(UnsupportedVersionError, match=match):
+        read_container(GOLDEN / "model_v1.wl")
+    with pytest.raises(UnsupportedVersionError, match=match):
+        container_from_bytes(data)
+    with pytest.raises(UnsupportedVersionError, match="format version 1.7, which is not supported"):
+        container_from_bytes(data[:10] + b"\x07\x00" + data[12:])
+    with pytest.raises(FormatError, match="format version 1.0"):  # even just the version
+        container_from_bytes(data[:12])
 
 
 def golden_records() -> list[Record]:
@@ -211,9 +223,9 @@ def test_golden_layout_by_hand():
 
 
 def test_format_doc_example_bytes():
-    """The v2 hex dump in docs/FORMAT.md is what the writer produces."""
+    """The hex dump in docs/FORMAT.md ("Container example") is what the writer produces."""
     doc = (Path(__file__).parent.parent / "docs" / "FORMAT.md").read_text()
-    section = doc[doc.index("## Version 2 example"):]
+    section = doc[doc.index("## Container example"):]
     section = section[section.index("```") + 3:]
     section = section[: section.index("```")]
     dumped = bytearray()
@@ -228,7 +240,7 @@ def test_ids_are_one_byte_and_escape_names_others():
     data = container_to_bytes(recs, {})
     assert b"dense-f32" in data and b"bloomier" not in data and b"sparse" not in data
     assert container_from_bytes(data).records == tuple(recs)
-    for i, name in enumerate(DTYPE_IDS):
+    for name in DTYPE_IDS:
         c = container_from_bytes(container_to_bytes([Record("x", "dense", (), name, {}, b"")], {}))
         assert c.records[0].dtype == name
     assert DTYPE_IDS[:4] == ("float32", "float16", "bfloat16", "float64")  # fixed forever
@@ -259,8 +271,7 @@ def test_overhead_of_a_ten_tensor_model():
     data = container_to_bytes(recs, {"model": "lenet5"})
     c = container_from_bytes(data)
     assert 5600 < len(data) < 5800 and c.overhead_bytes <= 0.05 * len(data), (len(data), c.overhead_bytes)
-    v1 = container_from_bytes(container_to_bytes(recs, {"model": "lenet5"}, version=1))
-    assert c.overhead_bytes < v1.overhead_bytes / 5
+    assert (len(data), c.overhead_bytes) == (5694, 244)  # docs/FORMAT.md, "Layout"
 
 
 def test_records_keep_given_order():
@@ -503,8 +514,7 @@ def test_cli_inspect_reports_overhead(tmp_path, capsys, valid):
     assert info["overhead_bytes"] == len(valid) - payload
     assert info["overhead_percent"] == round(100 * (len(valid) - payload) / len(valid), 2)
     assert info["header_bytes"] < info["overhead_bytes"]
-    v1 = container_from_bytes(container_to_bytes(sample_records(), META, version=1))
-    assert info["overhead_bytes"] < v1.overhead_bytes / 2
+    assert (info["header_bytes"], info["overhead_bytes"]) == (299, 331)
 
 
 def test_summary_of_a_built_container_has_no_overhead():
@@ -526,12 +536,12 @@ def test_bad_magic(valid):
         container_from_bytes(b'{"__metadata__": {}}' + bytes(100))
 
 
-@pytest.mark.parametrize("major", [0, 3, 4, 65535])
+@pytest.mark.parametrize("major", [0, 1, 3, 4, 65535])
 def test_unknown_major_version(valid, major):
     data = bytearray(valid)
     struct.pack_into("<H", data, 8, major)
     with pytest.raises(
-        UnsupportedVersionError, match=rf"version {major}.0; this reader supports 1.x and 2.x \(it writes 2.0\)"
+        UnsupportedVersionError, match=rf"version {major}.0[;,] .*this reader supports 2.x \(it writes 2.0\)"
     ):
         container_from_bytes(bytes(data))
 
@@ -704,6 +714,36 @@ NAME = b"w"
 def test_bad_header_fields(header, payload, error, match):
     with pytest.raises(error, match=match):
         container_from_bytes(forge2(header, payload))
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"a": [', "not valid JSON"),
+        (b"\xff\xfe{}", "not valid UTF-8"),
+        (b'{"x": NaN}', "NaN"),
+        (b'{"x": -Infinity}', "Infinity"),
+        (b'{"x": 1e999}', "overflows"),
+        (b'{"a": {}, "a": {}}', "repeats the key 'a'"),
+        (b'{"x": ' + b"9" * 5000 + b"}", "5000 digits"),
+        (b'{"x": ' + b"9" * 30 + b"}", r"\[-2\*\*63, 2\*\*64\)"),
+        (b"[" * 100000 + b"]" * 100000, "nested too deeply|expected a JSON object"),
+        (b'{"x": ' + b"[" * 70 + b"]" * 70 + b"}", "nested deeper"),
+        (b"[]", "expected a JSON object"),
+        (b"5", "expected a JSON object"),
+        (b'{"s": "\\ud800"}', "surrogate"),
+    ],
+)
+@pytest.mark.parametrize("where", ["metadata", "params"])
+def test_json_value_rules(text, match, where):
+    """docs/FORMAT.md, "JSON values": the same rules for the metadata and every params object."""
+    if where == "metadata":
+        header = v(len(text)) + text + v(0)
+    else:
+        header = header2([entry(NAME, params=text)])
+    with pytest.raises(FieldError, match=f"the {where}.*({match})"):
+        container_from_bytes(forge2(header))
 
 
 def test_empty_container_is_valid():

@@ -225,21 +225,15 @@ def test_golden_bfloat16_and_zero_d_layout():
     assert b.dtype == "bfloat16" and b.shape == (2, 2)
     assert n.payload == (3).to_bytes(8, "little") and n.shape == ()
     assert w.dtype == "float16" and w.encoding == "bloomier"
-    data1 = container_to_bytes([b, n, w], {}, version=1)  # the previous container format
-    assert b'"dtype":"bfloat16","encoding":"dense","name":"b"' in data1
-    assert b'"name":"n","offsets":[8,16],"params":{"stored":"int64"},"shape":[]' in data1
-    assert hashlib.sha256(data1).hexdigest() == GOLDEN_SHA256_V1
-    data = container_to_bytes([b, n, w], {})  # format 2 (docs/FORMAT.md, "Header (version 2)")
+    data = container_to_bytes([b, n, w], {})  # docs/FORMAT.md, "Header"
     # b: shared 0, "b", encoding 0 (dense), dtype 2 (bfloat16), ndim 2, [2, 2], 21 bytes of params
     assert b"\x00\x01b\x00\x02\x02\x02\x02\x2a" + b'{"stored":"bfloat16"}' + b"\x08" in data
     # n: shared 0, "n", dense, dtype 7 (int64), ndim 0, 18 bytes of params, 8 payload bytes
     assert b"\x00\x01n\x00\x07\x00\x24" + b'{"stored":"int64"}' + b"\x08" in data
     assert hashlib.sha256(data).hexdigest() == GOLDEN_SHA256
-    for blob in (data, data1):
-        back = [decode_record(r) for r in container_from_bytes(blob).records]
-        assert back[0].tolist() == [[1.0, -2.0], [0.5, 3.140625]] and back[1].shape == ()
-        assert back[2].dtype == np.float16
+    back = [decode_record(r) for r in container_from_bytes(data).records]
+    assert back[0].tolist() == [[1.0, -2.0], [0.5, 3.140625]] and back[1].shape == ()
+    assert back[2].dtype == np.float16
 
 
-GOLDEN_SHA256_V1 = "c88e638f09a5261f1aefb7430b524f4fc52f4a14308b39806a23e8e997b9c75e"
 GOLDEN_SHA256 = "e2b6ce287e36fb3973322837940aec6a2597c52dea822eebe7db17400c1191d2"

@@ -1,11 +1,11 @@
 """The ``.wl`` container: named records (opaque encoded payloads) plus JSON metadata in one file.
 
-The byte layout is specified in docs/FORMAT.md and described once in
-:mod:`weightless.container.format`. Format version 2 (a compact binary header and one checksum
-over the whole file) is written by default; version 1 (JSON header) files are still read, and
-written with ``version=1``. Writing is deterministic and atomic; reading validates every length,
-field, offset and checksum before use and raises :class:`~weightless.errors.FormatError`
-subclasses. Needs only the standard library.
+The byte layout is specified in docs/FORMAT.md and declared once in
+:mod:`weightless.container.layout` (one table of fields that the writer packs and the reader
+unpacks). Format version 2 (a compact binary header and one checksum over the whole file) is the
+only one written and read. Writing is deterministic and atomic; reading validates every length,
+field and checksum before use and raises :class:`~weightless.errors.FormatError` subclasses.
+Needs only the standard library.
 
 >>> from weightless.container import Record, container_to_bytes, container_from_bytes
 >>> rec = Record("fc1.bias", "raw", (2,), "uint8", {}, b"\\x01\\x02")

@@ -1,21 +1,21 @@
-"""Checkers of the ``.wl`` header's fields and the limits they enforce (used by both header
-versions; :mod:`.format` re-exports every name). Each checker takes the value, where it sits
-(for the message) and the error type to raise, and returns the checked value."""
+"""Checkers of the ``.wl`` header's fields, the limits they enforce and the strict JSON parser
+(:mod:`.format` re-exports every name). Each checker takes the value, where it sits (for the
+message) and the error type to raise, and returns the checked value: the writer runs them with
+:class:`~weightless.errors.InputError` on what it is about to write, the reader with
+:class:`~weightless.errors.FieldError` on what it read (through the tables of :mod:`.layout`)."""
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import re
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from ..errors import WeightlessError
+from ..errors import FieldError, WeightlessError
 
-#: Bytes of a blake2b checksum in the header (the v1 record field is its hex form).
+#: Bytes of the blake2b digest that ends a file.
 CHECKSUM_BYTES = 16
-#: The payload starts at a multiple of this (v1: the header is padded with spaces).
-PAYLOAD_ALIGN = 8
 MAX_NDIM = 32
 MAX_ELEMENTS = 2**40
 MAX_NAME_CHARS = 1024
@@ -36,10 +36,11 @@ DTYPES = frozenset(
 
 #: Encoding names: lower case letters, digits and ``._+-``, 1 to 64 characters.
 ENCODING_PATTERN = re.compile(r"[a-z0-9][a-z0-9._+-]{0,63}")
-_HEX_CHECKSUM = re.compile(r"[0-9a-f]{%d}" % (2 * CHECKSUM_BYTES))
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 ErrorType = type[WeightlessError]
+#: A checker: (value, where, error type) -> the checked value.
+Checker = Callable[[Any, str, ErrorType], Any]
 
 
 def _describe(value: Any) -> str:
@@ -78,10 +79,10 @@ def canonical_json(value: Any, where: str, err: ErrorType, depth: int = 0) -> An
             raise err(f"{where} is the integer {v}; expected one in [-2**63, 2**64)")
         return v
     if isinstance(value, numbers.Real) and not _is_bool_like(value):
-        v = float(value)
-        if not math.isfinite(v):
-            raise err(f"{where} is {v}; expected a finite number (JSON has no NaN or infinity)")
-        return v
+        x = float(value)
+        if not math.isfinite(x):
+            raise err(f"{where} is {x}; expected a finite number (JSON has no NaN or infinity)")
+        return x
     if isinstance(value, (list, tuple)):
         return [canonical_json(v, f"{where}[{i}]", err, depth + 1) for i, v in enumerate(value)]
     if isinstance(value, Mapping):
@@ -166,59 +167,68 @@ def check_shape(value: Any, where: str, err: ErrorType) -> tuple[int, ...]:
     return dims
 
 
-def check_offsets(value: Any, where: str, err: ErrorType) -> tuple[int, int]:
-    """``[begin, end)`` into the payload: two ints with 0 <= begin <= end < 2**63."""
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise err(f"{where} is {_describe(value)}; expected [begin, end]")
-    begin = _check_index(value[0], f"{where}[0]", err, 0, 2**63 - 1)
-    end = _check_index(value[1], f"{where}[1]", err, 0, 2**63 - 1)
-    if end < begin:
-        raise err(f"{where} is [{begin}, {end}]; expected begin <= end")
-    return begin, end
+def compact_json(value: Any) -> bytes:
+    """The canonical JSON bytes of metadata and params: sorted keys, no spaces, UTF-8, no NaN."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
 
 
-def check_hex_checksum(value: Any, where: str, err: ErrorType) -> str:
-    """A blake2b-128 digest as 32 lower-case hex digits."""
-    value = _check_text(value, where, err)
-    if not _HEX_CHECKSUM.fullmatch(value):
-        raise err(f"{where} is {value[:40]!r}; expected 32 lower-case hex digits (blake2b-128)")
-    return value
+def parse_json(text: bytes, where: str) -> Any:
+    """Parse UTF-8 JSON text with the value rules of docs/FORMAT.md ("JSON values").
 
-
-def check_records_list(value: Any, where: str, err: ErrorType) -> list:
-    """The list of record entries (checked one by one elsewhere)."""
-    if not isinstance(value, list):
-        raise err(f"{where} is {_describe(value)}; expected a list of record entries")
-    return value
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """One required key of a JSON object in the header and the checker of its value."""
-
-    key: str
-    check: Callable[[Any, str, ErrorType], Any]
-    doc: str
-
-
-def check_object(
-    obj: Any, specs: tuple[FieldSpec, ...], where: str, err: ErrorType, allow_unknown: bool
-) -> dict[str, Any]:
-    """Check that ``obj`` is a dict with every key of ``specs``; return the checked values.
-
-    Unknown keys raise ``err`` unless ``allow_unknown`` (a file from a newer minor version).
+    Raises:
+        FieldError: not UTF-8, not JSON, a repeated key, NaN or infinity, a number that
+            overflows a double, an integer literal of more than 21 characters, nesting too deep
+            for the parser (``where`` names the text in the message).
     """
-    if not isinstance(obj, dict):
-        raise err(f"{where} is {_describe(obj)}; expected a JSON object")
-    out = {}
-    for spec in specs:
-        if spec.key not in obj:
-            raise err(f"{where} has no {spec.key!r} key; expected keys {[s.key for s in specs]}")
-        out[spec.key] = spec.check(obj[spec.key], f"{where}.{spec.key}", err)
-    if not allow_unknown:
-        unknown = sorted(set(obj) - {s.key for s in specs})
-        if unknown:
-            raise err(
-                f"{where} has unknown keys {unknown[:5]}; expected only {[s.key for s in specs]}"
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FieldError(
+            f"{where} is not valid UTF-8 (byte {exc.start} of it); expected UTF-8 JSON"
+        ) from None
+
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        out: dict = {}
+        for k, v in items:
+            if k in out:
+                raise FieldError(
+                    f"{where} repeats the key {k[:60]!r} in one object; expected unique keys"
+                )
+            out[k] = v
+        return out
+
+    def constant(name: str) -> Any:
+        raise FieldError(f"{where} contains {name}; expected finite numbers only")
+
+    def parse_float(s: str) -> float:
+        v = float(s)
+        if not math.isfinite(v):
+            raise FieldError(f"{where} contains the number {s[:40]} which overflows a double")
+        return v
+
+    def parse_int(s: str) -> int:
+        if len(s) > 21:  # longer than any int64/uint64
+            raise FieldError(
+                f"{where} contains an integer of {len(s)} digits; "
+                "expected one in [-2**63, 2**64)"
             )
-    return out
+        return int(s)
+
+    try:
+        return json.loads(
+            decoded,
+            object_pairs_hook=pairs,
+            parse_constant=constant,
+            parse_float=parse_float,
+            parse_int=parse_int,
+        )
+    except FieldError:
+        raise
+    except RecursionError:
+        raise FieldError(
+            f"{where}: the JSON is nested too deeply to parse; expected at most 64 levels"
+        ) from None
+    except ValueError as exc:  # JSONDecodeError, or an integer with too many digits
+        raise FieldError(f"{where} is not valid JSON: {exc}") from None

@@ -1,59 +1,23 @@
-"""The ``.wl`` container format: one description of the bytes, used by both reader and writer.
+"""The ``.wl`` container format's names: constants, id tables, limits, and the value types
+:class:`Record` and :class:`Container`. docs/FORMAT.md is the byte-level specification;
+:mod:`.layout` declares the byte layout once (one table of fields, each with its wire form and
+its checker), which both the writer and the reader use.
 
-Two major versions exist (docs/FORMAT.md is the byte-level specification of both). The writer
-produces **version 2** by default; readers accept 1 and 2 and reject any other major with
-:class:`~weightless.errors.UnsupportedVersionError`.
-
-Version 2 (a compact binary header; the container costs tens of bytes, not kilobytes)::
-
-    magic    8 bytes  b"\\x89WLS\\r\\n\\x1a\\n"
-    major    u16 LE = 2, minor u16 LE = 0
-    H        varint   header length (at most MAX_HEADER_BYTES)
-    P        varint   payload length
-    header   H bytes  varint M, M bytes metadata JSON (M = 0: {}); varint R; R record entries:
-                        varint shared, varint S, S bytes: name = previous name's first
-                          `shared` UTF-8 bytes + these S bytes
-                        u8 encoding id (ENCODING_IDS; 255: varint n + n ASCII bytes of name)
-                        u8 dtype id (DTYPE_IDS)
-                        u8 ndim, ndim varints: shape
-                        varint J: even: J/2 bytes of params JSON (J = 0: {});
-                          odd: params equal to those of the record (J+1)/2 entries back
-                        varint L: payload length
-    payload  P bytes  the records' bytes, back to back in header order
-    digest   16 bytes blake2b-128 of every byte before it
-
-Version 1 (the previous version, still read; written only on request)::
-
-    offset size  field
-    0      8     magic            b"\\x89WLS\\r\\n\\x1a\\n"
-    8      2     major            u16 LE, 1
-    10     2     minor            u16 LE, 0
-    12     4     reserved         u32 LE, must be 0
-    16     8     header_length    u64 LE, H (at most MAX_HEADER_BYTES)
-    24     8     payload_length   u64 LE, P
-    32     16    header_checksum  blake2b-128 of bytes [0, 32) followed by the header
-    48     H     header           UTF-8 JSON object, space-padded so 48 + H is a multiple of 8
-    48+H   P     payload          the records' bytes, back to back in header order
-
-The v1 header is ``{"metadata": {...}, "records": [entry, ...]}``; every entry has the keys of
-:data:`RECORD_FIELDS`. The checkers below are the single definition of what a valid value is
-(for both versions): the writer runs them with :class:`~weightless.errors.InputError` on what it
-is about to write, the reader with :class:`~weightless.errors.FieldError` on what it read, so
-the two cannot drift.
+One major version exists, **2**: magic, version, the header and payload lengths, a compact
+binary header, the records' bytes, a 16-byte digest. Readers reject any other major with
+:class:`~weightless.errors.UnsupportedVersionError` (including 1, a JSON-header format used
+only during development, before 0.1.0).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import struct
 from dataclasses import dataclass, field
 
 from .._bytes import MAX_VARINT_BYTES, ByteReader, write_varint
 from ..errors import InputError
-from .fields import (  # noqa: F401  (re-exported: one place for the header's names)
+from .fields import (  # noqa: F401  (re-exported: one place for the format's names)
     CHECKSUM_BYTES,
-    PAYLOAD_ALIGN,
     MAX_NDIM,
     MAX_ELEMENTS,
     MAX_NAME_CHARS,
@@ -63,36 +27,28 @@ from .fields import (  # noqa: F401  (re-exported: one place for the header's na
     DTYPES,
     ENCODING_PATTERN,
     ErrorType,
-    FieldSpec,
     canonical_json,
     check_dtype,
     check_encoding,
-    check_hex_checksum,
     check_json_object,
     check_name,
-    check_object,
-    check_offsets,
-    check_records_list,
     check_shape,
+    compact_json,
+    parse_json,
 )
 
 __all__ = [
     "MAGIC",
     "FORMAT_VERSION",
     "SUPPORTED_MAJORS",
-    "V1_VERSION",
     "ENCODING_IDS",
     "ENCODING_ESCAPE",
     "DTYPE_IDS",
-    "V2_FIXED_SIZE",
     "MAX_VARINT_BYTES",
     "MAX_PAYLOAD_BYTES",
     "MAX_REPEATED_PARAMS_BYTES",
     "write_varint",
     "ByteReader",
-    "PREAMBLE",
-    "PREAMBLE_SIZE",
-    "CHECKED_PREAMBLE_SIZE",
     "MAX_HEADER_BYTES",
     "MAX_NDIM",
     "MAX_ELEMENTS",
@@ -100,40 +56,30 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MIN_JSON_INT",
     "MAX_JSON_INT",
-    "PAYLOAD_ALIGN",
     "CHECKSUM_BYTES",
     "DTYPES",
     "ENCODING_PATTERN",
-    "FieldSpec",
-    "RECORD_FIELDS",
-    "HEADER_FIELDS",
     "Record",
     "Container",
     "checksum",
     "canonical_json",
-    "dumps_header",
+    "compact_json",
+    "parse_json",
 ]
 
 #: The first 8 bytes of every ``.wl`` file. Like PNG's: a high-bit byte catches 7-bit channels,
 #: CR LF catches line-ending conversion, 0x1A stops ``type`` on DOS.
 MAGIC = b"\x89WLS\r\n\x1a\n"
-#: (major, minor) written by default. Readers accept any minor of a major they know.
+#: (major, minor) written. Readers accept any minor of a major they know.
 FORMAT_VERSION = (2, 0)
-#: The majors this reader reads (1: JSON header, the previous version; 2: binary header).
-SUPPORTED_MAJORS = (1, 2)
-#: (major, minor) of the version 1 files the writer produces on request.
-V1_VERSION = (1, 0)
-#: v1: magic, major, minor, reserved, header_length, payload_length, header_checksum.
-PREAMBLE = struct.Struct("<8sHHIQQ16s")
-PREAMBLE_SIZE = PREAMBLE.size  # 48
-#: The header checksum covers preamble bytes [0, CHECKED_PREAMBLE_SIZE) and the header.
-CHECKED_PREAMBLE_SIZE = 32
+#: The majors this reader reads.
+SUPPORTED_MAJORS = (2,)
 
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 #: Payload lengths (and so file lengths) are below 2**63.
 MAX_PAYLOAD_BYTES = 2**63 - 1
 
-#: v2: the dtype id byte of a record is an index into this tuple (fixed forever: append only).
+#: The dtype id byte of a record is an index into this tuple (fixed forever: append only).
 DTYPE_IDS = (
     "float32", "float16", "bfloat16", "float64",
     "int8", "int16", "int32", "int64",
@@ -141,15 +87,13 @@ DTYPE_IDS = (
     "bool",
 )
 assert frozenset(DTYPE_IDS) == DTYPES and len(DTYPE_IDS) == len(DTYPES)
-#: v2: the encoding id byte of a record is an index into this tuple (fixed forever: append only)
+#: The encoding id byte of a record is an index into this tuple (fixed forever: append only)
 #: or ENCODING_ESCAPE, after which the name follows as a varint length and ASCII bytes.
 ENCODING_IDS = ("dense", "bloomier", "sparse", "indexed")
 ENCODING_ESCAPE = 255
-#: v2: a params back reference may only repeat params of at most this many JSON bytes, so a
-#: header never expands to much more JSON than it holds (a record entry takes >= 7 bytes).
+#: A params back reference may only repeat params of at most this many JSON bytes, so a header
+#: never expands to much more JSON than it holds (a record entry takes >= 7 bytes).
 MAX_REPEATED_PARAMS_BYTES = 128
-#: v2: magic, major, minor (the bytes before the two length varints).
-V2_FIXED_SIZE = 12
 
 
 def checksum(*chunks: bytes | memoryview) -> bytes:
@@ -158,44 +102,6 @@ def checksum(*chunks: bytes | memoryview) -> bytes:
     for chunk in chunks:
         h.update(chunk)
     return h.digest()
-
-
-# --------------------------------------------------------------------------------------------
-# Checkers: (value, where, err) -> canonical value; raise err with what was found and expected.
-# --------------------------------------------------------------------------------------------
-
-
-#: The keys of the top-level header object.
-HEADER_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("metadata", check_json_object, "free JSON object: model, recipe, versions"),
-    FieldSpec("records", check_records_list, "list of record entries, in payload order"),
-)
-
-#: The keys of every record entry.
-RECORD_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("name", check_name, "unique tensor name, e.g. 'fc1.weight'"),
-    FieldSpec("encoding", check_encoding, "how the payload encodes the tensor, e.g. 'bloomier'"),
-    FieldSpec("shape", check_shape, "shape of the decoded tensor"),
-    FieldSpec("dtype", check_dtype, "dtype of the decoded tensor"),
-    FieldSpec("params", check_json_object, "encoding parameters, carried verbatim"),
-    FieldSpec("offsets", check_offsets, "[begin, end) of the record's bytes in the payload"),
-    FieldSpec("blake2b", check_hex_checksum, "blake2b-128 of the record's bytes, hex"),
-)
-
-
-def dumps_header(header: dict) -> bytes:
-    """Canonical header bytes: sorted keys, no spaces, UTF-8, no NaN; space-padded so that the
-    payload starts at a multiple of PAYLOAD_ALIGN."""
-    text = json.dumps(
-        header, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
-    pad = -(PREAMBLE_SIZE + len(text)) % PAYLOAD_ALIGN
-    return text + b" " * pad
-
-
-# --------------------------------------------------------------------------------------------
-# The public value types.
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -260,8 +166,8 @@ class Container:
         records: the records, in file order.
         metadata: the file-level JSON object (model name, recipe, versions...).
         version: ``(major, minor)`` format version of the file read (FORMAT_VERSION if built).
-        header_bytes: length of the header in bytes, ``H`` of the preamble (v1: the JSON header;
-            v2: the binary header) (0 if not read from bytes).
+        header_bytes: length of the binary header in bytes, ``H`` of the preamble (0 if not
+            read from bytes).
         file_bytes: total length of the file in bytes (0 if not read from bytes).
     """
 
