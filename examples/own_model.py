@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -74,6 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     steps = int(args.epochs * len(train))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
     model.train()
+    t_dense = time.perf_counter()
     done = 0
     while done < steps:
         for x, y in train:
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
             sched.step()
             done += 1
     model.eval()
+    dense_epoch_seconds = (time.perf_counter() - t_dense) / args.epochs
     if args.save_weights:
         torch.save(model.state_dict(), args.save_weights)
     dense_err = weightless.training.evaluate(model, test)
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = CompressConfig(recipe=Recipe(select=LayerSelect(nonzero=args.nonzero, k=args.k, min_size=args.min_size)),
                             encode=enc,
                             max_error_increase=args.max_error_increase)
-    res = weightless.compress(model, train, val, config, test=test, log=lambda s: print(s, file=sys.stderr))
+    res = weightless.compress(model, train, val, config, test=test)  # progress on stderr; BudgetError if over
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     nbytes = weightless.save(args.out, res.tensors)
 
@@ -105,11 +106,18 @@ def main(argv: list[str] | None = None) -> dict:
     fresh = make_cnn()
     fresh.load_state_dict(weightless.load(args.out))
     file_err = weightless.training.evaluate(fresh, test)
+    from weightless.pipeline import paired_difference
+    from weightless.training import per_example
+
+    vs = paired_difference(per_example(fresh, test)[0], per_example(model, test)[0], 0.0, 0.0)
+    lo, hi = vs.ci95()
     dense_bytes = sum(v.numel() * v.element_size() for v in model.state_dict().values())
     report = {
         "dense_test_error": dense_err, "budget_pp": args.max_error_increase, "budget": res.budget,
         "file_bytes": nbytes, "dense_bytes": dense_bytes, "ratio": round(dense_bytes / nbytes, 2),
         "test_error_from_file": file_err, "reported_test_error": res.test_error,
+        "decoded_vs_dense_test": {"difference": round(vs.difference, 4), "ci95_low": round(lo, 4), "ci95_high": round(hi, 4)},
+        "dense_epoch_seconds": round(dense_epoch_seconds, 2),
         "t": {r.name: r.t for r in res.layers}, "seconds": round(time.perf_counter() - t0, 1),
     }
     print(json.dumps(report, indent=1, default=float))

@@ -133,6 +133,7 @@ class CompressResult:
     confirmation: dict[str, Any] | None = None
     backed_off: list[str] = field(default_factory=list)
     within_budget: bool = True
+    contract: Any = None  # the Contract that decided (to compare other encodings under the same rule)
 
 
 def _ordered(model: Any, names: list[str]) -> list[str]:
@@ -362,7 +363,7 @@ def encode_with_retraining(simplified: Any, data: Any, cfg: EncodeConfig, *, ref
         reference_val_error=float(100 * contract.ref_decide.mean()), validation_disjoint=contract.splits.disjoint,
         simplified=simplified, tail=stage.tail, allowance=contract.allowance,
         confirmation=None if conf is None else conf.as_dict(), backed_off=undone,
-        within_budget=conf is None or conf.accepted)
+        within_budget=conf is None or conf.accepted, contract=contract)
 
 
 def _confirmed(enc: _Encoder, contract: Contract,

@@ -54,6 +54,7 @@ class RunOptions:
     max_error_increase: float | None = None
     max_error: float | None = None
     allow_over_budget: bool = False
+    compare_lossless: bool = False
 
     def budget(self, user: bool = False) -> dict[str, Any]:
         """The budget fields of :class:`~weightless.pipeline.config.CompressConfig`: the given
@@ -136,6 +137,28 @@ def baseline_sizes(indices: np.ndarray, codebook: np.ndarray, conv: bool) -> dic
     return out
 
 
+def lossless_alternative(res: Any, enc: EncodeConfig, task: Any, output: str | os.PathLike, opts: RunOptions,
+                         dec_errs: np.ndarray) -> dict[str, Any]:
+    """The same pipeline from the same simplified model with every recipe layer stored lossless
+    (t = 0, no filter), under the same contract: its file bytes and test error, and the paired
+    95% CI of the filter file's test error against it (what the filters bought)."""
+    from weightless.io import files as api
+    from weightless.pipeline.encode import encode_with_retraining
+    from weightless.training import per_example
+
+    from ..models import get_model
+
+    alt = encode_with_retraining(res.simplified, task, replace(enc, t={r.name: 0 for r in res.layers}),
+                                 contract=res.contract)
+    path = str(output).removesuffix(".wl") + ".lossless.wl"
+    nbytes = api.save(path, alt.tensors, dense_dtype=opts.dense_dtype, entropy=opts.entropy)
+    model = get_model(opts.model)
+    model.load_state_dict(api.load(path))
+    errs = per_example(model, task, "test")[0]
+    return {"output": path, "file_bytes": nbytes, "decoded_test_error": 100.0 * float(errs.mean()),
+            "filters_vs_lossless_test": paired_ci(dec_errs, errs)}
+
+
 def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str], None]) -> dict[str, Any]:
     """Run the whole compression and write ``output`` (a ``.wl`` file).
 
@@ -185,10 +208,11 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
     ci_dense = paired_ci(dec_errs, per_example(model, task, "test")[0])
     whole = whole_model_report(res, output, task, dec_errs)
     rec_bytes = {t["name"]: t["bytes"] for t in whole["tensors"]}  # from the inspect it made
+    lossless = lossless_alternative(res, enc, task, output, opts, dec_errs) if opts.compare_lossless else None
     rows = []
     for rep in res.layers:
-        enc = res.tensors[rep.name]
-        base = baseline_sizes(res.indices[rep.name], enc.codebook, conv=len(rep.shape) > 2)
+        tensor = res.tensors[rep.name]
+        base = baseline_sizes(res.indices[rep.name], tensor.codebook, conv=len(rep.shape) > 2)
         dense_bytes = 4 * int(np.prod(rep.shape))
         wl = rec_bytes[rep.name]
         row = rep.as_dict()
@@ -224,6 +248,7 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
         "decoded_test_error": decoded_err,
         "decoded_vs_simplified_test": ci,
         "decoded_vs_dense_test": ci_dense,
+        "every_layer_lossless": lossless,
         "budget": res.budget,
         "validation_disjoint": res.validation_disjoint,
         "whole_model": whole,

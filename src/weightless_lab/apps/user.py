@@ -89,6 +89,10 @@ def load_weights(model: Any, path: str | os.PathLike) -> Any:
     return model.eval()
 
 
+#: Training examples of a ``--quick`` run (pruning, retraining and seed ranking all see only these).
+QUICK_TRAIN = 10_000
+
+
 def load_task(spec: str, *, n_train: int | None = None, n_eval: int | None = None) -> Task:
     """The task named ``spec``: "mnist", "fashion-mnist", or a ``.npz`` file with arrays
     ``x_train, y_train, x_val, y_val`` (and optionally ``x_test, y_test``).
@@ -118,7 +122,7 @@ def load_task(spec: str, *, n_train: int | None = None, n_eval: int | None = Non
 
 
 def compress_user(model_def: str, weights: str | None, data: str, config: Any, output: str | os.PathLike,
-                  log: Any, *, dense_dtype: str = "float32", entropy: bool = True) -> dict[str, Any]:
+                  log: Any, *, dense_dtype: str = "float32", entropy: bool = True, quick: bool = False) -> dict[str, Any]:
     """Compress a user's model on a named task through :func:`weightless.compress`, write
     ``output``, load it back into a fresh model and score it.
 
@@ -140,7 +144,7 @@ def compress_user(model_def: str, weights: str | None, data: str, config: Any, o
     model = load_model_def(model_def)
     if weights is not None:
         load_weights(model, weights)
-    task = load_task(data)
+    task = load_task(data, n_train=QUICK_TRAIN) if quick else load_task(data)
     res = compress(model, task, config=config, log=log)
     nbytes = api.save(output, res.tensors, dense_dtype=dense_dtype, entropy=entropy,
                       metadata={"model_def": model_def, "data": data})

@@ -102,6 +102,9 @@ def register(subparsers: Any) -> None:
     g.add_argument("--min-size", type=int, default=None, help="leave layers with fewer weights dense (default 1)")
     g.add_argument("--nonzero", type=float, default=None, help="fraction of weights kept per layer (default 0.1)")
     g.add_argument("--k", type=int, default=None, help="shared values per layer (default 16)")
+    p.add_argument("--compare-lossless", action="store_true",
+                   help="with --model: also encode every layer lossless under the same rule and report what the "
+                   "filters saved (file bytes, paired 95%% CI of the test error)")
     p.add_argument("-o", "--output", default=None, help="output .wl file (default runs/MODEL-PRUNING.wl)")
     p.add_argument("--json", default=None, help="also write the JSON report to this file")
     p.set_defaults(func=run)
@@ -119,7 +122,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         c=args.c, shards=args.shards,
         entropy=not args.no_entropy, dense_dtype=args.dense_dtype, seed=args.seed, quick=args.quick,
         cache_dir=args.cache_dir, progress=not args.no_progress, max_error_increase=args.max_error_increase,
-        max_error=args.max_error, allow_over_budget=args.allow_over_budget,
+        max_error=args.max_error, allow_over_budget=args.allow_over_budget, compare_lossless=args.compare_lossless,
     )
     opts.validate()
     return opts
@@ -128,14 +131,15 @@ def options_from_args(args: argparse.Namespace) -> Any:
 def format_table(report: dict[str, Any]) -> str:
     """The per-layer table printed by ``compress``."""
     head = (f"{'layer':<14}{'paper':<7}{'shape':<14}{'nz %':>7}{'k':>4}{'t':>4}{'m/n':>7}{'false +':>9}"
-            f"{'WL bytes':>10}{'WL x':>8}{'DC bytes':>10}{'DC x':>8}{'vs DC':>7}")
+            f"{'WL bytes':>10}{'WL x':>8}{'lossless':>10}{'saves':>7}{'DC bytes':>10}{'DC x':>8}{'vs DC':>7}")
     lines = [head, "-" * len(head)]
     for r in report["layers"]:
         dc = min(r["csr_huffman_bytes"], r["csr_huffman_best_bytes"])
         lines.append(
             f"{r['name']:<14}{r['paper_name']:<7}{'x'.join(map(str, r['shape'])):<14}{r['nonzero_percent']:>7.2f}"
             f"{r['k']:>4}{r['t']:>4}{r['cells_per_key']:>7.3f}{r['false_positives']:>9}{r['weightless_bytes']:>10}"
-            f"{r['weightless_factor']:>7.1f}x{dc:>10}{r['dense_bytes'] / dc:>7.1f}x"
+            f"{r['weightless_factor']:>7.1f}x{r['lossless_bytes']:>10}{1 - r['weightless_bytes'] / r['lossless_bytes']:>7.0%}"
+            f"{dc:>10}{r['dense_bytes'] / dc:>7.1f}x"
             f"{r['improvement_vs_deep_compression']:>6.2f}x"
         )
     lines.append(
@@ -146,8 +150,23 @@ def format_table(report: dict[str, Any]) -> str:
         f"test error: dense {report['dense_test_error']:.2f}%, simplified {report['simplified_test_error']:.2f}%, "
         f"decoded from file {report['decoded_test_error']:.2f}%  ({report['seconds']['total']:.0f} s)"
     )
-    lines.append("WL = Weightless (entropy-coded filter + codebook; t 0 = stored lossless); DC = Deep Compression "
-                 "(CSR + Huffman, best of published and tuned index width)")
+    lines.append("WL = Weightless (entropy-coded filter + codebook; t 0 = stored lossless); lossless = the layer's "
+                 "lossless record, the alternative a filter must beat; DC = Deep Compression (CSR + Huffman, best of "
+                 "published and tuned index width)")
+    b = report.get("budget") or {}
+    conf = b.get("confirmation") or {}
+    if conf:
+        lines.append(f"accuracy contract: {b['allowance']:.2f} pp over the {'dense' if b['reference'] == 'model' else 'simplified'}"
+                     f" model; confirmation data {conf['difference']:+.2f} +- {conf['standard_error']:.2f} pp: "
+                     f"{'within' if b['within_budget'] else 'OVER BUDGET'}"
+                     + (f"; backed off: {', '.join(b['backed_off'])}" if b.get("backed_off") else ""))
+    alt = report.get("every_layer_lossless")
+    if alt:
+        ci = alt["filters_vs_lossless_test"]
+        lines.append(f"same pipeline, every layer lossless: {alt['file_bytes']} bytes, test error {alt['decoded_test_error']:.2f}%;"
+                     f" the filters save {alt['file_bytes'] - report['file_bytes']} bytes "
+                     f"({1 - report['file_bytes'] / alt['file_bytes']:.1%}) at {ci['difference']:+.2f} pp "
+                     f"[{ci['ci95_low']:+.2f}, {ci['ci95_high']:+.2f}] test error")
     if report.get("whole_model"):
         from ..apps.whole import format_whole
 
@@ -165,7 +184,8 @@ def user_config(args: argparse.Namespace, opts: Any) -> Any:
     if args.types is not None:
         given["types"] = tuple(t.strip() for t in args.types.split(",") if t.strip())
     select = LayerSelect(**{k: v for k, v in given.items() if v is not None})
-    cfg = CompressConfig(recipe=Recipe(select=select, seed=args.seed), encode=opts.encode_config(),
+    recipe = Recipe(select=select, seed=args.seed)
+    cfg = CompressConfig(recipe=recipe.scaled(1 / 8) if args.quick else recipe, encode=opts.encode_config(),
                          progress=not args.no_progress, **opts.budget(user=True))
     cfg.validate()
     return cfg
@@ -193,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
         from ..apps.user import compress_user
 
         report = compress_user(args.model_def, args.weights, args.data, cfg, out, say,
-                               dense_dtype=opts.dense_dtype, entropy=opts.entropy)
+                               dense_dtype=opts.dense_dtype, entropy=opts.entropy, quick=opts.quick)
         te = report["decoded_test_error"]
         from ..apps.whole import format_whole
 

@@ -1,0 +1,47 @@
+"""Training leaves no process-global setting changed, and progress reaches the user without any
+logging set-up."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from weightless.training import TrainConfig, train  # noqa: E402
+from weightless.training.say import say  # noqa: E402
+from weightless.training.task import as_source  # noqa: E402
+
+
+def _data(n: int = 64):
+    g = np.random.default_rng(0)
+    x = g.normal(size=(n, 5)).astype(np.float32)
+    return x, (x[:, 0] > 0).astype(np.int64)
+
+
+def test_train_restores_the_thread_count() -> None:
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    try:
+        train(torch.nn.Linear(5, 2), _data(), TrainConfig(epochs=1, threads=target))
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_say_prints_to_stderr_without_logging_setup(capsys, monkeypatch) -> None:
+    log = logging.getLogger("weightless")
+    monkeypatch.setattr(log, "handlers", [])
+    monkeypatch.setattr(log, "propagate", False)
+    say("hello progress")
+    assert "hello progress" in capsys.readouterr().err
+
+
+def test_source_slice_takes_a_contiguous_range() -> None:
+    src = as_source(_data(10))
+    part = src.slice(2, 7)
+    assert len(part) == 5 and np.array_equal(part.obj[0].numpy(), src.obj[0].numpy()[2:7])
+    with pytest.raises(Exception, match="cannot take"):
+        src.slice(5, 5)
