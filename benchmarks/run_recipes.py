@@ -73,7 +73,7 @@ def combine(base_path: Path, newer_path: Path, out: Path) -> int:
     models = set(newer["dense"])
     res = dict(base)
     res["dense"] = {m: d for m, d in base["dense"].items() if m not in models}
-    for m, d in res["dense"].items():
+    for d in res["dense"].values():
         d.setdefault("run", {k: base.get(k) for k in ("loadavg_start", "loadavg_end", "threads")})
     for m in models:
         res["dense"][m] = dict(newer["dense"][m])

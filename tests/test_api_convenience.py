@@ -77,7 +77,8 @@ def test_encode_tensors_deterministic_and_seeded():
     assert api.to_bytes(encode_tensors(t, seed=5).tensors) != api.to_bytes(encode_tensors(t, seed=6).tensors)
 
 
-def test_compress_convenience_on_a_tiny_run():
+@pytest.mark.slow
+def test_compress_convenience_on_a_tiny_run(load_data):
     torch = pytest.importorskip("torch")
     from weightless.pipeline.api import compress
     from weightless_lab.data.mnist import load_mnist
@@ -86,10 +87,7 @@ def test_compress_convenience_on_a_tiny_run():
     from weightless.simplify import LayerRecipe, PruneSchedule, Recipe
     from weightless.training import TrainConfig
 
-    try:
-        data = load_mnist().subset(1000, 500)
-    except Exception as exc:  # pragma: no cover
-        pytest.skip(f"MNIST not available: {exc}")
+    data = load_data(load_mnist, "MNIST").subset(1000, 500)
     short = TrainConfig(epochs=0.2, lr=1e-3, threads=1)
     recipe = Recipe(model="lenet300", layers=(LayerRecipe("fc1.weight", nonzero=0.1, k=4),),
                     prune=PruneSchedule(steps=1, retrain=short), finetune=None)

@@ -1,7 +1,6 @@
 """API: save/load round trips, determinism, inspect, and fuzzing of load_arrays."""
 
 import os
-import tempfile
 from dataclasses import replace
 
 import numpy as np
@@ -113,12 +112,17 @@ def test_missing_file_raises_oserror(tmp_path):
 # ------------------------------------------------------------------ fuzzing
 
 _VALID = api.to_bytes(_tensors(seed=5, t=6), metadata={"model": "fuzz"})
-_DIR = tempfile.mkdtemp(prefix="wl-api-fuzz-")
 _FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _load_bytes(data: bytes):
-    path = os.path.join(_DIR, "f.wl")
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory):
+    """One folder for the module (module scope: hypothesis runs each test body many times)."""
+    return tmp_path_factory.mktemp("wl-api-fuzz")
+
+
+def _load_bytes(folder, data: bytes):
+    path = folder / "f.wl"
     with open(path, "wb") as fh:
         fh.write(data)
     try:
@@ -129,30 +133,30 @@ def _load_bytes(data: bytes):
 
 @_FUZZ
 @given(st.binary(max_size=400))
-def test_random_bytes_only_format_error(data):
-    _load_bytes(data)
+def test_random_bytes_only_format_error(fuzz_dir, data):
+    _load_bytes(fuzz_dir, data)
 
 
 @_FUZZ
 @given(st.binary(max_size=400))
-def test_valid_prefix_then_random_bytes_only_format_error(tail):
-    _load_bytes(_VALID[:48] + tail)
+def test_valid_prefix_then_random_bytes_only_format_error(fuzz_dir, tail):
+    _load_bytes(fuzz_dir, _VALID[:48] + tail)
 
 
 @_FUZZ
 @given(st.data())
-def test_mutated_file_only_format_error(data):
+def test_mutated_file_only_format_error(fuzz_dir, data):
     buf = bytearray(_VALID)
     for _ in range(data.draw(st.integers(1, 4))):
         i = data.draw(st.integers(0, len(buf) - 1))
         buf[i] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(buf)))
-    _load_bytes(bytes(buf[:cut]) if data.draw(st.booleans()) else bytes(buf))
+    _load_bytes(fuzz_dir, bytes(buf[:cut]) if data.draw(st.booleans()) else bytes(buf))
 
 
 @_FUZZ
 @given(st.data())
-def test_mutated_payload_with_valid_checksums_only_format_error(data):
+def test_mutated_payload_with_valid_checksums_only_format_error(fuzz_dir, data):
     """Corrupt one record's payload (or params) and rebuild a container whose checksums are
     valid, so the record decoders themselves see the damage."""
     c = container_from_bytes(_VALID)
@@ -173,4 +177,4 @@ def test_mutated_payload_with_valid_checksums_only_format_error(data):
         val = data.draw(st.one_of(st.integers(-3, 70000), st.text(max_size=5), st.none(), st.booleans()))
         r = replace(r, params={**r.params, key: val})
     recs[j] = r
-    _load_bytes(container_to_bytes(recs, c.metadata))
+    _load_bytes(fuzz_dir, container_to_bytes(recs, c.metadata))

@@ -134,13 +134,10 @@ def test_decompress_every_tensor(ckpt, capsys, tmp_path, suffix):
 
 
 @pytest.fixture(scope="module")
-def mnist():
+def mnist(load_data):
     from weightless_lab.data.mnist import load_mnist
 
-    try:
-        return load_mnist()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"MNIST not available: {exc}")
+    return load_data(load_mnist, "MNIST")
 
 
 def test_evaluate_matches_the_decoded_model(ckpt, capsys, tmp_path, mnist):
@@ -157,6 +154,7 @@ def test_evaluate_matches_the_decoded_model(ckpt, capsys, tmp_path, mnist):
     assert rep["test_error"] == evaluate(model, mnist.test) and rep["images"] == 10_000
 
 
+@pytest.mark.slow
 def test_compress_quick_end_to_end(capsys, tmp_path, mnist):
     out = tmp_path / "q.wl"
     code, stdout, stderr = _run(capsys, ["compress", "--quick", "--no-progress", "--t", "paper", "-o", out,

@@ -1,3 +1,5 @@
+import pytest
+
 from weightless_lab.cli.main import main
 
 
@@ -7,8 +9,9 @@ def test_no_command_prints_help_and_fails(capsys):
 
 
 def test_version(capsys):
-    try:
+    from weightless import __version__
+
+    with pytest.raises(SystemExit) as exc:
         main(["--version"])
-    except SystemExit as exc:
-        assert exc.code == 0
-    assert "weightless" in capsys.readouterr().out
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"weightless {__version__}"

@@ -10,8 +10,8 @@ from weightless_lab.data import fashion_mnist as F
 from weightless.errors import DataError
 
 installed = all((F.FASHION_MNIST_DIR / n).is_file() for n in F.FASHION_MNIST_SHA256)
-needs_data = pytest.mark.skipif(
-    not installed, reason=f"Fashion-MNIST not installed in {F.FASHION_MNIST_DIR}: {F.INSTALL_HINT}")
+needs_data = pytest.mark.needs_data(
+    installed, f"Fashion-MNIST not installed in {F.FASHION_MNIST_DIR}: {F.INSTALL_HINT}")
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,15 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("torch")
-from weightless.errors import DataError  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own_model.py"
 
 
-def test_own_model_example(tmp_path) -> None:
-    try:
-        from weightless_lab.data.fashion_mnist import load_fashion_mnist
+@pytest.mark.slow
+def test_own_model_example(tmp_path, load_data) -> None:
+    from weightless_lab.data.fashion_mnist import load_fashion_mnist
 
-        load_fashion_mnist()
-    except DataError as exc:
-        pytest.skip(f"Fashion-MNIST not installed: {exc}")
+    load_data(load_fashion_mnist, "Fashion-MNIST")
     spec = importlib.util.spec_from_file_location("own_model", EXAMPLE)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 
 import numpy as np
@@ -23,15 +22,17 @@ def _load(tmp_path, data: bytes, **kw):
 
 
 def _fails_fast(tmp_path, data: bytes, limit: str, **kw) -> None:
+    """LimitError before the declared sizes are allocated: the peak of traced allocations stays
+    under 16 MiB (a bound on the work, independent of the machine's speed; no wall clock)."""
     tracemalloc.start()
-    t0 = time.perf_counter()
-    with pytest.raises(LimitError) as ei:
-        _load(tmp_path, data, **kw)
-    seconds = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    try:
+        with pytest.raises(LimitError) as ei:
+            _load(tmp_path, data, **kw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert ei.value.limit == limit and limit in str(ei.value)
-    assert seconds < 1.0 and peak < 16 << 20, (seconds, peak)
+    assert peak < 16 << 20, peak
 
 
 @pytest.mark.parametrize("size", [2**40, 2**32])

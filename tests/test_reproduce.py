@@ -25,7 +25,7 @@ def _have_mnist() -> bool:
         return False
 
 
-pytestmark = pytest.mark.skipif(not _have_mnist(), reason="MNIST not available")
+pytestmark = [pytest.mark.slow, pytest.mark.needs_data(_have_mnist(), "MNIST not available")]
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 layers, integer and bool buffers), bfloat16 byte layout pinned, clear errors for the rest."""
 
 import hashlib
-import os
-import tempfile
 
 import numpy as np
 import pytest
@@ -24,7 +22,6 @@ from weightless.io.records import (
 
 torch = pytest.importorskip("torch")
 
-_DIR = tempfile.mkdtemp(prefix="wl-dtypes-")
 _PROP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NUMPY_DTYPES = ["float64", "float32", "float16", "int64", "int32", "int16", "int8",
                 "uint64", "uint32", "uint16", "uint8", "bool"]
@@ -33,8 +30,14 @@ TORCH_DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16, tor
 shapes = st.lists(st.integers(0, 4), min_size=0, max_size=4).map(tuple)  # 0-d and empty included
 
 
-def _save_load(tensors, **kw):
-    path = os.path.join(_DIR, "t.wl")
+@pytest.fixture(scope="module")
+def wl_dir(tmp_path_factory):
+    """One folder for the module (module scope: hypothesis runs each test body many times)."""
+    return tmp_path_factory.mktemp("wl-dtypes")
+
+
+def _save_load(folder, tensors, **kw):
+    path = folder / "t.wl"
     api.save(path, tensors, **kw)
     return path
 
@@ -51,20 +54,20 @@ def _random_bits(draw, shape, dtype):
 
 @_PROP
 @given(st.data(), st.sampled_from(NUMPY_DTYPES), shapes)
-def test_numpy_dense_round_trip_bit_for_bit(data, dtype, shape):
+def test_numpy_dense_round_trip_bit_for_bit(wl_dir, data, dtype, shape):
     a = _random_bits(data.draw, shape, dtype)
-    back = api.load_arrays(_save_load({"x": a}))["x"]
+    back = api.load_arrays(_save_load(wl_dir, {"x": a}))["x"]
     assert back.dtype == a.dtype and back.shape == a.shape
     assert back.tobytes() == a.tobytes()
 
 
 @_PROP
 @given(st.data(), st.sampled_from(TORCH_DTYPES), shapes)
-def test_torch_round_trip_bit_for_bit(data, dtype, shape):
+def test_torch_round_trip_bit_for_bit(wl_dir, data, dtype, shape):
     a = _random_bits(data.draw, shape, "uint16" if dtype == torch.bfloat16 else str(dtype).split(".")[1])
     t = torch.from_numpy(a.view(np.int16) if dtype == torch.bfloat16 else a)
     t = t.view(torch.bfloat16) if dtype == torch.bfloat16 else t
-    path = _save_load({"x": t, "y": t.clone()})
+    path = _save_load(wl_dir, {"x": t, "y": t.clone()})
     back = api.load(path)["x"]
     assert back.dtype == t.dtype and back.shape == t.shape
     assert back.numpy().tobytes() == a.tobytes() if dtype != torch.bfloat16 else \
@@ -90,18 +93,18 @@ def test_bfloat16_rounding_matches_torch(values):
                           .float().numpy(), equal_nan=True)
 
 
-def test_zero_d_and_empty_keep_shape():
+def test_zero_d_and_empty_keep_shape(tmp_path):
     tensors = {"s": np.float32(2.5), "n": np.array(7, dtype=np.int64), "e": np.zeros((0, 3), np.float16),
                "e0": np.zeros(0, bool)}
-    back = api.load_arrays(_save_load(tensors))
+    back = api.load_arrays(_save_load(tmp_path, tensors))
     for k, v in tensors.items():
         v = np.asarray(v)
         assert back[k].shape == v.shape and back[k].dtype == v.dtype and back[k].tobytes() == v.tobytes()
 
 
-def test_float16_storage_leaves_other_dtypes_alone():
+def test_float16_storage_leaves_other_dtypes_alone(tmp_path):
     tensors = {"w": np.float32(1 / 3), "h": np.array([1 / 3], np.float16), "d": np.array(1 / 3)}
-    back = api.load_arrays(_save_load(tensors, dense_dtype="float16"))
+    back = api.load_arrays(_save_load(tmp_path, tensors, dense_dtype="float16"))
     assert back["w"].dtype == np.float32 and back["w"].shape == () and back["w"] == np.float32(np.float16(1 / 3))
     assert back["h"].tobytes() == tensors["h"].tobytes() and back["d"].tobytes() == tensors["d"].tobytes()
 
@@ -116,12 +119,12 @@ def _sparse_layer(dtype, shape=(20, 30), seed=0):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64, torch.float32])
-def test_filter_layer_comes_back_in_its_dtype(dtype):
+def test_filter_layer_comes_back_in_its_dtype(tmp_path, dtype):
     w, mask = _sparse_layer(dtype)
     enc = encode_tensors({"fc.weight": w, "fc.bias": torch.ones(20, dtype=dtype)})
     assert isinstance(enc.tensors["fc.weight"], api.EncodedLayer)
     assert enc.tensors["fc.weight"].dtype == str(dtype).split(".")[1]
-    path = _save_load(enc.tensors)
+    path = _save_load(tmp_path, enc.tensors)
     back = api.load(path)
     assert back["fc.weight"].dtype == dtype and back["fc.bias"].dtype == dtype
     assert back["fc.weight"].shape == w.shape

@@ -312,7 +312,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
             from .simplify.io import load_simplified_layers
 
             clustered = load_simplified_layers(npz)
-            for n, (idx, cb) in clustered.items():
+            for n, (idx, _cb) in clustered.items():
                 a = tensors.get(n)
                 if a is None or a.shape != idx.shape:
                     raise DataError(f"{npz}: layer {n} does not match a tensor of {model}")

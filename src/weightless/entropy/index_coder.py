@@ -83,6 +83,7 @@ def _gaps(mask: np.ndarray) -> bytes | None:
         est = float(-(nz * np.log2(nz / sym.size)).sum()) / 8 + (1 << bits) * 1.5
         if best is None or est < best[0]:
             best = (est, bits, sym, counts)
+    assert best is not None  # the loop above ran at least once
     _, bits, sym, counts = best
     table = b"".join(write_varint(int(c)) for c in counts)
     if int(np.count_nonzero(counts)) == 1:
@@ -134,7 +135,7 @@ def encode_positions(mask: np.ndarray, rows: int = 1) -> bytes:
     best = write_varint(n) + bytes([FLAT]) + _flat(mask)[len(write_varint(n)):]
     if rows > 1 and size % rows == 0:
         m2 = mask.reshape(rows, size // rows)
-        r, c = m2.any(axis=1), m2.any(axis=0)
+        r, c = np.asarray(m2.any(axis=1)), np.asarray(m2.any(axis=0))
         lines = write_varint(n) + bytes([LINES]) + _flat(r) + _flat(c) + encode_positions(m2[r][:, c])
         if len(lines) < len(best):
             best = lines

@@ -58,7 +58,7 @@ from .parallel import run_pieces
 if HAVE_NUMBA:  # pragma: no branch
     from . import compact_kernels as _k
 else:  # pragma: no cover
-    _k = None
+    _k = None  # type: ignore[assignment]
 
 __all__ = ["CompactConstruction", "COMPACT", "SHARD_KEYS", "num_cells", "parse_aux"]
 
@@ -280,15 +280,6 @@ class CompactConstruction(ConstructionBase):
     def num_cells(self, n: int, c: float | None) -> int:
         """Cells for ``n`` keys; see :func:`num_cells`."""
         return num_cells(n, c)
-
-    def validate(self, cells: np.ndarray, aux: np.ndarray, t: int, n: int, m: int) -> None:
-        """Check ``aux`` when a table is loaded (empty for 0 cells, else :func:`parse_aux`), so
-        the numba and numpy paths reject the same tables. Raises FormatError."""
-        if m == 0:
-            if aux.shape[0]:
-                raise FieldError(f"compact construction: {aux.shape[0]} aux bytes for an empty table")
-            return
-        parse_aux(aux, m)
 
     def solve(
         self,

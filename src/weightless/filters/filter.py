@@ -72,7 +72,7 @@ class BloomierFilter:
         self.shards: tuple[Shard, ...] = tuple(shards)
         self.n = int(sum(s.n for s in self.shards))
         self._plan: BlockPlan | None = None
-        self._tables: dict[bool, Any] = {}
+        self._tables: dict[bool | None, Any] = {}
         self._bytes: bytes | None = None
 
     def __repr__(self) -> str:

@@ -45,7 +45,7 @@ from .._compat import use_numba as _use_numba
 from ..errors import FieldError, InputError
 from . import paper_kernels as _k
 from .base import ConstructionBase, Solution, register
-from .hashing import hash64, hash64_scalar, seed_word
+from .hashing import hash64, seed_word
 from .parallel import run_pieces
 
 __all__ = ["PaperConstruction", "PAPER", "num_cells", "cell_indices", "MIX"]

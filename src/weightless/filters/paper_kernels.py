@@ -18,7 +18,7 @@ if HAVE_NUMBA:  # pragma: no branch
     from .compact_kernels import _prefetch
 else:  # pragma: no cover
 
-    def _prefetch(arr, idx):  # type: ignore[no-redef]
+    def _prefetch(arr, idx):  # type: ignore[no-redef,misc]
         """No-op without numba."""
 
 #: Positions hashed per step of the decode kernels (index buffers stay in L1).

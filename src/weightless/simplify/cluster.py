@@ -163,7 +163,6 @@ def cluster_weight(weight: np.ndarray, k: int, init: str = "density", seed: int 
 
 
 def _quantized_param_module():
-    import torch
     from torch import nn
 
     class _Quantized(nn.Module):
