@@ -83,7 +83,7 @@ def test_compress_convenience_on_a_tiny_run(load_data):
     from weightless.pipeline.api import compress
     from weightless_lab.data.mnist import load_mnist
     from weightless_lab.models import get_model
-    from weightless.pipeline.encode import EncodeConfig
+    from weightless.pipeline import EncodeConfig
     from weightless.simplify import LayerRecipe, PruneSchedule, Recipe
     from weightless.training import TrainConfig
 
@@ -91,7 +91,11 @@ def test_compress_convenience_on_a_tiny_run(load_data):
     short = TrainConfig(epochs=0.2, lr=1e-3, threads=1)
     recipe = Recipe(model="lenet300", layers=(LayerRecipe("fc1.weight", nonzero=0.1, k=4),),
                     prune=PruneSchedule(steps=1, retrain=short), finetune=None)
-    res = compress(get_model("lenet300"), data, recipe, EncodeConfig(t={"fc1.weight": 5}, retrain=short))
+    from weightless.pipeline import CompressConfig
+
+    res = compress(get_model("lenet300"), data, config=CompressConfig(
+        recipe=recipe, encode=EncodeConfig(t={"fc1.weight": 5}, retrain=short), reference="simplified",
+        max_error_increase=100.0, progress=False))
     assert [r.t for r in res.layers] == [5]
     enc = res.tensors["fc1.weight"]
     w = dict(res.model.named_parameters())["fc1.weight"].detach().numpy()

@@ -11,7 +11,7 @@ from weightless.io import files as api  # noqa: E402
 from weightless_lab.data.mnist import load_mnist  # noqa: E402
 from weightless_lab.models import get_model  # noqa: E402
 from weightless.pipeline import encode as pc  # noqa: E402
-from weightless.pipeline.encode import EncodeConfig, encode_with_retraining  # noqa: E402
+from weightless.pipeline import EncodeConfig, encode_with_retraining  # noqa: E402
 from weightless.simplify.cluster import cluster_weight  # noqa: E402
 from weightless.simplify.recipe import LayerResult, SimplifyResult  # noqa: E402
 from weightless.training import TrainConfig, evaluate, train  # noqa: E402
@@ -174,7 +174,8 @@ import numpy as np, torch
 from weightless._compat import HAVE_NUMBA
 from weightless_lab.data.mnist import load_mnist
 from weightless_lab.models import get_model
-from weightless.pipeline.encode import EncodeConfig, encode_with_retraining, resolve_construction
+from weightless.pipeline import EncodeConfig, encode_with_retraining
+from weightless.pipeline.steps import resolve_construction
 from weightless.simplify.cluster import cluster_weight
 from weightless.simplify.recipe import LayerResult, SimplifyResult
 assert not HAVE_NUMBA

@@ -168,7 +168,7 @@ def encode_tensors(
         ConstructionError: a filter could not be built.
     """
     from .filters import build
-    from .pipeline.encode import layer_seed
+    from .pipeline.steps import layer_seed
     from .io.records import FILTER_DTYPES
 
     originals = {str(n): v for n, v in tensors.items()}

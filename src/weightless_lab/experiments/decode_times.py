@@ -107,7 +107,7 @@ def run(cfg: ReproConfig, log: Log, out_dir: str | None = None) -> dict[str, Any
     Raises:
         DataError: MNIST missing.
     """
-    from weightless.pipeline.encode import layer_seed
+    from weightless.pipeline.steps import layer_seed
     from ..apps.run import PAPER_T
     from .vgg_scale import layer_shape, synthetic_layer
 

@@ -89,7 +89,7 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
 
     from ..data.mnist import MNIST, Split
     from weightless.filters import build
-    from weightless.pipeline.encode import layer_seed
+    from weightless.pipeline.steps import layer_seed
     from ..apps.run import baseline_sizes
     from weightless.simplify.cluster import cluster_weight
     from weightless.simplify.magnitude import topk_mask

@@ -105,7 +105,7 @@ def _point(simp: Any, t: int, task: Any, data: Any, fixed: dict[str, Any], full:
 
     tsel = {n: (t if n == LAYER else 0) for n in simp.layers}
     ecfg = cfg.encode_config(t=tsel, whole_model=False, construction=construction)
-    res = encode_with_retraining(simp, task, ecfg)
+    res = encode_with_retraining(simp, task, ecfg, confirm_fraction=0.0)  # a measured point: no back-off
     order = list(full.state_dict())
     tensors = {n: {**fixed, **res.tensors}[n] for n in order}
     path = os.path.join(tmp, f"t{t}.wl")

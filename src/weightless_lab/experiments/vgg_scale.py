@@ -60,7 +60,7 @@ def synthetic_layer(shape: tuple[int, int], fraction: float, k: int, seed: int) 
 def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
     """Size and time both VGG-16 layers with every construction. Returns the JSON-ready result."""
     from weightless.accounting import layer_sizes
-    from weightless.pipeline.encode import layer_seed
+    from weightless.pipeline.steps import layer_seed
 
     cfg.validate()
     t_start = time.perf_counter()
