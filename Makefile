@@ -58,7 +58,7 @@ bench: $(STAMP)
 bench-simplify: $(STAMP)
 	$(BIN)/python benchmarks/run_recipes.py
 
-# The paper's tables and figures into results/ (65 min on the shared 2-core machine, 2026-12-02).
+# The paper's tables and figures into results/paper/ (65 min on the shared 2-core machine, 2026-12-02).
 reproduce: $(STAMP)
 	$(BIN)/weightless reproduce --full
 

@@ -16,7 +16,7 @@ each construction it reports, all measured:
   k / 2^t), and whether every key decoded to its own weight.
 
 Usage: python benchmarks/bench_constructions.py [--sizes 1000,3000,...] [--out PATH]
-Writes JSON (default results/bench_constructions.json) and prints a table.
+Writes JSON (default results/bench/bench_constructions.json) and prints a table.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--out", default="results/bench_constructions.json")
+    p.add_argument("--out", default="results/bench/bench_constructions.json")
     args = p.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",") if s]
     rows = []

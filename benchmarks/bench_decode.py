@@ -17,7 +17,7 @@ step / fill (plus min and median seconds). Measured:
 - peak memory of a decode: ``load_arrays`` in a fresh process, the growth of its peak resident
   set (VmHWM, reset before the decode) over the size of the decoded array.
 
-Usage: python benchmarks/bench_decode.py [--reps N] [--out results/bench_decode.json] [--quick]
+Usage: python benchmarks/bench_decode.py [--reps N] [--out results/bench/bench_decode.json] [--quick]
 Writes JSON and Markdown (same name, .md). The machine is shared: the load average before and
 after is recorded, and the figures are what was measured under it.
 """
@@ -269,7 +269,7 @@ def markdown(res: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=9)
-    ap.add_argument("--out", default="results/bench_decode.json")
+    ap.add_argument("--out", default="results/bench/bench_decode.json")
     ap.add_argument("--quick", action="store_true", help="1/8 of the layer (a smoke run)")
     args = ap.parse_args(argv)
     load_before = list(os.getloadavg())

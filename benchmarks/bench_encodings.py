@@ -12,7 +12,7 @@ Targets checked (issue 4):
   model (both the plug-in entropy and the best two-part code bound are reported);
 - encode and decode of the VGG-16 FC-0 layer (102.76M positions, 3.07M non-zeros) <= 10 s.
 
-Usage: python benchmarks/bench_encodings.py [--out results/bench_encodings.json] [--quick]
+Usage: python benchmarks/bench_encodings.py [--out results/bench/bench_encodings.json] [--quick]
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def zero_uniform_bound_bytes(zero_fraction: float, m: int, t: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="results/bench_encodings.json")
+    ap.add_argument("--out", default="results/bench/bench_encodings.json")
     ap.add_argument("--quick", action="store_true", help="skip the VGG-16 FC-0 layer")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

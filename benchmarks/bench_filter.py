@@ -7,7 +7,7 @@ single thread), serialized bytes (decoded back and checked), bits per nonzero, m
 false-positive rate against k/2^t, and a memory-bandwidth reference (``out.fill(0)`` on the
 output array) with the decode/fill time ratio.
 
-Usage: python benchmarks/bench_filter.py [--out results/bench_filter.json] [--quick]
+Usage: python benchmarks/bench_filter.py [--out results/bench/bench_filter.json] [--quick]
 Prints a table on stdout and writes JSON. The machine is shared: figures are what was measured
 (wall clock; the JSON also records the CPU seconds of each timed run, and the load average).
 """
@@ -128,7 +128,7 @@ def run_case(name, rows, cols, density, k, t, shards, reps, numpy_decode=True) -
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="results/bench_filter.json")
+    ap.add_argument("--out", default="results/bench/bench_filter.json")
     ap.add_argument("--reps", type=int, default=3, help="decode repetitions (best is kept)")
     ap.add_argument("--quick", action="store_true", help="LeNet5 only")
     ap.add_argument("--no-numpy", action="store_true", help="skip the numpy decode timing")

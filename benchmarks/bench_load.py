@@ -1,6 +1,6 @@
 """Load time of a .wl file against the time to decode its filters (issue 5 target: <= 2x).
 
-Usage: python benchmarks/bench_load.py FILE.wl [--reps N] [--out results/bench_load.json]
+Usage: python benchmarks/bench_load.py FILE.wl [--reps N] [--out results/bench/bench_load.json]
 Prints a table and writes JSON. Medians over --reps runs, after one warm-up.
 """
 
@@ -30,7 +30,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("file")
     ap.add_argument("--reps", type=int, default=30)
-    ap.add_argument("--out", default="results/bench_load.json")
+    ap.add_argument("--out", default="results/bench/bench_load.json")
     args = ap.parse_args()
     load_arrays(args.file)  # warm-up: numba compilation, page cache
     recs = [r for r in read_container(args.file).records if r.encoding == "bloomier"]

@@ -12,7 +12,7 @@ and peak memory (RSS) above the baseline. Run once with numba and once with
     python benchmarks/fuzz_files.py --inputs 100000
     WEIGHTLESS_DISABLE_NUMBA=1 python benchmarks/fuzz_files.py --inputs 100000
 
-Writes results/fuzz_files_<path>.json and .md (path = numba or numpy).
+Writes results/bench/fuzz_files_<path>.json and .md (path = numba or numpy).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--inputs", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=14)
-    ap.add_argument("--out", default=os.path.join(ROOT, "results"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "results", "bench"))
     args = ap.parse_args()
     path = "numba" if HAVE_NUMBA else "numpy"
     seeds = _corpus()

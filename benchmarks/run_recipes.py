@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", action="append", default=None, help="model:pruning (repeatable)")
-    ap.add_argument("--out", default="results/simplify.json")
+    ap.add_argument("--out", default="results/paper/simplify.json")
     ap.add_argument("--save-dir", default="runs/simplified", help="simplified models (git-ignored)")
     ap.add_argument("--cache-dir", default="checkpoints", help="where the dense models are saved")
     ap.add_argument("--progress", action="store_true")

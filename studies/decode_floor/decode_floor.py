@@ -1,7 +1,7 @@
 """Where the paper construction's query time goes (issue 13): the decode kernel against its two
 halves, each run alone over the whole layer, as ratios to the fill time measured in the same run.
 
-Layer and filter as in ``bench_decode.py`` (25088 x 4096 positions, 3.07M keys, k = 4, t = 6,
+Layer and filter as in ``benchmarks/bench_decode.py`` (25088 x 4096 positions, 3.07M keys, k = 4, t = 6,
 S = 40 shards, one thread). Cases:
 
 - ``decode``: the library kernel (``paper_kernels.nb_decode_blocks``): hash every position,
@@ -13,7 +13,7 @@ S = 40 shards, one thread). Cases:
 
 If either half alone is above a target ratio, no overlap of the two reaches it on this CPU.
 
-    python benchmarks/decode_floor.py [--reps 9] [--out results/decode_floor.json]
+    python studies/decode_floor/decode_floor.py [--reps 9] [--out studies/decode_floor/decode_floor.json]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # bench_decode's layer
 
 
 def _kernels():
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=9)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results" / "decode_floor.json"))
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "decode_floor.json"))
     a = ap.parse_args(argv)
     numba.set_num_threads(1)
     size = ROWS * COLS
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     p = Path(a.out)
     p.write_text(json.dumps(res, indent=1) + "\n")
     md = ["# Where the paper query's time goes (issue 13)", "",
-          f"`python benchmarks/decode_floor.py --reps {a.reps}`; commit {str(res['env']['git']['commit'])[:10]}. "
+          f"`python studies/decode_floor/decode_floor.py --reps {a.reps}`; commit {str(res['env']['git']['commit'])[:10]}. "
           f"Layer {ROWS} x {COLS}, {keys.size:,} keys, k = {K}, t = {T}, S = 40, one thread; each figure the median "
           f"over {a.reps} repetitions of the step's time over the `out.fill(0)` timed right before it. Load average "
           f"{load_before[0]:.2f} before, {res['load_average_after'][0]:.2f} after.", "",

@@ -21,9 +21,9 @@ validation split only; the test split is not read):
    by the Fisher estimate (additive over shards). Compared with the pipeline's rule (one table,
    the best of T seeds by that loss), with the filter's entropy-coded bytes.
 
-    python benchmarks/fp_targeting.py [--recipe lenet300:magnitude] [--layer fc1.weight] [--t 7,8]
+    python studies/fp_targeting/fp_targeting.py [--recipe lenet300:magnitude] [--layer fc1.weight] [--t 7,8]
 
-Writes results/fp_targeting.{json,md} (one recipe per run: ``--out`` picks another name).
+Writes studies/fp_targeting/fp_targeting.{json,md} (one recipe per run: ``--out`` picks another name).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-OUT = Path(__file__).resolve().parents[1] / "results"
+OUT = Path(__file__).resolve().parent
 
 
 def fisher(net, name, data, n: int):
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 def markdown(r: dict, a) -> str:
     sv = r["simplified"]
     md = [f"# Targeting the harmful false positives ({r['recipe']}, {r['layer']} {r['shape']}, k = {r['k']}, n = {r['n']})", "",
-          f"`python benchmarks/fp_targeting.py --recipe {a.recipe} --layer {a.layer} --t {a.t} --shards {a.shards} "
+          f"`python studies/fp_targeting/fp_targeting.py --recipe {a.recipe} --layer {a.layer} --t {a.t} --shards {a.shards} "
           f"--trials {a.trials}`; commit {str(r['env']['git']['commit'])[:10]}; {r['seconds']:.0f} s. Compact "
           "construction, no retraining, validation split (10,000 images) only. Simplified model: validation "
           f"{sv['val_error']:.2f}% error, loss {sv['val_loss']:.4f}.", "",

@@ -4,7 +4,7 @@ scale layers and the decode times.
 Examples::
 
     weightless reproduce --quick                 # smoke run, minutes, into results/quick
-    weightless reproduce --full                  # the real thing, into results/
+    weightless reproduce --full                  # the real thing, into results/paper
     weightless reproduce --full --only figure2   # one experiment
     weightless reproduce --full --only frontier  # the opt-in rate-accuracy frontier (~17 min)
 
@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "reproduce",
         help="regenerate the paper's tables and figures (JSON + Markdown + PNG)",
-        description="Run the paper's experiments and write results/<experiment>.json and .md, "
+        description="Run the paper's experiments and write results/paper/<experiment>.json and .md, "
         "figures drawn from the JSON, and README_results.md. --quick is a smoke run on MNIST "
         "subsets with tiny sweeps; --full is the real run (dense models come from the checkpoint "
         "cache when there).",
@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
                    f"{', '.join(OPT_IN)} (opt-in: run it with --only)")
     p.add_argument("--recipe", action="append", metavar="MODEL:PRUNING",
                    help="Tables 1-3 / decode times on these settings only (repeatable), e.g. lenet300:magnitude")
-    p.add_argument("--out", default=None, help="output folder (default results/quick with --quick, else results)")
+    p.add_argument("--out", default=None, help="output folder (default results/quick with --quick, else results/paper)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: WEIGHTLESS_THREADS or 1)")
     p.add_argument("--cache-dir", default="checkpoints", help="dense and simplified model cache (default ./checkpoints)")
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         over["recipes"] = tuple(dict.fromkeys(recipes))
     cfg = ReproConfig.for_mode(args.quick, **over)
     cfg.validate()
-    out = args.out or ("results/quick" if args.quick else "results")
+    out = args.out or ("results/quick" if args.quick else "results/paper")
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

@@ -128,7 +128,7 @@ class ReproConfig:
         else:
             # The only departures from EncodeConfig's defaults, for the 60-minute budget of the
             # full reproduction (8 Tables 1-3 runs with an automatic t): 2 retraining epochs
-            # instead of 3 and 4 filter seeds instead of 8 (results/ablation_retrain.md: 6 epochs
+            # instead of 3 and 4 filter seeds instead of 8 (studies/ablation_retrain: 6 epochs
             # did not beat 3 on LeNet-300-100 DNS).
             base = cls(retrain_epochs=2.0, seed_trials=4)
         return replace(base, **overrides)
