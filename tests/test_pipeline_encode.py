@@ -10,7 +10,6 @@ torch = pytest.importorskip("torch")
 from weightless.io import files as api  # noqa: E402
 from weightless_lab.data.mnist import load_mnist  # noqa: E402
 from weightless_lab.models import get_model  # noqa: E402
-from weightless.pipeline import encode as pc  # noqa: E402
 from weightless.pipeline import EncodeConfig, encode_with_retraining  # noqa: E402
 from weightless.simplify.cluster import cluster_weight  # noqa: E402
 from weightless.simplify.recipe import LayerResult, SimplifyResult  # noqa: E402

@@ -206,19 +206,3 @@ def test_frontier_is_opt_in(monkeypatch, tmp_path) -> None:
     ran.clear()
     runner.reproduce(cfg, tmp_path, ["frontier"], lambda s: None)
     assert ran == ["frontier"]
-
-
-def test_file_test_errors_scores_the_model_decoded_from_real_bytes():
-    """The experiments' round trip: the bytes are the file's length, the errors are the decoded
-    model's (here a dense model, so the decoded model's errors equal the original's)."""
-    from weightless_lab.data.mnist import load_mnist
-    from weightless_lab.experiments.common import file_test_errors
-    from weightless_lab.models import get_model
-    from weightless.training import per_example
-
-    data = load_mnist().subset(100, 300)
-    net = get_model("lenet300", seed=3)
-    nbytes, errs = file_test_errors(net.state_dict(), "lenet300", data)
-    assert nbytes > 4 * sum(p.numel() for p in net.parameters())  # float32, plus the container
-    assert np.array_equal(errs, per_example(net, data, "test")[0])
-    assert errs.shape == (300,)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from . import compact, paper  # noqa: F401  (register "compact" and "paper")
 from .base import constructions, get_construction
-from .build import ShardCandidates, build, build_candidates
+from .build import build
 from .filter import BloomierFilter, Shard
 from .sharding import recommended_shards
 
-__all__ = ["build", "build_candidates", "ShardCandidates", "BloomierFilter", "Shard", "recommended_shards", "constructions", "get_construction"]
+__all__ = ["build", "BloomierFilter", "Shard", "recommended_shards", "constructions", "get_construction"]

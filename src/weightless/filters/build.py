@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from .sharding import shard_base_seed, split_by_shard
 if TYPE_CHECKING:  # pragma: no cover
     from .filter import BloomierFilter
 
-__all__ = ["build", "build_candidates", "ShardCandidates", "PARALLEL_MIN_KEYS"]
+__all__ = ["build", "PARALLEL_MIN_KEYS"]
 
 #: With ``workers=None``, layers with fewer keys are built in-process.
 PARALLEL_MIN_KEYS = 1 << 18
@@ -144,56 +144,6 @@ def build(
         for (ks, _), task, (sseed, cells, aux) in zip(parts, tasks, (r[:3] for r in results))
     ]
     return BloomierFilter(k=int(k), t=int(t), size=int(size), seed=int(seed), construction=con.name, shards=tuple(out))
-
-
-class ShardCandidates:
-    """Several solved tables for every shard of one layer, to choose a seed per shard (each
-    shard stores its own seed, so any choice decodes with the ordinary reader).
-
-    Attributes: ``options`` (per shard, a tuple of :class:`Shard` in attempt order; the first
-    is what :func:`build` would keep) and the filter's ``k``, ``t``, ``size``, ``seed``,
-    ``construction``.
-    """
-
-    def __init__(self, *, k: int, t: int, size: int, seed: int, construction: str,
-                 options: Sequence[Sequence[Shard]]) -> None:
-        self.k, self.t, self.size, self.seed, self.construction = int(k), int(t), int(size), int(seed), construction
-        self.options: tuple[tuple[Shard, ...], ...] = tuple(tuple(o) for o in options)
-
-    def filter(self, choice: Sequence[int]) -> "BloomierFilter":
-        """Return the filter that uses table ``choice[s]`` of every shard ``s``.
-
-        Raises:
-            InputError: ``choice`` does not give one valid option index per shard.
-        """
-        from .filter import BloomierFilter
-
-        if len(choice) != len(self.options) or any(not 0 <= int(c) < len(o) for c, o in zip(choice, self.options)):
-            raise InputError(f"choice must give one index per shard within {[len(o) for o in self.options]}, got {list(choice)}")
-        return BloomierFilter(k=self.k, t=self.t, size=self.size, seed=self.seed, construction=self.construction,
-                              shards=tuple(o[int(c)] for o, c in zip(self.options, choice)))
-
-
-def build_candidates(keys: Any, values: Any, *, k: int, t: int, size: int, seed: int = 0, construction: str = "paper",
-                     c: float | None = None, shards: int = 1, per_shard: int = 8, max_attempts: int = 64,
-                     use_numba: bool | None = None) -> ShardCandidates:
-    """Solve every shard with its first ``per_shard`` seeds that succeed (fewer if
-    ``max_attempts`` runs out first); arguments as in :func:`build`, built in-process.
-
-    Returns:
-        The :class:`ShardCandidates`; ``.filter([0] * shards)`` equals ``build(...)``.
-    Raises:
-        InputError: as :func:`build`, or ``per_shard`` < 1.
-        ConstructionError: some shard failed for ``max_attempts`` seeds.
-    """
-    per_shard = check_int("per_shard", per_shard, 1, 1 << 16)
-    con, parts, tasks, _ = _tasks(keys, values, k, t, size, seed, construction, c, shards, 1, max_attempts, use_numba)
-    options = [
-        [Shard(n=int(ks.shape[0]), m=task[4], seed=int(sd), cells=frozen(cells, np.uint16), aux=frozen(aux, np.uint8))
-         for sd, cells, aux, _ in _shard_solutions(task, per_shard)]
-        for (ks, _), task in zip(parts, tasks)
-    ]
-    return ShardCandidates(k=k, t=t, size=size, seed=seed, construction=con.name, options=options)
 
 
 def _tasks(keys: Any, values: Any, k: int, t: int, size: int, seed: int, construction: str, c: float | None,

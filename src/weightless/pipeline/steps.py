@@ -139,7 +139,7 @@ def retrain_around(model: Any, task: Any, cfg: EncodeConfig, *, encoded: Mapping
             for n, (idx, cb) in encoded.items():
                 _attach(model, n, cb, idx)
                 attached.append(n)
-        for n, (idx, cb) in pending.items():
+        for n, (idx, _) in pending.items():
             p = get_param(model, n)
             masks[n] = torch.from_numpy((idx >= 0).astype(np.float32)).to(p.device)
             names.add(n)

@@ -481,24 +481,6 @@ def construction_check_layers(construction: str, layers: Any, t_values: Sequence
     return None
 
 
-def file_test_errors(tensors: Any, model: str, data: Any) -> tuple[int, np.ndarray]:
-    """Write ``tensors`` to a temporary ``.wl`` file, load it into a fresh ``model`` (a paper
-    LeNet name) and score it: returns (file bytes, per-example test errors of the decoded model).
-
-    Raises:
-        InputError: an unknown model name. FormatError: the file does not load back.
-    """
-    from weightless.io import files as api
-    from ..models import get_model
-    from weightless.training import per_example
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "m.wl")
-        nbytes = api.save(path, tensors)
-        net = get_model(model)
-        net.load_state_dict(api.load(path))
-    return nbytes, per_example(net, data, "test")[0]
-
 
 def val_subset(data: Any, simplified: Any, n: int | None) -> tuple[Any, Any]:
     """Return ``(data, simplified)`` whose validation split is the first ``n`` images (None:
