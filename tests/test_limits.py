@@ -67,8 +67,8 @@ def test_tiny_tensor_with_a_huge_table(tmp_path):
     data = wl_bytes([bloomier_record("w", (1,), [0.5], filt, params)])
     assert len(data) < 500
     _fails_fast(tmp_path, data, "max_cells_per_element")
-    # with the limit raised the same file is a valid (all-empty) tensor
-    out = _load(tmp_path, data, limits=Limits(max_cells_per_element=1 << 27))
+    # with the limits raised the same file is a valid (all-empty) tensor
+    out = _load(tmp_path, data, limits=Limits(max_cells_per_element=1 << 27, max_cells_per_byte=1 << 20))
     assert out["w"].tolist() == [0.0]
 
 

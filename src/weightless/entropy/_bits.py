@@ -23,6 +23,14 @@ class Reader(ByteReader):
     def __init__(self, data: bytes, what: str) -> None:
         super().__init__(memoryview(bytes(data)), what)
 
+    def view(self, n: int, field: str) -> memoryview:
+        """The next ``n`` bytes as a view of the data (no copy: for large streams)."""
+        start = self.pos
+        if n < 0 or n > self.remaining:
+            raise self.short(f"{self.what}: {field} needs {n} bytes but only {self.remaining} remain")
+        self.pos += n
+        return self.data[start : start + n]
+
 
 def packed_size(count: int, width: int) -> int:
     """Bytes taken by ``count`` fields of ``width`` bits packed by :func:`pack_fixed`."""

@@ -41,7 +41,7 @@ cells match the stored counts, so most corruptions raise :class:`~weightless.err
 from __future__ import annotations
 
 import math
-import sys
+from typing import Any, Iterator
 
 import constriction
 import numpy as np
@@ -118,22 +118,62 @@ def _ans_encode(symbols: np.ndarray, probs: np.ndarray) -> bytes:
     return words.tobytes()
 
 
-def _ans_decode(payload: bytes, probs: np.ndarray, m: int, what: str) -> np.ndarray:
-    if len(payload) % 4:
-        raise FieldError(f"{what}: ANS payload of {len(payload)} bytes is not whole 32-bit words")
-    words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
-    if sys.byteorder == "big":  # pragma: no cover
-        words = words.byteswap()
-    try:
-        model = constriction.stream.model.Categorical(probs, perfect=False)
-        coder = constriction.stream.stack.AnsCoder(words)
-        out = coder.decode(model, m)
-        empty = coder.is_empty() and coder.num_words() == 0  # state 0 and every word used
-    except Exception as exc:  # constriction signals bad words with various exceptions
-        raise FieldError(f"{what}: the ANS stream is corrupt ({exc})") from exc
-    if not empty:
-        raise FieldError(f"{what}: the ANS stream has unused data after {m} cells (corrupt)")
-    return np.asarray(out)
+#: Symbols asked of constriction per call: it allocates its output (4 bytes a symbol) and
+#: aborts the process when an allocation fails, so it never sees a larger request.
+ANS_CHUNK = 1 << 20
+
+
+class AnsStream:
+    """An ANS stream decoded in chunks of at most :data:`ANS_CHUNK` symbols.
+
+    Raises FieldError for words that are not whole, a corrupt stream, more symbols asked than
+    ``total``, or (:meth:`finish`) data left after ``total`` symbols.
+    """
+
+    def __init__(self, payload: bytes, probs: np.ndarray, total: int, what: str) -> None:
+        if len(payload) % 4:
+            raise FieldError(f"{what}: ANS payload of {len(payload)} bytes is not whole 32-bit words")
+        words = np.frombuffer(payload, dtype="<u4").astype(np.uint32, copy=False)  # no copy on little-endian
+        self.what, self.left = what, int(total)
+        try:
+            self.model = constriction.stream.model.Categorical(probs, perfect=False)
+            self.coder = constriction.stream.stack.AnsCoder(words)
+        except Exception as exc:  # constriction signals bad input with various exceptions
+            raise FieldError(f"{what}: the ANS stream is corrupt ({exc})") from exc
+
+    def take(self, n: int) -> np.ndarray:
+        """The next ``n`` symbols (int32), ``n <= ANS_CHUNK``."""
+        n = int(n)
+        if n > self.left or n > ANS_CHUNK:
+            raise FieldError(f"{self.what}: {n} more symbols asked of a stream with {self.left} left")
+        self.left -= n
+        try:
+            return np.asarray(self.coder.decode(self.model, n))
+        except Exception as exc:
+            raise FieldError(f"{self.what}: the ANS stream is corrupt ({exc})") from exc
+
+    def chunks(self) -> "Iterator[np.ndarray]":
+        """The remaining symbols, :data:`ANS_CHUNK` at a time."""
+        while self.left:
+            yield self.take(min(self.left, ANS_CHUNK))
+
+    def finish(self) -> None:
+        """Check that every symbol was taken, the state is 0 and every word was used."""
+        if self.left or not (self.coder.is_empty() and self.coder.num_words() == 0):
+            raise FieldError(f"{self.what}: the ANS stream has unused data after its symbols (corrupt)")
+
+
+def _ans_decode(payload: bytes, probs: np.ndarray, m: int, what: str, dtype: Any = np.int32) -> np.ndarray:
+    """The ``m`` symbols of an ANS stream as an array of ``dtype``, decoded in chunks into it
+    (peak memory: the output plus one chunk)."""
+    stream = AnsStream(payload, probs, m, what)
+    out = np.empty(m, dtype=dtype)
+    at = 0
+    for chunk in stream.chunks():
+        out[at : at + chunk.size] = chunk
+        at += chunk.size
+    stream.finish()
+    return out
 
 
 def _ideal_bits(counts: np.ndarray, probs: np.ndarray) -> float:
@@ -280,7 +320,7 @@ def decode_cells(data: bytes, m: int, t: int, *, max_cells: int = DEFAULT_MAX_CE
             f"cell record: {len(payload)} payload bytes cannot hold {m} cells "
             f"(at least {ideal / 8:.0f} bytes needed); truncated data or wrong m"
         )
-    out = _ans_decode(payload, probs, m, "cell record")
+    out = _ans_decode(payload, probs, m, "cell record", np.uint16)
     if out.size != m:
         raise FieldError(f"cell record: decoded {out.size} cells, expected {m}")
     if counts is not None:
@@ -288,7 +328,7 @@ def decode_cells(data: bytes, m: int, t: int, *, max_cells: int = DEFAULT_MAX_CE
             raise FieldError("cell record: decoded cells do not match the stored histogram (corrupt)")
     elif int(np.count_nonzero(out == 0)) != z:
         raise FieldError("cell record: decoded cells do not match the stored zero count (corrupt)")
-    return out.astype(np.uint16)
+    return out
 
 
 def _decode_flags_raw(r: Reader, m: int, t: int) -> np.ndarray:
@@ -313,7 +353,7 @@ def _decode_flags_raw(r: Reader, m: int, t: int) -> np.ndarray:
     if len(raw) != packed_size(m - z, t):
         cls = TruncatedError if len(raw) < packed_size(m - z, t) else FieldError
         raise cls(f"cell record: {len(raw)} bytes of nonzero cells, {m - z} cells of {t} bits need {packed_size(m - z, t)}")
-    flags = _ans_decode(payload, probs, nbytes, "cell record flags").astype(np.uint8)
+    flags = _ans_decode(payload, probs, nbytes, "cell record flags", np.uint8)
     if flags.size != nbytes:
         raise FieldError(f"cell record: decoded {flags.size} flag bytes, expected {nbytes}")
     cells = scatter_packed(flags, raw, m, t)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..container import Record
 from ..entropy._bits import Reader, write_varint
-from ..entropy.index_coder import decode_positions, decode_symbols, encode_positions, encode_symbols
+from ..entropy.index_coder import CHUNK, encode_positions, encode_symbols, parse_positions, parse_symbols
 from ..errors import FieldError, InputError
 from .bfloat16 import bfloat16_to_float32, float32_to_bfloat16
 
@@ -154,8 +154,13 @@ def coded_record(name: str, c: Clustered, encoding: str) -> Record:
     return Record(name, encoding, c.shape, c.dtype, {}, head + body)
 
 
-def decode_coded(rec: Record) -> np.ndarray:
-    """Decode a ``"sparse"`` or ``"indexed"`` record to its array (bfloat16 as float32 values).
+def decode_coded(rec: Record, *, bfloat16: str = "float32") -> np.ndarray:
+    """Decode a ``"sparse"`` or ``"indexed"`` record to its array (bfloat16 as float32 values,
+    or with ``bfloat16="words"`` as its uint16 words).
+
+    The whole payload is parsed first (every length, count and minimum-length rule, trailing
+    bytes), then the streams are decoded in chunks straight into the output array, so the
+    peak memory is the output plus a few MiB.
 
     Raises:
         FieldError / TruncatedError: a corrupt payload, params other than ``alt``, a dtype
@@ -164,6 +169,8 @@ def decode_coded(rec: Record) -> np.ndarray:
     what = f"record {rec.name!r}"
     if rec.dtype not in _VALUE_DTYPES:
         raise FieldError(f"{what}: {rec.encoding} records decode to one of {_VALUE_DTYPES}, header says {rec.dtype}")
+    if rec.encoding not in CODED_ENCODINGS:
+        raise FieldError(f"{what}: encoding {rec.encoding!r} is not one of {CODED_ENCODINGS}")
     _check_alt(rec)
     r = Reader(rec.payload, what)
     k = r.varint("k", _MAX_K)
@@ -173,17 +180,24 @@ def decode_coded(rec: Record) -> np.ndarray:
     if not np.array_equal(_exact_in(cb, rec.dtype), cb):
         raise FieldError(f"{what}: codebook values are not exactly representable in {rec.dtype}")
     size = math.prod(rec.shape)
-    if rec.encoding == "sparse":
-        mask = decode_positions(r, size, what, _rows(rec.shape))
-        sym = decode_symbols(r, int(mask.sum()), k, what)
-        out = np.zeros(size, dtype=np.float64)
-        out[mask] = cb[sym]
-    elif rec.encoding == "indexed":
-        out = cb[decode_symbols(r, size, k, what)]
-    else:
-        raise FieldError(f"{what}: encoding {rec.encoding!r} is not one of {CODED_ENCODINGS}")
+    positions = parse_positions(r, size, what, _rows(rec.shape)) if rec.encoding == "sparse" else None
+    symbols = parse_symbols(r, size if positions is None else positions.n, k, what)
     r.expect_end()
-    return out.astype(np.float32 if rec.dtype == "bfloat16" else rec.dtype).reshape(rec.shape)
+    if rec.dtype == "bfloat16":
+        values = _bf16_words(cb) if bfloat16 == "words" else cb.astype(np.float32)
+    else:
+        values = cb.astype(rec.dtype)
+    if positions is None:
+        out = np.empty(size, dtype=values.dtype)
+        for at in range(0, size, CHUNK):
+            n = min(CHUNK, size - at)
+            out[at : at + n] = values[symbols.take(n)]
+    else:
+        out = np.zeros(size, dtype=values.dtype)
+        for pos in positions.chunks():
+            out[pos] = values[symbols.take(pos.size)]
+    symbols.finish()
+    return out.reshape(rec.shape)
 
 
 def _rows(shape: tuple[int, ...]) -> int:

@@ -135,14 +135,36 @@ def save(
     Raises:
         InputError: unsupported tensors or metadata that is not JSON data.
         OSError: the file cannot be written (nothing is left behind).
+
+    Warns:
+        UserWarning: readers with the default :class:`Limits` would refuse the file (it is
+            written all the same; see :func:`warn_if_refused`).
     """
     records = build_records(tensors, dense_dtype=dense_dtype, entropy=entropy, compact=compact)
+    warn_if_refused(records)
     return write_container(path, records, dict(metadata or {}))
 
 
 def to_bytes(tensors: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None, **kw: Any) -> bytes:
     """Return the bytes :func:`save` would write."""
-    return container_to_bytes(build_records(tensors, **kw), dict(metadata or {}))
+    records = build_records(tensors, **kw)
+    warn_if_refused(records)
+    return container_to_bytes(records, dict(metadata or {}))
+
+
+def warn_if_refused(records: list[Record]) -> None:
+    """Warn (``UserWarning``) when readers with the default :class:`Limits` would refuse these
+    records, e.g. a file of large all-zero tensors (beyond ``max_expansion``); the file is
+    still written, and a reader that trusts it passes larger limits."""
+    import warnings
+
+    from ..errors import FormatError
+
+    try:
+        check_records(records)
+    except FormatError as exc:
+        warnings.warn(f"weightless: readers with the default limits will refuse this file: {exc}",
+                      UserWarning, stacklevel=3)
 
 
 def load_arrays(path: str | os.PathLike, *, limits: Limits | None = None) -> dict[str, np.ndarray]:

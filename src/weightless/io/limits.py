@@ -25,7 +25,8 @@ import numpy as np
 
 from ..errors import FieldError, InputError, LimitError, TruncatedError
 
-__all__ = ["Limits", "DEFAULT_LIMITS", "check_records", "filter_cells", "DTYPE_BYTES", "SHARD_SLACK_CELLS"]
+__all__ = ["Limits", "DEFAULT_LIMITS", "check_records", "filter_cells", "DTYPE_BYTES", "SHARD_SLACK_CELLS",
+           "CELLS_ALLOWANCE", "decoded_bytes"]
 
 #: Bytes per decoded element of every dtype a record may declare (bfloat16 decodes to float32
 #: in numpy; Bloomier layers are decoded as float32 first, so they count at least 4).
@@ -37,6 +38,8 @@ DTYPE_BYTES = {
 #: Cells a filter may have beyond ``max_cells_per_element * size``, per shard (small tables get
 #: 8 spare cells; constructions need at least 3).
 SHARD_SLACK_CELLS = 64
+#: Cells any filter record may have beyond ``max_cells_per_byte`` per payload byte.
+CELLS_ALLOWANCE = 1 << 16
 
 _HEAD = struct.Struct("<4sBBBBIIQQQI")  # the filter header (weightless.filters.filter)
 _SHARD_DTYPE = np.dtype([("n", "<u4"), ("m", "<u4"), ("seed", "<u8"), ("aux", "<u4")])
@@ -60,6 +63,18 @@ class Limits:
             64 * shards`` cells (the writer's constructions use about 1.25 and 1.02 cells per
             key, and keys are at most the positions). This bounds decoding time by the output
             size: a table cannot be much larger than the tensor it decodes to.
+        max_expansion: the decoded bytes of all tensors of a file may be at most
+            ``max_expansion * P + expansion_allowance``, ``P`` the bytes of its records'
+            payloads. Real files reach about 2,100 (a 0.1%-dense sparse layer), 4,600 (a
+            0.1%-dense Bloomier layer) and 72 (VGG-16's FC-0 as a 4%-dense sparse record);
+            a file far above that is all zeros or constants declared huge (a 57-byte file
+            can declare 4 GiB). Raise it for a file you trust.
+        expansion_allowance: decoded bytes a file may have beyond the expansion ratio (room
+            for small all-zero or constant tensors: biases, norms).
+        max_cells_per_byte: filter cells of one record may be at most ``max_cells_per_byte *
+            payload bytes + 65536`` (real tables hold about 1 to 5 cells per byte: their
+            nonzero cells are near-uniform; a table of zero cells costs almost nothing to
+            store but as much as any other to decode).
     """
 
     max_tensor_elements: int = 1 << 30
@@ -70,6 +85,9 @@ class Limits:
     max_file_cells: int = 1 << 31
     max_shards: int = 1 << 14
     max_cells_per_element: int = 4
+    max_expansion: int = 1 << 15
+    expansion_allowance: int = 1 << 24
+    max_cells_per_byte: int = 64
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -144,8 +162,9 @@ def check_records(records: Iterable, limits: Limits | None = None) -> None:
     lim = DEFAULT_LIMITS if limits is None else limits
     if not isinstance(lim, Limits):
         raise InputError(f"limits is a {type(lim).__name__}; expected weightless.Limits")
-    file_elems = file_bytes = file_cells = 0
+    file_elems = file_bytes = file_cells = payload_bytes = 0
     for rec in records:
+        payload_bytes += len(rec.payload)
         numel = math.prod(rec.shape)
         per = DTYPE_BYTES.get(rec.dtype, 8)
         nbytes = numel * (max(per, 4) if rec.encoding == "bloomier" else per)
@@ -180,6 +199,31 @@ def check_records(records: Iterable, limits: Limits | None = None) -> None:
                 "max_cells_per_element", cells, lim,
                 f"{where}: the number of filter cells for {size} positions and {shards} shards",
             )
+        if cells > lim.max_cells_per_byte * len(rec.payload) + CELLS_ALLOWANCE:
+            raise _exceeds(
+                "max_cells_per_byte", cells, lim,
+                f"{where}: the number of filter cells for a payload of {len(rec.payload)} bytes",
+            )
         file_cells += cells
         if file_cells > lim.max_file_cells:
             raise _exceeds("max_file_cells", file_cells, lim, f"the filter cells of the records up to {rec.name!r}")
+    cap = lim.max_expansion * payload_bytes + lim.expansion_allowance
+    if file_bytes > cap:
+        raise LimitError(
+            f"the file's tensors decode to {file_bytes} bytes from {payload_bytes} bytes of payload, above "
+            f"max_expansion * {payload_bytes} + expansion_allowance = {cap} (max_expansion = "
+            f"{lim.max_expansion}); a tiny file declaring huge all-zero or constant tensors; if the file "
+            "is trusted, pass limits=Limits(max_expansion=...) with a larger value",
+            limit="max_expansion",
+        )
+
+
+def decoded_bytes(records: Iterable) -> tuple[int, int]:
+    """``(decoded bytes, payload bytes)`` of ``records`` as :func:`check_records` counts them
+    (the writer's check that default readers accept what it writes)."""
+    total = payload = 0
+    for rec in records:
+        per = DTYPE_BYTES.get(rec.dtype, 8)
+        total += math.prod(rec.shape) * (max(per, 4) if rec.encoding == "bloomier" else per)
+        payload += len(rec.payload)
+    return total, payload

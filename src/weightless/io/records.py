@@ -278,9 +278,9 @@ def decode_record(rec: Record, limits: Any = None, *, bfloat16: str = "float32")
         from .clustered import decode_coded
 
         check_records([rec], limits)
-        a = decode_coded(rec)
-        if rec.dtype == "bfloat16":
-            a = float32_to_bfloat16(a)
+        a = decode_coded(rec, bfloat16=bfloat16)
+        if rec.dtype == "bfloat16" and bfloat16 == "float32":
+            return a  # already the float32 of the same values
     else:
         raise FieldError(f"record {rec.name!r}: unknown encoding {rec.encoding!r}; this reader knows {ENCODINGS}")
     if rec.dtype == "bfloat16" and bfloat16 == "float32":

@@ -1,0 +1,85 @@
+"""Peak decode memory of coded records (issue 24 item 2): ``sparse`` and ``indexed`` records are
+decoded in chunks straight into the output array, so the traced peak (tracemalloc) of
+``decode_record`` should be the output plus at most 10%.
+
+    python benchmarks/bench_decode_memory.py
+
+Writes results/bench/bench_decode_memory.json and .md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+from weightless.io.clustered import Clustered, coded_record  # noqa: E402
+from weightless.io.records import decode_record  # noqa: E402
+
+
+def _case(name: str, encoding: str, shape: tuple[int, ...], density: float, k: int, dtype: str, rng) -> dict:
+    size = int(np.prod(shape))
+    idx = rng.integers(0, k, size)
+    if encoding == "sparse":
+        idx = np.where(rng.random(size) < density, idx, -1)
+    cb = np.linspace(-1, 1, k)
+    if dtype == "float16":
+        cb = cb.astype(np.float16).astype(np.float64)
+    elif dtype in ("float32", "bfloat16"):
+        cb = np.round(cb * 64) / 64
+    rec = coded_record("w", Clustered(idx.reshape(shape), cb, dtype), encoding)
+    del idx
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    out = decode_record(rec)
+    dt = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {"case": name, "encoding": encoding, "shape": list(shape), "dtype": dtype, "k": k,
+            "density": density if encoding == "sparse" else 1.0, "payload_bytes": len(rec.payload),
+            "output_bytes": out.nbytes, "peak_bytes": peak, "peak_over_output": round(peak / out.nbytes - 1, 4),
+            "seconds": round(dt, 3)}
+
+
+def main() -> int:
+    rng = np.random.default_rng(0)
+    cases = [
+        ("sparse 10% float32 flat", "sparse", (4096, 4096), 0.10, 16, "float32"),
+        ("sparse 1% float32", "sparse", (4096, 4096), 0.01, 32, "float32"),
+        ("sparse 50% float16", "sparse", (4096, 4096), 0.5, 8, "float16"),
+        ("sparse 5% bfloat16", "sparse", (2048, 4096), 0.05, 16, "bfloat16"),
+        ("indexed k=16 float32", "indexed", (4096, 4096), 1.0, 16, "float32"),
+        ("indexed k=300 float64", "indexed", (2048, 2048), 1.0, 300, "float64"),
+        ("indexed k=4 float16", "indexed", (4096, 4096), 1.0, 4, "float16"),
+    ]
+    rows = [_case(*c, rng) for c in cases]
+    result = {"benchmark": "bench_decode_memory", "rows": rows,
+              "max_peak_over_output": max(r["peak_over_output"] for r in rows),
+              "command": "python benchmarks/bench_decode_memory.py"}
+    out_dir = os.path.join(ROOT, "results", "bench")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "bench_decode_memory.json"), "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    table = "\n".join(f"| {r['case']} | {r['payload_bytes']:,} | {r['output_bytes']:,} | {r['peak_bytes']:,} | "
+                      f"{100 * r['peak_over_output']:+.1f}% | {r['seconds']} |" for r in rows)
+    with open(os.path.join(out_dir, "bench_decode_memory.md"), "w") as f:
+        f.write("# Peak decode memory of coded records\n\n"
+                "`python benchmarks/bench_decode_memory.py`: traced peak (tracemalloc) of `decode_record` on "
+                "one record, against the decoded array's size.\n\n"
+                "| case | payload bytes | output bytes | peak bytes | peak above output | seconds |\n"
+                f"|---|---|---|---|---|---|\n{table}\n\n"
+                f"Largest peak above the output: {100 * result['max_peak_over_output']:+.1f}%.\n")
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
