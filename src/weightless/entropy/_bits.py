@@ -29,7 +29,7 @@ class Reader(ByteReader):
         if n < 0 or n > self.remaining:
             raise self.short(f"{self.what}: {field} needs {n} bytes but only {self.remaining} remain")
         self.pos += n
-        return self.data[start : start + n]
+        return memoryview(self.data)[start : start + n]
 
 
 def packed_size(count: int, width: int) -> int:

@@ -324,7 +324,7 @@ class SymbolSource:
     symbol taken, the ANS end state, the histogram)."""
 
     def __init__(self, count: int, alphabet: int, what: str, *, const: int = 0, stream: AnsStream | None = None,
-                 packed: bytes | None = None, counts: np.ndarray | None = None) -> None:
+                 packed: bytes | memoryview | None = None, counts: np.ndarray | None = None) -> None:
         self.count, self.alphabet, self.what, self.const = count, alphabet, what, const
         self.stream, self.packed, self.counts = stream, packed, counts
         self.at = 0
@@ -351,13 +351,14 @@ class SymbolSource:
         """The next ``n`` packed symbols (MSB first), in steps of 2**16 (small temporaries);
         the padding bits of the last byte are checked with the last symbol."""
         width = symbol_width(self.alphabet)
+        assert self.packed is not None
         raw = np.frombuffer(self.packed, dtype=np.uint8)
         out = np.empty(n, dtype=np.int64)
         for a in range(0, n, 1 << 16):
             step = min(1 << 16, n - a)
             bit0 = (self.at + a) * width
-            bits = np.unpackbits(raw[bit0 // 8 : (bit0 + step * width + 7) // 8])
-            bits = bits[bit0 % 8 : bit0 % 8 + step * width].reshape(step, width)
+            flat = np.unpackbits(raw[bit0 // 8 : (bit0 + step * width + 7) // 8])
+            bits = flat[bit0 % 8 : bit0 % 8 + step * width].reshape(step, width)
             acc = np.zeros(step, dtype=np.int64)
             for j in range(width):
                 acc = (acc << 1) | bits[:, j]
@@ -372,7 +373,7 @@ class SymbolSource:
             raise FieldError(f"{self.what}: {self.count - self.at} symbols were not used")
         if self.stream is not None:
             self.stream.finish()
-        if self.counts is not None and not np.array_equal(self.seen, self.counts):
+        if self.counts is not None and self.seen is not None and not np.array_equal(self.seen, self.counts):
             raise FieldError(f"{self.what}: the decoded symbols do not match their counts")
 
 

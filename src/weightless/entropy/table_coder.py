@@ -130,7 +130,7 @@ class AnsStream:
     ``total``, or (:meth:`finish`) data left after ``total`` symbols.
     """
 
-    def __init__(self, payload: bytes, probs: np.ndarray, total: int, what: str) -> None:
+    def __init__(self, payload: bytes | memoryview, probs: np.ndarray, total: int, what: str) -> None:
         if len(payload) % 4:
             raise FieldError(f"{what}: ANS payload of {len(payload)} bytes is not whole 32-bit words")
         words = np.frombuffer(payload, dtype="<u4").astype(np.uint32, copy=False)  # no copy on little-endian
