@@ -237,3 +237,77 @@ def test_no_abort_under_a_4_gib_address_space_cap(tmp_path):
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
         assert r.returncode == 0, r.stderr[-2000:]
         assert "FormatError LimitError" in r.stdout and "trusted" in r.stdout
+
+
+# ------------------------------------------------------------------ writes never clobber
+def _ckpt(tmp_path):
+    from safetensors.numpy import save_file
+
+    p = tmp_path / "in.safetensors"
+    save_file({"w": np.ones((4, 4), np.float32)}, str(p))
+    return p
+
+
+def _cli(argv, capsys):
+    from weightless_lab.cli.main import main
+
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err
+
+
+def test_write_refuses_a_fifo_and_a_socket(tmp_path, capsys):
+    import socket
+    import stat
+
+    from weightless.errors import InputError
+
+    fifo = tmp_path / "out.wl"
+    os.mkfifo(fifo)
+    code, err = _cli(["encode", _ckpt(tmp_path), "-o", fifo], capsys)
+    assert code == 2 and "FIFO" in err[-1] and "Traceback" not in "\n".join(err)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # still the FIFO
+    with pytest.raises(InputError, match="FIFO"):
+        wl.save(fifo, {"w": np.ones(3, np.float32)})
+    sock_path = tmp_path / "s.wl"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(sock_path))
+        with pytest.raises(InputError, match="socket"):
+            wl.save(sock_path, {"w": np.ones(3, np.float32)})
+        assert stat.S_ISSOCK(os.lstat(sock_path).st_mode)
+    with pytest.raises(InputError, match="directory"):
+        wl.save(tmp_path, {"w": np.ones(3, np.float32)})
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+def test_write_through_a_symlink(tmp_path, capsys):
+    target = tmp_path / "real" / "model.wl"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    link = tmp_path / "link.wl"
+    link.symlink_to(target)
+    code, err = _cli(["encode", _ckpt(tmp_path), "-o", link], capsys)
+    assert code == 0, err
+    assert link.is_symlink() and os.readlink(link) == str(target)  # the link is kept
+    assert wl.load_arrays(target)["w"].shape == (4, 4)  # its target replaced
+    dangling = tmp_path / "new.wl"
+    dangling.symlink_to(tmp_path / "real" / "fresh.wl")
+    wl.save(dangling, {"w": np.ones(3, np.float32)})
+    assert dangling.is_symlink() and (tmp_path / "real" / "fresh.wl").is_file()
+    loop = tmp_path / "loop.wl"
+    loop.symlink_to(loop)
+    from weightless.errors import InputError
+
+    with pytest.raises(InputError):
+        wl.save(loop, {"w": np.ones(3, np.float32)})
+
+
+def test_inspect_with_stdout_closed(tmp_path):
+    p = tmp_path / "good.wl"
+    wl.save(p, {"w": np.ones(3, np.float32)})
+    code = "import sys; from weightless_lab.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    r = subprocess.run(["sh", "-c", f'exec "$0" -c "$1" inspect "$2" >&-', sys.executable, code, str(p)],
+                       capture_output=False, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "standard output is closed" in lines[0], r.stderr

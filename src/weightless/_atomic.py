@@ -7,6 +7,13 @@ fsync'ed; on an exception it is removed. A writer killed outright (SIGKILL, powe
 remove its temporary file, so every call first removes the temporary files of the same target
 that nobody holds a lock on: their writer is gone (the kernel drops a dead process's locks).
 On systems without ``fcntl.flock`` (Windows) stale files are not removed.
+
+What may be replaced: nothing that exists and is not a regular file. A target that is a
+device, a FIFO, a socket or a directory is refused with :class:`~weightless.errors.InputError`
+before anything is written (an atomic rename would replace ``/dev/full`` or a FIFO with a
+regular file). A symlink is written *through*: the file it points to (resolved with
+``os.path.realpath``, which must be a regular file or not exist yet) is replaced atomically,
+and the link itself is kept.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import contextlib
 import os
 import re
 import secrets
+import stat
 from typing import Iterator
 
 try:  # pragma: no cover - depends on the OS
@@ -22,7 +30,7 @@ try:  # pragma: no cover - depends on the OS
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["atomic_target", "temp_name_pattern", "remove_stale_temps"]
+__all__ = ["atomic_target", "resolve_target", "temp_name_pattern", "remove_stale_temps"]
 
 
 def temp_name_pattern(base: str) -> re.Pattern[str]:
@@ -98,6 +106,32 @@ def _create_locked(folder: str, base: str) -> tuple[str, int]:
     raise FileExistsError(f"could not create a temporary file in {folder}")  # pragma: no cover
 
 
+def resolve_target(path: str) -> str:
+    """The path to replace for a write to ``path``: ``path`` itself, or the file a symlink
+    points to (links followed to the end).
+
+    Raises:
+        InputError: the target exists and is not a regular file (device, FIFO, socket,
+            directory), or is a symlink loop.
+    """
+    from .errors import InputError
+
+    real = os.path.realpath(path) if os.path.islink(path) else path
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        return real
+    except OSError as exc:  # e.g. a symlink loop (ELOOP)
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                or stat.S_ISBLK(st.st_mode) else "not a regular file")
+        where = f"{path} (-> {real})" if real != path else path
+        raise InputError(f"refusing to write {where}: it is {kind}, not a regular file; choose a file path")
+    return real
+
+
 @contextlib.contextmanager
 def atomic_target(path: str | os.PathLike[str]) -> Iterator[tuple[str, int]]:
     """Yield ``(temporary path, open fd)``; write the file there (through the fd or by path).
@@ -106,9 +140,10 @@ def atomic_target(path: str | os.PathLike[str]) -> Iterator[tuple[str, int]]:
     on an exception it is removed and ``path`` is untouched.
 
     Raises:
+        InputError: ``path`` exists and is not a regular file (see :func:`resolve_target`).
         OSError: the folder does not exist or is not writable, the disk is full...
     """
-    path = os.fspath(path)
+    path = resolve_target(os.fspath(path))
     folder = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
     remove_stale_temps(folder, base)

@@ -66,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USER_ERROR
     _setup_logging()
+    if sys.stdout is None:  # started with stdout closed (``>&-``): writing to it is an error
+        sys.stdout = _ClosedStream()
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe is reported here, not at interpreter exit
@@ -92,6 +94,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("weightless: interrupted", file=sys.stderr)
         return 130
+
+
+class _ClosedStream:
+    """Stands for a standard output that was closed before the start: every write raises
+    ``OSError(EBADF)``, which :func:`main` reports in one line."""
+
+    def write(self, _text: str) -> int:
+        import errno
+
+        raise OSError(errno.EBADF, "standard output is closed")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        import errno
+
+        raise OSError(errno.EBADF, "standard output is closed")
 
 
 def _one_line(exc: BaseException) -> str:
