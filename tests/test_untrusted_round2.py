@@ -306,7 +306,7 @@ def test_inspect_with_stdout_closed(tmp_path):
     p = tmp_path / "good.wl"
     wl.save(p, {"w": np.ones(3, np.float32)})
     code = "import sys; from weightless_lab.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    r = subprocess.run(["sh", "-c", f'exec "$0" -c "$1" inspect "$2" >&-', sys.executable, code, str(p)],
+    r = subprocess.run(["sh", "-c", 'exec "$0" -c "$1" inspect "$2" >&-', sys.executable, code, str(p)],
                        capture_output=False, stderr=subprocess.PIPE, text=True, timeout=120)
     assert r.returncode != 0
     lines = r.stderr.strip().splitlines()
