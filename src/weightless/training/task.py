@@ -184,6 +184,26 @@ class Source:
         return [Source("dataset", Subset(self.obj, range(a, b)), self.batch_fn) for a, b in zip(bounds, bounds[1:])]
 
 
+def _check_labels(y: Any) -> None:
+    """Class labels given as a numpy array must be integers: a float array is refused unless
+    every value is a whole number (converting 0.7 to class 0 silently would train on wrong
+    labels). A torch tensor is taken as it is (e.g. float targets for a custom loss).
+
+    Raises:
+        InputError: float labels with a fraction, NaN or infinity, or a non-numeric dtype.
+    """
+    if not isinstance(y, np.ndarray) or y.dtype == np.bool_ or np.issubdtype(y.dtype, np.integer):
+        return
+    if not np.issubdtype(y.dtype, np.floating):
+        raise InputError(f"labels y must be integer class indices, got an array of dtype {y.dtype}")
+    flat = y.reshape(-1)
+    bad = flat[~np.isfinite(flat) | (flat != np.floor(flat))]
+    if bad.size:
+        raise InputError(f"labels y are {y.dtype} values that are not whole numbers (e.g. {float(bad[0])}); class "
+                         "labels must be integers: convert them (y.astype(np.int64)) if they are class indices, "
+                         "or pass torch tensors with your own loss for other targets")
+
+
 def as_source(data: Any, batch_fn: Callable[[Any], tuple[Any, Any]] | None = None) -> Source:
     """Return a :class:`Source` for ``data`` (see the module docstring for the accepted forms).
 
@@ -196,6 +216,7 @@ def as_source(data: Any, batch_fn: Callable[[Any], tuple[Any, Any]] | None = Non
         data = (data.x, data.y)
     if isinstance(data, tuple) and len(data) == 2 and all(isinstance(v, (np.ndarray, torch.Tensor)) for v in data):
         x, y = data
+        _check_labels(y)
         x = torch.as_tensor(np.asarray(x, dtype=np.float32)) if isinstance(x, np.ndarray) else x
         y = torch.as_tensor(np.asarray(y, dtype=np.int64)) if isinstance(y, np.ndarray) else y
         if x.shape[0] != y.shape[0] or x.shape[0] == 0:

@@ -23,34 +23,83 @@ DATA_NAMES = ("mnist", "fashion-mnist")
 
 
 def load_model_def(spec: str) -> Any:
-    """Import ``package.module:factory`` and return ``factory()`` (a ``torch.nn.Module``).
+    """Import ``package.module:factory`` (or ``path/to/file.py:factory``) and return
+    ``factory()`` (a ``torch.nn.Module``).
 
     The current folder is searched first, as ``python -m`` does.
 
     Raises:
-        InputError: a malformed spec, a module or attribute that cannot be found, or a factory
-            that does not return a module.
+        InputError: a malformed spec, a module, file or attribute that cannot be found, a
+            module that fails to import, a factory that needs arguments or raises, or one that
+            does not return a module (each in one line).
     """
     import torch
 
-    mod_name, sep, attr = spec.partition(":")
+    mod_name, sep, attr = spec.rpartition(":")
     if not sep or not mod_name or not attr:
-        raise InputError(f"--model-def must be 'package.module:factory', got {spec!r}")
+        raise InputError(f"--model-def must be 'package.module:factory' or 'path/to/file.py:factory', got {spec!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(mod_name)
+        if mod_name.endswith(".py") or os.sep in mod_name or "/" in mod_name:
+            module = _import_file(mod_name)
+        else:
+            module = importlib.import_module(mod_name)
+    except InputError:
+        raise
     except ImportError as exc:
         raise InputError(f"cannot import {mod_name!r} for --model-def: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
+        raise InputError(f"importing {mod_name!r} for --model-def raised {type(exc).__name__}: {exc}") from exc
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise InputError(f"{mod_name!r} has no attribute {attr!r} (from --model-def {spec!r})")
         obj = getattr(obj, part)
-    model = obj() if callable(obj) and not isinstance(obj, torch.nn.Module) else obj
+    if callable(obj) and not isinstance(obj, torch.nn.Module):
+        import inspect
+
+        try:
+            inspect.signature(obj).bind()
+        except TypeError as exc:
+            raise InputError(f"--model-def {spec!r}: {attr} cannot be called without arguments ({exc}); give a "
+                             "factory that takes none (e.g. def make(): return MyNet(10))") from None
+        except ValueError:  # no signature (a builtin): just call it
+            pass
+        try:
+            model = obj()
+        except Exception as exc:  # noqa: BLE001 - the user's factory failed
+            raise InputError(f"--model-def {spec!r}: {attr}() raised {type(exc).__name__}: {exc}") from exc
+    else:
+        model = obj
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"--model-def {spec!r} gave a {type(model).__name__}, not a torch.nn.Module")
     return model
+
+
+def _import_file(path: str) -> Any:
+    """Import the Python file ``path`` as a module of its own (for ``--model-def FILE.py:factory``)."""
+    import hashlib
+    import importlib.util
+
+    full = os.path.abspath(path)
+    if not os.path.isfile(full):
+        raise InputError(f"--model-def: no such file {path!r}")
+    name = "_weightless_model_def_" + hashlib.sha1(full.encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(name, full)
+    if spec is None or spec.loader is None:
+        raise InputError(f"--model-def: {path!r} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look the module up
+    folder = os.path.dirname(full)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # the file's own imports of its neighbours
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
 
 
 def check_state_dict(model: Any, state: dict[str, Any], what: str) -> None:

@@ -36,6 +36,15 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _shape_of(task) -> str:
+    """The shape of one input of ``task``'s test split, for an error message."""
+    try:
+        x = task.source("test")[0][0]
+        return str(tuple(getattr(x, "shape", ())))
+    except Exception:  # noqa: BLE001 - only for a message
+        return "unknown"
+
+
 def run(args: argparse.Namespace) -> int:
     """Execute ``weightless evaluate``; return the exit code."""
     from ..models import MODEL_NAMES
@@ -62,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
     check_state_dict(model, state, str(args.input))
     model.load_state_dict(state)
     t1 = time.perf_counter()
-    err = evaluate(model, task, split="test")
+    try:
+        err = evaluate(model, task, split="test")
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"the model cannot take the data {args.data!r} (its images have shape "
+                         f"{_shape_of(task)}): {type(exc).__name__}: {first}") from None
     name = args.model or args.model_def
     report = {
         "input": str(args.input),
