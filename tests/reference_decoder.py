@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import math
 import struct
 import zlib
 
@@ -309,6 +310,17 @@ def _words(b: bytes) -> list[int]:
     return list(struct.unpack(f"<{len(b) // 4}I", b))
 
 
+def _cost(p: float) -> float:
+    """8.4: the least bits a symbol of probability p costs."""
+    return -math.log2(p + 2.0**-23)
+
+
+def _min_length(length: int, least: float) -> None:
+    """8.4: a stream that must hold ``least`` > 0 bits is not empty and not too short."""
+    if least > 0 and (length == 0 or 8 * length + 256 < 0.95 * least):
+        raise ValueError("8.4: stream shorter than its minimum length")
+
+
 def decode_symbols(b: bytes, p: int, count: int, k: int) -> tuple[np.ndarray, int]:
     """Section 8.3: ``count`` symbols in [0, k); returns (symbols, next offset)."""
     if k <= 1 or count == 0:
@@ -334,6 +346,7 @@ def decode_symbols(b: bytes, p: int, count: int, k: int) -> tuple[np.ndarray, in
     n, p = read_varint(b, p)
     if model == 1 and sum(1 for c in counts if c) == 1:
         return np.full(count, next(i for i, c in enumerate(counts) if c), np.int64), p + n
+    _min_length(n, sum(c * _cost(q) for c, q in zip(counts[1:], probs[1:])) if model == 1 else 1.0)
     return np.array(ans_decode(_words(b[p : p + n]), probs, count), dtype=np.int64), p + n
 
 
@@ -346,8 +359,12 @@ def _flat_mask(b: bytes, p: int, size: int, n: int | None = None) -> tuple[np.nd
     q = n / size
     probs = [q ** bin(x).count("1") * (1 - q) ** (8 - bin(x).count("1")) for x in range(256)]
     L, p = read_varint(b, p)
+    _min_length(L, n * min(_cost(probs[x]) / bin(x).count("1") for x in range(1, 256)))
     flags = ans_decode(_words(b[p : p + L]), probs, -(-size // 8))
-    return np.unpackbits(np.array(flags, dtype=np.uint8))[:size].astype(bool), p + L
+    mask = np.unpackbits(np.array(flags, dtype=np.uint8))
+    if mask[size:].any() or int(mask.sum()) != n:
+        raise ValueError("8.2: flat mask")
+    return mask[:size].astype(bool), p + L
 
 
 def _positions(b: bytes, p: int, size: int, rows: int) -> tuple[np.ndarray, int]:
@@ -375,7 +392,12 @@ def _positions(b: bytes, p: int, size: int, rows: int) -> tuple[np.ndarray, int]
             c, p = read_varint(b, p)
             counts.append(c)
         L, p = read_varint(b, p)
+        if sum(counts[:e]) != n or count > n + size // e:
+            raise ValueError("8.2: gap counts")
+        _min_length(L, sum(c * _cost(c / count) for c in counts[1:]))
         sym = np.array(ans_decode(_words(b[p : p + L]), [c / count for c in counts], count), dtype=np.int64)
+        if np.bincount(sym, minlength=1 << bits).tolist() != counts or sym[-1] == e:
+            raise ValueError("8.2: gap symbols")
         p += L
         pos = np.cumsum(np.where(sym == e, e, sym + 1)) - 1
         mask = np.zeros(size, bool)
