@@ -56,18 +56,16 @@ class RunOptions:
     allow_over_budget: bool = False
     compare_lossless: bool = False
 
-    def budget(self, user: bool = False) -> dict[str, Any]:
+    def budget(self) -> dict[str, Any]:
         """The budget fields of :class:`~weightless.pipeline.config.CompressConfig`: the given
-        budget against the model as given; without one, a user's model gets the default budget
-        and a paper LeNet the paper's setting (``tolerance`` over the simplified model)."""
-        from weightless.pipeline.config import CompressConfig
-
-        over = {"allow_over_budget": self.allow_over_budget}
+        budget against the model as given; with only ``tolerance``, the paper's setting
+        (``tolerance`` over the simplified model); with neither, the default budget."""
+        over: dict[str, Any] = {"allow_over_budget": self.allow_over_budget}
         if self.max_error_increase is not None or self.max_error is not None:
             return {**over, "max_error_increase": self.max_error_increase, "max_error": self.max_error}
-        if user:
-            return {**over, "max_error_increase": CompressConfig().max_error_increase}
-        return {**over, "reference": "simplified", "max_error_increase": self.encode_config().tolerance}
+        if self.tolerance is not None:
+            return {**over, "reference": "simplified", "max_error_increase": self.tolerance}
+        return over
 
     def validate(self) -> None:
         """Raise :class:`InputError` for an invalid option (before any training)."""

@@ -42,11 +42,11 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--t", action="append", metavar="T", help="'auto' (default: smallest t whose validation "
                    "error difference is within the budget at 95%% confidence), 'paper' (Table 1), or LAYER=BITS, repeatable")
     p.add_argument("--tolerance", type=float, default=None,
-                   help="without a budget (--max-error-increase / --max-error): the allowed error increase over "
-                   "the simplified model, in pct points (the paper's setting; default 0.05)")
+                   help="instead of a budget: the allowed error increase over the simplified model, in pct points "
+                   "(the paper's setting, as in `reproduce`)")
     p.add_argument("--max-error-increase", type=float, default=None, metavar="PP",
                    help="accuracy budget: pct points of error over the model as given, for the whole pipeline, "
-                   "checked on validation data no decision used (default for --model-def: 0.5)")
+                   "checked on validation data no decision used (default 0.5)")
     p.add_argument("--max-error", type=float, default=None, metavar="PCT",
                    help="accuracy budget as the final error in percent (e.g. 1.0)")
     p.add_argument("--allow-over-budget", action="store_true",
@@ -186,7 +186,7 @@ def user_config(args: argparse.Namespace, opts: Any) -> Any:
     select = LayerSelect(**{k: v for k, v in given.items() if v is not None})
     recipe = Recipe(select=select, seed=args.seed)
     cfg = CompressConfig(recipe=recipe.scaled(1 / 8) if args.quick else recipe, encode=opts.encode_config(),
-                         progress=not args.no_progress, **opts.budget(user=True))
+                         progress=not args.no_progress, **opts.budget())
     cfg.validate()
     return cfg
 
