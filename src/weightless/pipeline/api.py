@@ -67,8 +67,9 @@ def compress(
         BudgetError: no model within the budget (unless ``config.allow_over_budget``).
         ConstructionError: a filter could not be built.
     """
-    from ..training import as_task, evaluate
+    from ..training import as_task
     from ..training.say import say as default_say
+    from .encode import encode_with_retraining
 
     config = CompressConfig() if config is None else config
     if not isinstance(config, CompressConfig):
@@ -83,6 +84,29 @@ def compress(
     if task.device is not None:
         model = copy.deepcopy(model).to(task.device)
     splits = split_data(task, config.confirm_fraction)
+    dense_val, warning = _score_given(model, task, splits, say)
+    simplified, simplified_val = _simplify_within(model, task, splits, recipe, config, dense_val, show, say)
+    contract = _contract(model, simplified.model, splits, config, dense_val, simplified_val, say)
+    res = encode_with_retraining(simplified, task, config.encode, reference=None if config.reference == "simplified" else model,
+                                 progress=show, log=say, contract=contract)
+    res.budget = _budget_report(config, res, dense_val, simplified_val, contract.allowance, warning)
+    if not res.within_budget:
+        msg = (f"no model within the budget: the least lossy one is {res.confirmation['difference']:+.2f} pp over the "
+               f"reference on the confirmation data, allowance {contract.allowance:.2f} pp")
+        if not config.allow_over_budget:
+            raise BudgetError(msg + " (raise the budget, keep more weights, or allow_over_budget=True)", report=res.budget)
+        say("WARNING: " + msg + "; returned because allow_over_budget=True")
+    return res
+
+
+def _score_given(model: Any, task: Any, splits: Any, say: Callable[[str], None]) -> tuple[float, str | None]:
+    """The given model's error on the decision data and the seen-validation warning (logged).
+
+    Raises:
+        InputError: the model cannot run on the validation data.
+    """
+    from ..training import evaluate
+
     try:
         dense_val = evaluate(model, splits.decide, split="val")
     except InputError:
@@ -93,25 +117,18 @@ def compress(
     if warning:
         say(warning)
     say(f"model as given: validation error {dense_val:.2f}% (decision data)")
-    simplified, simplified_val = _simplify_within(model, task, splits, recipe, config, dense_val, show, say)
-    ref_model = model if config.reference == "model" else simplified.model
-    ref_err = dense_val if config.reference == "model" else simplified_val
-    allowance = config.allowance(ref_err)
-    contract = Contract(ref_model, splits, max(allowance, 0.0), config.encode.confidence_z)
-    say(f"budget: {allowance:.2f} pp over the {'given' if config.reference == 'model' else 'simplified'} model "
-        f"({ref_err:.2f}% on the decision data)")
-    from .encode import encode_with_retraining
+    return dense_val, warning
 
-    res = encode_with_retraining(simplified, task, config.encode, reference=None if config.reference == "simplified" else model,
-                                 progress=show, log=say, contract=contract)
-    res.budget = _budget_report(config, res, dense_val, simplified_val, allowance, warning)
-    if not res.within_budget:
-        msg = (f"no model within the budget: the least lossy one is {res.confirmation['difference']:+.2f} pp over the "
-               f"reference on the confirmation data, allowance {allowance:.2f} pp")
-        if not config.allow_over_budget:
-            raise BudgetError(msg + " (raise the budget, keep more weights, or allow_over_budget=True)", report=res.budget)
-        say("WARNING: " + msg + "; returned because allow_over_budget=True")
-    return res
+
+def _contract(model: Any, simplified_model: Any, splits: Any, config: CompressConfig, dense_val: float,
+              simplified_val: float, say: Callable[[str], None]) -> Contract:
+    """The contract every later decision uses: the reference (the given or the simplified
+    model), its allowance, the decision margin."""
+    given = config.reference == "model"
+    ref_err = dense_val if given else simplified_val
+    allowance = config.allowance(ref_err)
+    say(f"budget: {allowance:.2f} pp over the {'given' if given else 'simplified'} model ({ref_err:.2f}% on the decision data)")
+    return Contract(model if given else simplified_model, splits, max(allowance, 0.0), config.encode.confidence_z)
 
 
 def _seen_warning(model: Any, task: Any, val_error: float) -> str | None:
@@ -141,6 +158,9 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
     from ..simplify import simplify
     from ..training import evaluate
 
+    if config.reference == "model" and config.allowance(dense_val) < 0 and not config.allow_over_budget:
+        raise BudgetError(f"the model as given already has {dense_val:.2f}% error on the validation data, above "
+                          f"max_error = {config.max_error}%", report={"dense_val_error": dense_val})
     for attempt in range(config.simplify_retries + 1):
         simplified = simplify(model, task, recipe, progress=show)
         err = evaluate(simplified.model, splits.decide, split="val")

@@ -103,71 +103,92 @@ def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str
         name -> (indices, codebook) of every tensor simplified here, and one report line per
         decision.
     """
-    params = [n for n, p in model.named_parameters() if p.dtype.is_floating_point]
-    rest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    report: list[dict] = []
-    epochs = None if cfg.retrain is None else (cfg.retrain.epochs / 3 if cfg.tail_epochs is None else cfg.tail_epochs)
-    short = None if not epochs else replace(cfg.retrain, epochs=epochs)
-    rcfg = replace(cfg, retrain=short)
+    tail = _Tail(model, task, cfg, encoded, contract, teacher, progress, say)
+    for i, name in enumerate([n for n in tail.params if n not in encoded and model.get_parameter(n).dim() >= 2]):
+        tail.weight(i, name)
+    tail.vectors()
+    return tail.model, tail.encoded, tail.rest, tail.report
 
-    def attempt(change: Callable[[Any], dict[str, tuple[np.ndarray, np.ndarray]]], what: str) -> tuple:
-        cand = copy.deepcopy(model)
+
+class _Tail:
+    """The state of the whole-model stage: the model, the encoded layers, the tensors
+    simplified so far (``rest``) and the report lines; each accepted step replaces them."""
+
+    def __init__(self, model: Any, task: Any, cfg: EncodeConfig, encoded: dict[str, tuple[np.ndarray, np.ndarray]],
+                 contract: Contract, teacher: Any, progress: bool, say: Callable[[str], None]) -> None:
+        self.model, self.task, self.cfg, self.encoded = model, task, cfg, encoded
+        self.contract, self.teacher, self.progress, self.say = contract, teacher, progress, say
+        self.params = [n for n, p in model.named_parameters() if p.dtype.is_floating_point]
+        self.rest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.report: list[dict] = []
+        epochs = None if cfg.retrain is None else (cfg.retrain.epochs / 3 if cfg.tail_epochs is None else cfg.tail_epochs)
+        self.rcfg = replace(cfg, retrain=None if not epochs else replace(cfg.retrain, epochs=epochs))
+
+    def attempt(self, change: Callable[[Any], dict[str, tuple[np.ndarray, np.ndarray]]], what: str) -> tuple:
+        """Apply ``change`` to a copy of the model, decide (retraining first unless it passes
+        as it is); returns ``(accepted, candidate, its encoded/frozen layers, the new ones)``."""
+        cand = copy.deepcopy(self.model)
         new = change(cand)
-        frozen = {**encoded, **rest, **new}
-        free = set(params) - set(frozen)
+        frozen = {**self.encoded, **self.rest, **new}
         enc = frozen
-        dec = contract.decide(cand)
-        retrain = rcfg.retrain is not None and not (cfg.accept_before_retraining and dec.accepted)
+        dec = self.contract.decide(cand)
+        retrain = self.rcfg.retrain is not None and not (self.cfg.accept_before_retraining and dec.accepted)
         if retrain:
-            enc, _ = retrain_around(cand, task, rcfg, encoded=frozen, pending={}, trainable=free, teacher=teacher,
-                                    desc=f"retrain after {what}", progress=progress)
-            dec = contract.decide(cand)
-        say(f"{what}: val error {dec.error:.2f}% {'retrained' if retrain else 'not retrained'}, {dec.describe()} "
-            f"vs reference: {'accepted' if dec.accepted else 'rejected'}")
-        report.append({"what": what, "retrained": retrain, **dec.as_dict()})
+            enc, _ = retrain_around(cand, self.task, self.rcfg, encoded=frozen, pending={},
+                                    trainable=set(self.params) - set(frozen), teacher=self.teacher,
+                                    desc=f"retrain after {what}", progress=self.progress)
+            dec = self.contract.decide(cand)
+        self.say(f"{what}: val error {dec.error:.2f}% {'retrained' if retrain else 'not retrained'}, {dec.describe()} "
+                 f"vs reference: {'accepted' if dec.accepted else 'rejected'}")
+        self.report.append({"what": what, "retrained": retrain, **dec.as_dict()})
         return dec.accepted, cand, enc, new
 
-    weights = [n for n in params if n not in encoded and model.get_parameter(n).dim() >= 2]
-    for i, name in enumerate(weights):
+    def keep(self, cand: Any, enc: dict, new: dict) -> None:
+        """Make an accepted attempt the current state."""
+        self.model = cand
+        self.encoded = {n: enc[n] for n in self.encoded}
+        self.rest = {**{n: enc[n] for n in self.rest}, **{n: enc[n] for n in new}}
+
+    def weight(self, i: int, name: str) -> None:
+        """The smallest nonzero fraction of ``cfg.tail_nonzero`` at which weight ``name``
+        passes (binary search, assuming fractions pass from some point on); none: dense."""
+        cfg = self.cfg
         ladder = sorted(cfg.tail_nonzero, reverse=True)
-        lo, hi, best = 0, len(ladder) - 1, None  # find the last (smallest) fraction that passes
         tried: dict[int, tuple] = {}
 
         def run(j: int) -> tuple:
             if j not in tried:
-                tried[j] = attempt(lambda m: {name: _prune_cluster(m, name, ladder[j], cfg.tail_k, cfg.seed + i)},
-                                   f"{name} at {100 * ladder[j]:g}% nonzero, k={cfg.tail_k}")
+                tried[j] = self.attempt(lambda m: {name: _prune_cluster(m, name, ladder[j], cfg.tail_k, cfg.seed + i)},
+                                        f"{name} at {100 * ladder[j]:g}% nonzero, k={cfg.tail_k}")
             return tried[j]
 
-        if run(0)[0]:
-            best = 0
-            lo = 1
-            while lo <= hi:
-                mid = (lo + hi) // 2
-                if run(mid)[0]:
-                    best, lo = mid, mid + 1
-                else:
-                    hi = mid - 1
-        if best is None:
-            say(f"{name}: no simplification passed; stored dense")
-            continue
-        _, model, enc, new = tried[best]
-        encoded = {n: enc[n] for n in encoded}
-        rest = {**{n: enc[n] for n in rest}, **{n: enc[n] for n in new}}
+        if not run(0)[0]:
+            self.say(f"{name}: no simplification passed; stored dense")
+            return
+        best, lo, hi = 0, 1, len(ladder) - 1
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            if run(mid)[0]:
+                best, lo = mid, mid + 1
+            else:
+                hi = mid - 1
+        self.keep(*tried[best][1:])
 
-    vectors = [n for n in params if n not in encoded and n not in rest and model.get_parameter(n).dim() < 2]
-    for kb in cfg.tail_bias_k if vectors else ():
-        if kb == 0:  # exact: nothing changes now (the final codebook rounding makes it float16)
-            rest = {**rest, **{n: _cluster_vector(model, n, 0, 0) for n in vectors}}
-            say(f"{len(vectors)} vectors (biases) kept exact, stored at float16 precision")
-            report.append({"what": "vectors kept exact (float16 at the end)", "accepted": True})
-            break
-        ok, cand, enc, new = attempt(
-            lambda m: {n: _cluster_vector(m, n, int(kb), cfg.seed + j) for j, n in enumerate(vectors)},
-            f"{len(vectors)} vectors (biases) clustered to {kb} values")
-        if ok:
-            model = cand
-            encoded = {n: enc[n] for n in encoded}
-            rest = {n: enc[n] for n in [*rest, *new]}
-            break
-    return model, encoded, rest, report
+    def vectors(self) -> None:
+        """The 1-D parameters, all at once: the first of ``cfg.tail_bias_k`` that passes (0:
+        kept exact, stored at float16 precision by the final codebook rounding)."""
+        vectors = [n for n in self.params if n not in self.encoded and n not in self.rest
+                   and self.model.get_parameter(n).dim() < 2]
+        for kb in self.cfg.tail_bias_k if vectors else ():
+            if kb == 0:
+                self.rest = {**self.rest, **{n: _cluster_vector(self.model, n, 0, 0) for n in vectors}}
+                self.say(f"{len(vectors)} vectors (biases) kept exact, stored at float16 precision")
+                self.report.append({"what": "vectors kept exact (float16 at the end)", "accepted": True})
+                return
+            ok, cand, enc, new = self.attempt(
+                lambda m: {n: _cluster_vector(m, n, int(kb), self.cfg.seed + j) for j, n in enumerate(vectors)},
+                f"{len(vectors)} vectors (biases) clustered to {kb} values")
+            if ok:
+                self.keep(cand, enc, new)
+                return
+
