@@ -106,17 +106,16 @@ def main(argv: list[str] | None = None) -> dict:
     fresh = make_cnn()
     fresh.load_state_dict(weightless.load(args.out))
     file_err = weightless.training.evaluate(fresh, test)
-    from weightless.pipeline import paired_difference
+    from weightless.pipeline.contract import paired_ci
     from weightless.training import per_example
 
-    vs = paired_difference(per_example(fresh, test)[0], per_example(model, test)[0], 0.0, 0.0)
-    lo, hi = vs.ci95()
+    vs_dense = paired_ci(per_example(fresh, test)[0], per_example(model, test)[0])
     dense_bytes = sum(v.numel() * v.element_size() for v in model.state_dict().values())
     report = {
         "dense_test_error": dense_err, "budget_pp": args.max_error_increase, "budget": res.budget,
         "file_bytes": nbytes, "dense_bytes": dense_bytes, "ratio": round(dense_bytes / nbytes, 2),
         "test_error_from_file": file_err, "reported_test_error": res.test_error,
-        "decoded_vs_dense_test": {"difference": round(vs.difference, 4), "ci95_low": round(lo, 4), "ci95_high": round(hi, 4)},
+        "decoded_vs_dense_test": vs_dense,
         "dense_epoch_seconds": round(dense_epoch_seconds, 2),
         "t": {r.name: r.t for r in res.layers}, "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Decision", "paired_difference", "Splits", "split_data", "Contract", "seen_validation", "RANK_EXAMPLES"]
+__all__ = ["Decision", "paired_difference", "paired_ci", "Splits", "split_data", "Contract", "seen_validation", "RANK_EXAMPLES"]
 
 #: Training examples on which filter seeds are ranked (when the training data can be sliced).
 RANK_EXAMPLES = 5000
@@ -78,6 +78,14 @@ def paired_difference(errors: np.ndarray, reference: np.ndarray, tolerance: floa
     se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else 0.0
     accepted = bool(diff + z * se <= tolerance + 1e-12)
     return Decision(float(e.mean()) * 100.0, float(r.mean()) * 100.0, diff, se, accepted)
+
+
+def paired_ci(errors: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """The paired difference of two models' per-example errors on the same examples, in
+    percentage points, with its normal-approximation 95% confidence interval (JSON-ready)."""
+    d = paired_difference(errors, reference, tolerance=math.inf, z=0.0)
+    lo, hi = d.ci95()
+    return {"difference": round(d.difference, 4), "ci95_low": round(lo, 4), "ci95_high": round(hi, 4)}
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ Used by ``weightless compress --model lenet300|lenet5`` and by ``make demo``; th
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -18,9 +17,10 @@ import numpy as np
 
 from weightless.errors import InputError
 from weightless.pipeline.config import EncodeConfig
+from weightless.pipeline.contract import paired_ci
 from .mnist import PAPER_T
 
-__all__ = ["RunOptions", "PAPER_T", "compress_run", "baseline_sizes", "paired_ci"]
+__all__ = ["RunOptions", "PAPER_T", "compress_run", "baseline_sizes"]
 
 _ENC = EncodeConfig.__dataclass_fields__
 
@@ -102,16 +102,6 @@ class RunOptions:
         if self.quick:
             rt = replace(rt, epochs=max(rt.epochs / 8, 0.05))
         return replace(cfg, retrain=replace(rt, seed=self.seed))
-
-
-def paired_ci(errors: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """Paired difference of two models' per-example errors on the same examples, in percentage
-    points, with its normal-approximation 95% confidence interval."""
-    from weightless.pipeline.contract import paired_difference
-
-    d = paired_difference(errors, reference, tolerance=math.inf, z=0.0)
-    return {"difference": round(d.difference, 4), "ci95_low": round(d.difference - 1.96 * d.standard_error, 4),
-            "ci95_high": round(d.difference + 1.96 * d.standard_error, 4)}
 
 
 def baseline_sizes(indices: np.ndarray, codebook: np.ndarray, conv: bool) -> dict[str, int]:

@@ -202,7 +202,7 @@ def compress_user(model_def: str, weights: str | None, data: str, config: Any, o
     check_state_dict(fresh, state, str(output))
     fresh.load_state_dict(state)
     errs = None if task.test is None else per_example(fresh, task, "test")[0]
-    from .run import paired_ci
+    from weightless.pipeline.contract import paired_ci
 
     vs_dense = None if errs is None else paired_ci(errs, per_example(model, task, "test")[0])
     decoded_test = None if errs is None else 100.0 * float(errs.mean())

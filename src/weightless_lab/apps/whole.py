@@ -49,7 +49,7 @@ def whole_model_report(res: Any, path: str | os.PathLike, task: Any, decoded_err
     from weightless.io import files as api
     from weightless.baselines.whole_model import dc_whole_model
     from weightless.training import per_example
-    from .run import paired_ci
+    from weightless.pipeline.contract import paired_ci
 
     summary = api.inspect(path)
     dc = dc_whole_model(res.tensors, res.indices)

@@ -126,7 +126,7 @@ def _point(simp: Any, t: int, task: Any, data: Any, fixed: dict[str, Any], full:
 
 
 def _sweep(model: str, cfg: ReproConfig, data: Any, log: Log, prog: Progress) -> dict[str, Any]:
-    from ..apps.run import paired_ci
+    from weightless.pipeline.contract import paired_ci
     from weightless.training.task import as_task
 
     simp, head_data, fixed, full = _setup(model, cfg, data, log)
