@@ -138,23 +138,56 @@ def layer_sizes(
         InputError: invalid layer or parameters (from the encoders or ``build``).
         ConstructionError: the filter could not be built.
     """
-    from .baselines.deep_compression import best_index_bits
-    from .filters import BloomierFilter, build
+    from .filters import build
 
     flat, shape, codebook, k = check_layer(indices, np.asarray(indices).shape, codebook, k)
     if flat.size == 0:
         raise InputError(f"layer_sizes needs a layer with at least one position, got shape {shape}")
     idx = np.asarray(indices).reshape(shape)
-    sizes: dict[str, int] = {}
+    sizes: dict[str, int] = {"dense": _dense_bytes(idx, codebook)}
+    seconds: dict[str, dict[str, float]] = {}
+    ib = 8 if conv else 5
+    auto_ib = _csr_sizes(idx, flat, shape, codebook, k, ib, sizes, seconds)
 
+    keys = np.flatnonzero(flat >= 0)
+    t0 = time.perf_counter()
+    f = build(keys, flat[keys], k=k, t=t, size=flat.size, seed=seed,
+              construction=construction, shards=shards, c=c)
+    seconds["filter_build"] = {"encode": time.perf_counter() - t0}
+    _weightless_sizes(f, shape, codebook, sizes, seconds)
+    return {
+        "shape": list(shape),
+        "positions": int(flat.size),
+        "nonzeros": int(keys.size),
+        "k": k,
+        "t": t,
+        "conv": bool(conv),
+        "construction": construction,
+        "csr_index_bits": ib,
+        "csr_huffman_auto_index_bits": auto_ib,
+        "information_bound_bytes": information_bound_bytes(idx, k),
+        "bytes": sizes,
+        "factor": {name: sizes["dense"] / sizes[name] for name in _FORMATS},
+        "cells": _cells_info(f, t),
+        "seconds": seconds,
+    }
+
+
+def _dense_bytes(idx: np.ndarray, codebook: np.ndarray) -> int:
+    """Size of the float32 weights, row-major (checked against the weights)."""
     weights = dense_weights(idx, codebook)
     dense = weights.astype("<f4").tobytes()
     _checked("dense", np.array_equal(np.frombuffer(dense, dtype="<u4"),
                                      weights.astype("<f4").view("<u4").reshape(-1)))
-    sizes["dense"] = len(dense)
+    return len(dense)
 
-    ib = 8 if conv else 5
-    seconds: dict[str, dict[str, float]] = {}
+
+def _csr_sizes(idx: np.ndarray, flat: np.ndarray, shape: tuple[int, ...], codebook: np.ndarray, k: int, ib: int,
+               sizes: dict[str, int], seconds: dict[str, dict[str, float]]) -> int:
+    """Encode, decode and check the CSR formats (``ib``-bit indices; the auto width searched
+    here); add their sizes and times to ``sizes`` / ``seconds``. Return the auto index width."""
+    from .baselines.deep_compression import best_index_bits
+
     t0 = time.perf_counter()
     auto_ib = best_index_bits(flat, k)
     auto_search = time.perf_counter() - t0
@@ -172,12 +205,15 @@ def layer_sizes(
         _checked(name, oshape == shape and np.array_equal(out, idx) and _same_codebook(ocb, codebook))
         sizes[name] = len(data)
     seconds["csr_huffman_auto"]["encode"] += auto_search
+    return auto_ib
 
-    keys = np.flatnonzero(flat >= 0)
-    t0 = time.perf_counter()
-    f = build(keys, flat[keys], k=k, t=t, size=flat.size, seed=seed,
-              construction=construction, shards=shards, c=c)
-    seconds["filter_build"] = {"encode": time.perf_counter() - t0}
+
+def _weightless_sizes(f: "BloomierFilter", shape: tuple[int, ...], codebook: np.ndarray, sizes: dict[str, int],
+                      seconds: dict[str, dict[str, float]]) -> None:
+    """Serialize the built filter raw and entropy-coded, parse each back and check it, then
+    time the query of every position; add the sizes and times to ``sizes`` / ``seconds``."""
+    from .filters import BloomierFilter
+
     for name, ent in (("weightless_raw", False), ("weightless_entropy", True)):
         t0 = time.perf_counter()
         data = weightless_layer_bytes(f, shape, codebook, entropy=ent)
@@ -191,27 +227,15 @@ def layer_sizes(
     g.reconstruct_indices(shape)  # lossy: equals idx except at false positives
     seconds["weightless_reconstruct"] = {"decode": time.perf_counter() - t0}
 
-    cells_info = []
+
+def _cells_info(f: "BloomierFilter", t: int) -> list[dict[str, Any]]:
+    """Per shard of ``f``: cells, the cell record's kind and size, zero fraction, plug-in entropy."""
+    out = []
     for s in f.shards:
         rec = encode_cells(s.cells, t)
-        cells_info.append({
+        out.append({
             "m": int(s.m), "kind": cells_kind(rec), "bytes": len(rec),
             "zero_fraction": float(np.mean(s.cells == 0)) if s.m else 0.0,
             "entropy_bytes": empirical_entropy_bits(s.cells, t) / 8,
         })
-    return {
-        "shape": list(shape),
-        "positions": int(flat.size),
-        "nonzeros": int(keys.size),
-        "k": k,
-        "t": t,
-        "conv": bool(conv),
-        "construction": construction,
-        "csr_index_bits": ib,
-        "csr_huffman_auto_index_bits": auto_ib,
-        "information_bound_bytes": information_bound_bytes(idx, k),
-        "bytes": sizes,
-        "factor": {name: sizes["dense"] / sizes[name] for name in _FORMATS},
-        "cells": cells_info,
-        "seconds": seconds,
-    }
+    return out

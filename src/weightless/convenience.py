@@ -21,19 +21,21 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from .io.files import EncodedLayer, tensor_to_numpy
 from .errors import DataError, InputError
 
+if TYPE_CHECKING:  # pragma: no cover - the report type lives with the pipeline (imported when encoding)
+    from .pipeline.encode import LayerReport
+
 __all__ = [
     "AUTO_MAX_K",
     "AUTO_MAX_NONZERO",
     "default_t",
     "default_filter_layers",
-    "LayerEncoding",
     "EncodedTensors",
     "encode_tensors",
     "read_checkpoint",
@@ -93,35 +95,17 @@ def default_filter_layers(tensors: Mapping[str, Any]) -> list[str]:
     return out
 
 
-@dataclass(frozen=True)
-class LayerEncoding:
-    """What :func:`encode_tensors` did with one filter-encoded tensor."""
-
-    name: str
-    shape: tuple[int, ...]
-    nonzero: int
-    k: int
-    t: int
-    m: int
-    false_positives: int
-    filter_bytes: int
-    build_seconds: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        d = dict(self.__dict__)
-        d["shape"] = list(self.shape)
-        return d
-
-
 @dataclass
 class EncodedTensors:
     """Result of :func:`encode_tensors`: ``tensors`` is what :func:`weightless.save` takes
     (name -> numpy array, :class:`EncodedLayer` decoding to the tensor's dtype, or for a
-    bfloat16 tensor left dense the tensor as given); ``layers`` reports the filter layers."""
+    bfloat16 tensor left dense the tensor as given); ``layers`` reports the filter layers with
+    the pipeline's report type (:class:`weightless.pipeline.encode.LayerReport`): no accuracy
+    rule ran, so its error fields are None, ``t_within_tolerance`` is True and ``auto_t`` says
+    whether ``t`` was :func:`default_t`."""
 
     tensors: dict[str, Any]
-    layers: list[LayerEncoding] = field(default_factory=list)
+    layers: list[LayerReport] = field(default_factory=list)
 
 
 def _indices_of(a: np.ndarray, codebook: np.ndarray) -> np.ndarray:
@@ -167,27 +151,48 @@ def encode_tensors(
             (t must exceed ceil(log2 k)), or a ``t`` for a layer that is not filter-encoded.
         ConstructionError: a filter could not be built.
     """
-    from .filters import build
-    from .pipeline.steps import layer_seed
-    from .io.records import FILTER_DTYPES
-
     originals = {str(n): v for n, v in tensors.items()}
     converted = {n: _as_numpy(n, v) for n, v in originals.items()}
     arrays = {n: a for n, (a, _) in converted.items()}
     clustered = dict(clustered or {})
+    chosen = _chosen_layers(arrays, layers, clustered)
+    _check_t(t, chosen)
+    out: dict[str, Any] = {}
+    reports: list[LayerReport] = []
+    chosen_set = set(chosen)
+    for name, a in arrays.items():
+        dtype = converted[name][1]
+        if name not in chosen_set:
+            out[name] = originals[name] if dtype == "bfloat16" else a  # save() keeps bfloat16
+            continue
+        idx, cb = _layer_clusters(name, a, clustered)
+        tl, auto = _layer_t(name, int(cb.size), t)
+        out[name], rep = _encode_layer(name, a, dtype, idx, cb, tl, auto, construction=construction, c=c,
+                                       shards=shards, seed=seed)
+        reports.append(rep)
+    return EncodedTensors(out, reports)
+
+
+def _chosen_layers(arrays: Mapping[str, np.ndarray], layers: Sequence[str] | None,
+                   clustered: Mapping[str, Any]) -> list[str]:
+    """The names to filter-encode, in input order for the default choice (:func:`encode_tensors`)."""
     unknown = [n for n in clustered if n not in arrays]
     if unknown:
         raise InputError(f"clustered layers {unknown} are not among the tensors")
     if layers is None:
         chosen = [n for n in default_filter_layers(arrays) if n not in clustered] + list(clustered)
-        chosen = [n for n in arrays if n in set(chosen)]
-    else:
-        chosen = [str(n) for n in layers]
-        missing = [n for n in chosen if n not in arrays]
-        if missing:
-            raise InputError(f"--layers names {missing}, which the checkpoint does not hold; it has {list(arrays)}")
-        if len(set(chosen)) != len(chosen):
-            raise InputError(f"layer names repeat: {chosen}")
+        return [n for n in arrays if n in set(chosen)]
+    chosen = [str(n) for n in layers]
+    missing = [n for n in chosen if n not in arrays]
+    if missing:
+        raise InputError(f"--layers names {missing}, which the checkpoint does not hold; it has {list(arrays)}")
+    if len(set(chosen)) != len(chosen):
+        raise InputError(f"layer names repeat: {chosen}")
+    return chosen
+
+
+def _check_t(t: int | Mapping[str, int] | None, chosen: list[str]) -> None:
+    """Check the form of :func:`encode_tensors`'s ``t`` (its range is checked per layer)."""
     if isinstance(t, Mapping):
         extra = [n for n in t if n not in chosen]
         if extra:
@@ -195,51 +200,67 @@ def encode_tensors(
     elif t is not None and (isinstance(t, bool) or not isinstance(t, (int, np.integer))):
         raise InputError(f"t must be an integer, a mapping name -> integer, or None; got {t!r}")
 
-    out: dict[str, Any] = {}
-    reports: list[LayerEncoding] = []
-    chosen_set = set(chosen)
-    for name, a in arrays.items():
-        if name not in chosen_set:
-            out[name] = originals[name] if converted[name][1] == "bfloat16" else a  # save() keeps bfloat16
-            continue
-        if name in clustered:
-            idx, cb = clustered[name]
-            idx = np.asarray(idx)
-            cb = np.asarray(cb, dtype=np.float32).ravel()
-            if idx.shape != a.shape:
-                raise InputError(f"{name}: indices of shape {idx.shape}, tensor of shape {a.shape}")
-        else:
-            if a.dtype.kind != "f":
-                raise InputError(f"{name}: only float tensors can be filter-encoded, got {a.dtype}")
-            if not np.all(np.isfinite(a)):
-                raise InputError(f"{name}: holds non-finite values; cannot filter-encode it")
-            a32 = a.astype(np.float32, copy=False)  # codebooks are float32; decoded in a's dtype
-            cb = _distinct_nonzero(a32, (1 << _T_MAX) - 1)
-            if cb is None:
-                raise InputError(f"{name}: more than {(1 << _T_MAX) - 1} distinct nonzero values; cluster it first")
-            idx = _indices_of(a32, cb)
-        k = int(cb.size)
-        if k == 0:
-            raise InputError(f"{name}: has no nonzero value; store it dense (leave it out of --layers)")
-        tl = t.get(name) if isinstance(t, Mapping) else t
-        tl = default_t(k) if tl is None else int(tl)
-        need = max(int(math.ceil(math.log2(k))), 0) + 1
-        if not need <= tl <= _T_MAX:
-            raise InputError(f"{name}: t = {tl} out of range for k = {k}; need {need} <= t <= {_T_MAX}")
-        flat = idx.reshape(-1)
-        keys = np.flatnonzero(flat >= 0).astype(np.int64)
-        values = flat[keys].astype(np.int64)
-        t0 = time.perf_counter()
-        f = build(keys, values, k=k, t=tl, size=int(flat.size), seed=layer_seed(seed, name),
-                  construction=construction, c=c, shards=shards)
-        secs = time.perf_counter() - t0
-        shape = tuple(int(s) for s in a.shape)
-        dtype = converted[name][1] if converted[name][1] in FILTER_DTYPES else "float32"
-        out[name] = EncodedLayer(f, cb, shape, dtype)
-        reports.append(LayerEncoding(name=name, shape=shape, nonzero=int(keys.size), k=k, t=tl, m=int(f.m),
-                                     false_positives=int(f.count_false_positives()), filter_bytes=int(f.nbytes),
-                                     build_seconds=secs))
-    return EncodedTensors(out, reports)
+
+def _layer_clusters(name: str, a: np.ndarray, clustered: Mapping[str, tuple[np.ndarray, np.ndarray]]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices, codebook)`` of one filter layer: given in ``clustered``, else its sorted
+    distinct nonzero float32 values. Raises InputError for a layer that cannot be encoded."""
+    if name in clustered:
+        idx, cb = clustered[name]
+        idx = np.asarray(idx)
+        cb = np.asarray(cb, dtype=np.float32).ravel()
+        if idx.shape != a.shape:
+            raise InputError(f"{name}: indices of shape {idx.shape}, tensor of shape {a.shape}")
+    else:
+        if a.dtype.kind != "f":
+            raise InputError(f"{name}: only float tensors can be filter-encoded, got {a.dtype}")
+        if not np.all(np.isfinite(a)):
+            raise InputError(f"{name}: holds non-finite values; cannot filter-encode it")
+        a32 = a.astype(np.float32, copy=False)  # codebooks are float32; decoded in a's dtype
+        found = _distinct_nonzero(a32, (1 << _T_MAX) - 1)
+        if found is None:
+            raise InputError(f"{name}: more than {(1 << _T_MAX) - 1} distinct nonzero values; cluster it first")
+        cb = found
+        idx = _indices_of(a32, cb)
+    if cb.size == 0:
+        raise InputError(f"{name}: has no nonzero value; store it dense (leave it out of --layers)")
+    return idx, cb
+
+
+def _layer_t(name: str, k: int, t: int | Mapping[str, int] | None) -> tuple[int, bool]:
+    """``(t, whether it is the default)`` of one filter layer with ``k`` values."""
+    given = t.get(name) if isinstance(t, Mapping) else t
+    tl = default_t(k) if given is None else int(given)
+    need = max(int(math.ceil(math.log2(k))), 0) + 1
+    if not need <= tl <= _T_MAX:
+        raise InputError(f"{name}: t = {tl} out of range for k = {k}; need {need} <= t <= {_T_MAX}")
+    return tl, given is None
+
+
+def _encode_layer(name: str, a: np.ndarray, dtype: str, idx: np.ndarray, cb: np.ndarray, tl: int, auto: bool, *,
+                  construction: str, c: float | None, shards: int, seed: int) -> tuple[EncodedLayer, LayerReport]:
+    """Build the filter of one layer; return its :class:`EncodedLayer` and report."""
+    from .filters import build
+    from .io.records import FILTER_DTYPES
+    from .pipeline.encode import LayerReport
+    from .pipeline.steps import layer_seed
+
+    k = int(cb.size)
+    flat = idx.reshape(-1)
+    keys = np.flatnonzero(flat >= 0).astype(np.int64)
+    values = flat[keys].astype(np.int64)
+    t0 = time.perf_counter()
+    f = build(keys, values, k=k, t=tl, size=int(flat.size), seed=layer_seed(seed, name),
+              construction=construction, c=c, shards=shards)
+    secs = time.perf_counter() - t0
+    shape = tuple(int(s) for s in a.shape)
+    layer = EncodedLayer(f, cb, shape, dtype if dtype in FILTER_DTYPES else "float32")
+    report = LayerReport(
+        name=name, paper_name=name, shape=shape, nonzero=int(keys.size), k=k, t=tl, auto_t=auto,
+        t_within_tolerance=True, construction=f.construction, seed=int(f.seed), m=int(f.m),
+        false_positives=int(f.count_false_positives()), filter_bytes=int(f.nbytes), build_seconds=secs,
+        val_error_encoded=None, val_error_retrained=None)
+    return layer, report
 
 
 def _read_safetensors(path: Path) -> dict[str, np.ndarray]:

@@ -39,6 +39,9 @@ Large decodes run in up to ``threads`` threads (the kernel releases the GIL; sam
 Solving needs numba (the pure-Python elimination would be impractically slow): without it
 :meth:`CompactConstruction.solve` raises ConstructionError. Lookups and decodes have a numpy
 path that gives identical results.
+
+The ``aux`` record, the shard parameters and the numpy query are in :mod:`.compact_layout`, the
+numba kernels in :mod:`.compact_kernels`.
 """
 
 from __future__ import annotations
@@ -50,8 +53,10 @@ import numpy as np
 
 from .._compat import HAVE_NUMBA
 from .._compat import use_numba as _use_numba
-from ..errors import ConstructionError, FieldError, InputError, TruncatedError, UnsupportedVersionError
+from ..errors import ConstructionError, InputError
 from .base import ConstructionBase, Solution, register
+from .compact_layout import AUX_VERSION as AUX_VERSION  # re-exported
+from .compact_layout import encode_aux, param_rows, parse_aux, raw_words, shard_params
 from .hashing import hash64, seed_word
 from .parallel import run_pieces
 
@@ -79,12 +84,6 @@ PARALLEL_SOLVE_MIN = 1 << 19
 
 _MIN_PER_THREAD = 1 << 18
 _SLICED_LOOKUP_MIN = 4096  # lookups of at least this many keys use the cached bit-sliced table
-
-
-AUX_VERSION = 1
-_HEADER = 7
-_M64 = (1 << 64) - 1
-_CK = np.uint64(0xC28F82822B650BED)
 
 
 def num_shards(n: int) -> int:
@@ -116,115 +115,6 @@ def num_cells(n: int, c: float | None = None) -> int:
     return int(n + np.ceil(spare))
 
 
-def _encode_aux(ms: np.ndarray, last_try: int) -> np.ndarray:
-    s = int(ms.shape[0])
-    width = 2 if s <= 1 or int(ms[:-1].max()) < (1 << 16) else 4
-    head = np.zeros(_HEADER, np.uint8)
-    head[0] = AUX_VERSION
-    head[1:5] = np.frombuffer(np.uint32(s).tobytes(), np.uint8)
-    head[5] = width
-    head[6] = last_try
-    body = ms[:-1].astype("<u2" if width == 2 else "<u4").view(np.uint8)
-    return np.concatenate([head, body])
-
-
-def parse_aux(aux: np.ndarray, m: int) -> tuple[np.ndarray, int]:
-    """Return (cells per shard as int64, last shard's try) from ``aux`` for a table of ``m`` cells.
-
-    Raises:
-        UnsupportedVersionError: unknown aux version.
-        TruncatedError: ``aux`` is shorter than its declared content.
-        FieldError: inconsistent fields (bad width, counts that do not fit in ``m``).
-    """
-    a = np.asarray(aux, dtype=np.uint8)
-    if a.shape[0] < _HEADER:
-        raise TruncatedError(f"compact aux: {a.shape[0]} bytes, expected at least {_HEADER}")
-    if int(a[0]) != AUX_VERSION:
-        raise UnsupportedVersionError(f"compact aux: version {int(a[0])}, this reader supports {AUX_VERSION}")
-    s = int(a[1:5].view("<u4")[0])
-    width = int(a[5])
-    last_try = int(a[6])
-    if s < 1:
-        raise FieldError(f"compact aux: shard count {s}, expected >= 1")
-    if width not in (2, 4):
-        raise FieldError(f"compact aux: count width {width}, expected 2 or 4")
-    need = _HEADER + (s - 1) * width
-    if a.shape[0] != need:
-        if a.shape[0] < need:
-            raise TruncatedError(f"compact aux: {a.shape[0]} bytes, {s} shards need {need}")
-        raise FieldError(f"compact aux: {a.shape[0]} bytes, {s} shards need exactly {need}")
-    body = a[_HEADER:].view("<u2" if width == 2 else "<u4").astype(np.int64)
-    used = int(body.sum())
-    if (body < 1).any() or used > m - 1:
-        raise FieldError(f"compact aux: shard cell counts (sum {used}) do not fit in a table of {m} cells")
-    ms = np.empty(s, np.int64)
-    ms[:-1] = body
-    ms[-1] = m - used
-    return ms, last_try
-
-
-def _fmix_np(x: np.ndarray) -> np.ndarray:
-    z = x ^ (x >> np.uint64(30))
-    z = z * np.uint64(0xBF58476D1CE4E5B9)
-    z ^= z >> np.uint64(27)
-    z *= np.uint64(0x94D049BB133111EB)
-    z ^= z >> np.uint64(31)
-    return z
-
-
-def _shard_params(ms: np.ndarray, last_try: int, seed: int) -> tuple[np.ndarray, ...]:
-    """Per-shard (offset, start count, coefficient mask, seed word, start multiplier)."""
-    s = ms.shape[0]
-    offs = np.zeros(s, np.int64)
-    np.cumsum(ms[:-1], out=offs[1:])
-    wid = np.minimum(ms, 64)
-    nst = (ms - wid + 1).astype(np.uint64)
-    cmask = np.where(wid >= 64, np.uint64(_M64), (np.uint64(1) << wid.astype(np.uint64)) - np.uint64(1))
-    cmask = cmask.astype(np.uint64)
-    tr = np.zeros(s, np.uint64)
-    tr[-1] = last_try
-    with np.errstate(over="ignore"):
-        ssw = seed_word(seed)
-        inner = hash64(np.arange(s, dtype=np.uint64), seed)
-        sws = _fmix_np((inner ^ (ms.astype(np.uint64) | (tr << np.uint64(48)))) + ssw)
-    muls = (sws >> np.uint64(32)) | np.uint64(1)
-    return offs, nst, cmask, sws, muls
-
-
-def _np_raw(cells: np.ndarray, params: tuple, nshards: int, t: int, h: np.ndarray) -> np.ndarray:
-    offs, nst, cmask, sws, muls = params
-    m32 = np.uint64(0xFFFFFFFF)
-    with np.errstate(over="ignore"):
-        s = (((h >> np.uint64(32)) * np.uint64(nshards)) >> np.uint64(32)).astype(np.int64)
-        u = ((h & m32) * muls[s]) & m32
-        g = offs[s] + ((u * nst[s]) >> np.uint64(32)).astype(np.int64)
-        a = (h ^ sws[s]) * _CK
-        c = (a ^ (a >> np.uint64(32)) | np.uint64(1)) & cmask[s]
-    r = (h & np.uint64((1 << t) - 1)).astype(np.uint16)
-    m = cells.shape[0]
-    cz = np.concatenate([cells.astype(np.uint16), np.zeros(64, np.uint16)])
-    for b in range(64):
-        bit = ((c >> np.uint64(b)) & np.uint64(1)).astype(bool)
-        if not bit.any():
-            continue
-        r ^= np.where(bit, cz[np.minimum(g + b, m + 63)], np.uint16(0))
-    return r
-
-
-def _param_rows(params: tuple) -> np.ndarray:
-    """The shard parameters as the numba kernels read them: one row of 4 uint64 (offset, start
-    count, coefficient mask, seed word) per shard, 32-byte aligned so that a row is one cache
-    line; the start multiplier is derived from the seed word."""
-    offs, nst, cmask, sws, _muls = params
-    s = offs.shape[0]
-    raw = np.empty(4 * s + 4, np.uint64)
-    a = (-raw.ctypes.data % 32) // 8
-    prm = raw[a : a + 4 * s].reshape(s, 4)
-    for j, p in enumerate((offs, nst, cmask, sws)):
-        prm[:, j] = p.astype(np.uint64)
-    return prm
-
-
 class _TableCache:
     """Bit-sliced copies and shard parameters of recently queried tables (queries and decodes
     come in chunks). Entries are keyed by the identity of the ``cells``/``aux`` arrays (held by
@@ -243,8 +133,8 @@ class _TableCache:
                 self._entries[key] = self._entries.pop(key)  # most recent last
                 return hit[2], hit[3], hit[4]
         ms, last_try = parse_aux(aux, int(cells.shape[0]))
-        params = _shard_params(ms, last_try, seed)
-        prm = _param_rows(params)
+        params = shard_params(ms, last_try, seed)
+        prm = param_rows(params)
         tp = 8 if t <= 8 else 16
         nw = (cells.shape[0] // 64 + 2) * tp
         raw = np.zeros(nw + 8, np.uint64)  # aligned so that each block is one 64-byte line
@@ -311,7 +201,7 @@ class CompactConstruction(ConstructionBase):
         if n == 0:
             if m == 0:
                 return Solution(np.zeros(0, np.uint16), np.zeros(0, np.uint8))
-            return Solution(np.zeros(m, np.uint16), _encode_aux(np.array([m], np.int64), 0))
+            return Solution(np.zeros(m, np.uint16), encode_aux(np.array([m], np.int64), 0))
         if m < n:
             return None
         if not _use_numba(use_numba) or _k is None:
@@ -336,11 +226,11 @@ class CompactConstruction(ConstructionBase):
         tr = _k.solve_all(hs, vals, starts, s, seed_word(seed), m, t, f0, FSTEP, MAX_TRIES, par, cells, ms)
         if tr < 0:
             return None
-        return Solution(cells, _encode_aux(ms, int(tr)))
+        return Solution(cells, encode_aux(ms, int(tr)))
 
     def _prepare(self, cells: np.ndarray, aux: np.ndarray, seed: int) -> tuple[int, tuple]:
         ms, last_try = parse_aux(aux, int(cells.shape[0]))
-        return int(ms.shape[0]), _shard_params(ms, last_try, seed)
+        return int(ms.shape[0]), shard_params(ms, last_try, seed)
 
     def lookup(
         self,
@@ -372,7 +262,7 @@ class CompactConstruction(ConstructionBase):
             out = np.empty(keys.shape[0], np.uint16)
             _k.lookup(np.ascontiguousarray(cells, dtype=np.uint16), *params, nsh, np.uint64(tmask), h, out)
             return out
-        return _np_raw(cells, params, nsh, int(t), h)
+        return raw_words(cells, params, nsh, int(t), h)
 
     def validate(self, cells: np.ndarray, aux: np.ndarray, t: int, n: int, m: int) -> None:
         """Check ``aux`` against the table (see :func:`parse_aux`); an empty table needs no aux.
@@ -420,7 +310,7 @@ class CompactConstruction(ConstructionBase):
         for lo in range(0, n, step):
             hi = min(n, lo + step)
             h = hash64(np.arange(start + lo, start + hi, dtype=np.uint64), seed)
-            out[lo:hi] = lut[_np_raw(cells, params, nsh, t, h)]
+            out[lo:hi] = lut[raw_words(cells, params, nsh, t, h)]
 
 
 COMPACT = register(CompactConstruction())

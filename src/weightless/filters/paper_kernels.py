@@ -15,7 +15,7 @@ from .._compat import HAVE_NUMBA, njit
 from .hashing import hash64_scalar
 
 if HAVE_NUMBA:  # pragma: no branch
-    from .compact_kernels import _prefetch
+    from .kernel_intrinsics import _prefetch
 else:  # pragma: no cover
 
     def _prefetch(arr, idx):  # type: ignore[no-redef,misc]

@@ -5,13 +5,13 @@ rate decay, progress (a tqdm bar on a terminal, periodic log lines otherwise), o
 pruning masks (pruned weights stay exactly zero: their gradient is zeroed before each step and
 the weights are re-masked after it), an optional subset of trainable parameters, optional
 knowledge distillation from a teacher model, and hooks before/after each optimiser step (used by
-Dynamic Network Surgery and trained quantization).
+Dynamic Network Surgery and trained quantization). Its set-up, step and loop are in
+:mod:`.train_steps`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 import time
@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from ..errors import InputError
 from .say import say
 from .task import Source, Task, as_source, default_metric
+from .train_steps import Stepper, checked_masks, optimizer_for, run_steps
 
 __all__ = [
     "DEFAULT_THREADS",
@@ -187,11 +188,6 @@ class _Progress:
         self.bar.close()
 
 
-def _distill_loss(out: torch.Tensor, teacher_out: torch.Tensor, temperature: float) -> torch.Tensor:
-    t = temperature
-    return F.kl_div(F.log_softmax(out / t, dim=1), F.softmax(teacher_out / t, dim=1), reduction="batchmean") * (t * t)
-
-
 def train(
     model: nn.Module,
     data: DataLike,
@@ -238,90 +234,27 @@ def _train(model: nn.Module, data: DataLike, cfg: TrainConfig, trainable: set[st
     loss_fn = task.loss_fn() if task is not None else F.cross_entropy
     device = model_device(model, task)
     named = dict(model.named_parameters())
-    names = set(named) if trainable is None else set(trainable)
-    unknown = names - set(named)
-    if unknown:
-        raise InputError(f"unknown parameter names {sorted(unknown)}; model has {sorted(named)}")
-    mask_t: dict[str, torch.Tensor] = {}
-    for name, m in (masks or {}).items():
-        if name not in named:
-            raise InputError(f"mask for unknown parameter {name!r}")
-        if tuple(m.shape) != tuple(named[name].shape):
-            raise InputError(f"mask for {name} has shape {tuple(m.shape)}, expected {tuple(named[name].shape)}")
-        mask_t[name] = m.to(dtype=named[name].dtype, device=named[name].device)
+    mask_t = checked_masks(named, trainable, masks)
     old_flags = {n: p.requires_grad for n, p in named.items()}
-    for n, p in named.items():
-        p.requires_grad_(n in names)
-    params = [named[n] for n in sorted(names)]
-    if not params:
-        raise InputError("no trainable parameters")
-    with torch.no_grad():
-        for n, m in mask_t.items():
-            named[n].mul_(m)
-    if cfg.optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    else:
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = optimizer_for(named, mask_t, trainable, cfg)
     steps_per_epoch = source.steps_per_epoch(cfg.batch_size)
     total = max(1, int(round(cfg.epochs * steps_per_epoch)))
     distill = teacher is not None and cfg.distill > 0
     if distill:
         teacher.eval()
+    stepper = Stepper(model, opt, loss_fn, named, mask_t, teacher if distill else None, cfg, before_step, after_step)
     report = TrainReport()
     bar = _Progress(total, cfg.desc) if cfg.progress else None
     t0 = time.perf_counter()
     model.train()
-    step = 0
-    running = 0.0
-    count = 0
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            for xb, yb in source.stream(cfg.batch_size, cfg.seed):
-                if step >= total:
-                    break
-                xb, yb = _to_device(xb, device), _to_device(yb, device)
-                if cfg.schedule == "cosine":
-                    frac = step / total
-                    scale = cfg.final_lr_fraction + (1 - cfg.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * frac))
-                    for g in opt.param_groups:
-                        g["lr"] = cfg.lr * scale
-                opt.zero_grad(set_to_none=True)
-                out = model(xb)
-                loss = loss_fn(out, yb)
-                if distill:
-                    with torch.no_grad():
-                        tout = teacher(xb)
-                    loss = (1 - cfg.distill) * loss + cfg.distill * _distill_loss(out, tout, cfg.temperature)
-                loss.backward()
-                for nm, m in mask_t.items():
-                    g = named[nm].grad
-                    if g is not None:
-                        g.mul_(m)
-                if before_step is not None:
-                    before_step(step)
-                opt.step()
-                if mask_t:
-                    with torch.no_grad():
-                        for nm, m in mask_t.items():
-                            named[nm].mul_(m)
-                if after_step is not None:
-                    after_step(step)
-                running += float(loss.detach())
-                count += 1
-                step += 1
-                if bar is not None:
-                    bar.update(running / max(count, 1))
-                if step % steps_per_epoch == 0 or step == total:
-                    report.epoch_losses.append(running / max(count, 1))
-                    running, count = 0.0, 0
+        report.steps = run_steps(stepper, source, device, total, steps_per_epoch, bar, report)
     finally:
         if bar is not None:
             bar.close()
         for nm, p in named.items():
             p.requires_grad_(old_flags[nm])
         model.eval()
-    report.steps = step
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -1,0 +1,146 @@
+"""The parts of :func:`weightless.training.loop.train`: the parameter and mask set-up
+(:func:`checked_masks`, :func:`optimizer_for`), one optimiser step (:class:`Stepper`) and the
+seeded loop with its epoch bookkeeping (:func:`run_steps`). ``cfg`` is a
+:class:`~.loop.TrainConfig` throughout (typed ``Any`` here: this module imports nothing of
+:mod:`.loop`, which imports it)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import InputError
+from .task import Source, _to
+
+
+def distill_loss(out: torch.Tensor, teacher_out: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The distillation term: KL divergence of the softened outputs, times ``temperature**2``."""
+    t = temperature
+    return F.kl_div(F.log_softmax(out / t, dim=1), F.softmax(teacher_out / t, dim=1), reduction="batchmean") * (t * t)
+
+
+def checked_masks(named: dict[str, nn.Parameter], trainable: set[str] | None,
+                  masks: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    """Check the trainable names and the masks against the model's parameters; return the masks
+    in each parameter's dtype and device.
+
+    Raises:
+        InputError: unknown parameter names, a mask for an unknown parameter or of another shape.
+    """
+    names = set(named) if trainable is None else set(trainable)
+    unknown = names - set(named)
+    if unknown:
+        raise InputError(f"unknown parameter names {sorted(unknown)}; model has {sorted(named)}")
+    mask_t: dict[str, torch.Tensor] = {}
+    for name, m in (masks or {}).items():
+        if name not in named:
+            raise InputError(f"mask for unknown parameter {name!r}")
+        if tuple(m.shape) != tuple(named[name].shape):
+            raise InputError(f"mask for {name} has shape {tuple(m.shape)}, expected {tuple(named[name].shape)}")
+        mask_t[name] = m.to(dtype=named[name].dtype, device=named[name].device)
+    return mask_t
+
+
+def optimizer_for(named: dict[str, nn.Parameter], mask_t: dict[str, torch.Tensor], trainable: set[str] | None,
+                  cfg: Any) -> torch.optim.Optimizer:
+    """Freeze the parameters outside ``trainable``, zero the masked-out weights, and return the
+    optimiser of the trainable parameters (in name order).
+
+    Raises:
+        InputError: no trainable parameters.
+    """
+    names = set(named) if trainable is None else set(trainable)
+    for n, p in named.items():
+        p.requires_grad_(n in names)
+    params = [named[n] for n in sorted(names)]
+    if not params:
+        raise InputError("no trainable parameters")
+    with torch.no_grad():
+        for n, m in mask_t.items():
+            named[n].mul_(m)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+@dataclass
+class Stepper:
+    """One optimiser step of :func:`.loop.train`: learning rate, loss (with distillation from
+    ``teacher`` when set), backward, masked gradients, hooks, step, re-masking."""
+
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    loss_fn: Callable[..., torch.Tensor]
+    named: dict[str, nn.Parameter]
+    masks: dict[str, torch.Tensor]
+    teacher: nn.Module | None  # None: no distillation
+    cfg: Any
+    before_step: Callable[[int], None] | None
+    after_step: Callable[[int], None] | None
+
+    def set_lr(self, step: int, total: int) -> None:
+        """The cosine schedule's learning rate at ``step`` of ``total`` (unchanged if constant)."""
+        cfg = self.cfg
+        if cfg.schedule == "cosine":
+            frac = step / total
+            scale = cfg.final_lr_fraction + (1 - cfg.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * frac))
+            for g in self.opt.param_groups:
+                g["lr"] = cfg.lr * scale
+
+    def step(self, xb: Any, yb: Any, step: int) -> float:
+        """Train on one batch; return its loss."""
+        cfg, named = self.cfg, self.named
+        self.opt.zero_grad(set_to_none=True)
+        out = self.model(xb)
+        loss = self.loss_fn(out, yb)
+        if self.teacher is not None:
+            with torch.no_grad():
+                tout = self.teacher(xb)
+            loss = (1 - cfg.distill) * loss + cfg.distill * distill_loss(out, tout, cfg.temperature)
+        loss.backward()
+        for nm, m in self.masks.items():
+            g = named[nm].grad
+            if g is not None:
+                g.mul_(m)
+        if self.before_step is not None:
+            self.before_step(step)
+        self.opt.step()
+        if self.masks:
+            with torch.no_grad():
+                for nm, m in self.masks.items():
+                    named[nm].mul_(m)
+        if self.after_step is not None:
+            self.after_step(step)
+        return float(loss.detach())
+
+
+def run_steps(stepper: Stepper, source: Source, device: torch.device, total: int, steps_per_epoch: int,
+              bar: Any, report: Any) -> int:
+    """The seeded loop of ``total`` steps; append each epoch's mean loss to ``report`` (a
+    :class:`~.loop.TrainReport`) and update ``bar`` (a progress bar or None). Return the number
+    of steps taken."""
+    cfg = stepper.cfg
+    step = 0
+    running = 0.0
+    count = 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        for xb, yb in source.stream(cfg.batch_size, cfg.seed):
+            if step >= total:
+                break
+            xb, yb = _to(xb, device), _to(yb, device)
+            stepper.set_lr(step, total)
+            running += stepper.step(xb, yb, step)
+            count += 1
+            step += 1
+            if bar is not None:
+                bar.update(running / max(count, 1))
+            if step % steps_per_epoch == 0 or step == total:
+                report.epoch_losses.append(running / max(count, 1))
+                running, count = 0.0, 0
+    return step
