@@ -57,6 +57,10 @@ class EncodeConfig:
             retraining is kept as it is, without retraining (the rule is on the task's metric, so
             the model kept is the model measured; the next layer's retraining adapts it anyway).
             False: every candidate is retrained before its decision.
+        extend_epochs: a candidate that fails the rule after its retraining while its point
+            estimate is within the allowance (the margin for noise is what it misses) is
+            retrained ``extend_epochs`` times as long again and decided once more; 0: never.
+            Only borderline candidates pay for the longer retraining.
         train_encoded: keep the codebook and the bias of encoded layers trainable during later
             retraining (the filter and its indices do not change; the file stores the
             retrained codebook).
@@ -93,6 +97,7 @@ class EncodeConfig:
     confidence_z: float = 1.645
     retrain: Any = field(default_factory=_default_retrain)
     accept_before_retraining: bool = True
+    extend_epochs: float = 2.0
     train_encoded: bool = True
     construction: str = "auto"
     c: float | None = None
@@ -121,6 +126,8 @@ class EncodeConfig:
         for name, t in self.t.items():
             if not isinstance(t, (int, np.integer)) or not 0 <= int(t) <= 16:
                 raise InputError(f"t for {name!r} must be an integer in [0, 16] (0 = lossless), got {t!r}")
+        if not 0 <= self.extend_epochs <= 100:
+            raise InputError(f"extend_epochs must be in [0, 100], got {self.extend_epochs}")
         if not 1 <= self.seed_trials <= 1024:
             raise InputError(f"seed_trials must be in [1, 1024], got {self.seed_trials}")
         if self.construction not in ("auto", "paper", "compact"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -190,6 +190,14 @@ class _Encoder:
             enc, pend = retrain_around(cand, self.task, cfg, encoded=enc, pending=pend, trainable=trainable,
                                        teacher=self.teacher, desc=f"retrain after {name} t={t}", progress=self.progress)
             dec = self.contract.decide(cand)
+            if not dec.accepted and dec.difference <= self.contract.allowance and cfg.extend_epochs > 0:
+                more = replace(cfg, retrain=replace(cfg.retrain, epochs=cfg.retrain.epochs * cfg.extend_epochs,
+                                                    seed=cfg.retrain.seed + 1))
+                self.say(f"{name}: t={t} within reach ({dec.describe()}): {more.retrain.epochs:g} more epochs")
+                enc, pend = retrain_around(cand, self.task, more, encoded=enc, pending=pend, trainable=trainable,
+                                           teacher=self.teacher, desc=f"retrain more after {name} t={t}",
+                                           progress=self.progress)
+                dec = self.contract.decide(cand)
         what = f"t={t} ({construction})" if t else "lossless"
         self.say(f"{name}: {what} val error {before:.2f}% encoded, {dec.error:.2f}% "
                  f"{'retrained' if retrain else 'not retrained'}, {dec.describe()} vs reference {dec.reference_error:.2f}%: "
