@@ -26,6 +26,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from weightless.errors import BudgetError
+
 CASES = ("lenet300:magnitude", "lenet5:magnitude", "lenet5:dns", "own_model")
 
 
@@ -90,6 +92,9 @@ def markdown(res: dict) -> str:
              "| case | wall s | CPU s | dense epoch s | wall / epoch | file B | x fp32 | test err % | vs dense (95% CI) | confirmed | backed off |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["runs"]:
+        if "budget_error" in r:
+            lines.append(f"| {r['case']} | {r['wall_seconds']} | | | | | | | BudgetError: {r['budget_error']} | | |")
+            continue
         ci = r.get("decoded_vs_dense_test") or {}
         conf = (r.get("budget") or {}).get("confirmation") or {}
         lines.append(f"| {r['case']} | {r['wall_seconds']} | {r['cpu_seconds']} | {r['dense_epoch_seconds']} | "
@@ -115,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         if case not in CASES:
             ap.error(f"unknown case {case!r}; known: {CASES}")
         print(f"== {case}", file=sys.stderr, flush=True)
-        runs.append(run_own_model(args, out) if case == "own_model" else run_lenet(case, args, out))
+        w0 = time.perf_counter()
+        try:
+            runs.append(run_own_model(args, out) if case == "own_model" else run_lenet(case, args, out))
+        except BudgetError as exc:  # no model within the budget: recorded, not hidden
+            runs.append({"case": case, "budget_error": str(exc), "budget": exc.report,
+                         "wall_seconds": round(time.perf_counter() - w0, 1)})
         res = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "command": " ".join(sys.argv),
                "budget_setting": (f"max_error_increase={args.max_error_increase}, max_error={args.max_error} vs the dense model"
                                   if args.max_error_increase is not None or args.max_error is not None
