@@ -91,7 +91,7 @@ def compress(
                                  progress=show, log=say, contract=contract)
     res.budget = _budget_report(config, res, dense_val, simplified_val, contract.allowance, warning)
     if not res.within_budget:
-        msg = (f"no model within the budget: the least lossy one is {res.confirmation['difference']:+.2f} pp over the "
+        msg = (f"no model within the budget: the least lossy one is {(res.confirmation or {}).get('difference', float('nan')):+.2f} pp over the "
                f"reference on the confirmation data, allowance {contract.allowance:.2f} pp")
         if not config.allow_over_budget:
             raise BudgetError(msg + " (raise the budget, keep more weights, or allow_over_budget=True)", report=res.budget)

@@ -171,6 +171,6 @@ class Contract:
         None when there is no confirmation data."""
         from ..training.loop import per_example
 
-        if self.splits.confirm is None:
+        if self.splits.confirm is None or self.ref_confirm is None:
             return None
         return paired_difference(per_example(model, self.splits.confirm, "val")[0], self.ref_confirm, self.allowance, 0.0)

@@ -253,7 +253,7 @@ class _Encoder:
         if not st.fresh:
             indices, codebook = recluster(st.model, name, indices >= 0, lr.k, lr.init, seed=cfg.seed + li)
         later = set(self.params[self.params.index(name) + 1:]) - set(st.pending) - set(st.encoded)
-        biases = {_bias_of(n, self.params) for n in [*st.encoded, name]} - {None}
+        biases = {b for b in (_bias_of(n, self.params) for n in [*st.encoded, name]) if b is not None}
         trainable = (later - biases) | (biases if cfg.train_encoded else set())
         t, trials, auto = self.search(name, indices, codebook, trainable)
         tr = trials[t]
@@ -388,7 +388,7 @@ def _confirmed(enc: _Encoder, contract: Contract,
             say("no confirmation data (the validation data cannot be cut): the final model is unconfirmed")
             return stage, model, tensors, reports, None, undone
         say(f"confirmation ({stage.label}): {conf.describe()} vs reference {conf.reference_error:.2f}% on "
-            f"{contract.ref_confirm.size} examples no decision used, allowance {contract.allowance:.2f} pp: "
+            f"{len(contract.ref_confirm if contract.ref_confirm is not None else ())} examples no decision used, allowance {contract.allowance:.2f} pp: "
             f"{'within' if conf.accepted else 'over'}")
         if conf.accepted:
             if undone:
