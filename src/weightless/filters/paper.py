@@ -139,7 +139,7 @@ class _NpDecoder:
     view, so no offsets are added.
     """
 
-    def __init__(self, cells: np.ndarray, t: int, seed: int) -> None:
+    def __init__(self, cells: np.ndarray, t: int, seed: int, scratch: "_NpDecoder | None" = None) -> None:
         m = int(cells.shape[0])
         q = m // 3
         tab = cells.astype(np.uint8 if t <= 8 else np.uint16)
@@ -148,6 +148,9 @@ class _NpDecoder:
         self.q2 = np.uint64(m - 2 * q)
         self.sw = int(seed_word(int(seed) & _MASK64))
         self.tmask = np.uint64((1 << t) - 1)
+        if scratch is not None:  # the buffers of another decoder of the same t (used one at a time)
+            self.ar, self.z, self.u, self.r, self.g = scratch.ar, scratch.z, scratch.u, scratch.r, scratch.g
+            return
         self.ar = np.arange(NP_STEP, dtype=np.uint64)
         self.z = np.empty(NP_STEP, np.uint64)
         self.u = np.empty(NP_STEP, np.uint64)
@@ -215,7 +218,14 @@ class _Tables:
                 self.cells[o : o + s.m] = s.cells
             self.sws = np.array([seed_word(s.seed) for s in shards], dtype=np.uint64)
         else:
-            self.decoders = [_NpDecoder(s.cells, t, s.seed) if s.m else None for s in shards]
+            # one set of step buffers for all shards (416 KiB; a filter may have 2**14 shards):
+            # the shards are decoded one after the other, each result used before the next
+            self.decoders = []
+            first: _NpDecoder | None = None
+            for sh in shards:
+                dec = _NpDecoder(sh.cells, t, sh.seed, first) if sh.m else None
+                first = first or dec
+                self.decoders.append(dec)
 
 
 def _pieces(plan: Any, threads: int) -> list[np.ndarray]:
