@@ -57,7 +57,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="filter construction: paper (m = 1.25 n, peeling), compact (ribbon, ~1.02 n), "
                    "auto (compact for layers up to 16M positions, paper above; default)")
     p.add_argument("--seed-trials", type=int, default=None,
-                   help="filters built per layer and t; the one with the lowest validation loss is kept (default 8)")
+                   help="filters built per layer and t; the one whose false positives cost the least loss on 5,000 "
+                   "training images is kept (the loss ranks, it never accepts; default 8)")
     p.add_argument("--c", type=float, default=None, help="cells per key m/n (default: the construction's)")
     p.add_argument("--shards", type=int, default=None, help="filter tables per layer (default 1)")
     p.add_argument("--no-entropy", action="store_true", help="store raw bit-packed tables")
