@@ -139,6 +139,12 @@ class _NpDecoder:
     view, so no offsets are added.
     """
 
+    ar: np.ndarray
+    z: np.ndarray
+    u: np.ndarray
+    r: np.ndarray
+    g: np.ndarray
+
     def __init__(self, cells: np.ndarray, t: int, seed: int, scratch: "_NpDecoder | None" = None) -> None:
         m = int(cells.shape[0])
         q = m // 3
