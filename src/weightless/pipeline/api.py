@@ -169,13 +169,13 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
         spent, budget = err - dense_val, config.allowance(dense_val)
         say(f"simplified ({', '.join(f'{l.name} {100 * l.nonzero:g}%' for l in recipe.layers)}): validation error "
             f"{err:.2f}% ({spent:+.2f} pp of the {budget:.2f} pp budget)")
-        if spent <= config.simplify_share * budget:
+        if spent <= config.simplify_share * budget + 1e-9:
             return simplified, err
         if attempt < config.simplify_retries and any(l.nonzero < 1 for l in recipe.layers):
             recipe = replace(recipe, layers=tuple(replace(l, nonzero=min(1.0, 2 * l.nonzero)) for l in recipe.layers))
             say(f"simplification spent more than {100 * config.simplify_share:g}% of the budget: trying again gentler")
             continue
-        if spent <= budget:
+        if spent <= budget + 1e-9:
             return simplified, err
         if config.allow_over_budget:
             say(f"WARNING: simplification alone spent {spent:.2f} pp of the {budget:.2f} pp budget; going on "
