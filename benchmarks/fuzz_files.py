@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from fuzzing import FUZZ_LIMITS, decode, mutate, outcome, seed_files  # noqa: E402
+from fuzzing import FUZZ_LIMITS, decode, hostile_file, mutate, outcome, seed_files  # noqa: E402
 
 from weightless._compat import HAVE_NUMBA  # noqa: E402
 
@@ -79,7 +79,15 @@ def main() -> int:
     ap.add_argument("--inputs", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=14)
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "bench"))
+    ap.add_argument("--seconds", type=float, default=None, help="stop after this many seconds of fuzzing")
+    ap.add_argument("--hostile", type=float, default=0.25,
+                    help="fraction of inputs drawn from the generated hostile families (issue 24)")
+    ap.add_argument("--address-space-gib", type=float, default=4.0,
+                    help="RLIMIT_AS of this process (0: none): an abort in native code would end the run")
     args = ap.parse_args()
+    if args.address_space_gib:
+        cap = int(args.address_space_gib * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     path = "numba" if HAVE_NUMBA else "numpy"
     seeds = _corpus()
     # warm up (numba compilation, imports) and time the unmutated files: the reference
@@ -102,14 +110,28 @@ def main() -> int:
     slowest = (0.0, "")
     t_all = time.perf_counter()
     over_2s = 0
+    families: dict[str, dict[str, int]] = {}
+    small_max_decoded = 0  # the most bytes any input with a payload under 1 KB decoded to
+    done = 0
     for i in range(args.inputs):
-        data = seeds[rng.randrange(len(seeds))]
-        for _ in range(rng.randint(1, 3)):
-            data = mutate(rng, data)
+        if args.seconds is not None and time.perf_counter() - t_all > args.seconds:
+            break
+        done += 1
+        if rng.random() < args.hostile:
+            family, data = hostile_file(rng)
+        else:
+            family = "mutated"
+            data = seeds[rng.randrange(len(seeds))]
+            for _ in range(rng.randint(1, 3)):
+                data = mutate(rng, data)
         t0 = time.perf_counter()
         kind, info = outcome(lambda: decode(data, FUZZ_LIMITS))
         dt = time.perf_counter() - t0
         counts[kind] = counts.get(kind, 0) + 1
+        fam = families.setdefault(family, {})
+        fam[kind] = fam.get(kind, 0) + 1
+        if kind == "ok" and len(data) < 1024 + 200:  # the container adds < 200 bytes around the payload
+            small_max_decoded = max(small_max_decoded, sum(int(a.nbytes) for a in info.values()))
         over_2s += dt > 2.0
         if dt > slowest[0]:
             slowest = (dt, kind)
@@ -124,8 +146,12 @@ def main() -> int:
     result = {
         "benchmark": "fuzz_files",
         "path": path,
-        "inputs": args.inputs,
+        "inputs": done,
         "seed": args.seed,
+        "families": families,
+        "hostile_fraction": args.hostile,
+        "address_space_cap_gib": args.address_space_gib,
+        "max_decoded_bytes_of_a_file_under_1_2_kb": small_max_decoded,
         "seed_files": len(seeds),
         "container_versions": sorted({f"{d[8] | d[9] << 8}.{d[10] | d[11] << 8}" for d in seeds}),
         "outcomes": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
@@ -146,7 +172,8 @@ def main() -> int:
         "load_average": os.getloadavg(),
         "python": platform.python_version(),
         "command": " ".join(["WEIGHTLESS_DISABLE_NUMBA=1"] * (not HAVE_NUMBA) + ["python", "benchmarks/fuzz_files.py",
-                                                                              f"--inputs {args.inputs}"]),
+                                                                              f"--inputs {args.inputs}"]
+                            + ([f"--seconds {args.seconds:g}"] if args.seconds is not None else [])),
     }
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, f"fuzz_files_{path}")
@@ -159,10 +186,14 @@ def main() -> int:
     with open(stem + ".md", "w") as f:
         f.write(
             f"# Structure-aware fuzzing of .wl files ({path} decode path)\n\n"
-            f"`{result['command']}`: {args.inputs} mutated inputs from {len(seeds)} valid files of every "
+            f"`{result['command']}`: {done} inputs ({100 * args.hostile:.0f}% from the generated hostile families "
+            f"of issue 24, the rest mutated) from {len(seeds)} valid files of every "
             f"record kind (container format {', '.join(result['container_versions'])}; record fields, filter "
             f"structures and the binary header mutated), checksums recomputed, limits `Limits.scaled(64 MiB)`.\n\n"
             f"| outcome | inputs |\n|---|---|\n{rows}\n\n"
+            f"Per family: {json.dumps(families, sort_keys=True)}\n\n"
+            f"- address-space cap (RLIMIT_AS): {args.address_space_gib:g} GiB; the run finished (no abort)\n"
+            f"- the most any input of under 1.2 KB decoded to: {small_max_decoded:,} bytes\n"
             f"- only FormatError subclasses or a correct decode: **{result['format_errors_or_ok_only']}**\n"
             f"- slowest input: {result['max_seconds_per_input']} s ({result['slowest_outcome']}), "
             f"{result['max_time_vs_reference']}x the median decode of a valid seed file "
@@ -174,8 +205,8 @@ def main() -> int:
             "| file | bytes | outcome | seconds | peak RSS above baseline (MiB) |\n|---|---|---|---|---|\n"
             f"{edge_rows}\n"
         )
-    print(json.dumps({k: result[k] for k in ("path", "inputs", "outcomes", "max_seconds_per_input",
-                                             "peak_rss_above_baseline_mib")}))
+    print(json.dumps({k: result[k] for k in ("path", "inputs", "outcomes", "families", "max_seconds_per_input",
+                                             "peak_rss_above_baseline_mib", "max_decoded_bytes_of_a_file_under_1_2_kb")}))
     return 0 if result["format_errors_or_ok_only"] else 1
 
 

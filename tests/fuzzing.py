@@ -57,6 +57,34 @@ def seed_files(use_compact: bool) -> list[bytes]:
         layer = EncodedLayer(f, np.array([-0.5, 0.25, 1.0], np.float32), (120, 100))
         for entropy in (True, False):
             out.append(to_bytes({"w": layer, "bias": np.ones(3, np.float32)}, entropy=entropy))
+    out += coded_seed_files(rng)
+    return out
+
+
+def coded_seed_files(rng: np.random.Generator) -> list[bytes]:
+    """Files of ``sparse`` and ``indexed`` records with every positions model (flat, lines,
+    gaps) and symbols model (uniform, histogram, packed, one symbol), in four dtypes."""
+    from weightless.io.clustered import Clustered, coded_record
+    from weightless.container import container_to_bytes
+
+    out = []
+    cb = np.array([-0.5, 0.25, 1.0, 2.0, -3.0, 0.125, 4.0, 8.0])
+    for shape, density, k, dtype in [((60, 50), 0.05, 3, "float32"), ((3000,), 0.3, 8, "float16"),
+                                     ((40, 100), 0.02, 2, "bfloat16"), ((64, 64), 0.9, 5, "float64")]:
+        size = int(np.prod(shape))
+        idx = rng.integers(0, k, size)
+        sparse = np.where(rng.random(size) < density, idx, -1)
+        if len(shape) == 2:  # empty rows and columns: the lines model
+            sparse.reshape(shape)[: shape[0] // 2] = -1
+        recs = [coded_record("s", Clustered(sparse.reshape(shape), cb[:k], dtype), "sparse"),
+                coded_record("i", Clustered(idx.reshape(shape), cb[:k], dtype), "indexed")]
+        out.append(container_to_bytes(recs, {}))
+    gaps = np.full(4000, -1)
+    gaps[::37] = 1
+    gaps[2000:2100] = 0
+    out.append(container_to_bytes([coded_record("g", Clustered(gaps, cb[:2], "float32"), "sparse"),
+                                   coded_record("c", Clustered(np.zeros(500, np.int64), cb[:3], "float32"), "indexed")],
+                                  {}))
     return out
 
 
@@ -224,6 +252,70 @@ def _mutate_v2_header(rng: random.Random, data: bytes) -> bytes:
     return forge_v2(bytes(h), payload, rng.choice([minor] * 8 + [1]))
 
 
+def mutate_coded(rng: random.Random, payload: bytes) -> bytes:
+    """A structure-aware mutation of a coded record's payload: a varint (k, n, a count, a
+    stream length) replaced by an interesting value, a stream emptied or cut, bytes inserted."""
+    b = bytearray(payload)
+    op = rng.random()
+    i = rng.randrange(len(b) + 1)
+    if op < 0.45:  # overwrite a varint-sized run with a new varint
+        new = write_varint(rng.choice(INTERESTING + [rng.randrange(1 << 20)]))
+        b[i : i + rng.randint(1, 3)] = new
+    elif op < 0.6:  # a stream length of 0 (empty ANS stream) somewhere
+        b[i : i + 1] = b"\x00"
+    elif op < 0.75:  # cut
+        del b[i:]
+    elif op < 0.9:  # a model byte
+        if b:
+            b[min(i, len(b) - 1)] = rng.choice([0, 1, 2, 3, 255])
+    else:  # insert
+        b[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+    return bytes(b)
+
+
+def hostile_file(rng: random.Random) -> tuple[str, bytes]:
+    """One generated hostile file of the issue 24 families: (family, bytes).
+
+    - ``tiny_coded``: a sparse or indexed record declaring 2**8..2**30 elements with an empty
+      stream, a one-word stream, a histogram of one used symbol, n = 0 or n = size;
+    - ``lying_coded``: counts and lengths that do not agree with the streams that follow;
+    - ``zero_shards``: a filter of many shards of all-zero tables coded in a few bytes each.
+    """
+    from crafted import bloomier_record, params_for, wl_bytes, zero_ans_filter
+
+    family = rng.choice(["tiny_coded", "lying_coded", "zero_shards"])
+    if family == "zero_shards":
+        shards = 1 << rng.randrange(0, 13)
+        m = 1 << rng.randrange(3, 16)
+        size = max(1, (shards * m) // rng.choice([1, 2, 4]))
+        filt = zero_ans_filter(k=1, t=2, size=size, ms=[m] * shards, kind=rng.choice([0x12, 0x13]))
+        params = params_for(k=1, t=2, shards=[(0, m, 0)] * shards, coding="ans") if rng.random() < 0.5 else None
+        return family, wl_bytes([bloomier_record("w", (size,), [0.5], filt, params)])
+    size = 1 << rng.randrange(8, 31)
+    k = rng.choice([1, 2, 3, 16, 256])
+    cb = write_varint(k) + bytes([0]) + np.linspace(0, 1, k).astype("<f4").tobytes()
+    enc = rng.choice(["sparse", "indexed"])
+    word = write_varint(4) + struct.pack("<I", rng.choice([1, 2, 1 << 23, 1 << 31, rng.getrandbits(32)]))
+    if family == "tiny_coded":
+        sym = rng.choice([b"\x00" + write_varint(0), b"\x00" + word, b"\x01" + b"".join(
+            write_varint(size if v == 0 else 0) for v in range(k)) + write_varint(0), b"\x02"])
+        pos = rng.choice([write_varint(0), write_varint(size), write_varint(1) + b"\x00" + word,
+                          write_varint(size - 1) + b"\x00" + write_varint(0)])
+    else:
+        n = rng.randrange(1, size)
+        pos = write_varint(n) + bytes([rng.choice([0, 1, 2])]) + rng.choice([
+            write_varint(0), word, bytes([rng.randint(1, 12)]) + write_varint(n) + write_varint(n) + write_varint(0)])
+        counts = [rng.randrange(size) for _ in range(k)]
+        sym = b"\x01" + b"".join(write_varint(c) for c in counts) + rng.choice([write_varint(0), word])
+    body = (pos if enc == "sparse" else b"") + sym
+    dtype = rng.choice(["float32", "float16", "bfloat16", "float64"])
+    if dtype != "float32":
+        cb = write_varint(k) + bytes([3]) + np.linspace(0, 1, k).astype("<f8").tobytes()
+        if dtype in ("float16", "bfloat16"):
+            cb = write_varint(k) + bytes([1]) + np.linspace(0, 1, k).astype("<f2").tobytes()
+    return family, container_to_bytes([Record("w", enc, (size,), dtype, {}, cb + body)], {})
+
+
 def mutate(rng: random.Random, data: bytes) -> bytes:
     """One structure-aware mutation of a file, with every checksum recomputed. A file that
     does not parse (after a header mutation) gets another header mutation."""
@@ -255,7 +347,9 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
     elif what < 0.82:
         dtype = rng.choice(["float32", "float16", "float64", "int8", "bool", "bfloat16", "uint16", "int64"])
     elif what < 0.86:
-        enc = rng.choice(["dense", "bloomier", "raw"])
+        enc = rng.choice(["dense", "bloomier", "raw", "sparse", "indexed"])
+    elif enc in ("sparse", "indexed") and what < 0.95:
+        payload = mutate_coded(rng, payload)
     else:
         b = bytearray(payload)
         if b:

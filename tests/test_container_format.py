@@ -411,7 +411,7 @@ def test_write_invalid_input_creates_nothing(tmp_path):
 
 def test_write_onto_directory_fails_cleanly(tmp_path):
     (tmp_path / "d.wl").mkdir()
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="directory"):  # refused before anything is written
         write_container(tmp_path / "d.wl", sample_records(), {})
     assert os.listdir(tmp_path) == ["d.wl"]
 
