@@ -141,3 +141,14 @@ def test_cli_over_budget_exits_nonzero_without_a_file(tmp_path, monkeypatch, cap
     assert code == EXIT_OVER_BUDGET
     assert "budget" in err and "Traceback" not in err
     assert not (tmp_path / "out.wl").exists()
+
+
+def test_budget_fields_are_checked_before_any_work() -> None:
+    with pytest.raises(weightless.InputError, match="max_error_increase must be a number"):
+        CompressConfig(max_error_increase="0.1").validate()
+    with pytest.raises(weightless.InputError, match="a budget is needed"):
+        CompressConfig(max_error_increase=None).validate()
+    with pytest.raises(weightless.InputError, match="reference"):
+        CompressConfig(reference="teacher").validate()
+    assert CompressConfig(max_error=1.0).allowance(0.8) == pytest.approx(0.2)
+    assert CompressConfig(max_error=1.0, max_error_increase=0.1).allowance(0.8) == pytest.approx(0.1)

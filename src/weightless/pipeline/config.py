@@ -214,6 +214,10 @@ class CompressConfig:
         if not isinstance(self.encode, EncodeConfig):
             raise InputError(f"encode must be an EncodeConfig, got {type(self.encode).__name__}")
         self.encode.validate()
+        for name in ("max_error_increase", "max_error", "confirm_fraction", "simplify_share"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))):
+                raise InputError(f"{name} must be a number, got {type(v).__name__} {v!r}")
         if self.max_error_increase is None and self.max_error is None:
             raise InputError("a budget is needed: max_error_increase (pp) or max_error (%)")
         if self.max_error_increase is not None and not self.max_error_increase >= 0:
