@@ -145,7 +145,8 @@ def test_lines_model_pays_for_empty_rows_and_columns():
     """A layer whose pruning emptied whole rows and columns codes its positions as row flags,
     column flags and the kept block: smaller than the flat model, same tensor back."""
     from weightless.entropy._bits import Reader
-    from weightless.entropy.index_coder import decode_positions, encode_positions
+    from weightless.entropy.index_coder import encode_positions
+    from weightless.entropy.index_decoder import decode_positions
 
     rng = np.random.default_rng(3)
     mask = np.zeros((300, 784), dtype=bool)
@@ -167,7 +168,8 @@ def test_positions_streams_round_trip_in_every_model(seed, rows, cols, density, 
     """Whatever model the writer picks (flat, lines, gaps; the lines model's inner block
     nested), the mask comes back exactly and the reader consumes every byte."""
     from weightless.entropy._bits import Reader
-    from weightless.entropy.index_coder import _gaps, decode_positions, encode_positions
+    from weightless.entropy.index_coder import _gaps, encode_positions
+    from weightless.entropy.index_decoder import decode_positions
 
     rng = np.random.default_rng(seed)
     p = np.linspace(0, 2 * density, cols)[None, :] if ramp else density
@@ -187,7 +189,8 @@ def test_positions_streams_round_trip_in_every_model(seed, rows, cols, density, 
 
 def test_gaps_model_pays_where_density_varies_and_rejects_corruption():
     from weightless.entropy._bits import Reader
-    from weightless.entropy.index_coder import decode_positions, encode_positions
+    from weightless.entropy.index_coder import encode_positions
+    from weightless.entropy.index_decoder import decode_positions
 
     rng = np.random.default_rng(5)
     p = np.where(np.arange(784) % 28 < 4, 0.4, 0.004)  # dense runs in every row, no empty column

@@ -22,7 +22,7 @@ import weightless as wl
 from weightless.container import Record
 from weightless.entropy._bits import Reader
 from weightless.entropy._bits import write_varint as varint
-from weightless.entropy.index_coder import parse_positions, parse_symbols
+from weightless.entropy.index_decoder import parse_positions, parse_symbols
 from weightless.errors import FormatError, LimitError, TruncatedError
 from weightless.io.limits import Limits
 
@@ -182,7 +182,8 @@ def test_gaps_stream_too_short_and_counts_not_n():
 def test_real_streams_pass_the_rules():
     """Writer output of every positions and symbols model satisfies the rules (round trip),
     trailing runs of zeros included (they cost the coder nothing)."""
-    from weightless.entropy.index_coder import decode_positions, decode_symbols, encode_positions, encode_symbols
+    from weightless.entropy.index_coder import encode_positions, encode_symbols
+    from weightless.entropy.index_decoder import decode_positions, decode_symbols
 
     rng = np.random.default_rng(3)
     for density in (0.001, 0.01, 0.2, 0.9):

@@ -2,7 +2,7 @@
 
 A tensor whose values come from a small set (pruned and clustered weights, a clustered bias)
 is stored exactly as its codebook and indices, the structure entropy-coded by
-:mod:`weightless.entropy.index_coder`:
+:mod:`weightless.entropy.index_coder` (read by :mod:`~weightless.entropy.index_decoder`):
 
 - ``"sparse"``: codebook, then the positions of the nonzeros, then the codebook index of each
   nonzero (in C order). Decodes to ``codebook[index]`` at the positions and 0 elsewhere.
@@ -28,7 +28,8 @@ import numpy as np
 
 from ..container import Record
 from ..entropy._bits import Reader, write_varint
-from ..entropy.index_coder import CHUNK, encode_positions, encode_symbols, parse_positions, parse_symbols
+from ..entropy.index_coder import CHUNK, encode_positions, encode_symbols
+from ..entropy.index_decoder import parse_positions, parse_symbols
 from ..errors import FieldError, InputError
 from .bfloat16 import bfloat16_to_float32, float32_to_bfloat16
 
