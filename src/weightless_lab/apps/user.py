@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from weightless.errors import DataError, InputError
 from weightless.training.task import Task
 
@@ -142,24 +144,36 @@ def load_weights(model: Any, path: str | os.PathLike) -> Any:
 QUICK_TRAIN = 10_000
 
 
-def load_task(spec: str, *, n_train: int | None = None, n_eval: int | None = None) -> Task:
+def load_task(spec: str, *, n_train: int | None = None, n_eval: int | None = None, normalize: str = "library") -> Task:
     """The task named ``spec``: "mnist", "fashion-mnist", or a ``.npz`` file with arrays
     ``x_train, y_train, x_val, y_val`` (and optionally ``x_test, y_test``).
 
+    ``normalize`` (bundled images): "library" (MNIST standardised with its training mean and
+    standard deviation, Fashion-MNIST pixels in [0, 1], as the lab trains), "none" (pixels in
+    [0, 1]) or "MEAN,STD" (``(pixel - MEAN) / STD`` on [0, 1] pixels: the model's own).
+
     Raises:
-        InputError: an unknown name. DataError: a missing or malformed data file.
+        InputError: an unknown name or normalisation. DataError: a missing or malformed data file.
     """
-    if spec == "mnist":
-        from ..data.mnist import load_mnist
+    mean_std = _mean_std(normalize)
+    if spec in ("mnist", "fashion-mnist"):
+        if spec == "mnist":
+            from ..data.mnist import load_mnist
 
-        data = load_mnist()
-    elif spec == "fashion-mnist":
-        from ..data.fashion_mnist import load_fashion_mnist
+            data = load_mnist(normalize=normalize == "library")
+        else:
+            from ..data.fashion_mnist import load_fashion_mnist
 
-        data = load_fashion_mnist()
+            data = load_fashion_mnist(normalize=False)
+        if mean_std is not None:
+            m, sd = mean_std
+            data = type(data)(**{k: (None if v is None else type(v)(((v.x - m) / sd).astype(np.float32), v.y))
+                                 for k, v in (("train", data.train), ("val", data.val), ("test", data.test))})
     elif spec.endswith(".npz"):
         if not Path(spec).is_file():
             raise DataError(f"data file {spec} does not exist")
+        if normalize != "library":
+            raise InputError("--normalize applies to the bundled data sets; a .npz is used as it is")
         from weightless.training.splits import load_npz_splits
 
         data = load_npz_splits(spec)
@@ -170,8 +184,55 @@ def load_task(spec: str, *, n_train: int | None = None, n_eval: int | None = Non
     return Task(train=data.train, val=data.val, test=getattr(data, "test", None))
 
 
+def _mean_std(normalize: str) -> tuple[float, float] | None:
+    """None for "library" / "none"; (MEAN, STD) from "MEAN,STD"; "none" is (0, 1).
+
+    Raises:
+        InputError: anything else, or STD <= 0.
+    """
+    if normalize == "library":
+        return None
+    if normalize == "none":
+        return 0.0, 1.0
+    try:
+        m, sd = (float(v) for v in normalize.split(","))
+    except ValueError:
+        raise InputError(f"--normalize must be library, none or MEAN,STD (e.g. 0.2860,0.3530), got {normalize!r}") from None
+    if not sd > 0:
+        raise InputError(f"--normalize: STD must be > 0, got {sd}")
+    return m, sd
+
+
+def fit_shape(model: Any, task: Task) -> Task:
+    """The task with its 28x28 images as (n, 1, 28, 28) when ``model`` does not take the flat
+    rows (n, 784) the bundled data sets hold but takes images: a convolutional model gets images.
+    Unchanged when the flat rows work, or when neither does (the caller's evaluation then says so)."""
+    import torch
+
+    def takes(x: np.ndarray) -> bool:
+        try:
+            with torch.no_grad():
+                was = model.training
+                model.eval()
+                model(torch.from_numpy(np.ascontiguousarray(x[:2])))
+                model.train(was)
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not this shape"
+            return False
+
+    x = task.val.x
+    if x.ndim != 2 or x.shape[1] != 784 or takes(x) or not takes(x.reshape(-1, 1, 28, 28)):
+        return task
+
+    def img(split: Any) -> Any:
+        return None if split is None else type(split)(split.x.reshape(-1, 1, 28, 28), split.y)
+
+    return Task(train=img(task.train), val=img(task.val), test=img(task.test))
+
+
 def compress_user(model_def: str, weights: str | None, data: str, config: Any, output: str | os.PathLike,
-                  log: Any, *, dense_dtype: str = "float32", entropy: bool = True, quick: bool = False) -> dict[str, Any]:
+                  log: Any, *, dense_dtype: str = "float32", entropy: bool = True, quick: bool = False,
+                  normalize: str = "library") -> dict[str, Any]:
     """Compress a user's model on a named task through :func:`weightless.compress`, write
     ``output``, load it back into a fresh model and score it.
 
@@ -193,7 +254,7 @@ def compress_user(model_def: str, weights: str | None, data: str, config: Any, o
     model = load_model_def(model_def)
     if weights is not None:
         load_weights(model, weights)
-    task = load_task(data, n_train=QUICK_TRAIN) if quick else load_task(data)
+    task = fit_shape(model, load_task(data, n_train=QUICK_TRAIN if quick else None, normalize=normalize))
     res = compress(model, task, config=config, log=log)
     nbytes = api.save(output, res.tensors, dense_dtype=dense_dtype, entropy=entropy,
                       metadata={"model_def": model_def, "data": data})

@@ -95,6 +95,7 @@ def register(subparsers: Any) -> None:
                    "(loaded with weights_only=True) or .safetensors")
     g.add_argument("--data", default="mnist", metavar="DATA",
                    help="mnist, fashion-mnist, or a .npz with x_train y_train x_val y_val [x_test y_test]")
+    g.add_argument("--normalize", default="library", metavar="HOW", help="bundled images' normalisation: library (MNIST standardised, Fashion-MNIST in [0, 1]; default), none ([0, 1]), or MEAN,STD (your model's own, on [0, 1] pixels). A model that does not take flat 784-pixel rows gets (1, 28, 28) images")
     g.add_argument("--types", default=None, help="comma-separated module types whose weights are compressed "
                    "(default Linear,Conv1d,Conv2d,Conv3d)")
     g.add_argument("--pattern", default=None, help="glob on weight names, e.g. 'features.*.weight'")
@@ -214,7 +215,8 @@ def run(args: argparse.Namespace) -> int:
         from ..apps.user import compress_user
 
         report = compress_user(args.model_def, args.weights, args.data, cfg, out, say,
-                               dense_dtype=opts.dense_dtype, entropy=opts.entropy, quick=opts.quick)
+                               dense_dtype=opts.dense_dtype, entropy=opts.entropy, quick=opts.quick,
+                               normalize=args.normalize)
         te = report["decoded_test_error"]
         from ..apps.whole import format_whole
 

@@ -32,6 +32,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--model", default=None, help="lenet300 or lenet5")
     p.add_argument("--model-def", default=None, metavar="MODULE:FACTORY", help="your model: import MODULE, call FACTORY()")
     p.add_argument("--data", default="mnist", help="mnist (default), fashion-mnist, or a .npz with x_test/y_test")
+    p.add_argument("--normalize", default="library", metavar="HOW", help="bundled images' normalisation: library (MNIST standardised, Fashion-MNIST in [0, 1]; default), none ([0, 1]), or MEAN,STD (your model's own, on [0, 1] pixels). A model that does not take flat 784-pixel rows gets (1, 28, 28) images")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: WEIGHTLESS_THREADS or 1)")
     p.set_defaults(func=run)
 
@@ -56,13 +57,13 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     from weightless.io.files import load
-    from ..apps.user import check_state_dict, load_model_def, load_task
+    from ..apps.user import check_state_dict, fit_shape, load_model_def, load_task
     from ..models import get_model
     from weightless.training import evaluate, set_threads
 
     set_threads(args.threads)
     model = get_model(args.model) if args.model is not None else load_model_def(args.model_def)
-    task = load_task(args.data)
+    task = fit_shape(model, load_task(args.data, normalize=args.normalize))
     if task.test is None:
         raise InputError(f"data {args.data} has no test split (x_test, y_test)")
     t0 = time.perf_counter()
