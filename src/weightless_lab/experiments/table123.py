@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -162,7 +163,8 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
                 entry["constructions"][con] = {"error": problem}
                 prog.step(f"{model}/{pruning} {con} SKIPPED")
                 continue
-            ecfg = cfg.encode_config(construction=con)
+            enc = cfg.encode_config()
+            ecfg = replace(enc, filters=replace(enc.filters, construction=con))
             t0 = time.perf_counter()
             try:
                 res = encode_with_retraining(simp_t, data_t, ecfg, progress=cfg.progress, log=log,
