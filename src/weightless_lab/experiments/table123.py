@@ -122,7 +122,7 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
     Raises:
         DataError: MNIST missing.
     """
-    _E = resolved(cfg)
+    _E, enc = resolved(cfg), cfg.encode_config()
     from weightless.pipeline.encode import encode_with_retraining
 
     cfg.validate()
@@ -163,7 +163,6 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
                 entry["constructions"][con] = {"error": problem}
                 prog.step(f"{model}/{pruning} {con} SKIPPED")
                 continue
-            enc = cfg.encode_config()
             ecfg = replace(enc, filters=replace(enc.filters, construction=con))
             t0 = time.perf_counter()
             try:
