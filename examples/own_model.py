@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import weightless
-from weightless import CompressConfig, EncodeConfig, LayerSelect, Recipe, TrainConfig
+from weightless import CompressConfig, EncodeConfig, LayerSelect, Recipe, Retraining, TrainConfig
 
 
 def make_cnn() -> nn.Module:
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     #    within the budget (the 144-weight first conv and the 640-weight head stay dense).
     enc = EncodeConfig()
     if args.retrain_epochs is not None:
-        enc = EncodeConfig(retrain=TrainConfig(epochs=args.retrain_epochs, lr=5e-4, distill=0.5))
+        enc = EncodeConfig(retraining=Retraining(train=TrainConfig(epochs=args.retrain_epochs, lr=5e-4, distill=0.5)))
     config = CompressConfig(recipe=Recipe(select=LayerSelect(nonzero=args.nonzero, k=args.k, min_size=args.min_size)),
                             encode=enc,
                             max_error_increase=args.max_error_increase)

@@ -83,7 +83,7 @@ def test_compress_convenience_on_a_tiny_run(load_data):
     from weightless.pipeline.api import compress
     from weightless_lab.data.mnist import load_mnist
     from weightless_lab.models import get_model
-    from weightless.pipeline import EncodeConfig
+    from weightless.pipeline import EncodeConfig, FilterSearch, Retraining
     from weightless.simplify import LayerRecipe, PruneSchedule, Recipe
     from weightless.training import TrainConfig
 
@@ -94,7 +94,7 @@ def test_compress_convenience_on_a_tiny_run(load_data):
     from weightless.pipeline import CompressConfig
 
     res = compress(get_model("lenet300"), data, config=CompressConfig(
-        recipe=recipe, encode=EncodeConfig(t={"fc1.weight": 5}, retrain=short), reference="simplified",
+        recipe=recipe, encode=EncodeConfig(filters=FilterSearch(t={"fc1.weight": 5}), retraining=Retraining(train=short)), reference="simplified",
         max_error_increase=100.0, progress=False))
     assert [r.t for r in res.layers] == [5]
     enc = res.tensors["fc1.weight"]

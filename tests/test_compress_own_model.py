@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import weightless
-from weightless import CompressConfig, EncodeConfig, InputError, LayerSelect, Recipe, TrainConfig
+from weightless import CompressConfig, EncodeConfig, FilterSearch, InputError, LayerSelect, Recipe, Retraining, TrainConfig
 from weightless.pipeline.contract import paired_difference
 from weightless.simplify import PruneSchedule
 from weightless.training import evaluate
@@ -52,11 +52,12 @@ def trained() -> tuple[nn.Module, DataLoader, DataLoader, DataLoader]:
     return model, train, val, test
 
 
-def _config(**enc) -> CompressConfig:
+def _config(**filters) -> CompressConfig:
     quick = TrainConfig(epochs=0.5, lr=1e-3)
     recipe = Recipe(select=LayerSelect(nonzero=0.2, k=8, types=("Linear", "Conv2d"), min_size=50),
                     prune=PruneSchedule(steps=1, retrain=quick), finetune=quick)
-    return CompressConfig(recipe=recipe, encode=EncodeConfig(**{"seed_trials": 2, "t_max": 8, "retrain": quick, **enc}))
+    return CompressConfig(recipe=recipe, encode=EncodeConfig(filters=FilterSearch(**{"seed_trials": 2, "t_max": 8, **filters}),
+                                                             retraining=Retraining(train=quick)))
 
 
 def test_dataloaders_in_file_out_exact(trained, tmp_path) -> None:

@@ -12,7 +12,18 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import weightless  # noqa: E402
-from weightless import BudgetError, CompressConfig, EncodeConfig, LayerSelect, Recipe, TrainConfig  # noqa: E402
+from weightless import (  # noqa: E402
+    BudgetError,
+    CompressConfig,
+    DecisionRule,
+    EncodeConfig,
+    FilterSearch,
+    LayerSelect,
+    Recipe,
+    Retraining,
+    TailConfig,
+    TrainConfig,
+)
 from weightless.io.clustered import Clustered  # noqa: E402
 from weightless.pipeline.contract import Contract, paired_difference, seen_validation, split_data  # noqa: E402
 from weightless.pipeline.encode import encode_with_retraining  # noqa: E402
@@ -66,7 +77,8 @@ def test_loss_trap_is_closed(simplified, data, monkeypatch) -> None:
         return errs, losses
 
     monkeypatch.setattr(tl, "per_example", fake)
-    cfg = EncodeConfig(tolerance=0.1, retrain=None, whole_model=False, seed_trials=1, t_max=8)
+    cfg = EncodeConfig(rule=DecisionRule(tolerance=0.1), filters=FilterSearch(seed_trials=1, t_max=8),
+                       retraining=Retraining(train=None), tail=TailConfig(enabled=False))
     res = encode_with_retraining(simplified, data, cfg, confirm_fraction=0.0)
     assert all(r.t == 0 for r in res.layers)  # every filter rejected: stored lossless
     assert all(not tr["accepted"] for r in res.layers for tr in r.trials if tr["t"])
@@ -75,8 +87,8 @@ def test_loss_trap_is_closed(simplified, data, monkeypatch) -> None:
 def test_back_off_undoes_a_filter_over_budget(simplified, data) -> None:
     """A fixed t far too small passes no rule; the confirmation split catches the final model
     over the allowance and the pipeline backs off to the lossless record, and says so."""
-    cfg = EncodeConfig(t={"fc1.weight": 3, "fc2.weight": 3}, tolerance=0.0, retrain=None, whole_model=False,
-                       seed_trials=1)
+    cfg = EncodeConfig(rule=DecisionRule(tolerance=0.0), filters=FilterSearch(t={"fc1.weight": 3, "fc2.weight": 3}, seed_trials=1),
+                       retraining=Retraining(train=None), tail=TailConfig(enabled=False))
     lines: list[str] = []
     res = encode_with_retraining(simplified, data, cfg, log=lines.append)
     assert res.backed_off and res.within_budget
@@ -90,7 +102,8 @@ def _cfg(**kw) -> CompressConfig:
     quick = TrainConfig(epochs=0.2, lr=1e-3, seed=0)
     recipe = Recipe(select=LayerSelect(nonzero=0.02, k=4, types=("Linear",), min_size=20000),
                     prune=PruneSchedule(steps=1, retrain=quick), finetune=quick)
-    return CompressConfig(recipe=recipe, encode=EncodeConfig(seed_trials=1, retrain=quick, t_max=6),
+    return CompressConfig(recipe=recipe, encode=EncodeConfig(filters=FilterSearch(seed_trials=1, t_max=6),
+                                                                 retraining=Retraining(train=quick)),
                           simplify_retries=0, progress=False, **kw)
 
 

@@ -1,6 +1,7 @@
 """Pipeline: layer-by-layer encoding with retraining on a tiny MNIST subset (a few seconds)."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,7 +11,14 @@ torch = pytest.importorskip("torch")
 from weightless.io import files as api  # noqa: E402
 from weightless_lab.data.mnist import load_mnist  # noqa: E402
 from weightless_lab.models import get_model  # noqa: E402
-from weightless.pipeline import EncodeConfig, encode_with_retraining  # noqa: E402
+from weightless.pipeline import (  # noqa: E402
+    DecisionRule,
+    EncodeConfig,
+    FilterSearch,
+    Retraining,
+    TailConfig,
+    encode_with_retraining,
+)
 from weightless.simplify.cluster import cluster_weight  # noqa: E402
 from weightless.simplify.recipe import LayerResult, SimplifyResult  # noqa: E402
 from weightless.training import TrainConfig, evaluate, train  # noqa: E402
@@ -48,6 +56,8 @@ def simplified(data):
 
 
 RETRAIN = TrainConfig(epochs=0.5, lr=1e-3, seed=0, threads=1)
+NO_RETRAIN = Retraining(train=None)
+NO_TAIL = TailConfig(enabled=False)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +65,8 @@ def result(simplified, data):
     return encode_with_retraining(simplified, data, CFG)
 
 
-CFG = EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN, train_encoded=False, whole_model=False)
+CFG = EncodeConfig(filters=FilterSearch(t={"fc1.weight": 4, "fc2.weight": 5}),
+                   retraining=Retraining(train=RETRAIN, train_encoded=False), tail=NO_TAIL)
 
 
 def _param(model, name):
@@ -109,7 +120,8 @@ def test_same_inputs_and_seeds_give_identical_bytes(result, simplified, data):
 
 
 def test_auto_t_with_huge_tolerance_is_t_min(simplified, data):
-    res = encode_with_retraining(simplified, data, EncodeConfig(tolerance=1e9, retrain=None, lossless_fallback=False, whole_model=False))
+    res = encode_with_retraining(simplified, data, EncodeConfig(
+        rule=DecisionRule(tolerance=1e9), filters=FilterSearch(lossless_fallback=False), retraining=NO_RETRAIN, tail=NO_TAIL))
     t_min = math.ceil(math.log2(K)) + 1
     assert [r.t for r in res.layers] == [t_min, t_min]
     assert all(r.auto_t for r in res.layers)
@@ -135,8 +147,9 @@ def test_auto_t_picks_the_smallest_passing_t(simplified, data, monkeypatch):
 
     monkeypatch.setattr(wf, "build", spy_build)
     monkeypatch.setattr(tl, "per_example", fake_per_example)
-    res = encode_with_retraining(simplified, data, EncodeConfig(tolerance=0.01, t_max=12, retrain=None, lossless_fallback=False, whole_model=False),
-                                 confirm_fraction=0.0)
+    cfg = EncodeConfig(rule=DecisionRule(tolerance=0.01), filters=FilterSearch(t_max=12, lossless_fallback=False),
+                       retraining=NO_RETRAIN, tail=NO_TAIL)
+    res = encode_with_retraining(simplified, data, cfg, confirm_fraction=0.0)
     assert [r.t for r in res.layers] == [7, 7]
     trials = {r["t"]: r for r in res.layers[0].trials}
     assert 6 in trials and not trials[6]["accepted"] and trials[6]["difference"] == 5.0  # t = 6 tried, failed
@@ -145,7 +158,8 @@ def test_auto_t_picks_the_smallest_passing_t(simplified, data, monkeypatch):
 
 
 def test_encoded_codebook_and_bias_retrain_by_default(simplified, data):
-    res = encode_with_retraining(simplified, data, EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN))
+    res = encode_with_retraining(simplified, data, EncodeConfig(filters=FilterSearch(t={"fc1.weight": 4, "fc2.weight": 5}),
+                                                                retraining=Retraining(train=RETRAIN)))
     enc = res.tensors["fc1.weight"]
     assert enc.filter.t == 4
     assert not np.array_equal(_param(res.model, "fc1.bias"), _param(simplified.model, "fc1.bias"))
@@ -157,7 +171,8 @@ def test_t_below_minimum_is_an_input_error(simplified, data):
     from weightless.errors import InputError
 
     with pytest.raises(InputError, match="too small"):
-        encode_with_retraining(simplified, data, EncodeConfig(t={"fc1.weight": 2}, retrain=None))
+        encode_with_retraining(simplified, data, EncodeConfig(filters=FilterSearch(t={"fc1.weight": 2}),
+                                                              retraining=NO_RETRAIN))
 
 
 @pytest.mark.slow
@@ -173,12 +188,12 @@ import numpy as np, torch
 from weightless._compat import HAVE_NUMBA
 from weightless_lab.data.mnist import load_mnist
 from weightless_lab.models import get_model
-from weightless.pipeline import EncodeConfig, encode_with_retraining
+from weightless.pipeline import EncodeConfig, FilterSearch, encode_with_retraining
 from weightless.pipeline.steps import resolve_construction
 from weightless.simplify.cluster import cluster_weight
 from weightless.simplify.recipe import LayerResult, SimplifyResult
 assert not HAVE_NUMBA
-assert EncodeConfig().construction == "auto" and resolve_construction("auto", 1000) == "paper"
+assert EncodeConfig().filters.construction == "auto" and resolve_construction("auto", 1000) == "paper"
 data = load_mnist().subset(200, 200)
 model = get_model("lenet300", seed=0)
 params = dict(model.named_parameters())
@@ -194,7 +209,7 @@ with torch.no_grad():
                                nonzero_fraction=float(cl.mask.mean()))
 sim = SimplifyResult(model=model, recipe=None, layers=layers, test_error=0.0, val_error=0.0,
                      dense_test_error=0.0, pruned_test_error=0.0, seconds={})
-res = encode_with_retraining(sim, data, EncodeConfig(t={"fc3.weight": 5}, seed_trials=1), confirm_fraction=0.0)
+res = encode_with_retraining(sim, data, EncodeConfig(filters=FilterSearch(t={"fc3.weight": 5}, seed_trials=1)), confirm_fraction=0.0)
 assert res.layers[0].construction == "paper", res.layers[0].construction
 enc = res.tensors["fc3.weight"]
 assert np.array_equal(enc.filter.query(np.flatnonzero(cl.indices.ravel() >= 0)), cl.indices.ravel()[cl.indices.ravel() >= 0])
@@ -211,12 +226,13 @@ def test_whole_model_file_is_smaller_and_loads_exactly(simplified, data, tmp_pat
     evaluated model and is smaller than the same encoding with those tensors left dense."""
     from weightless.io.clustered import Clustered
 
-    cfg = EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=RETRAIN, tolerance=5.0, confidence_z=0.0)
+    cfg = EncodeConfig(rule=DecisionRule(tolerance=5.0, confidence_z=0.0), filters=FilterSearch(t={"fc1.weight": 4, "fc2.weight": 5}),
+                       retraining=Retraining(train=RETRAIN))
     res = encode_with_retraining(simplified, data, cfg, confirm_fraction=0.0)
     assert isinstance(res.tensors["fc3.weight"], Clustered) and isinstance(res.tensors["fc1.bias"], Clustered)
     assert [d["accepted"] for d in res.tail][-1] is True and len(res.tail) >= 2
     small = api.save(tmp_path / "whole.wl", res.tensors)
-    off = encode_with_retraining(simplified, data, replace_cfg(cfg, whole_model=False), confirm_fraction=0.0)
+    off = encode_with_retraining(simplified, data, replace(cfg, tail=NO_TAIL), confirm_fraction=0.0)
     big = api.save(tmp_path / "dense_rest.wl", off.tensors)
     assert small < big - 1000  # fc3 (4,000 B) and the biases (1,640 B) were float32
     model = get_model("lenet300", seed=1)
@@ -232,7 +248,8 @@ def test_whole_model_file_is_smaller_and_loads_exactly(simplified, data, tmp_pat
 def test_a_strict_rule_leaves_the_rest_dense(simplified, data):
     from weightless.io.clustered import Clustered
 
-    cfg = EncodeConfig(t={"fc1.weight": 4, "fc2.weight": 5}, retrain=None, tolerance=-1.0 + 1.0, confidence_z=50.0)
+    cfg = EncodeConfig(rule=DecisionRule(tolerance=0.0, confidence_z=50.0), filters=FilterSearch(t={"fc1.weight": 4, "fc2.weight": 5}),
+                       retraining=NO_RETRAIN)
     res = encode_with_retraining(simplified, data, cfg, confirm_fraction=0.0)
     assert all(not d["accepted"] for d in res.tail if "exact" not in d["what"])
     assert not isinstance(res.tensors["fc3.weight"], Clustered)
@@ -251,7 +268,8 @@ def test_lossless_fallback_when_no_filter_passes(simplified, data):
     from weightless.io.clustered import Clustered
     from weightless.pipeline.whole import lossless_bytes
 
-    cfg = EncodeConfig(retrain=None, whole_model=False, tolerance=0.0, confidence_z=50.0, t_max=8, seed_trials=1)
+    cfg = EncodeConfig(rule=DecisionRule(tolerance=0.0, confidence_z=50.0), filters=FilterSearch(t_max=8, seed_trials=1),
+                       retraining=NO_RETRAIN, tail=NO_TAIL)
     res = encode_with_retraining(simplified, data, cfg)
     for rep in res.layers:
         assert rep.t == 0 and rep.construction == "lossless" and rep.false_positives == 0
@@ -261,14 +279,9 @@ def test_lossless_fallback_when_no_filter_passes(simplified, data):
         enc = res.tensors[rep.name]
         assert isinstance(enc, Clustered) and np.array_equal(enc.indices, res.indices[rep.name])
     assert api.to_bytes(res.tensors)
-    off = encode_with_retraining(simplified, data, replace_cfg(cfg, lossless_fallback=False), confirm_fraction=0.0)
+    off = encode_with_retraining(simplified, data, replace(cfg, filters=replace(cfg.filters, lossless_fallback=False)),
+                                 confirm_fraction=0.0)
     assert [r.t for r in off.layers] == [8, 8] and all(r.construction != "lossless" for r in off.layers)
-
-
-def replace_cfg(cfg, **kw):
-    from dataclasses import replace
-
-    return replace(cfg, **kw)
 
 
 def test_bias_clustering_falls_back_to_fewer_values_when_kmeans_merges(monkeypatch):
@@ -293,13 +306,14 @@ def test_bias_clustering_falls_back_to_fewer_values_when_kmeans_merges(monkeypat
 
 
 def test_t_zero_stores_the_layer_lossless(simplified, data):
-    """t = 0 in EncodeConfig.t: that layer is stored lossless (its true indices, no filter);
+    """t = 0 in EncodeConfig.filters.t: that layer is stored lossless (its true indices, no filter);
     the other layer's forced t still gets a filter, and its decision carries the paired error
     difference."""
     from weightless.io.clustered import Clustered
 
-    res = encode_with_retraining(simplified, data, EncodeConfig(t={"fc1.weight": 0, "fc2.weight": 5}, retrain=RETRAIN,
-                                                                whole_model=False, seed_trials=1))
+    res = encode_with_retraining(simplified, data, EncodeConfig(
+        filters=FilterSearch(t={"fc1.weight": 0, "fc2.weight": 5}, seed_trials=1), retraining=Retraining(train=RETRAIN),
+        tail=NO_TAIL))
     first, second = res.layers
     assert first.t == 0 and first.construction == "lossless" and first.false_positives == 0 and not first.auto_t
     assert isinstance(res.tensors["fc1.weight"], Clustered)
@@ -313,6 +327,6 @@ def test_t_out_of_range_in_config_is_an_input_error():
     from weightless.errors import InputError
 
     with pytest.raises(InputError, match="0 = lossless"):
-        EncodeConfig(t={"fc1.weight": 17}).validate()
+        EncodeConfig(filters=FilterSearch(t={"fc1.weight": 17})).validate()
     with pytest.raises(InputError, match="0 = lossless"):
-        EncodeConfig(t={"fc1.weight": -1}).validate()
+        EncodeConfig(filters=FilterSearch(t={"fc1.weight": -1})).validate()

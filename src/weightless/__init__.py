@@ -25,6 +25,8 @@ _LAZY = {
     "save": "io.files", "load": "io.files", "load_arrays": "io.files", "inspect": "io.files", "to_bytes": "io.files",
     "EncodedLayer": "io.files", "Clustered": "io.clustered", "compress": "pipeline.api", "encode_tensors": "convenience",
     "read_checkpoint": "convenience", "Limits": "io.limits", "CompressConfig": "pipeline.config", "EncodeConfig": "pipeline.config",
+    "DecisionRule": "pipeline.config", "FilterSearch": "pipeline.config", "Retraining": "pipeline.config",
+    "TailConfig": "pipeline.config",
     "LayerSelect": "simplify.select", "Recipe": "simplify.recipe", "Task": "training.task", "TrainConfig": "training.loop",
 }
 
@@ -35,7 +37,7 @@ if TYPE_CHECKING:  # the lazy names, visible to type checkers and IDEs
     from .io.files import EncodedLayer, inspect, load, load_arrays, save, to_bytes
     from .io.limits import Limits
     from .pipeline.api import compress
-    from .pipeline.config import CompressConfig, EncodeConfig
+    from .pipeline.config import CompressConfig, DecisionRule, EncodeConfig, FilterSearch, Retraining, TailConfig
     from .simplify.recipe import Recipe
     from .simplify.select import LayerSelect
     from .training.loop import TrainConfig
@@ -64,6 +66,10 @@ __all__ = [
     "Limits",
     "CompressConfig",
     "EncodeConfig",
+    "DecisionRule",
+    "FilterSearch",
+    "Retraining",
+    "TailConfig",
     "LayerSelect",
     "Recipe",
     "Task",

@@ -128,7 +128,7 @@ def _contract(model: Any, simplified_model: Any, splits: Any, config: CompressCo
     ref_err = dense_val if given else simplified_val
     allowance = config.allowance(ref_err)
     say(f"budget: {allowance:.2f} pp over the {'given' if given else 'simplified'} model ({ref_err:.2f}% on the decision data)")
-    return Contract(model if given else simplified_model, splits, max(allowance, 0.0), config.encode.confidence_z)
+    return Contract(model if given else simplified_model, splits, max(allowance, 0.0), config.encode.rule.confidence_z)
 
 
 def _seen_warning(model: Any, task: Any, val_error: float) -> str | None:

@@ -1,5 +1,8 @@
 """Every default of Algorithm 1 in one place: :class:`EncodeConfig` (encoding, retraining, t
-decision) and :class:`CompressConfig` (simplification recipe + encoding + accuracy budget).
+decision), made of four small configs (:class:`DecisionRule`, :class:`FilterSearch`,
+:class:`Retraining`, :class:`TailConfig`), and :class:`CompressConfig` (simplification recipe +
+encoding + accuracy budget). File options (entropy coding, the dtype of dense tensors) are
+:func:`weightless.save`'s.
 
 The Python API (:func:`weightless.compress`), ``weightless compress`` and ``weightless
 reproduce`` all start from these defaults; nothing else defines a retraining learning rate,
@@ -9,13 +12,17 @@ an epoch count, a tolerance, a number of seed trials or a t range.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["EncodeConfig", "CompressConfig", "REFERENCES", "AUTO_COMPACT_MAX_POSITIONS"]
+if TYPE_CHECKING:
+    from ..training.loop import TrainConfig
+
+__all__ = ["EncodeConfig", "DecisionRule", "FilterSearch", "Retraining", "TailConfig", "CompressConfig", "REFERENCES",
+           "AUTO_COMPACT_MAX_POSITIONS"]
 
 #: Largest layer (positions) for which construction="auto" picks the compact construction.
 AUTO_COMPACT_MAX_POSITIONS = 1 << 24
@@ -24,20 +31,11 @@ AUTO_COMPACT_MAX_POSITIONS = 1 << 24
 REFERENCES = ("model", "simplified")
 
 
-def _default_retrain() -> Any:
-    from ..training.loop import TrainConfig
-
-    return TrainConfig(epochs=1.0, batch_size=256, lr=5e-4, distill=0.5, temperature=2.0)
-
-
 @dataclass(frozen=True)
-class EncodeConfig:
-    """How to encode the simplified layers (Algorithm 1).
+class DecisionRule:
+    """When a step is accepted (:mod:`weightless.pipeline.contract`).
 
     Attributes:
-        t: layer name -> bits per cell (0: store that layer losslessly, its codebook and
-            entropy-coded indices, no filter); layers not named get an automatic t.
-        t_min, t_max: range searched for an automatic t (t_min None: ceil(log2 k) + 1).
         tolerance: allowed increase of the task's error, in percentage points, of the model with
             every step so far against the reference model (the simplified model when the encoder
             is called directly; :func:`weightless.compress` passes its budget instead).
@@ -45,11 +43,88 @@ class EncodeConfig:
             difference of per-example errors on the decision data, plus ``confidence_z`` times its
             standard error, is within the allowance (1.645: one-sided 95%; see
             :mod:`weightless.pipeline.contract`).
-        retrain: training of the later layers after each encoding (a
-            :class:`~weightless.training.TrainConfig`; default: 1 epoch in batches of 256, lr 5e-4, cosine,
-            distillation 0.5 from the simplified model; one epoch, not three, for speed:
-            studies/retrain_epochs found 2 to 24 epochs within 0.2 pp of each other on test).
-            ``None`` switches retraining off, and only explicitly.
+    """
+
+    tolerance: float = 0.05
+    confidence_z: float = 1.645
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` for an invalid field."""
+        if not self.tolerance >= 0:
+            raise InputError(f"rule.tolerance must be >= 0 percentage points, got {self.tolerance}")
+        if not self.confidence_z >= 0:
+            raise InputError(f"rule.confidence_z must be >= 0, got {self.confidence_z}")
+
+
+@dataclass(frozen=True)
+class FilterSearch:
+    """Which filters are tried for a layer, and how they are built.
+
+    Attributes:
+        t: layer name -> bits per cell (0: store that layer losslessly, its codebook and
+            entropy-coded indices, no filter); layers not named get an automatic t.
+        t_min, t_max: range searched for an automatic t (t_min None: ceil(log2 k) + 1).
+        construction: "paper", "compact", or "auto" (compact up to
+            :data:`AUTO_COMPACT_MAX_POSITIONS` positions, paper above).
+        c: cells per key (None: the construction's default).
+        shards: filter shards per layer.
+        seed: base seed of the filters (each layer derives its own from its name) and of the
+            k-means runs that cluster layers again.
+        seed_trials: filters built per (layer, t); the one whose false positives cost the least
+            loss on the first 5,000 training examples is kept (the decision data for loaders):
+            the loss ranks, it never accepts.
+        lossless_fallback: store an encoded layer losslessly (its codebook and entropy-coded
+            indices, no false positives) when that is smaller than every filter whose t could
+            pass; the t search then only tries t whose filter is smaller than the lossless record
+            (sizes as :func:`weightless.save` writes them by default: entropy-coded).
+    """
+
+    t: Mapping[str, int] = field(default_factory=dict)
+    t_min: int | None = None
+    t_max: int = 12
+    construction: str = "auto"
+    c: float | None = None
+    shards: int = 1
+    seed: int = 0
+    seed_trials: int = 8
+    lossless_fallback: bool = True
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` for an invalid field."""
+        if not 1 <= self.t_max <= 16:
+            raise InputError(f"filters.t_max must be in [1, 16], got {self.t_max}")
+        if self.t_min is not None and not 1 <= self.t_min <= self.t_max:
+            raise InputError(f"filters.t_min must be in [1, t_max={self.t_max}], got {self.t_min}")
+        for name, t in self.t.items():
+            if not isinstance(t, (int, np.integer)) or not 0 <= int(t) <= 16:
+                raise InputError(f"filters.t for {name!r} must be an integer in [0, 16] (0 = lossless), got {t!r}")
+        if not 1 <= self.seed_trials <= 1024:
+            raise InputError(f"filters.seed_trials must be in [1, 1024], got {self.seed_trials}")
+        if self.construction not in ("auto", "paper", "compact"):
+            raise InputError(f"filters.construction must be 'auto', 'paper' or 'compact', got {self.construction!r}")
+        if self.c is not None and not self.c >= 1.0:
+            raise InputError(f"filters.c (cells per key) must be >= 1, got {self.c}")
+        if not 1 <= self.shards <= 65536:
+            raise InputError(f"filters.shards must be in [1, 65536], got {self.shards}")
+        if self.seed < 0:
+            raise InputError(f"filters.seed must be >= 0, got {self.seed}")
+
+
+def _default_train() -> TrainConfig:
+    from ..training.loop import TrainConfig
+
+    return TrainConfig(epochs=1.0, batch_size=256, lr=5e-4, distill=0.5, temperature=2.0)
+
+
+@dataclass(frozen=True)
+class Retraining:
+    """Training of the later layers after each encoding.
+
+    Attributes:
+        train: the training (a :class:`~weightless.training.TrainConfig`; default: 1 epoch in
+            batches of 256, lr 5e-4, cosine, distillation 0.5 from the simplified model; one
+            epoch, not three, for speed: studies/retrain_epochs found 2 to 24 epochs within 0.2 pp
+            of each other on test). ``None`` switches retraining off, and only explicitly.
             Pending layers train under their pruning masks and are clustered again right before
             their own encoding (the paper's Figure 3). BatchNorm running statistics are
             re-estimated during every retraining.
@@ -65,88 +140,85 @@ class EncodeConfig:
         train_encoded: keep the codebook and the bias of encoded layers trainable during later
             retraining (the filter and its indices do not change; the file stores the
             retrained codebook).
-        construction: "paper", "compact", or "auto" (compact up to
-            :data:`AUTO_COMPACT_MAX_POSITIONS` positions, paper above).
-        c: cells per key (None: the construction's default).
-        shards: filter shards per layer.
-        entropy: entropy-code the tables in the file.
-        seed: base seed of the filters (each layer derives its own from its name).
-        seed_trials: filters built per (layer, t); the one whose false positives cost the least
-            loss on the first 5,000 training examples is kept (the decision data for loaders):
-            the loss ranks, it never accepts.
-        lossless_fallback: store an encoded layer losslessly (its codebook and entropy-coded
-            indices, no false positives) when that is smaller than every filter whose t could
-            pass; the t search then only tries t whose filter is smaller than the lossless record.
-        whole_model: after the chosen layers, simplify the tensors the recipe left dense
-            (:mod:`weightless.pipeline.whole`) under the same rule, so the whole file is small.
-        tail_nonzero: nonzero fractions tried for each remaining weight tensor (the smallest
-            that passes is kept; 1.0 = cluster without pruning).
-        tail_k: shared values of each remaining weight tensor.
-        tail_bias_k: shared values of each bias (and other 1-D parameter), tried in this order
-            until one passes (all biases at once); 0: every value kept (exact), so the codebook
-            rounding of ``round_codebooks`` stores it at float16 precision.
-        tail_epochs: epochs of retraining after each of those decisions (None: a third of
-            ``retrain.epochs``).
+    """
+
+    train: TrainConfig | None = field(default_factory=_default_train)
+    accept_before_retraining: bool = True
+    extend_epochs: float = 0.0
+    train_encoded: bool = True
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` for an invalid field."""
+        if not 0 <= self.extend_epochs <= 100:
+            raise InputError(f"retraining.extend_epochs must be in [0, 100], got {self.extend_epochs}")
+        if self.train is not None:
+            try:
+                self.train.validate()
+            except InputError as exc:
+                raise InputError(f"retraining.train.{exc}") from exc
+
+
+@dataclass(frozen=True)
+class TailConfig:
+    """The whole-model stage (:mod:`weightless.pipeline.whole`): after the chosen layers, the
+    tensors the recipe left dense are simplified under the same rule, so the whole file is small.
+
+    Attributes:
+        enabled: run the stage.
+        nonzero: nonzero fractions tried for each remaining weight tensor (the smallest that
+            passes is kept; 1.0 = cluster without pruning).
+        k: shared values of each remaining weight tensor.
+        bias_k: shared values of each bias (and other 1-D parameter), tried in this order until
+            one passes (all biases at once); 0: every value kept (exact), so the codebook rounding
+            of ``round_codebooks`` stores it at float16 precision.
+        epochs: epochs of retraining after each of those decisions (None: a third of the
+            retraining's ``train.epochs``).
         round_codebooks: round the codebooks of losslessly stored tensors to float16 at the end
             (2 bytes a value instead of 4; the reported errors are measured after rounding).
     """
 
-    t: Mapping[str, int] = field(default_factory=dict)
-    t_min: int | None = None
-    t_max: int = 12
-    tolerance: float = 0.05
-    confidence_z: float = 1.645
-    retrain: Any = field(default_factory=_default_retrain)
-    accept_before_retraining: bool = True
-    extend_epochs: float = 0.0
-    train_encoded: bool = True
-    construction: str = "auto"
-    c: float | None = None
-    shards: int = 1
-    entropy: bool = True
-    seed: int = 0
-    seed_trials: int = 8
-    lossless_fallback: bool = True
-    whole_model: bool = True
-    tail_nonzero: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125, 0.0625)
-    tail_k: int = 16
-    tail_bias_k: tuple[int, ...] = (16, 64, 0)
-    tail_epochs: float | None = None
+    enabled: bool = True
+    nonzero: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125, 0.0625)
+    k: int = 16
+    bias_k: tuple[int, ...] = (16, 64, 0)
+    epochs: float | None = None
     round_codebooks: bool = True
 
     def validate(self) -> None:
         """Raise :class:`InputError` for an invalid field."""
-        if not 1 <= self.t_max <= 16:
-            raise InputError(f"t_max must be in [1, 16], got {self.t_max}")
-        if self.t_min is not None and not 1 <= self.t_min <= self.t_max:
-            raise InputError(f"t_min must be in [1, t_max={self.t_max}], got {self.t_min}")
-        if not self.tolerance >= 0:
-            raise InputError(f"tolerance must be >= 0 percentage points, got {self.tolerance}")
-        if not self.confidence_z >= 0:
-            raise InputError(f"confidence_z must be >= 0, got {self.confidence_z}")
-        for name, t in self.t.items():
-            if not isinstance(t, (int, np.integer)) or not 0 <= int(t) <= 16:
-                raise InputError(f"t for {name!r} must be an integer in [0, 16] (0 = lossless), got {t!r}")
-        if not 0 <= self.extend_epochs <= 100:
-            raise InputError(f"extend_epochs must be in [0, 100], got {self.extend_epochs}")
-        if not 1 <= self.seed_trials <= 1024:
-            raise InputError(f"seed_trials must be in [1, 1024], got {self.seed_trials}")
-        if self.construction not in ("auto", "paper", "compact"):
-            raise InputError(f"construction must be 'auto', 'paper' or 'compact', got {self.construction!r}")
-        if self.c is not None and not self.c >= 1.0:
-            raise InputError(f"c (cells per key) must be >= 1, got {self.c}")
-        if not 1 <= self.shards <= 65536:
-            raise InputError(f"shards must be in [1, 65536], got {self.shards}")
-        if self.seed < 0:
-            raise InputError(f"seed must be >= 0, got {self.seed}")
-        if not self.tail_nonzero or not all(0 < float(x) <= 1 for x in self.tail_nonzero):
-            raise InputError(f"tail_nonzero must be fractions in (0, 1], got {self.tail_nonzero!r}")
-        if not 1 <= self.tail_k <= 32767 or not all(0 <= int(k) <= 32767 for k in self.tail_bias_k):
-            raise InputError(f"tail_k must be in [1, 32767] and tail_bias_k in [0, 32767], got {self.tail_k}, {self.tail_bias_k}")
-        if self.tail_epochs is not None and not self.tail_epochs >= 0:
-            raise InputError(f"tail_epochs must be >= 0, got {self.tail_epochs}")
-        if self.retrain is not None:
-            self.retrain.validate()
+        if not self.nonzero or not all(0 < float(x) <= 1 for x in self.nonzero):
+            raise InputError(f"tail.nonzero must be fractions in (0, 1], got {self.nonzero!r}")
+        if not 1 <= self.k <= 32767 or not all(0 <= int(k) <= 32767 for k in self.bias_k):
+            raise InputError(f"tail.k must be in [1, 32767] and tail.bias_k in [0, 32767], got {self.k}, {self.bias_k}")
+        if self.epochs is not None and not self.epochs >= 0:
+            raise InputError(f"tail.epochs must be >= 0, got {self.epochs}")
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """How to encode the simplified layers (Algorithm 1).
+
+    Attributes:
+        rule: when a step is accepted (:class:`DecisionRule`).
+        filters: the t search and the filters tried (:class:`FilterSearch`).
+        retraining: training after each encoding (:class:`Retraining`; ``Retraining(train=None)``:
+            none).
+        tail: the whole-model stage and the final codebook rounding (:class:`TailConfig`).
+    """
+
+    rule: DecisionRule = field(default_factory=DecisionRule)
+    filters: FilterSearch = field(default_factory=FilterSearch)
+    retraining: Retraining = field(default_factory=Retraining)
+    tail: TailConfig = field(default_factory=TailConfig)
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` for an invalid field."""
+        for name, kind in (("rule", DecisionRule), ("filters", FilterSearch), ("retraining", Retraining),
+                           ("tail", TailConfig)):
+            part = getattr(self, name)
+            if not isinstance(part, kind):
+                raise InputError(f"{name} must be a {kind.__name__}, got {type(part).__name__}")
+            part.validate()
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from .assemble import assemble, lossless_report, set_clustered
-from .config import EncodeConfig
+from .config import EncodeConfig, FilterSearch
 from .contract import Contract, Decision, split_data
 from .steps import best_filter, recluster, resolve_construction, retrain_around
 from .whole import lossless_bytes, simplify_rest
@@ -158,7 +158,7 @@ class _Encoder:
         self.simplified, self.task, self.cfg, self.contract = simplified, task, cfg, contract
         self.progress, self.say = progress, say
         self.teacher = None
-        if cfg.retrain is not None and cfg.retrain.distill > 0:
+        if cfg.retraining.train is not None and cfg.retraining.train.distill > 0:
             self.teacher = copy.deepcopy(simplified.model).eval()
             for p in self.teacher.parameters():
                 p.requires_grad_(False)
@@ -173,28 +173,27 @@ class _Encoder:
     def trial(self, name: str, t: int, indices: np.ndarray, codebook: np.ndarray, trainable: set[str]) -> Trial:
         """Encode ``name`` at ``t`` (0: lossless) on a copy of the current model, decide, and
         retrain first when the candidate does not pass as it is (or always, if so configured)."""
-        st, cfg, lr = self.stage, self.cfg, self.simplified.layers[name]
+        st, fs, rt, lr = self.stage, self.cfg.filters, self.cfg.retraining, self.simplified.layers[name]
         cand = copy.deepcopy(st.model)
-        construction = resolve_construction(cfg.construction, int(indices.size))
+        construction = resolve_construction(fs.construction, int(indices.size))
         if t == 0:
             f, secs, dec_idx = None, 0.0, indices
             set_clustered(cand, name, indices, codebook)
         else:
-            f, _, secs = best_filter(cand, name, indices, codebook, lr.k, t, cfg, self.contract.splits.rank, construction)
+            f, _, secs = best_filter(cand, name, indices, codebook, lr.k, t, fs, self.contract.splits.rank, construction)
             dec_idx = f.reconstruct_indices(tuple(indices.shape))
         dec = self.contract.decide(cand)
         before = dec.error
         enc, pend = {**st.encoded, name: (dec_idx, codebook)}, {n: v for n, v in st.pending.items() if n != name}
-        retrain = cfg.retrain is not None and not (cfg.accept_before_retraining and dec.accepted)
+        retrain = rt.train is not None and not (rt.accept_before_retraining and dec.accepted)
         if retrain:
-            enc, pend = retrain_around(cand, self.task, cfg, encoded=enc, pending=pend, trainable=trainable,
+            enc, pend = retrain_around(cand, self.task, rt, encoded=enc, pending=pend, trainable=trainable,
                                        teacher=self.teacher, desc=f"retrain after {name} t={t}", progress=self.progress)
             dec = self.contract.decide(cand)
-            if not dec.accepted and dec.difference <= self.contract.allowance and cfg.extend_epochs > 0:
-                more = replace(cfg, retrain=replace(cfg.retrain, epochs=cfg.retrain.epochs * cfg.extend_epochs,
-                                                    seed=cfg.retrain.seed + 1))
-                self.say(f"{name}: t={t} within reach ({dec.describe()}): {more.retrain.epochs:g} more epochs")
-                enc, pend = retrain_around(cand, self.task, more, encoded=enc, pending=pend, trainable=trainable,
+            if not dec.accepted and dec.difference <= self.contract.allowance and rt.extend_epochs > 0 and rt.train:
+                longer = replace(rt.train, epochs=rt.train.epochs * rt.extend_epochs, seed=rt.train.seed + 1)
+                self.say(f"{name}: t={t} within reach ({dec.describe()}): {longer.epochs:g} more epochs")
+                enc, pend = retrain_around(cand, self.task, replace(rt, train=longer), encoded=enc, pending=pend, trainable=trainable,
                                            teacher=self.teacher, desc=f"retrain more after {name} t={t}",
                                            progress=self.progress)
                 dec = self.contract.decide(cand)
@@ -205,10 +204,10 @@ class _Encoder:
         return Trial(t, dec, before, retrain, f, cand, secs, enc, pend)
 
     def search(self, name: str, indices: np.ndarray, codebook: np.ndarray, trainable: set[str]) -> tuple[int, dict[int, Trial], bool]:
-        """The t of layer ``name``: fixed by ``cfg.t``, else the smallest accepted t (binary
+        """The t of layer ``name``: fixed by ``cfg.filters.t``, else the smallest accepted t (binary
         search, acceptance assumed to grow with t) among filters smaller than the lossless
         record, else the lossless record. Returns ``(t, trials, auto)``."""
-        cfg, k = self.cfg, self.simplified.layers[name].k
+        cfg, k = self.cfg.filters, self.simplified.layers[name].k
         min_t = max(int(np.ceil(np.log2(k))) + 1 if k > 1 else 1, 1)
         trials: dict[int, Trial] = {}
 
@@ -251,10 +250,10 @@ class _Encoder:
         st, cfg, lr = self.stage, self.cfg, self.simplified.layers[name]
         indices, codebook = st.pending[name]
         if not st.fresh:
-            indices, codebook = recluster(st.model, name, indices >= 0, lr.k, lr.init, seed=cfg.seed + li)
+            indices, codebook = recluster(st.model, name, indices >= 0, lr.k, lr.init, seed=cfg.filters.seed + li)
         later = set(self.params[self.params.index(name) + 1:]) - set(st.pending) - set(st.encoded)
         biases = {b for b in (_bias_of(n, self.params) for n in [*st.encoded, name]) if b is not None}
-        trainable = (later - biases) | (biases if cfg.train_encoded else set())
+        trainable = (later - biases) | (biases if cfg.retraining.train_encoded else set())
         t, trials, auto = self.search(name, indices, codebook, trainable)
         tr = trials[t]
         flags = [trials[u].decision.accepted for u in sorted(trials) if u]
@@ -267,7 +266,7 @@ class _Encoder:
         rep = LayerReport(
             name=name, paper_name=lr.paper_name, shape=tuple(indices.shape), nonzero=int((indices >= 0).sum()), k=int(lr.k),
             t=t, auto_t=auto, t_within_tolerance=tr.decision.accepted,
-            construction=resolve_construction(cfg.construction, int(indices.size)) if f else "lossless",
+            construction=resolve_construction(cfg.filters.construction, int(indices.size)) if f else "lossless",
             seed=int(f.seed) if f else 0, m=int(f.m) if f else 0, false_positives=int(f.count_false_positives()) if f else 0,
             filter_bytes=int(f.nbytes) if f else lossless, build_seconds=tr.build_seconds, lossless_bytes=lossless,
             val_error_encoded=tr.error_before, val_error_retrained=tr.decision.error, decision=tr.decision.as_dict(),
@@ -296,18 +295,19 @@ class _Encoder:
             if stage.fresh:
                 set_clustered(model, name, idx, cb)
             else:
-                idx, cb = recluster(model, name, idx >= 0, lr.k, lr.init, seed=self.cfg.seed + self.names.index(name))
+                idx, cb = recluster(model, name, idx >= 0, lr.k, lr.init, seed=self.cfg.filters.seed + self.names.index(name))
             rest[name] = (idx, cb)
             reports.append(lossless_report(LayerReport, name, lr, idx, cb, backed_off=len(stage.reports) < len(self.names)))
             self.true_indices.setdefault(name, idx)
-        tensors = assemble(model, stage.encoded, rest, stage.filters, self.cfg.round_codebooks)
+        tensors = assemble(model, stage.encoded, rest, stage.filters, self.cfg.tail.round_codebooks)
         return model, tensors, reports
 
 
 def _size_cap(name: str, indices: np.ndarray, codebook: np.ndarray, k: int, lo: int, hi: int, limit: int,
-              cfg: EncodeConfig) -> int:
+              cfg: FilterSearch) -> int:
     """The largest t in [lo, hi] whose filter record (one seed) is smaller than ``limit`` bytes
-    (lo - 1 if none): larger t cannot beat the lossless record."""
+    (lo - 1 if none): larger t cannot beat the lossless record. Sizes are entropy-coded, as
+    :func:`weightless.save` writes by default."""
     from ..filters import build
     from ..io.records import filter_record
     from .steps import layer_seed
@@ -318,7 +318,7 @@ def _size_cap(name: str, indices: np.ndarray, codebook: np.ndarray, k: int, lo: 
     for t in range(lo, hi + 1):
         f = build(keys, flat[keys].astype(np.int64), k=k, t=t, size=int(flat.size), seed=layer_seed(cfg.seed, name) >> 1,
                   construction=construction, c=cfg.c, shards=cfg.shards)
-        if len(filter_record(name, f, codebook, indices.shape, entropy=cfg.entropy).payload) >= limit:
+        if len(filter_record(name, f, codebook, indices.shape, entropy=True).payload) >= limit:
             return t - 1
     return hi
 
@@ -332,7 +332,7 @@ def encode_with_retraining(simplified: Any, data: Any, cfg: EncodeConfig, *, ref
     Args:
         data: the task (:class:`~weightless.training.task.Task` or what :func:`as_task` takes).
         reference: the model every decision compares with (default: the simplified model);
-            ``tolerance`` (default ``cfg.tolerance``) is the allowance over it, in percentage
+            ``tolerance`` (default ``cfg.rule.tolerance``) is the allowance over it, in percentage
             points; ``confirm_fraction`` of the validation data is set aside to confirm.
         contract: instead of those three, a ready :class:`~weightless.pipeline.contract.Contract`.
 
@@ -353,13 +353,14 @@ def encode_with_retraining(simplified: Any, data: Any, cfg: EncodeConfig, *, ref
     if contract is None:
         splits = split_data(task, confirm_fraction)
         ref_model = simplified.model if reference is None else reference
-        contract = Contract(ref_model, splits, cfg.tolerance if tolerance is None else float(tolerance), cfg.confidence_z)
+        allowance = cfg.rule.tolerance if tolerance is None else float(tolerance)
+        contract = Contract(ref_model, splits, allowance, cfg.rule.confidence_z)
     if not contract.splits.disjoint:
         say("the training data is a loader: filter seeds are ranked on the decision data")
     enc = _Encoder(simplified, task, cfg, contract, progress, say)
     for li, name in enumerate(enc.names):
         enc.layer(li, name)
-    if cfg.whole_model:
+    if cfg.tail.enabled:
         enc.tail()
     stage, model, tensors, reports, conf, undone = _confirmed(enc, contract, say)
     return CompressResult(

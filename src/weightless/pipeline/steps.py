@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .config import AUTO_COMPACT_MAX_POSITIONS, EncodeConfig
+from .config import AUTO_COMPACT_MAX_POSITIONS, FilterSearch, Retraining
 
 __all__ = ["layer_seed", "resolve_construction", "best_filter", "retrain_around", "recluster"]
 
@@ -38,7 +38,7 @@ def resolve_construction(construction: str, positions: int) -> str:
 
 
 def best_filter(model: Any, name: str, indices: np.ndarray, codebook: np.ndarray, k: int, t: int,
-                cfg: EncodeConfig, rank_task: Any, construction: str) -> tuple[Any, float, float]:
+                cfg: FilterSearch, rank_task: Any, construction: str) -> tuple[Any, float, float]:
     """Build filters of layer ``name`` (seeds derived from the layer's) and keep the one whose
     reconstruction gives ``model`` the lowest loss on the ranking data; the model's layer is
     left holding the kept filter's weights.
@@ -81,6 +81,7 @@ def best_filter(model: Any, name: str, indices: np.ndarray, codebook: np.ndarray
         loss, w = score(f)
         if best is None or loss < best[0]:
             best = (loss, f, w)
+    assert best is not None  # seed_trials >= 1 (validated)
     loss, f, w = best
     with torch.no_grad():
         weight.copy_(w)
@@ -111,7 +112,7 @@ def _detach(model: Any, name: str) -> np.ndarray:
     return cb
 
 
-def retrain_around(model: Any, task: Any, cfg: EncodeConfig, *, encoded: Mapping[str, tuple[np.ndarray, np.ndarray]],
+def retrain_around(model: Any, task: Any, cfg: Retraining, *, encoded: Mapping[str, tuple[np.ndarray, np.ndarray]],
                    pending: Mapping[str, tuple[np.ndarray, np.ndarray]], trainable: set[str], teacher: Any,
                    desc: str, progress: bool) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Retrain ``model`` in place after an encoding.
@@ -130,7 +131,9 @@ def retrain_around(model: Any, task: Any, cfg: EncodeConfig, *, encoded: Mapping
     from ..simplify.magnitude import get_param
     from ..training.loop import train
 
-    rc = replace(cfg.retrain, progress=progress, desc=desc)
+    if cfg.train is None:
+        raise ValueError("retrain_around needs a Retraining with a train config")
+    rc = replace(cfg.train, progress=progress, desc=desc)
     attached: list[str] = []
     masks: dict[str, Any] = {}
     names = set(trainable)

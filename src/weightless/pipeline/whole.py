@@ -6,11 +6,11 @@ only when the whole model still passes the accuracy contract's rule on the decis
 (:class:`~weightless.pipeline.contract.Contract`):
 
 1. each remaining weight (>= 2 dimensions), in model order: the smallest nonzero fraction of
-   ``EncodeConfig.tail_nonzero`` (searched like t: the fractions are assumed to pass from some
-   point on) at which magnitude pruning + k-means to ``tail_k`` values, then retraining of
+   ``TailConfig.nonzero`` (searched like t: the fractions are assumed to pass from some
+   point on) at which magnitude pruning + k-means to ``TailConfig.k`` values, then retraining of
    what is still free and of every codebook, passes; none passing leaves it dense;
 2. the remaining 1-D float parameters (biases, norms' affine parameters), all at once,
-   clustered to the first of ``tail_bias_k`` (16, then 64) values each that passes (retrained
+   clustered to the first of ``TailConfig.bias_k`` (16, then 64) values each that passes (retrained
    codebooks), else kept exact as their own codebooks (rung 0), which the final codebook
    rounding stores at float16 precision (2 bytes a value; the reported errors are measured
    after that rounding).
@@ -96,7 +96,7 @@ def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str
         encoded: name -> (indices, codebook) of the layers already encoded (their indices stay;
             codebooks retrain and come back updated).
         contract: decides each step (a candidate that passes before retraining is kept as it
-            is when ``cfg.accept_before_retraining``).
+            is when ``cfg.retraining.accept_before_retraining``).
 
     Returns:
         ``(model, encoded, rest, report)``: the model, the encoded layers' updated codebooks,
@@ -121,8 +121,9 @@ class _Tail:
         self.params = [n for n, p in model.named_parameters() if p.dtype.is_floating_point]
         self.rest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.report: list[dict] = []
-        epochs = None if cfg.retrain is None else (cfg.retrain.epochs / 3 if cfg.tail_epochs is None else cfg.tail_epochs)
-        self.rcfg = replace(cfg, retrain=None if not epochs else replace(cfg.retrain, epochs=epochs))
+        rt = cfg.retraining
+        epochs = None if rt.train is None else (rt.train.epochs / 3 if cfg.tail.epochs is None else cfg.tail.epochs)
+        self.retraining = replace(rt, train=None if not epochs or rt.train is None else replace(rt.train, epochs=epochs))
 
     def attempt(self, change: Callable[[Any], dict[str, tuple[np.ndarray, np.ndarray]]], what: str) -> tuple:
         """Apply ``change`` to a copy of the model, decide (retraining first unless it passes
@@ -132,9 +133,9 @@ class _Tail:
         frozen = {**self.encoded, **self.rest, **new}
         enc = frozen
         dec = self.contract.decide(cand)
-        retrain = self.rcfg.retrain is not None and not (self.cfg.accept_before_retraining and dec.accepted)
+        retrain = self.retraining.train is not None and not (self.retraining.accept_before_retraining and dec.accepted)
         if retrain:
-            enc, _ = retrain_around(cand, self.task, self.rcfg, encoded=frozen, pending={},
+            enc, _ = retrain_around(cand, self.task, self.retraining, encoded=frozen, pending={},
                                     trainable=set(self.params) - set(frozen), teacher=self.teacher,
                                     desc=f"retrain after {what}", progress=self.progress)
             dec = self.contract.decide(cand)
@@ -150,16 +151,16 @@ class _Tail:
         self.rest = {**{n: enc[n] for n in self.rest}, **{n: enc[n] for n in new}}
 
     def weight(self, i: int, name: str) -> None:
-        """The smallest nonzero fraction of ``cfg.tail_nonzero`` at which weight ``name``
+        """The smallest nonzero fraction of ``cfg.tail.nonzero`` at which weight ``name``
         passes (binary search, assuming fractions pass from some point on); none: dense."""
-        cfg = self.cfg
-        ladder = sorted(cfg.tail_nonzero, reverse=True)
+        tail, seed = self.cfg.tail, self.cfg.filters.seed
+        ladder = sorted(tail.nonzero, reverse=True)
         tried: dict[int, tuple] = {}
 
         def run(j: int) -> tuple:
             if j not in tried:
-                tried[j] = self.attempt(lambda m: {name: _prune_cluster(m, name, ladder[j], cfg.tail_k, cfg.seed + i)},
-                                        f"{name} at {100 * ladder[j]:g}% nonzero, k={cfg.tail_k}")
+                tried[j] = self.attempt(lambda m: {name: _prune_cluster(m, name, ladder[j], tail.k, seed + i)},
+                                        f"{name} at {100 * ladder[j]:g}% nonzero, k={tail.k}")
             return tried[j]
 
         if not run(0)[0]:
@@ -175,18 +176,18 @@ class _Tail:
         self.keep(*tried[best][1:])
 
     def vectors(self) -> None:
-        """The 1-D parameters, all at once: the first of ``cfg.tail_bias_k`` that passes (0:
+        """The 1-D parameters, all at once: the first of ``cfg.tail.bias_k`` that passes (0:
         kept exact, stored at float16 precision by the final codebook rounding)."""
         vectors = [n for n in self.params if n not in self.encoded and n not in self.rest
                    and self.model.get_parameter(n).dim() < 2]
-        for kb in self.cfg.tail_bias_k if vectors else ():
+        for kb in self.cfg.tail.bias_k if vectors else ():
             if kb == 0:
                 self.rest = {**self.rest, **{n: _cluster_vector(self.model, n, 0, 0) for n in vectors}}
                 self.say(f"{len(vectors)} vectors (biases) kept exact, stored at float16 precision")
                 self.report.append({"what": "vectors kept exact (float16 at the end)", "accepted": True})
                 return
             ok, cand, enc, new = self.attempt(
-                lambda m: {n: _cluster_vector(m, n, int(kb), self.cfg.seed + j) for j, n in enumerate(vectors)},
+                lambda m: {n: _cluster_vector(m, n, int(kb), self.cfg.filters.seed + j) for j, n in enumerate(vectors)},
                 f"{len(vectors)} vectors (biases) clustered to {kb} values")
             if ok:
                 self.keep(cand, enc, new)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -18,33 +18,28 @@ import numpy as np
 from weightless.errors import InputError
 from weightless.pipeline.config import EncodeConfig
 from weightless.pipeline.contract import paired_ci
+from .encode_options import override_encode
 from .mnist import PAPER_T
 
 __all__ = ["RunOptions", "PAPER_T", "compress_run", "baseline_sizes"]
 
-_ENC = EncodeConfig.__dataclass_fields__
-
-
 @dataclass(frozen=True)
 class RunOptions:
-    """Options of one compression run (see ``weightless compress --help``); None means the
-    default of :class:`~weightless.pipeline.config.EncodeConfig` (defined once, there).
+    """Options of one compression run (see ``weightless compress --help``).
 
-    ``t``: "auto" (chosen on the validation split), "paper" (Table 1) or {layer: t}.
+    ``encode``: the encoding (:class:`~weightless.pipeline.config.EncodeConfig`, whose defaults
+    are defined once, there); :meth:`encode_config` adds the run's ``seed`` (filters and
+    retraining), the paper's Table 1 t when ``paper_t`` and, for ``quick``, 1/8 of the retraining.
+    ``tolerance``: instead of a budget, the paper's setting: ``tolerance`` percentage points over
+    the simplified model (also the encoding's rule tolerance).
     ``quick``: smoke run on 10,000 training images with 1/8 of the epochs.
     """
 
     model: str = "lenet300"
     pruning: str = "magnitude"
-    t: str | dict[str, int] = "auto"
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    paper_t: bool = False
     tolerance: float | None = None
-    retrain_epochs: float | None = None
-    retrain_lr: float | None = None
-    t_max: int | None = None
-    construction: str | None = None
-    seed_trials: int | None = None
-    c: float | None = None
-    shards: int | None = None
     entropy: bool = True
     dense_dtype: str = "float32"
     seed: int = 0
@@ -73,35 +68,19 @@ class RunOptions:
             raise InputError(f"model must be 'lenet300' or 'lenet5', got {self.model!r}")
         if self.pruning not in ("magnitude", "dns"):
             raise InputError(f"pruning must be 'magnitude' or 'dns', got {self.pruning!r}")
-        if isinstance(self.t, str) and self.t not in ("auto", "paper"):
-            raise InputError(f"t must be 'auto', 'paper' or a per-layer mapping, got {self.t!r}")
-        if self.retrain_epochs is not None and not self.retrain_epochs >= 0:
-            raise InputError(f"retrain epochs must be >= 0, got {self.retrain_epochs}")
+        if not isinstance(self.encode, EncodeConfig):
+            raise InputError(f"encode must be an EncodeConfig, got {type(self.encode).__name__}")
         self.encode_config().validate()
 
     def encode_config(self) -> EncodeConfig:
-        """The :class:`EncodeConfig` of these options (defaults where an option is None)."""
-        if self.t == "paper":
-            tmap = dict(PAPER_T[(self.model, self.pruning)])
-        elif self.t == "auto":
-            tmap = {}
-        else:
-            tmap = dict(self.t)
-        cfg = EncodeConfig(t=tmap, entropy=self.entropy, seed=self.seed, c=self.c)
-        over = {k: getattr(self, k) for k in ("tolerance", "t_max", "construction", "seed_trials",
-                                            "shards")
-                if getattr(self, k) is not None}
-        cfg = replace(cfg, **over)
-        if self.retrain_epochs == 0:
-            return replace(cfg, retrain=None)
-        rt = cfg.retrain
-        if self.retrain_epochs is not None:
-            rt = replace(rt, epochs=self.retrain_epochs)
-        if self.retrain_lr is not None:
-            rt = replace(rt, lr=self.retrain_lr)
-        if self.quick:
-            rt = replace(rt, epochs=max(rt.epochs / 8, 0.05))
-        return replace(cfg, retrain=replace(rt, seed=self.seed))
+        """The :class:`EncodeConfig` of this run: ``encode`` with the run's seed, the paper's t
+        (``paper_t``), ``tolerance`` and, for ``quick``, 1/8 of the retraining epochs."""
+        enc = override_encode(self.encode, t=dict(PAPER_T[(self.model, self.pruning)]) if self.paper_t else None,
+                              seed=self.seed, tolerance=self.tolerance)
+        train = enc.retraining.train
+        if self.quick and train is not None:
+            enc = replace(enc, retraining=replace(enc.retraining, train=replace(train, epochs=max(train.epochs / 8, 0.05))))
+        return enc
 
 
 def baseline_sizes(indices: np.ndarray, codebook: np.ndarray, conv: bool) -> dict[str, int]:
@@ -136,8 +115,8 @@ def lossless_alternative(res: Any, enc: EncodeConfig, task: Any, output: str | o
 
     from ..models import get_model
 
-    alt = encode_with_retraining(res.simplified, task, replace(enc, t={r.name: 0 for r in res.layers}),
-                                 contract=res.contract)
+    lossless = replace(enc, filters=replace(enc.filters, t={r.name: 0 for r in res.layers}))
+    alt = encode_with_retraining(res.simplified, task, lossless, contract=res.contract)
     path = str(output).removesuffix(".wl") + ".lossless.wl"
     nbytes = api.save(path, alt.tensors, dense_dtype=opts.dense_dtype, entropy=opts.entropy)
     model = get_model(opts.model)
@@ -221,7 +200,7 @@ def compress_run(opts: RunOptions, output: str | os.PathLike, log: Callable[[str
         rows.append(row)
     n_params = sum(int(np.prod(v.shape)) for v in state.values())
     return {
-        "options": {k: v for k, v in opts.__dict__.items()},
+        "options": {k: v for k, v in opts.__dict__.items() if k != "encode"},
         "encode_config": repr(enc),
         "output": str(output),
         "file_bytes": nbytes,

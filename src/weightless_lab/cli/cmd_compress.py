@@ -114,14 +114,18 @@ def register(subparsers: Any) -> None:
 
 def options_from_args(args: argparse.Namespace) -> Any:
     """Build :class:`~weightless_lab.apps.run.RunOptions` from parsed arguments."""
+    from weightless.pipeline.config import EncodeConfig
+
+    from ..apps.encode_options import override_encode
     from ..apps.run import RunOptions
 
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
+    t = parse_t(args.t)
+    encode = override_encode(EncodeConfig(), t=t if isinstance(t, dict) else None, retrain_epochs=args.retrain_epochs,
+                             construction=args.construction, seed_trials=args.seed_trials, c=args.c, shards=args.shards)
     opts = RunOptions(
-        model=args.model, pruning=args.pruning, t=parse_t(args.t), tolerance=args.tolerance,
-        retrain_epochs=args.retrain_epochs, construction=args.construction, seed_trials=args.seed_trials,
-        c=args.c, shards=args.shards,
+        model=args.model, pruning=args.pruning, encode=encode, paper_t=t == "paper", tolerance=args.tolerance,
         entropy=not args.no_entropy, dense_dtype=args.dense_dtype, seed=args.seed, quick=args.quick,
         cache_dir=args.cache_dir, progress=not args.no_progress, max_error_increase=args.max_error_increase,
         max_error=args.max_error, allow_over_budget=args.allow_over_budget, compare_lossless=args.compare_lossless,
@@ -200,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
 
     opts = options_from_args(args)
     user = args.model_def is not None
-    if user and opts.t == "paper":
+    if user and opts.paper_t:
         raise InputError("--t paper names the paper's LeNet layers; with --model-def use auto or LAYER=BITS")
     cfg = user_config(args, opts) if user else None
     if args.weights is not None and not user:

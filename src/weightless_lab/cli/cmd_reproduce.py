@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 from weightless.errors import InputError
@@ -65,6 +66,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the reproduction; return the exit code."""
+    from ..apps.encode_options import override_encode
     from ..experiments.common import RECIPES, ReproConfig
     from ..experiments.runner import reproduce
     from weightless.training import set_threads
@@ -76,10 +78,6 @@ def run(args: argparse.Namespace) -> int:
                             "cache_dir": None if args.no_cache else args.cache_dir}
     if args.simplify_scale is not None:
         over["simplify_scale"] = args.simplify_scale
-    if args.retrain_epochs is not None:
-        over["retrain_epochs"] = args.retrain_epochs
-    if args.tolerance is not None:
-        over["tolerance"] = args.tolerance
     if args.val_images is not None:
         over["val_images"] = None if args.val_images == 0 else args.val_images
     if args.recipe:
@@ -92,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             recipes.append((model, pruning))
         over["recipes"] = tuple(dict.fromkeys(recipes))
     cfg = ReproConfig.for_mode(args.quick, **over)
+    cfg = replace(cfg, encode=override_encode(cfg.encode, retrain_epochs=args.retrain_epochs, tolerance=args.tolerance))
     cfg.validate()
     out = args.out or ("results/quick" if args.quick else "results/paper")
 

@@ -35,7 +35,8 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
     from weightless.training import evaluate
 
     cfg.validate()
-    enc = replace(cfg.encode_config(), seed_trials=1, construction="paper")
+    enc = cfg.encode_config()
+    filters = replace(enc.filters, seed_trials=1, construction="paper")
     t_start = time.perf_counter()
     data = load_data(cfg.quick)
     simp, _ = prepare_simplified(MODEL, PRUNING, cfg, data, log)
@@ -51,15 +52,15 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
         # Algorithm 1's own steps: the filter of FC-0, then retraining around it (same defaults)
         net = copy.deepcopy(simp.model)
         try:
-            f, _, _ = best_filter(net, LAYER, lr.indices, lr.codebook, lr.k, t, enc, data, "paper")
+            f, _, _ = best_filter(net, LAYER, lr.indices, lr.codebook, lr.k, t, filters, data, "paper")
         except InputError as exc:
             points.append({"t": t, "skipped": str(exc)})
             prog.step(f"t={t} skipped ({exc})")
             continue
         sizes = encoded_layer_sizes(f, shape, lr.codebook)
         before_test, before_val = evaluate(net, data.test), evaluate(net, data.val)
-        if enc.retrain is not None:
-            retrain_around(net, data, enc, encoded={LAYER: (f.reconstruct_indices(shape), lr.codebook)},
+        if enc.retraining.train is not None:
+            retrain_around(net, data, enc.retraining, encoded={LAYER: (f.reconstruct_indices(shape), lr.codebook)},
                            pending=pending, trainable=later, teacher=simp.model, desc=f"retrain t={t}",
                            progress=cfg.progress)
         after_test, after_val = evaluate(net, data.test), evaluate(net, data.val)
@@ -78,7 +79,7 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
         "model": MODEL, "pruning": PRUNING, "layer": LAYER, "paper_layer": lr.paper_name,
         "shape": list(shape), "nonzero": int(keys.size), "k": int(lr.k),
         "simplified_test_accuracy": 100 - simp.test_error,
-        "retrain_epochs": enc.retrain.epochs if enc.retrain is not None else 0.0,
+        "retrain_epochs": enc.retraining.train.epochs if enc.retraining.train is not None else 0.0,
         "paper_t": 8,
         "points": points,
         "seconds": round(time.perf_counter() - t_start, 1),

@@ -82,7 +82,7 @@ def _prune_harder(simp: Any, frac: float, task: Any, cfg: ReproConfig) -> Any:
         masks[LAYER] = topk_mask(w, frac).to(w.dtype)
         with torch.no_grad():
             w.mul_(masks[LAYER])
-        rc = cfg.encode_config().retrain
+        rc = cfg.encode_config().retraining.train
         if rc is not None and cfg.frontier_epochs > 0:
             rc = replace(rc, epochs=cfg.frontier_epochs, progress=cfg.progress, desc=f"prune {LAYER} to {100 * frac:g}%")
             train(m, task, rc, masks=masks, teacher=copy.deepcopy(simp.model).eval())
@@ -104,7 +104,8 @@ def _point(simp: Any, t: int, task: Any, data: Any, fixed: dict[str, Any], full:
     from weightless.training import per_example
 
     tsel = {n: (t if n == LAYER else 0) for n in simp.layers}
-    ecfg = cfg.encode_config(t=tsel, whole_model=False, construction=construction)
+    enc = cfg.encode_config()
+    ecfg = replace(enc, filters=replace(enc.filters, t=tsel, construction=construction), tail=replace(enc.tail, enabled=False))
     res = encode_with_retraining(simp, task, ecfg, confirm_fraction=0.0)  # a measured point: no back-off
     order = list(full.state_dict())
     tensors = {n: {**fixed, **res.tensors}[n] for n in order}

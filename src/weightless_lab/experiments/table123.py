@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -121,7 +122,7 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
     Raises:
         DataError: MNIST missing.
     """
-    _E = resolved(cfg)
+    _E, enc = resolved(cfg), cfg.encode_config()
     from weightless.pipeline.encode import encode_with_retraining
 
     cfg.validate()
@@ -162,7 +163,7 @@ def run(cfg: ReproConfig, log: Log) -> dict[str, Any]:
                 entry["constructions"][con] = {"error": problem}
                 prog.step(f"{model}/{pruning} {con} SKIPPED")
                 continue
-            ecfg = cfg.encode_config(construction=con)
+            ecfg = replace(enc, filters=replace(enc.filters, construction=con))
             t0 = time.perf_counter()
             try:
                 res = encode_with_retraining(simp_t, data_t, ecfg, progress=cfg.progress, log=log,
