@@ -158,6 +158,18 @@ def _paper_section(folder: Path, root: Path, out: Path) -> list[str]:
             body.rstrip(), ""] + _included(folder / "simplify.md", out)
 
 
+def _budget_section(folder: Path, out: Path) -> list[str]:
+    """The accuracy-budget runs (``benchmarks/bench_compress.py --max-error-increase ...``): every
+    Markdown table under results/budget, included as it is."""
+    files = sorted(folder.glob("bench_compress*.md")) if folder.is_dir() else []
+    if not files:
+        return []
+    lines = ["## Accuracy budgets and compress time (`benchmarks/bench_compress.py`)", ""]
+    for f in files:
+        lines += _included(f, out)
+    return lines
+
+
 def results_doc(results: str | os.PathLike = "results", out: str | os.PathLike = "docs/RESULTS.md") -> str:
     """Return docs/RESULTS.md (Markdown) from the result files under ``results``."""
     res, outp = Path(results).resolve(), Path(out).resolve()
@@ -173,6 +185,7 @@ def results_doc(results: str | os.PathLike = "results", out: str | os.PathLike =
         "Concluded studies (questions settled, with their verdicts) are in [studies/](../studies/README.md).", "",
     ]
     lines += _compress_section(res / "compress", outp)
+    lines += _budget_section(res / "budget", outp)
     lines += _bench_section(res / "bench", outp)
     lines += _paper_section(res / "paper", root, outp)
     return "\n".join(lines).rstrip() + "\n"
