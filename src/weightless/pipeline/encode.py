@@ -150,8 +150,8 @@ def _bias_of(name: str, params: list[str]) -> str | None:
 
 
 class _Encoder:
-    """Algorithm 1 over one simplified model: :meth:`layer` per chosen layer, :meth:`finish`
-    for the tail and the confirmed file."""
+    """Algorithm 1 over one simplified model: :meth:`layer` per chosen layer, :meth:`tail` for
+    the rest, :meth:`finalize` for the file of a stage (see :func:`_confirmed`)."""
 
     def __init__(self, simplified: Any, task: Any, cfg: EncodeConfig, contract: Contract, progress: bool,
                  say: Callable[[str], None]) -> None:
