@@ -81,3 +81,18 @@ def test_bad_options_fail_in_one_line_before_training(project, capsys, argv, msg
     err = capsys.readouterr().err
     assert code != 0 and msg in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_over_budget_exits_3_without_a_file(project, capsys) -> None:
+    """A budget nothing can meet: one line naming the budget, exit 3, no file (the contract's
+    enforcement through the command line)."""
+    from weightless_lab.cli.main import EXIT_OVER_BUDGET
+
+    code = main(["compress", "--model-def", "mynets:make", "--weights", "w.pt", "--data", "d.npz",
+                 "--nonzero", "0.01", "--k", "2", "--retrain-epochs", "0.1", "--seed-trials", "1",
+                 "--max-error-increase", "0", "-o", "over.wl", "--threads", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == EXIT_OVER_BUDGET
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("weightless: error:") and "budget" in last and "Traceback" not in err
+    assert not (project / "over.wl").exists()

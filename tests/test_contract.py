@@ -115,47 +115,6 @@ def test_budget_error_when_nothing_fits(simplified, data) -> None:
     assert res.within_budget is False or res.budget["spent_simplify"] > 0
 
 
-def test_cli_over_budget_exits_nonzero_without_a_file(tmp_path, monkeypatch, capsys) -> None:
-    import sys
-    import textwrap
-
-    from weightless_lab.cli.main import EXIT_OVER_BUDGET, main
-
-    (tmp_path / "nets_b.py").write_text(textwrap.dedent("""
-        import torch
-        from torch import nn
-
-        def make():
-            torch.manual_seed(0)
-            return nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 4))
-    """))
-    g = np.random.default_rng(0)
-
-    def split(n):
-        x = g.normal(size=(n, 20)).astype(np.float32)
-        return x, (x[:, :4].argmax(1)).astype(np.int64)
-
-    (xt, yt), (xv, yv) = split(600), split(400)
-    np.savez(tmp_path / "d.npz", x_train=xt, y_train=yt, x_val=xv, y_val=yv)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    sys.modules.pop("nets_b", None)
-    import nets_b
-
-    model = nets_b.make()
-    from weightless.training import train
-
-    train(model, (torch.from_numpy(xt), torch.from_numpy(yt)), TrainConfig(epochs=5, lr=1e-2))
-    torch.save(model.state_dict(), tmp_path / "w.pt")
-    code = main(["compress", "--model-def", "nets_b:make", "--weights", "w.pt", "--data", "d.npz", "--nonzero", "0.01",
-                 "--k", "2", "--retrain-epochs", "0.1", "--seed-trials", "1", "--max-error-increase", "0",
-                 "-o", "out.wl", "--threads", "1", "--no-progress"])
-    err = capsys.readouterr().err
-    assert code == EXIT_OVER_BUDGET
-    assert "budget" in err and "Traceback" not in err
-    assert not (tmp_path / "out.wl").exists()
-
-
 def test_budget_fields_are_checked_before_any_work() -> None:
     with pytest.raises(weightless.InputError, match="max_error_increase must be a number"):
         CompressConfig(max_error_increase="0.1").validate()
