@@ -29,6 +29,7 @@ from weightless.errors import InputError, WeightlessError
 from weightless.pipeline.config import EncodeConfig, FilterSearch
 
 from ..apps.encode_options import override_encode
+from .simplified_cache import load_simplified, save_simplified
 
 __all__ = [
     "EXPERIMENTS",
@@ -367,12 +368,8 @@ def prepare_simplified(model: str, pruning: str, cfg: ReproConfig, data: Any, lo
     Raises:
         DataError: MNIST missing. InputError: unknown model or pruning.
     """
-    from safetensors.torch import load_file, save_file
-
     from ..models import get_model
     from ..apps.mnist import PAPER_TABLE1
-    from weightless.simplify.recipe import LayerResult, SimplifyResult
-    from weightless.training import evaluate
 
     if (model, pruning) not in PAPER_TABLE1:
         raise InputError(f"no paper recipe for model {model!r} with pruning {pruning!r}")
@@ -381,23 +378,7 @@ def prepare_simplified(model: str, pruning: str, cfg: ReproConfig, data: Any, lo
     cdir = None if cfg.cache_dir is None else Path(cfg.cache_dir) / "simplified" / f"{model}-{pruning}-{key}"
     if cdir is not None and (cdir / "meta.json").exists():
         try:
-            meta = json.loads((cdir / "meta.json").read_text())
-            net = get_model(model)
-            net.load_state_dict(load_file(str(cdir / "model.safetensors")))
-            arrays = np.load(cdir / "layers.npz")
-            layers = {}
-            for name, lm in meta["layers"].items():
-                idx = arrays[f"{name}/indices"]
-                layers[name] = LayerResult(
-                    name=name, paper_name=lm["paper_name"], method=lm["method"], k=lm["k"], init=lm["init"],
-                    indices=idx, codebook=arrays[f"{name}/codebook"], mask=idx >= 0,
-                    nonzero_fraction=float((idx >= 0).mean()),
-                )
-            res = SimplifyResult(
-                model=net, recipe=recipe, layers=layers, test_error=evaluate(net, data.test),
-                val_error=evaluate(net, data.val), dense_test_error=meta["dense_test_error"],
-                pruned_test_error=meta["pruned_test_error"], seconds=meta["seconds"],
-            )
+            res, meta = load_simplified(cdir, get_model(model), recipe, data)
             log(f"simplified {model}/{pruning}: loaded from {cdir} (test error {res.test_error:.2f}%)")
             return res, {**meta["info"], "simplified_from_cache": True}
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
@@ -413,27 +394,8 @@ def prepare_simplified(model: str, pruning: str, cfg: ReproConfig, data: Any, lo
         + ", ".join(f"{l.paper_name} {100 * l.nonzero_fraction:.2f}% k={l.k}" for l in res.layers.values())
     )
     if cdir is not None:
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cdir.parent if cdir.parent.exists() else _mk(cdir.parent)))
-        save_file({k: v.detach().contiguous() for k, v in res.model.state_dict().items()}, str(tmp / "model.safetensors"))
-        np.savez(tmp / "layers.npz", **{f"{n}/indices": l.indices for n, l in res.layers.items()},
-                 **{f"{n}/codebook": l.codebook for n, l in res.layers.items()})
-        meta = {
-            "layers": {n: {"paper_name": l.paper_name, "method": l.method, "k": l.k, "init": l.init}
-                       for n, l in res.layers.items()},
-            "dense_test_error": res.dense_test_error, "pruned_test_error": res.pruned_test_error,
-            "seconds": res.seconds, "info": info,
-        }
-        (tmp / "meta.json").write_text(json.dumps(_jsonable(meta)))
-        try:
-            os.replace(tmp, cdir)
-        except OSError:  # another run saved it first
-            pass
+        save_simplified(cdir, res, info)
     return res, {**info, "simplified_from_cache": False}
-
-
-def _mk(p: Path) -> Path:
-    p.mkdir(parents=True, exist_ok=True)
-    return p
 
 
 def available_constructions() -> list[str]:

@@ -27,13 +27,13 @@ import os
 import tempfile
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from .common import Log, Progress, ReproConfig, available_constructions, env_info, load_data, prepare_simplified
 
-__all__ = ["NAME", "run", "markdown", "crossovers"]
+__all__ = ["NAME", "run", "markdown", "crossovers", "sweep", "model_markdown"]
 
 NAME = "frontier"
 LAYER = "fc1.weight"
@@ -127,14 +127,30 @@ def _point(simp: Any, t: int, task: Any, data: Any, fixed: dict[str, Any], full:
 
 
 def _sweep(model: str, cfg: ReproConfig, data: Any, log: Log, prog: Progress) -> dict[str, Any]:
+    simp, head_data, fixed, full = _setup(model, cfg, data, log)
+    return sweep(model, simp, head_data, fixed, full, data, cfg.frontier_fractions.get(model, ()), cfg.frontier_ts, cfg, prog)
+
+
+def sweep(label: str, simp: Any, head_data: Any, fixed: dict[str, Any], full: Any, data: Any, fracs: Sequence[float],
+          ts: Sequence[int], cfg: ReproConfig, prog: Progress) -> dict[str, Any]:
+    """The frontier of one model's FC-0 (``fc1.weight``): at each nonzero fraction in ``fracs``
+    (pruned harder from ``simp``), the lossless point and a filter at each t in ``ts``.
+
+    Args:
+        simp: the simplified model (or head, trained on ``head_data``: features computed once).
+        fixed: tensors of ``full`` outside ``simp`` (stored as given in every file).
+        full: the whole network; each point's file holds its tensors and is scored on ``data``'s
+            test split.
+
+    Returns:
+        The JSON-ready entry of ``models`` (without ``crossovers``).
+    """
     from weightless.pipeline.contract import paired_ci
     from weightless.training.task import as_task
 
-    simp, head_data, fixed, full = _setup(model, cfg, data, log)
     task, test_task = as_task(head_data), as_task(data)
     cons = available_constructions()
     construction = "compact" if "compact" in cons else cons[0]
-    fracs = cfg.frontier_fractions.get(model, ())
     points = []
     with tempfile.TemporaryDirectory(prefix="wl-frontier-") as tmp:
         for frac in fracs:
@@ -143,7 +159,7 @@ def _sweep(model: str, cfg: ReproConfig, data: Any, log: Log, prog: Progress) ->
             row: dict[str, Any] = {"nonzero_fraction": lay.nonzero_fraction, "nonzero": int(lay.mask.sum()), "k": lay.k,
                                    "simplified_val_error": sf.val_error, "simplified_test_error": sf.test_error, "t": []}
             base = None
-            for t in (0, *cfg.frontier_ts):
+            for t in (0, *ts):
                 p, errs = _point(sf, t, task, test_task, fixed, full, cfg, construction, tmp)
                 if base is None:
                     base = errs
@@ -154,10 +170,10 @@ def _sweep(model: str, cfg: ReproConfig, data: Any, log: Log, prog: Progress) ->
             row["auto_t"] = min(ok) if ok else None
             points.append(row)
             lossless = row["t"][0]
-            prog.step(f"{model} FC-0 {100 * lay.nonzero_fraction:.2f}%: lossless {lossless['layer_bytes']} B "
+            prog.step(f"{label} FC-0 {100 * lay.nonzero_fraction:.2f}%: lossless {lossless['layer_bytes']} B "
                       f"(DC {lossless['dc_layer_bytes']} B) at {lossless['test_error']:.2f}%; "
                       + ", ".join(f"t={p['t']} {p['layer_bytes']} B {p['test_error']:.2f}%" for p in row["t"][1:]))
-    return {"model": model, "layer": LAYER, "paper_layer": "FC-0", "construction": construction,
+    return {"model": label, "layer": LAYER, "paper_layer": "FC-0", "construction": construction,
             "shape": list(simp.layers[LAYER].indices.shape), "recipe_nonzero_fraction": simp.layers[LAYER].nonzero_fraction,
             "points": points}
 
@@ -225,23 +241,31 @@ def markdown(result: dict[str, Any]) -> str:
            f"Generated {env['date_utc']}{' (QUICK smoke run)' if env['config']['quick'] else ''}; "
            f"{result['seconds']:.0f} s; automatic t by the '{result.get('t_rule', 'error')}' rule.", ""]
     for m in result["models"]:
-        out += [f"## {m['model']} FC-0 ({'x'.join(map(str, m['shape']))}, {m['construction']} construction)", "",
-                "| nonzero % | t | FC-0 bytes | DC FC-0 bytes | file bytes | DC file bytes | false pos. | val err % | "
-                "test err % | test - lossless, pp [95% CI] |", "|---|---|---|---|---|---|---|---|---|---|"]
-        for p in m["points"]:
-            for q in p["t"]:
-                ci = q.get("test_minus_lossless")
-                tlabel = "lossless" if q["t"] == 0 else f"{q['t']}{' (auto)' if q['t'] == p['auto_t'] else ''}"
-                out.append(
-                    f"| {100 * p['nonzero_fraction']:.2f} | {tlabel} | {q['layer_bytes']} | "
-                    f"{q['dc_layer_bytes'] if q['t'] == 0 else ''} | {q['file_bytes']} | {q['dc_whole_bytes'] if q['t'] == 0 else ''} | "
-                    f"{q['false_positives']} | {q['val_error']:.2f} | {q['test_error']:.2f} | "
-                    + ("" if ci is None else f"{ci['difference']:+.2f} [{ci['ci95_low']:+.2f}, {ci['ci95_high']:+.2f}]") + " |")
-        out.append("")
-        for key, c in m["crossovers"].items():
-            good = [f"{100 * r['nonzero_fraction']:.2f}% t={r['t']} ({r['margin_pp']:+.2f} pp)"
-                    for r in c["points"] if r["margin_pp"] is not None and r["margin_pp"] > 0]
-            out.append(f"- {key.replace('_', ' ')}: {c['below']} of {c['compared']} filter points inside the curve's "
-                       f"byte range are below it" + (f": {', '.join(good)}" if good else ""))
-        out += ["", f"![frontier {m['model']}](frontier_{m['model']}.png)", ""]
+        out += model_markdown(m)
     return "\n".join(out)
+
+
+def model_markdown(m: dict[str, Any], figure: str | None = None) -> list[str]:
+    """The Markdown lines of one model's frontier (an entry of ``models``): the table of its
+    points, where the filters lie against the lossless curves, and its figure (``figure``,
+    default ``frontier_<model>.png``)."""
+    out = [f"## {m['model']} FC-0 ({'x'.join(map(str, m['shape']))}, {m['construction']} construction)", "",
+            "| nonzero % | t | FC-0 bytes | DC FC-0 bytes | file bytes | DC file bytes | false pos. | val err % | "
+            "test err % | test - lossless, pp [95% CI] |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for p in m["points"]:
+        for q in p["t"]:
+            ci = q.get("test_minus_lossless")
+            tlabel = "lossless" if q["t"] == 0 else f"{q['t']}{' (auto)' if q['t'] == p['auto_t'] else ''}"
+            out.append(
+                f"| {100 * p['nonzero_fraction']:.2f} | {tlabel} | {q['layer_bytes']} | "
+                f"{q['dc_layer_bytes'] if q['t'] == 0 else ''} | {q['file_bytes']} | {q['dc_whole_bytes'] if q['t'] == 0 else ''} | "
+                f"{q['false_positives']} | {q['val_error']:.2f} | {q['test_error']:.2f} | "
+                + ("" if ci is None else f"{ci['difference']:+.2f} [{ci['ci95_low']:+.2f}, {ci['ci95_high']:+.2f}]") + " |")
+    out.append("")
+    for key, c in m["crossovers"].items():
+        good = [f"{100 * r['nonzero_fraction']:.2f}% t={r['t']} ({r['margin_pp']:+.2f} pp)"
+                for r in c["points"] if r["margin_pp"] is not None and r["margin_pp"] > 0]
+        out.append(f"- {key.replace('_', ' ')}: {c['below']} of {c['compared']} filter points inside the curve's "
+                   f"byte range are below it" + (f": {', '.join(good)}" if good else ""))
+    out += ["", f"![frontier {m['model']}]({figure or 'frontier_' + m['model'] + '.png'})", ""]
+    return out
