@@ -194,7 +194,7 @@ def test_frontier_crossovers_count_points_below_the_lossless_curve() -> None:
 
 
 def test_frontier_is_opt_in(monkeypatch, tmp_path) -> None:
-    """reproduce without --only runs every experiment but the opt-in frontier; --only runs it."""
+    """reproduce without --only runs every experiment but the opt-in frontier and vgg; --only runs them."""
     import weightless_lab.experiments.runner as runner
     from weightless_lab.experiments.common import ReproConfig
 
@@ -202,7 +202,7 @@ def test_frontier_is_opt_in(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(runner, "run_experiment", lambda name, cfg, out, log: ran.append(name))
     cfg = ReproConfig.for_mode(True, cache_dir=None, progress=False)
     runner.reproduce(cfg, tmp_path, None, lambda s: None)
-    assert "frontier" not in ran and ran == [n for n in runner.EXPERIMENTS if n != "frontier"]
+    assert ran == [n for n in runner.EXPERIMENTS if n not in ("frontier", "vgg")]
     ran.clear()
-    runner.reproduce(cfg, tmp_path, ["frontier"], lambda s: None)
-    assert ran == ["frontier"]
+    runner.reproduce(cfg, tmp_path, ["vgg", "frontier"], lambda s: None)
+    assert ran == ["frontier", "vgg"]

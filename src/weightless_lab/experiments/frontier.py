@@ -33,7 +33,7 @@ import numpy as np
 
 from .common import Log, Progress, ReproConfig, available_constructions, env_info, load_data, prepare_simplified
 
-__all__ = ["NAME", "run", "markdown", "crossovers", "sweep", "model_markdown"]
+__all__ = ["NAME", "run", "markdown", "crossovers", "sweep", "model_markdown", "encode_to_file"]
 
 NAME = "frontier"
 LAYER = "fc1.weight"
@@ -94,29 +94,43 @@ def _prune_harder(simp: Any, frac: float, task: Any, cfg: ReproConfig) -> Any:
                    test_error=evaluate(m, task, split="test"))
 
 
+def encode_to_file(simp: Any, tsel: dict[str, int], task: Any, data: Any, fixed: dict[str, Any], full: Any,
+                   cfg: ReproConfig, construction: str, path: str) -> tuple[Any, np.ndarray]:
+    """Encode ``simp`` with the t of ``tsel`` (layer -> t, 0: lossless; layers not named: the
+    encoder's choice), no whole-model stage and no back-off (a measured point); write the whole
+    network (``fixed`` tensors and the encoded ones, in ``full``'s order) to ``path``, decode the
+    file into a copy of ``full`` and score it on ``data``'s test split.
+
+    Returns:
+        ``(result of encode_with_retraining, per-image test errors of the decoded file)``.
+    """
+    from weightless.io import files as api
+    from weightless.pipeline.encode import encode_with_retraining
+    from weightless.training import per_example
+
+    enc = cfg.encode_config()
+    ecfg = replace(enc, filters=replace(enc.filters, t=tsel, construction=construction), tail=replace(enc.tail, enabled=False))
+    res = encode_with_retraining(simp, task, ecfg, confirm_fraction=0.0)  # a measured point: no back-off
+    tensors = {n: {**fixed, **res.tensors}[n] for n in full.state_dict()}
+    api.save(path, tensors)
+    decoded = copy.deepcopy(full)
+    decoded.load_state_dict(api.load(path))
+    return res, per_example(decoded, data, "test")[0]
+
+
 def _point(simp: Any, t: int, task: Any, data: Any, fixed: dict[str, Any], full: Any, cfg: ReproConfig,
            construction: str, tmp: str) -> tuple[dict[str, Any], np.ndarray]:
     """Encode ``simp`` with FC-0 at ``t`` (0: lossless) and the other layers lossless; write the
     whole model, decode it, score it. Returns the point and its per-image test errors."""
     from weightless.io import files as api
     from weightless.baselines.whole_model import dc_whole_model
-    from weightless.pipeline.encode import encode_with_retraining
-    from weightless.training import per_example
 
-    tsel = {n: (t if n == LAYER else 0) for n in simp.layers}
-    enc = cfg.encode_config()
-    ecfg = replace(enc, filters=replace(enc.filters, t=tsel, construction=construction), tail=replace(enc.tail, enabled=False))
-    res = encode_with_retraining(simp, task, ecfg, confirm_fraction=0.0)  # a measured point: no back-off
-    order = list(full.state_dict())
-    tensors = {n: {**fixed, **res.tensors}[n] for n in order}
     path = os.path.join(tmp, f"t{t}.wl")
-    api.save(path, tensors)
-    decoded = copy.deepcopy(full)
-    decoded.load_state_dict(api.load(path))
-    errs = per_example(decoded, data, "test")[0]
+    res, errs = encode_to_file(simp, {n: (t if n == LAYER else 0) for n in simp.layers}, task, data, fixed, full, cfg,
+                               construction, path)
     summary = api.inspect(path)
     rec = next(r for r in summary["records"] if r["name"] == LAYER)
-    dc = dc_whole_model(tensors, res.indices)
+    dc = dc_whole_model({n: {**fixed, **res.tensors}[n] for n in full.state_dict()}, res.indices)
     lay = res.layers[[l.name for l in res.layers].index(LAYER)]
     return {
         "t": t, "layer_bytes": rec["payload_bytes"], "layer_encoding": rec["encoding"], "file_bytes": summary["file_bytes"],

@@ -168,4 +168,7 @@ def plot_all(out_dir: str | os.PathLike) -> list[Path]:
     res = read_result(out_dir, "frontier")
     for m in (res or {}).get("models", []):
         written.append(plot_frontier(m, Path(out_dir) / f"frontier_{m['model']}.png"))
+    res = read_result(out_dir, "vgg")
+    if res is not None:
+        written.append(plot_frontier(res["frontier"], Path(out_dir) / "vgg_frontier.png"))
     return written

@@ -27,7 +27,7 @@ def run_experiment(name: str, cfg: ReproConfig, out_dir: str | Path, log: Log) -
     if name not in EXPERIMENTS:
         raise InputError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
     mod = importlib.import_module(f"{__package__}.{name}")
-    if name == "decode_times":
+    if name in ("decode_times", "vgg"):
         result = mod.run(cfg, log, out_dir=str(out_dir))
     else:
         result = mod.run(cfg, log)
