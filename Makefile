@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup fashion-mnist demo lint test bench bench-simplify reproduce clean
+.PHONY: setup fashion-mnist demo lint test bench bench-simplify bench-lossless nncodec reproduce clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
@@ -61,9 +61,32 @@ bench: $(STAMP)
 bench-simplify: $(STAMP)
 	$(BIN)/python benchmarks/run_recipes.py
 
+# NNCodec 2.1.3 (MPEG NNR reference codec), the lossless benchmark's reference, in its own venv:
+# its numpy < 2, the pinned CPU torch, h5py, pandas, tqdm; built from the sdist with --no-deps
+# (its torchvision would replace our torch); torchvision, OpenCV, scikit-learn, torchmetrics and
+# ptflops, which only its model zoo and data sets use, get import-only stand-ins.
+NNC := .venv-nncodec
+$(NNC)/.installed: Makefile benchmarks/nncodec_env/nncodec_standins.py
+	$(PY) -m venv $(NNC)
+	$(NNC)/bin/pip install -q --upgrade pip
+	$(NNC)/bin/pip install -q "numpy<2" torch==2.13.0 pybind11 setuptools wheel h5py "pandas<2.3" tqdm click
+	$(NNC)/bin/pip install -q --no-deps --no-build-isolation --no-binary nncodec nncodec==2.1.3
+	cp benchmarks/nncodec_env/nncodec_standins.py benchmarks/nncodec_env/nncodec_standins.pth \
+		$$($(NNC)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/
+	$(NNC)/bin/python -c "from nncodec import nnc"
+	touch $@
+
+nncodec: $(NNC)/.installed
+
+# Lossless records vs NNCodec and Deep Compression (results/bench/bench_lossless.{json,md}); the
+# tensors first (simplification: CPU-heavy, cached in runs/lossless).
+bench-lossless: $(STAMP) nncodec
+	$(BIN)/python benchmarks/lossless_tensors.py
+	$(BIN)/python benchmarks/bench_lossless.py
+
 # The paper's tables and figures into results/paper/ (65 min on the shared 2-core machine, 2026-12-02).
 reproduce: $(STAMP)
 	$(BIN)/weightless reproduce --full
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(NNC) build *.egg-info src/*.egg-info .pytest_cache .hypothesis

@@ -39,6 +39,36 @@ def make_cnn() -> nn.Module:
     )
 
 
+def train_cnn(train: DataLoader, epochs: float) -> nn.Module:
+    """Train :func:`make_cnn` for ``epochs`` passes over ``train`` (Adam, one-cycle); return it in eval mode."""
+    model = make_cnn()
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    steps = int(epochs * len(train))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    model.train()
+    done = 0
+    while done < steps:
+        for x, y in train:
+            if done >= steps:
+                break
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            sched.step()
+            done += 1
+    return model.eval()
+
+
+def fashion_loaders(n_train: int | None = None, n_eval: int | None = None) -> tuple[DataLoader, TensorDataset, TensorDataset]:
+    """Fashion-MNIST as this example uses it: (shuffled training loader, validation set, test set)."""
+    from weightless_lab.data.fashion_mnist import load_fashion_mnist
+
+    data = load_fashion_mnist()
+    train = DataLoader(_ds(data.train, n_train), batch_size=128, shuffle=True,
+                       generator=torch.Generator().manual_seed(0))
+    return train, _ds(data.val, n_eval), _ds(data.test, n_eval)
+
+
 def _ds(split, n: int | None) -> TensorDataset:
     x, y = torch.from_numpy(split.x[:n]), torch.from_numpy(split.y[:n])
     return TensorDataset(x, y)
@@ -60,31 +90,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     torch.set_num_threads(1)
-    from weightless_lab.data.fashion_mnist import load_fashion_mnist
-
-    data = load_fashion_mnist()
-    train = DataLoader(_ds(data.train, args.n_train), batch_size=128, shuffle=True,
-                       generator=torch.Generator().manual_seed(0))
-    val, test = _ds(data.val, args.n_eval), _ds(data.test, args.n_eval)
+    train, val, test = fashion_loaders(args.n_train, args.n_eval)
 
     # 1. The user's own model and training loop: plain PyTorch.
-    model = make_cnn()
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    steps = int(args.epochs * len(train))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
-    model.train()
     t_dense = time.perf_counter()
-    done = 0
-    while done < steps:
-        for x, y in train:
-            if done >= steps:
-                break
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-            sched.step()
-            done += 1
-    model.eval()
+    model = train_cnn(train, args.epochs)
     dense_epoch_seconds = (time.perf_counter() - t_dense) / args.epochs
     if args.save_weights:
         torch.save(model.state_dict(), args.save_weights)

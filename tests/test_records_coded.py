@@ -195,7 +195,7 @@ def test_gaps_model_pays_where_density_varies_and_rejects_corruption():
     rng = np.random.default_rng(5)
     p = np.where(np.arange(784) % 28 < 4, 0.4, 0.004)  # dense runs in every row, no empty column
     mask = rng.random((300, 784)) < p[None, :]
-    data = encode_positions(mask, 300)
+    data = encode_positions(mask, 300, blocks_model=False)  # (the blocks model wins here: two column densities)
     assert data[2] == 2  # n takes 2 varint bytes; then the model: gaps won
     assert np.array_equal(decode_positions(Reader(data, "m"), mask.size, "m", 300), mask.reshape(-1))
     for i in range(0, len(data), max(1, len(data) // 200)):

@@ -44,6 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._bits import pack_fixed, write_varint
+from .blocks import encode_blocks
 from .table_coder import ANS_CHUNK, _ans_encode, _flag_probs
 
 __all__ = ["encode_positions", "encode_symbols", "symbol_width", "CHUNK", "MAX_GAP_BITS"]
@@ -54,7 +55,7 @@ __all__ = ["encode_positions", "encode_symbols", "symbol_width", "CHUNK", "MAX_G
 CHUNK = 1 << 16
 assert CHUNK <= ANS_CHUNK and CHUNK % 8 == 0
 
-UNIFORM, HISTOGRAM, PACKED = 0, 1, 2
+UNIFORM, HISTOGRAM, PACKED, LEFT = 0, 1, 2, 3
 
 
 def symbol_width(alphabet: int) -> int:
@@ -62,7 +63,7 @@ def symbol_width(alphabet: int) -> int:
     return max(int(alphabet) - 1, 0).bit_length()
 
 
-FLAT, LINES, GAPS = 0, 1, 2
+FLAT, LINES, GAPS, BLOCKS = 0, 1, 2, 3
 MAX_GAP_BITS = 12
 
 
@@ -108,10 +109,11 @@ def _flat(mask: np.ndarray) -> bytes:
     return out
 
 
-def encode_positions(mask: np.ndarray, rows: int = 1) -> bytes:
+def encode_positions(mask: np.ndarray, rows: int = 1, *, blocks_model: bool = True) -> bytes:
     """Return the positions stream of boolean ``mask`` (True = nonzero), seen as ``rows`` rows
-    of ``mask.size // rows`` (1: no line structure): the shorter of the flat model and, when
-    ``rows > 1``, the lines model (empty rows and columns flagged, the rest flat)."""
+    of ``mask.size // rows`` (1: no line structure): the shortest of the flat model, the gaps
+    model and, when ``rows > 1``, the lines model (empty rows and columns flagged, the rest
+    flat) and the blocks model (``blocks_model=False`` leaves it out, as writers before it)."""
     mask = np.asarray(mask, dtype=bool).reshape(-1)
     size, n = mask.size, int(mask.sum())
     if n in (0, size):
@@ -126,6 +128,9 @@ def encode_positions(mask: np.ndarray, rows: int = 1) -> bytes:
     gaps = _gaps(mask)
     if gaps is not None and len(gaps) + len(write_varint(n)) + 1 < len(best):
         best = write_varint(n) + bytes([GAPS]) + gaps
+    blocks = encode_blocks(mask, rows) if blocks_model else None
+    if blocks is not None and len(blocks) + len(write_varint(n)) + 1 < len(best):
+        best = write_varint(n) + bytes([BLOCKS]) + blocks
     return best
 
 
@@ -133,12 +138,22 @@ def _with_length(words: bytes) -> bytes:
     return write_varint(len(words)) + words
 
 
-def encode_symbols(symbols: np.ndarray, alphabet: int) -> bytes:
-    """Return the shortest symbols stream of ``symbols`` (integers in ``[0, alphabet)``)."""
+def encode_symbols(symbols: np.ndarray, alphabet: int, context: "tuple[np.ndarray, np.ndarray] | None" = None) -> bytes:
+    """Return the shortest symbols stream of ``symbols`` (integers in ``[0, alphabet)``).
+
+    ``context``: ``(ranks, left)`` allows model 3 (:mod:`~weightless.entropy.range_coder`):
+    ``ranks[i]`` the value rank of codebook entry i, ``left`` the left-neighbour flag of each
+    symbol (:func:`~weightless.entropy.range_coder.left_flags`)."""
     s = np.asarray(symbols).reshape(-1).astype(np.int32)
     if alphabet <= 1 or s.size == 0:
         return b""
     candidates = [bytes([PACKED]) + pack_fixed(s, symbol_width(alphabet))]
+    if context is not None:
+        from .range_coder import CAPS, encode_left
+
+        ranks, left = context
+        for cap in CAPS:
+            candidates.append(bytes([LEFT, cap]) + _with_length(encode_left(np.asarray(ranks)[s], left, alphabet, cap)))
     counts = np.bincount(s, minlength=alphabet).astype(np.int64)
     if int(np.count_nonzero(counts)) > 1:
         candidates.append(bytes([UNIFORM]) + _with_length(_ans_encode(s, np.full(alphabet, 1.0 / alphabet))))

@@ -14,11 +14,15 @@ from typing import Iterator
 
 from ..errors import FieldError, TruncatedError
 from ._bits import Reader
-from .index_coder import CHUNK, FLAT, GAPS, HISTOGRAM, LINES, MAX_GAP_BITS, PACKED, UNIFORM, symbol_width
+from .index_coder import BLOCKS, CHUNK, FLAT, GAPS, HISTOGRAM, LEFT, LINES, MAX_GAP_BITS, PACKED, UNIFORM, symbol_width
+from .range_coder import LeftSource
 from .table_coder import AnsStream, _flag_probs
 
 __all__ = ["decode_positions", "decode_symbols", "parse_positions", "parse_symbols", "PositionSource",
            "SymbolSource", "min_stream_bits"]
+
+
+_ONES = np.array([bin(i).count("1") for i in range(256)], dtype=np.float64)
 
 
 def min_stream_bits(probs: np.ndarray, counts: np.ndarray | None = None, *, per_one: bool = False) -> float:
@@ -34,8 +38,7 @@ def min_stream_bits(probs: np.ndarray, counts: np.ndarray | None = None, *, per_
     """
     cost = -np.log2(np.asarray(probs, dtype=np.float64) + 2.0**-23)
     if per_one:
-        ones = np.array([bin(i).count("1") for i in range(1, 256)], dtype=np.float64)
-        return float((cost[1:256] / ones).min())
+        return float((cost[1:256] / _ONES[1:]).min())
     c = np.asarray(counts, dtype=np.float64)[1:]
     return float((c * cost[1 : c.size + 1]).sum())
 
@@ -81,6 +84,11 @@ class PositionSource:
 def _all(size: int) -> "Iterator[np.ndarray]":
     for start in range(0, size, CHUNK):
         yield np.arange(start, min(size, start + CHUNK), dtype=np.int64)
+
+
+def _chunked(pos: np.ndarray) -> "Iterator[np.ndarray]":
+    for start in range(0, pos.size, CHUNK):
+        yield pos[start : start + CHUNK]
 
 
 def _parse_flat(r: Reader, size: int, n: int, what: str) -> "Iterator[np.ndarray]":
@@ -159,6 +167,10 @@ def parse_positions(r: Reader, size: int, what: str, rows: int = 1) -> PositionS
         return PositionSource(size, n, _parse_flat(r, size, n, f"{what} positions"))
     if model == GAPS:
         return PositionSource(size, n, _parse_gaps(r, size, n, what))
+    if model == BLOCKS and rows > 1 and size % rows == 0 and size // rows > 1:
+        from .blocks import parse_blocks
+
+        return PositionSource(size, n, _chunked(parse_blocks(r, size, n, rows, f"{what} positions")))
     if model != LINES or rows <= 1 or size % rows:
         raise FieldError(f"{what}: positions model {model} is not valid here (rows = {rows})")
     cols = size // rows
@@ -189,6 +201,8 @@ class SymbolSource:
     """The symbols of a symbols stream parsed by :func:`parse_symbols`; :meth:`take` returns
     the next ones (int64, checked against the alphabet), :meth:`finish` checks the end (every
     symbol taken, the ANS end state, the histogram)."""
+
+    needs_positions = False
 
     def __init__(self, count: int, alphabet: int, what: str, *, const: int = 0, stream: AnsStream | None = None,
                  packed: bytes | memoryview | None = None, counts: np.ndarray | None = None) -> None:
@@ -244,9 +258,11 @@ class SymbolSource:
             raise FieldError(f"{self.what}: the decoded symbols do not match their counts")
 
 
-def parse_symbols(r: Reader, count: int, alphabet: int, what: str) -> SymbolSource:
+def parse_symbols(r: Reader, count: int, alphabet: int, what: str, ranks: np.ndarray | None = None) -> "SymbolSource | LeftSource":
     """Read a symbols stream of ``count`` symbols in ``[0, alphabet)``: model, counts, lengths
     and the minimum-length rule are checked here, the symbols decoded as they are taken.
+    ``ranks`` (the codebook's value ranks) allows model 3, whose source decodes once given
+    the positions (its ``needs_positions`` is True).
 
     Raises:
         FormatError: an unknown model, counts that do not sum to ``count``, a stream too short
@@ -271,11 +287,18 @@ def parse_symbols(r: Reader, count: int, alphabet: int, what: str) -> SymbolSour
         probs = counts / count
         return SymbolSource(count, alphabet, what, counts=counts,
                             stream=_stream(r, probs, count, min_stream_bits(probs, counts), what))
+    if model == LEFT and ranks is not None:
+        cap = r.u8(f"{what} cap")
+        if cap < 1:
+            raise FieldError(f"{what}: cap 0; expected 1..255")
+        return LeftSource(r.view(r.varint(f"{what} stream length", r.remaining), f"{what} stream"), count, ranks,
+                          cap, what)
     if model == UNIFORM:
         probs = np.full(alphabet, 1.0 / alphabet)
         # no counts: the symbols other than 0 are unknown; the stream must not be empty
         return SymbolSource(count, alphabet, what, stream=_stream(r, probs, count, 1.0, what))
-    raise FieldError(f"{what}: unknown symbol model {model}; expected 0, 1 or 2")
+    raise FieldError(f"{what}: symbol model {model} is unknown or not valid here; expected 0, 1, 2 (or 3 in a "
+                     "coded record)")
 
 
 def decode_symbols(r: Reader, count: int, alphabet: int, what: str) -> np.ndarray:

@@ -118,6 +118,15 @@ def _ans_encode(symbols: np.ndarray, probs: np.ndarray) -> bytes:
     return words.tobytes()
 
 
+def _ans_encode_segments(segments: "list[tuple[np.ndarray, np.ndarray]]") -> bytes:
+    """One ANS stream of several (symbols, probabilities) segments, decoded in the given order
+    (each segment with its own model; the stack coder takes them last first)."""
+    coder = constriction.stream.stack.AnsCoder()
+    for symbols, probs in reversed(segments):
+        coder.encode_reverse(symbols.astype(np.int32, copy=False), constriction.stream.model.Categorical(probs, perfect=False))
+    return coder.get_compressed().astype("<u4", copy=False).tobytes()
+
+
 #: Symbols asked of constriction per call: it allocates its output (4 bytes a symbol) and
 #: aborts the process when an allocation fails, so it never sees a larger request.
 ANS_CHUNK = 1 << 20
@@ -140,6 +149,10 @@ class AnsStream:
             self.coder = constriction.stream.stack.AnsCoder(words)
         except Exception as exc:  # constriction signals bad input with various exceptions
             raise FieldError(f"{what}: the ANS stream is corrupt ({exc})") from exc
+
+    def set_probs(self, probs: np.ndarray) -> None:
+        """Decode the following symbols with the model of ``probs`` (a stream of segments)."""
+        self.model = constriction.stream.model.Categorical(probs, perfect=False)
 
     def take(self, n: int) -> np.ndarray:
         """The next ``n`` symbols (int32), ``n <= ANS_CHUNK``."""

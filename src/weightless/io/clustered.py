@@ -30,6 +30,7 @@ from ..container import Record
 from ..entropy._bits import Reader, write_varint
 from ..entropy.index_coder import CHUNK, encode_positions, encode_symbols
 from ..entropy.index_decoder import parse_positions, parse_symbols
+from ..entropy.range_coder import left_flags, value_ranks
 from ..errors import FieldError, InputError
 from .bfloat16 import bfloat16_to_float32, float32_to_bfloat16
 
@@ -145,13 +146,15 @@ def coded_record(name: str, c: Clustered, encoding: str) -> Record:
         raise InputError(f"encoding must be one of {CODED_ENCODINGS}, got {encoding!r}")
     idx, cb = _check(name, c)
     head = write_varint(cb.size) + _codebook_bytes(cb)
+    ranks, cols = value_ranks(cb), idx.size // _rows(c.shape) if idx.size else 1
     if encoding == "sparse":
         mask = idx >= 0
-        body = encode_positions(mask, _rows(c.shape)) + encode_symbols(idx[mask], cb.size)
+        left = left_flags(np.flatnonzero(mask), cols)
+        body = encode_positions(mask, _rows(c.shape)) + encode_symbols(idx[mask], cb.size, (ranks, left))
     else:
         if idx.size and int(idx.min()) < 0:
             raise InputError(f"tensor {name!r}: 'indexed' needs an index at every position (zero as a codebook value)")
-        body = encode_symbols(idx, cb.size)
+        body = encode_symbols(idx, cb.size, (ranks, left_flags(np.arange(idx.size), cols)))
     return Record(name, encoding, c.shape, c.dtype, {}, head + body)
 
 
@@ -182,13 +185,18 @@ def decode_coded(rec: Record, *, bfloat16: str = "float32") -> np.ndarray:
         raise FieldError(f"{what}: codebook values are not exactly representable in {rec.dtype}")
     size = math.prod(rec.shape)
     positions = parse_positions(r, size, what, _rows(rec.shape)) if rec.encoding == "sparse" else None
-    symbols = parse_symbols(r, size if positions is None else positions.n, k, what)
+    symbols = parse_symbols(r, size if positions is None else positions.n, k, what, value_ranks(cb))
     r.expect_end()
     if rec.dtype == "bfloat16":
         values = _bf16_words(cb) if bfloat16 == "words" else cb.astype(np.float32)
     else:
         values = cb.astype(rec.dtype)
-    if positions is None:
+    if symbols.needs_positions:  # model 3: every position first (the contexts), then the symbols
+        pos = np.arange(size) if positions is None else np.concatenate([np.zeros(0, np.int64), *positions.chunks()])
+        symbols.attach(pos, size // _rows(rec.shape) if size else 1)
+        out = np.zeros(size, dtype=values.dtype)
+        out[pos] = values[symbols.take(pos.size)]
+    elif positions is None:
         out = np.empty(size, dtype=values.dtype)
         for at in range(0, size, CHUNK):
             n = min(CHUNK, size - at)
