@@ -15,6 +15,10 @@ if "NUMBA_CACHE_DIR" not in os.environ:
     _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     os.environ["NUMBA_CACHE_DIR"] = str(Path(__file__).resolve().parents[1] / ".numba_cache" / _worker)
 
+# Two xdist workers on a 2-core machine: one torch thread each (the library's default is up to 2),
+# set before anything imports weightless.training.
+os.environ.setdefault("WEIGHTLESS_THREADS", "1")
+
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 

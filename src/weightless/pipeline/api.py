@@ -68,6 +68,7 @@ def compress(
         ConstructionError: a filter could not be built.
     """
     from ..training import as_task
+    from ..training.loop import contention_note
     from ..training.say import say as default_say
     from .encode import encode_with_retraining
 
@@ -77,6 +78,9 @@ def compress(
     config.validate()
     show = config.progress if progress is None else bool(progress)
     say = log or (default_say if show else (lambda s: None))
+    busy = contention_note()
+    if busy:
+        say(busy)
     task = as_task(train, val, test, **{k: v for k, v in (("loss", loss), ("metric", metric), ("device", device),
                                                             ("batch_fn", batch_fn)) if v is not None})
     recipe = config.resolved_recipe().resolve(model)

@@ -157,11 +157,11 @@ class _Encoder:
                  say: Callable[[str], None]) -> None:
         self.simplified, self.task, self.cfg, self.contract = simplified, task, cfg, contract
         self.progress, self.say = progress, say
-        self.teacher = None
+        self.teacher: Any = None  # the simplified model's outputs on the training data, once for every retraining
         if cfg.retraining.train is not None and cfg.retraining.train.distill > 0:
-            self.teacher = copy.deepcopy(simplified.model).eval()
-            for p in self.teacher.parameters():
-                p.requires_grad_(False)
+            from ..training.loop import soft_targets
+
+            self.teacher = soft_targets(copy.deepcopy(simplified.model).eval().requires_grad_(False), task)
         model = copy.deepcopy(simplified.model)
         self.names = _ordered(model, list(simplified.layers))
         self.params = [n for n, _ in model.named_parameters()]

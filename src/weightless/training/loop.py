@@ -37,10 +37,37 @@ __all__ = [
     "train",
     "evaluate",
     "set_threads",
+    "contention_note",
+    "usable_cores",
+    "SoftTargets",
+    "soft_targets",
 ]
 
-#: Default torch intra-op thread count for training (override with WEIGHTLESS_THREADS).
-DEFAULT_THREADS = int(os.environ.get("WEIGHTLESS_THREADS", "1") or 1)
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _default_threads() -> int:
+    env = os.environ.get("WEIGHTLESS_THREADS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            import warnings
+
+            warnings.warn(f"WEIGHTLESS_THREADS={env!r} is not a whole number; ignored", stacklevel=2)
+    return min(2, usable_cores())
+
+
+#: Default torch intra-op thread count for training: WEIGHTLESS_THREADS, else the usable cores up
+#: to 2. Measured on an idle 2-core machine, two threads compress LeNet5 1.6x faster than one
+#: (results/bench/bench_compress_threads*.md); more were not measured. On a busy machine two
+#: threads train 2-4x slower than one: :func:`contention_note` says so at the start of a run.
+DEFAULT_THREADS = _default_threads()
 
 #: Anything :func:`train` and :func:`evaluate` accept: a Task (its train / val split), a Source,
 #: a DataLoader, a Dataset, an (x, y) pair, or an object with x and y (or train and val).
@@ -135,10 +162,70 @@ def set_threads(threads: int | None) -> int:
     return n
 
 
+def contention_note(threads: int | None = None) -> str | None:
+    """A one-line warning when other processes already keep the cores busy enough that
+    ``threads`` (None: the current default) torch threads will wait on each other (the 1-minute
+    load average above the cores left free); None otherwise."""
+    n = _current_default[0] if threads is None else int(threads)
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - no load average on this OS
+        return None
+    cores = usable_cores()
+    if n < 2 or load <= cores - n + 0.5:
+        return None
+    return (f"note: the machine is busy (load average {load:.1f} on {cores} cores); {n} torch threads can train "
+            f"several times slower than 1 here: WEIGHTLESS_THREADS=1 or --threads 1 may be faster")
+
+
 def _apply_threads(threads: int | None) -> None:
     n = _current_default[0] if threads is None else int(threads)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+@dataclass(frozen=True)
+class SoftTargets:
+    """A fixed teacher's outputs on every example of one training split of array data, in data
+    order: distillation reads them instead of running the teacher on each batch (the teacher's
+    forward pass is about a third of a distilled training step). Made by :func:`soft_targets`."""
+
+    outputs: torch.Tensor
+    ends: tuple[torch.Tensor, torch.Tensor]  # the split's first and last input, to check that train() gets the same data
+
+    def matches(self, source: Source) -> bool:
+        """Whether ``source`` looks like the data these outputs were computed on (array data of
+        the same length, same first and last example)."""
+        if source.kind != "arrays" or len(source) != int(self.outputs.shape[0]):
+            return False
+        x = source.obj[0]
+        return bool(torch.equal(x[0], self.ends[0]) and torch.equal(x[-1], self.ends[1]))
+
+
+def soft_targets(teacher: nn.Module, data: DataLike) -> "SoftTargets | nn.Module":
+    """The outputs of ``teacher`` (in eval mode, no gradient) on every example of the training
+    split of ``data`` when it is array data, as :class:`SoftTargets` for ``train(teacher=...)``;
+    ``teacher`` itself for other data (a loader or dataset may transform examples at random, so
+    its outputs cannot be reused).
+
+    Raises:
+        InputError: unreadable data.
+    """
+    source, task = _resolve(data, "train")
+    if source.kind != "arrays":
+        return teacher
+    device = model_device(teacher, task)
+    was_training = teacher.training
+    teacher.eval()
+    outs = []
+    try:
+        with torch.no_grad():
+            for xb, _ in source.ordered(2000):
+                outs.append(teacher(_to_device(xb, device)).detach())
+    finally:
+        teacher.train(was_training)
+    x = source.obj[0]
+    return SoftTargets(torch.cat(outs), (x[0].clone(), x[-1].clone()))
 
 
 def _resolve(data: DataLike, split: str) -> tuple[Source, Task | None]:
@@ -197,7 +284,7 @@ def train(
     masks: Mapping[str, torch.Tensor] | None = None,
     before_step: Callable[[int], None] | None = None,
     after_step: Callable[[int], None] | None = None,
-    teacher: nn.Module | None = None,
+    teacher: "nn.Module | SoftTargets | None" = None,
 ) -> TrainReport:
     """Train ``model`` in place on the training split of ``data`` (a Task, or bare training data).
 
@@ -209,7 +296,8 @@ def train(
         before_step: called with the step index after ``backward()``, before the optimiser step.
         after_step: called with the step index after the optimiser step (and re-masking).
         teacher: a model whose soft outputs are distilled into ``model`` with weight
-            ``cfg.distill`` (ignored when ``cfg.distill`` is 0).
+            ``cfg.distill`` (ignored when ``cfg.distill`` is 0), or its outputs computed once
+            by :func:`soft_targets` on the same training data.
 
     Returns:
         A :class:`TrainReport`.
@@ -229,7 +317,7 @@ def train(
 
 def _train(model: nn.Module, data: DataLike, cfg: TrainConfig, trainable: set[str] | None,
            masks: Mapping[str, torch.Tensor] | None, before_step: Callable[[int], None] | None,
-           after_step: Callable[[int], None] | None, teacher: nn.Module | None) -> TrainReport:
+           after_step: Callable[[int], None] | None, teacher: Any) -> TrainReport:
     source, task = _resolve(data, "train")
     loss_fn = task.loss_fn() if task is not None else F.cross_entropy
     device = model_device(model, task)
@@ -240,9 +328,14 @@ def _train(model: nn.Module, data: DataLike, cfg: TrainConfig, trainable: set[st
     steps_per_epoch = source.steps_per_epoch(cfg.batch_size)
     total = max(1, int(round(cfg.epochs * steps_per_epoch)))
     distill = teacher is not None and cfg.distill > 0
-    if distill:
+    cached = None
+    if distill and isinstance(teacher, SoftTargets):
+        if not teacher.matches(source):
+            raise InputError("soft targets were computed on other training data than train() was given")
+        cached, teacher = teacher.outputs, None
+    elif distill:
         teacher.eval()
-    stepper = Stepper(model, opt, loss_fn, named, mask_t, teacher if distill else None, cfg, before_step, after_step)
+    stepper = Stepper(model, opt, loss_fn, named, mask_t, teacher if distill else None, cfg, before_step, after_step, cached)
     report = TrainReport()
     bar = _Progress(total, cfg.desc) if cfg.progress else None
     t0 = time.perf_counter()

@@ -99,8 +99,16 @@ class Source:
         n = len(self)
         return max(1, math.ceil(n / max(1, min(batch_size, n))))
 
-    def stream(self, batch_size: int, seed: int) -> Iterator[Batch]:
-        """Yield training batches forever, epoch after epoch, in a seeded order."""
+    def stream(self, batch_size: int, seed: int, extra: torch.Tensor | None = None) -> Iterator[Any]:
+        """Yield training batches forever, epoch after epoch, in a seeded order: ``(inputs,
+        target)``, or ``(inputs, target, extra[same examples])`` when ``extra`` (one row per
+        example, arrays only) is given.
+
+        Raises:
+            InputError: ``extra`` for data that is not arrays, or of another length.
+        """
+        if extra is not None and (self.kind != "arrays" or int(extra.shape[0]) != len(self)):
+            raise InputError(f"per-example extras need array data of {int(extra.shape[0])} examples")
         if self.kind == "arrays":
             x, y = self.obj
             n = int(y.shape[0])
@@ -110,7 +118,7 @@ class Source:
                 perm = torch.from_numpy(rng.permutation(n))
                 for start in range(0, n, bs):
                     idx = perm[start : start + bs]
-                    yield x[idx], y[idx]
+                    yield (x[idx], y[idx]) if extra is None else (x[idx], y[idx], extra[idx])
         loader = self.obj
         if self.kind == "dataset":
             from torch.utils.data import DataLoader

@@ -82,6 +82,7 @@ class Stepper:
     cfg: Any
     before_step: Callable[[int], None] | None
     after_step: Callable[[int], None] | None
+    cached: torch.Tensor | None = None  # the teacher's outputs per training example (SoftTargets)
 
     def set_lr(self, step: int, total: int) -> None:
         """The cosine schedule's learning rate at ``step`` of ``total`` (unchanged if constant)."""
@@ -92,15 +93,16 @@ class Stepper:
             for g in self.opt.param_groups:
                 g["lr"] = cfg.lr * scale
 
-    def step(self, xb: Any, yb: Any, step: int) -> float:
-        """Train on one batch; return its loss."""
+    def step(self, xb: Any, yb: Any, step: int, tout: torch.Tensor | None = None) -> float:
+        """Train on one batch (``tout``: the teacher's outputs on it, when cached); return its loss."""
         cfg, named = self.cfg, self.named
         self.opt.zero_grad(set_to_none=True)
         out = self.model(xb)
         loss = self.loss_fn(out, yb)
-        if self.teacher is not None:
+        if tout is None and self.teacher is not None:
             with torch.no_grad():
                 tout = self.teacher(xb)
+        if tout is not None:
             loss = (1 - cfg.distill) * loss + cfg.distill * distill_loss(out, tout, cfg.temperature)
         loss.backward()
         for nm, m in self.masks.items():
@@ -130,12 +132,12 @@ def run_steps(stepper: Stepper, source: Source, device: torch.device, total: int
     count = 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        for xb, yb in source.stream(cfg.batch_size, cfg.seed):
+        for batch in source.stream(cfg.batch_size, cfg.seed, stepper.cached):
             if step >= total:
                 break
-            xb, yb = _to(xb, device), _to(yb, device)
+            xb, yb = _to(batch[0], device), _to(batch[1], device)
             stepper.set_lr(step, total)
-            running += stepper.step(xb, yb, step)
+            running += stepper.step(xb, yb, step, batch[2] if len(batch) > 2 else None)
             count += 1
             step += 1
             if bar is not None:

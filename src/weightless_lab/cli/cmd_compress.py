@@ -65,7 +65,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dense-dtype", choices=("float32", "float16"), default="float32",
                    help="storage of the layers not encoded with a filter")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: WEIGHTLESS_THREADS or 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: WEIGHTLESS_THREADS, else the usable cores up to 2)")
     p.add_argument("--quick", action="store_true", help="smoke run: 10k training images, 1/8 of the epochs")
     p.add_argument("--cache-dir", default="checkpoints", help="dense checkpoint cache (default ./checkpoints)")
     p.add_argument("--no-progress", action="store_true")

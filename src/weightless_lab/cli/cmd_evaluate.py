@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--model-def", default=None, metavar="MODULE:FACTORY", help="your model: import MODULE, call FACTORY()")
     p.add_argument("--data", default="mnist", help="mnist (default), fashion-mnist, or a .npz with x_test/y_test")
     p.add_argument("--normalize", default="library", metavar="HOW", help="bundled images' normalisation: library (MNIST standardised, Fashion-MNIST in [0, 1]; default), none ([0, 1]), or MEAN,STD (your model's own, on [0, 1] pixels). A model that does not take flat 784-pixel rows gets (1, 28, 28) images")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: WEIGHTLESS_THREADS or 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: WEIGHTLESS_THREADS, else the usable cores up to 2)")
     p.set_defaults(func=run)
 
 

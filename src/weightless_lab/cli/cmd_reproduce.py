@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
                    help="Tables 1-3 / decode times on these settings only (repeatable), e.g. lenet300:magnitude")
     p.add_argument("--out", default=None, help="output folder (default results/quick with --quick, else results/paper)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: WEIGHTLESS_THREADS or 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: WEIGHTLESS_THREADS, else the usable cores up to 2)")
     p.add_argument("--cache-dir", default="checkpoints", help="dense and simplified model cache (default ./checkpoints)")
     p.add_argument("--no-cache", action="store_true", help="train and simplify from scratch, save nothing")
     p.add_argument("--simplify-scale", type=float, default=None,

@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--quick", action="store_true", help="smoke run: 5k training / 5k test images, ~1/8 of the epochs")
     p.add_argument("--out", default=None, help="folder for model.safetensors, layers.npz, summary.json")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: WEIGHTLESS_THREADS or 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: WEIGHTLESS_THREADS, else the usable cores up to 2)")
     p.add_argument("--cache-dir", default="checkpoints", help="dense checkpoint cache (default ./checkpoints)")
     p.add_argument("--no-cache", action="store_true", help="always train the dense model from scratch")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
