@@ -8,7 +8,7 @@ makes them). For each tensor:
 - weightless: the smallest lossless record (``sparse`` or ``indexed``) of the codebook and
   indices, its payload bytes (codebook included; the container's per-record name/shape
   header is not counted), decoded back and compared; also the record as written before the
-  blocks positions model (``before``), and the encode and decode times.
+  blocks and left models (``before``), and the encode and decode times.
 - NNCodec 2.1.3 (``make nncodec``; run in its own venv by benchmarks/nncodec_worker.py): the
   cluster indices as int32 (0 = pruned) in NNCodec's integer mode (exact), under three
   mappings of clusters to integers (signed value rank: negative centroids -1, -2, ... from
@@ -98,12 +98,13 @@ def ours(name: str, c: Clustered, repeats: int) -> dict:
     back = decode_coded(rec).astype(np.float64)
     if not np.array_equal(back, c.values()):
         raise RuntimeError(f"{name}: the record did not decode back")  # a bug
-    plain = clustered.encode_positions
-    try:  # the same record as written before positions model 3 existed
-        clustered.encode_positions = lambda m, rows=1: plain(m, rows, blocks_model=False)  # type: ignore[assignment]
+    positions, symbols = clustered.encode_positions, clustered.encode_symbols
+    try:  # the same record as written before the positions and symbols models 3 existed
+        clustered.encode_positions = lambda m, rows=1: positions(m, rows, blocks_model=False)  # type: ignore[assignment]
+        clustered.encode_symbols = lambda s, k, context=None: symbols(s, k)  # type: ignore[assignment]
         before = min(len(r.payload) for r in clustered_candidates(name, c))
     finally:
-        clustered.encode_positions = plain  # type: ignore[assignment]
+        clustered.encode_positions, clustered.encode_symbols = positions, symbols  # type: ignore[assignment]
     return {"bytes": len(rec.payload), "encoding": rec.encoding, "before_bytes": before, "encode_s": encode_s,
             "decode_s": _best_time(lambda: decode_coded(rec), repeats)}
 
@@ -207,7 +208,7 @@ def markdown(res: dict) -> str:
         "",
         "Bytes: weightless = the record's payload (codebook included); NNCodec = its smallest bit-exact stream over "
         f"{len(MAPPINGS)} index mappings x {len(VARIANTS)} encoder variants, plus the same codebook bytes. "
-        "`before` = the record without positions model 3 (blocks).",
+        "`before` = the record as written before this work (positions and symbols models 0-2 only).",
         "",
         f"Targets: tensor <= {TARGET_TENSOR}x NNCodec, whole model <= {TARGET_MODEL}x, LeNet5 FC-0 decode >= "
         f"{TARGET_DECODE}x faster.",

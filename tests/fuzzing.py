@@ -63,7 +63,8 @@ def seed_files(use_compact: bool) -> list[bytes]:
 
 def coded_seed_files(rng: np.random.Generator) -> list[bytes]:
     """Files of ``sparse`` and ``indexed`` records with every positions model (flat, lines,
-    gaps) and symbols model (uniform, histogram, packed, one symbol), in four dtypes."""
+    gaps, blocks, context) and symbols model (uniform, histogram, packed, left, one symbol), in
+    four dtypes."""
     from weightless.io.clustered import Clustered, coded_record
     from weightless.container import container_to_bytes
 
@@ -79,6 +80,13 @@ def coded_seed_files(rng: np.random.Generator) -> list[bytes]:
         recs = [coded_record("s", Clustered(sparse.reshape(shape), cb[:k], dtype), "sparse"),
                 coded_record("i", Clustered(idx.reshape(shape), cb[:k], dtype), "indexed")]
         out.append(container_to_bytes(recs, {}))
+    from test_coded_models3 import pixel_runs, structured  # positions models 3 and 4, symbols model 3
+
+    blocks = Clustered(structured(rng, (40, 60), 6), cb[:6], "float32")
+    context = Clustered(pixel_runs(rng, (60, 100), 6), cb[:6], "float32")
+    out.append(container_to_bytes([coded_record("p", context, "sparse")], {}))
+    dense = Clustered(np.clip(3 + np.cumsum(rng.choice([-1, 0, 0, 1], (8, 75)), axis=1), 0, 5), cb[:6], "float32")
+    out.append(container_to_bytes([coded_record("b", blocks, "sparse"), coded_record("l", dense, "indexed")], {}))
     gaps = np.full(4000, -1)
     gaps[::37] = 1
     gaps[2000:2100] = 0
@@ -303,17 +311,20 @@ def hostile_file(rng: random.Random) -> tuple[str, bytes]:
                           write_varint(size - 1) + b"\x00" + write_varint(0)])
     else:
         n = rng.randrange(1, size)
-        pos = write_varint(n) + bytes([rng.choice([0, 1, 2])]) + rng.choice([
-            write_varint(0), word, bytes([rng.randint(1, 12)]) + write_varint(n) + write_varint(n) + write_varint(0)])
+        pos = write_varint(n) + bytes([rng.choice([0, 1, 2, 3, 4])]) + rng.choice([
+            write_varint(0), word, bytes([rng.randint(1, 12)]) + write_varint(n) + write_varint(n) + write_varint(0),
+            bytes([rng.randint(1, 16), rng.randint(1, 16)]) + b"\x00" + word + b"\x02" + write_varint(n)])
         counts = [rng.randrange(size) for _ in range(k)]
-        sym = b"\x01" + b"".join(write_varint(c) for c in counts) + rng.choice([write_varint(0), word])
+        sym = rng.choice([b"\x01" + b"".join(write_varint(c) for c in counts) + rng.choice([write_varint(0), word]),
+                          b"\x03" + bytes([rng.randint(0, 255)]) + rng.choice([write_varint(0), word])])
     body = (pos if enc == "sparse" else b"") + sym
     dtype = rng.choice(["float32", "float16", "bfloat16", "float64"])
     if dtype != "float32":
         cb = write_varint(k) + bytes([3]) + np.linspace(0, 1, k).astype("<f8").tobytes()
         if dtype in ("float16", "bfloat16"):
             cb = write_varint(k) + bytes([1]) + np.linspace(0, 1, k).astype("<f2").tobytes()
-    return family, container_to_bytes([Record("w", enc, (size,), dtype, {}, cb + body)], {})
+    shape = rng.choice([(size,), (16, size // 16)])  # a grid: the lines and blocks models apply
+    return family, container_to_bytes([Record("w", enc, shape, dtype, {}, cb + body)], {})
 
 
 def mutate(rng: random.Random, data: bytes) -> bytes:

@@ -16,6 +16,8 @@ import zlib
 
 import numpy as np
 
+from reference_coded3 import blocks_mask, context_grid, left_symbols
+
 M64 = (1 << 64) - 1
 U64 = np.uint64
 
@@ -321,12 +323,15 @@ def _min_length(length: int, least: float) -> None:
         raise ValueError("8.4: stream shorter than its minimum length")
 
 
-def decode_symbols(b: bytes, p: int, count: int, k: int) -> tuple[np.ndarray, int]:
-    """Section 8.3: ``count`` symbols in [0, k); returns (symbols, next offset)."""
+def decode_symbols(b: bytes, p: int, count: int, k: int, left: tuple | None = None) -> tuple[np.ndarray, int]:
+    """Section 8.3: ``count`` symbols in [0, k); returns (symbols, next offset). ``left``:
+    (codebook, positions of the symbols, row length) where model 3 is allowed."""
     if k <= 1 or count == 0:
         return np.zeros(count, np.int64), p
     model = b[p]
     p += 1
+    if model == 3 and left is not None:
+        return left_symbols(b, p, count, k, *left, read_varint)
     if model == 2:  # packed
         w = max(k - 1, 0).bit_length()
         n = (count * w + 7) // 8
@@ -376,13 +381,22 @@ def _positions(b: bytes, p: int, size: int, rows: int) -> tuple[np.ndarray, int]
     p += 1
     if model == 0:
         mask, p = _flat_mask(b, p, size, n)
-    elif model == 1:  # lines: rows = first dimension, columns = the rest
+    elif model in (1, 4):  # lines / context: rows = first dimension, columns = the rest
+        if rows < 2 or size % rows:
+            raise ValueError("8.2: lines without a grid")
         rmask, p = _flat_mask(b, p, rows)
         cmask, p = _flat_mask(b, p, size // rows)
-        sub, p = _positions(b, p, int(rmask.sum()) * int(cmask.sum()), 1)
+        if model == 1:
+            sub, p = _positions(b, p, int(rmask.sum()) * int(cmask.sum()), 1)
+        else:
+            sub, p = context_grid(b, p, int(rmask.sum()), int(cmask.sum()), read_varint)
         m2 = np.zeros((rows, size // rows), bool)
         m2[np.ix_(rmask, cmask)] = sub.reshape(int(rmask.sum()), int(cmask.sum()))
         mask = m2.reshape(-1)
+    elif model == 3:  # blocks
+        if rows < 2 or size % rows:
+            raise ValueError("8.2: blocks without a grid")
+        mask, p = blocks_mask(b, p, size, n, rows, read_varint, decode_symbols, quantized_cdf, _words, _min_length)
     elif model == 2:  # gaps
         bits = b[p]
         e = (1 << bits) - 1
@@ -422,13 +436,15 @@ def decode_coded(entry: dict, payload: bytes) -> np.ndarray:
     else:
         cb = np.frombuffer(raw, ("<f4", "<f2", None, "<f8")[fmt]).astype(np.float64)
     size = int(np.prod(entry["shape"], dtype=np.int64))
+    rows = entry["shape"][0] if len(entry["shape"]) >= 2 else 1
+    cols = size // rows if size else 1
     if entry["encoding"] == "indexed":
-        sym, p = decode_symbols(payload, p, size, k)
+        sym, p = decode_symbols(payload, p, size, k, (cb, np.arange(size), cols))
         out = cb[sym]
     else:
-        mask, p = _positions(payload, p, size, entry["shape"][0] if len(entry["shape"]) >= 2 else 1)
+        mask, p = _positions(payload, p, size, rows)
         n = int(mask.sum())
-        sym, p = decode_symbols(payload, p, n, k)
+        sym, p = decode_symbols(payload, p, n, k, (cb, np.flatnonzero(mask), cols))
         out = np.zeros(size)
         out[mask] = cb[sym]
     if p != len(payload):

@@ -22,6 +22,12 @@ Positions (:func:`encode_positions`): ``varint n`` (number of nonzero positions 
   P(s) = count(s) / S. Walking the flat positions from -1, a symbol ``E = 2**b - 1`` skips E
   positions, a symbol ``s < E`` skips s and marks the next one nonzero; the last symbol is not
   E. Pays where the density varies along the tensor (an empirical gap distribution).
+- model 3, blocks (:mod:`weightless.entropy.blocks`): rows and columns in a few groups each,
+  every (row group, column group) block of uniform density, run-coded. Pays where neurons and
+  inputs have densities of their own.
+- model 4, context (:mod:`weightless.entropy.context_positions`): the lines model's flags,
+  then the kept grid cell by cell with an adaptive binary range coder (contexts: column and
+  row density, left neighbour). Written only when 1% shorter than the others (slower to decode).
 
 Symbols (:func:`encode_symbols`): ``count`` symbols in ``[0, A)`` (the caller knows both) as
 ``u8 model`` then:
@@ -30,7 +36,10 @@ Symbols (:func:`encode_symbols`): ``count`` symbols in ``[0, A)`` (the caller kn
 - model 1, histogram: ``A`` varint counts (summing to ``count``), ``varint L`` and ANS words
   with P(s) = count(s) / count;
 - model 2, packed: ``ceil(log2 A)`` bits per symbol, MSB first, zero padded (no ANS: short
-  streams, where the coder's 32-bit words would cost more than they save).
+  streams, where the coder's 32-bit words would cost more than they save);
+- model 3, left (coded records only, :mod:`weightless.entropy.range_coder`): ``u8 cap``,
+  ``varint L`` and an adaptive binary range coder's bytes, each index conditioned on the index
+  to its left. Pays where neighbouring weights are alike.
 
 The encoder writes whichever is shortest. An alphabet of one symbol needs no bytes at all.
 Models use ``perfect=False`` as the table coder does, so output is deterministic for a given
@@ -63,7 +72,10 @@ def symbol_width(alphabet: int) -> int:
     return max(int(alphabet) - 1, 0).bit_length()
 
 
-FLAT, LINES, GAPS, BLOCKS = 0, 1, 2, 3
+FLAT, LINES, GAPS, BLOCKS, CONTEXT = 0, 1, 2, 3, 4
+#: The context model (slowest to decode) is written only when this much shorter than the others.
+CONTEXT_GAIN = 0.01
+CONTEXT_CAP = 255
 MAX_GAP_BITS = 12
 
 
@@ -131,6 +143,15 @@ def encode_positions(mask: np.ndarray, rows: int = 1, *, blocks_model: bool = Tr
     blocks = encode_blocks(mask, rows) if blocks_model else None
     if blocks is not None and len(blocks) + len(write_varint(n)) + 1 < len(best):
         best = write_varint(n) + bytes([BLOCKS]) + blocks
+    if blocks_model and rows > 1 and size % rows == 0:
+        from .context_positions import encode_context
+
+        m2 = mask.reshape(rows, size // rows)
+        r, c = np.asarray(m2.any(axis=1)), np.asarray(m2.any(axis=0))
+        words = encode_context(m2[r][:, c], CONTEXT_CAP)
+        ctx = write_varint(n) + bytes([CONTEXT]) + _flat(r) + _flat(c) + bytes([CONTEXT_CAP]) + _with_length(words)
+        if len(ctx) < (1.0 - CONTEXT_GAIN) * len(best):
+            best = ctx
     return best
 
 

@@ -14,7 +14,7 @@ from typing import Iterator
 
 from ..errors import FieldError, TruncatedError
 from ._bits import Reader
-from .index_coder import BLOCKS, CHUNK, FLAT, GAPS, HISTOGRAM, LEFT, LINES, MAX_GAP_BITS, PACKED, UNIFORM, symbol_width
+from .index_coder import BLOCKS, CHUNK, CONTEXT, FLAT, GAPS, HISTOGRAM, LEFT, LINES, MAX_GAP_BITS, PACKED, UNIFORM, symbol_width
 from .range_coder import LeftSource
 from .table_coder import AnsStream, _flag_probs
 
@@ -89,6 +89,25 @@ def _all(size: int) -> "Iterator[np.ndarray]":
 def _chunked(pos: np.ndarray) -> "Iterator[np.ndarray]":
     for start in range(0, pos.size, CHUNK):
         yield pos[start : start + CHUNK]
+
+
+def _parse_context(r: Reader, kr: np.ndarray, kc: np.ndarray, cols: int, n: int, what: str) -> np.ndarray:
+    """Positions model 4 after its flags: the flat positions of the nonzeros (increasing)."""
+    from .context_positions import decode_context
+    from .range_coder import DECISIONS_PER_BYTE
+
+    cap = r.u8(f"{what} context cap")
+    data = r.view(r.varint(f"{what} context stream length", r.remaining), f"{what} context stream")
+    if cap < 1 or kr.size * kc.size > DECISIONS_PER_BYTE * len(data) + 45376:
+        raise TruncatedError(f"{what}: a context stream of {len(data)} bytes (cap {cap}) cannot hold "
+                             f"{kr.size} x {kc.size} cells; truncated data or lying flags")
+    grid, used = decode_context(data, kr.size, kc.size, cap)
+    if used < len(data):
+        raise FieldError(f"{what}: the context stream left {len(data) - used} bytes unread (corrupt)")
+    i, j = np.nonzero(grid)
+    if i.size != n:
+        raise FieldError(f"{what}: the context stream holds {i.size} nonzeros, the count says {n}")
+    return kr[i] * cols + kc[j]
 
 
 def _parse_flat(r: Reader, size: int, n: int, what: str) -> "Iterator[np.ndarray]":
@@ -171,11 +190,13 @@ def parse_positions(r: Reader, size: int, what: str, rows: int = 1) -> PositionS
         from .blocks import parse_blocks
 
         return PositionSource(size, n, _chunked(parse_blocks(r, size, n, rows, f"{what} positions")))
-    if model != LINES or rows <= 1 or size % rows:
+    if model not in (LINES, CONTEXT) or rows <= 1 or size % rows:
         raise FieldError(f"{what}: positions model {model} is not valid here (rows = {rows})")
     cols = size // rows
     kr = np.flatnonzero(_flat_mask(r, rows, f"{what} rows"))
     kc = np.flatnonzero(_flat_mask(r, cols, f"{what} columns"))
+    if model == CONTEXT:
+        return PositionSource(size, n, _chunked(_parse_context(r, kr, kc, cols, n, what)))
     inner = parse_positions(r, kr.size * kc.size, f"{what} kept lines")
     if inner.n != n:
         raise FieldError(f"{what}: the kept lines hold {inner.n} nonzeros, the count says {n}")

@@ -164,7 +164,8 @@ def decode_coded(rec: Record, *, bfloat16: str = "float32") -> np.ndarray:
 
     The whole payload is parsed first (every length, count and minimum-length rule, trailing
     bytes), then the streams are decoded in chunks straight into the output array, so the
-    peak memory is the output plus a few MiB.
+    peak memory is the output plus a few MiB; with the blocks positions model or the left
+    symbols model, plus 8 bytes per nonzero (the positions, then the symbols, whole).
 
     Raises:
         FieldError / TruncatedError: a corrupt payload, params other than ``alt``, a dtype
