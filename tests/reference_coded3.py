@@ -40,7 +40,7 @@ class Ans:
 
 def run_model(cells: int, marks: int) -> tuple[int, list[float]]:
     """8.2 model 3: (E, probabilities) of a coded block."""
-    b = min(12, max(1, (-(-2 * cells // marks) - 1).bit_length()))
+    b = min(8, max(1, (-(-2 * cells // marks) - 1).bit_length()))
     e = (1 << b) - 1
     p = marks / cells
     w = [1.0]
@@ -68,18 +68,17 @@ def blocks_mask(b: bytes, p: int, size: int, n: int, rows: int, read_varint, dec
                 raise ValueError("8.2: block count")
     if sum(counts.values()) != n:
         raise ValueError("8.2: block counts")
-    total, p = read_varint(b, p)
-    length, p = read_varint(b, p)
     coded = [(a, c) for a in range(gr) for c in range(gc) if 0 < counts[a, c] < len(rows_of[a]) * len(cols_of[c])]
-    models = {}
+    models, runs = {}, {}
     for a, c in coded:
         cells = len(rows_of[a]) * len(cols_of[c])
         models[a, c] = run_model(cells, min(counts[a, c], cells - counts[a, c]))
+        runs[a, c], p = read_varint(b, p)
+    length, p = read_varint(b, p)
     min_length(length, sum(min(counts[ab], len(rows_of[ab[0]]) * len(cols_of[ab[1]]) - counts[ab])
                            * -math.log2(models[ab][1][1] + 2.0**-23) for ab in coded))
     ans = Ans(words(b[p : p + length]))
     mask = np.zeros((rows, cols), bool)
-    used = 0
     for a in range(gr):
         for c in range(gc):
             cells = len(rows_of[a]) * len(cols_of[c])
@@ -89,21 +88,20 @@ def blocks_mask(b: bytes, p: int, size: int, n: int, rows: int, read_varint, dec
                 cdf = quantized_cdf(probs)
                 marks = min(counts[a, c], cells - counts[a, c])
                 marked = np.zeros(cells, bool)
-                cursor = found = 0
-                while found < marks:
+                cursor = found = s = 0
+                for _ in range(runs[a, c]):
                     s = ans.decode(cdf)
-                    used += 1
                     if s:
                         marked[cursor + s - 1] = True
                         found += 1
                     cursor += s if s else e
                     if cursor > cells:
                         raise ValueError("8.2: run past the block")
+                if found != marks or s == 0:
+                    raise ValueError("8.2: block marks")
                 block = marked if 2 * counts[a, c] <= cells else ~marked
             mask[np.ix_(rows_of[a], cols_of[c])] = block.reshape(len(rows_of[a]), len(cols_of[c]))
     ans.end()
-    if used != total:
-        raise ValueError("8.2: run symbol count")
     return mask.reshape(-1), p + length
 
 

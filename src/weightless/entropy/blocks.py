@@ -6,16 +6,16 @@ Pruned weights are structured: inputs that every neuron ignores (empty columns),
 quiet neurons, conv kernel positions that survive more often. The encoder finds the groups
 by co-clustering (alternately moving each row, then each column, to the group that codes it
 in the fewest bits, from density-quantile groups) for a few group counts and keeps the
-shortest stream. Each block is then coded as the flat model codes a mask (8 cells a symbol,
-P(byte) from the block's density), all blocks in one ANS stream, so decoding is a handful
-of vectorised calls, whatever the block count.
+shortest stream. Each block's marked cells (its nonzeros, or its zeros when it is mostly
+nonzero) are coded as runs with the geometric model of its density, all blocks in one ANS
+stream, so decoding costs a few vectorised calls per block, whatever the cell count.
 
 Stream (after ``varint n`` and ``u8 model = 3``): ``u8 G_r``, ``u8 G_c`` (1..16), the row
 groups as a symbols stream of ``rows`` symbols in ``[0, G_r)``, the column groups as a
 symbols stream of ``cols`` symbols in ``[0, G_c)``, ``G_r * G_c`` varint counts (nonzeros in
-block (a, b), row-major), ``varint L`` and ``L`` bytes of ANS words: for every block with
-``0 < count < cells``, in order, the ``ceil(cells / 8)`` flag bytes of its cells (its rows
-ascending, each over its columns ascending).
+block (a, b), row-major), a varint run-symbol count per coded block (``0 < count <
+cells``), ``varint L`` and ``L`` bytes of ANS words: every coded block's run symbols, in
+order (its cells: its rows ascending, each over its columns ascending).
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ MAX_GROUPS = 16
 #: LeNet-sized layers (measured: 8 x 8 within 0.3% of 4 x 4) and cost decode time per block.
 GROUP_CHOICES = ((2, 2), (2, 4), (4, 2), (4, 4))
 _ITERATIONS = 4
+#: Widest run symbol: escapes of 255 cells cost nothing in size (the escape's probability is
+#: exactly that of 255 unmarked cells) and keep the alphabets small, so decoding is fast.
+RUN_BITS = 8
 
 
 def _quantile_groups(density: np.ndarray, groups: int) -> np.ndarray:
@@ -109,8 +112,8 @@ def _block_cells(rl: np.ndarray, cl: np.ndarray, gr: int, gc: int) -> "Iterator[
 
 def run_bits(cells: int, marks: int) -> int:
     """Width b of a block's run symbols (alphabet 2**b, escape E = 2**b - 1 cells):
-    ``ceil(log2(2 cells / marks))`` clamped to [1, 12] (escapes are rare, the alphabet small)."""
-    return min(12, max(1, ((2 * cells + marks - 1) // marks - 1).bit_length()))
+    ``ceil(log2(2 cells / marks))`` clamped to [1, 8] (escapes are rare, the alphabet small)."""
+    return min(RUN_BITS, max(1, ((2 * cells + marks - 1) // marks - 1).bit_length()))
 
 
 def run_probs(cells: int, marks: int) -> np.ndarray:
@@ -154,8 +157,8 @@ def _write(m: np.ndarray, rl: np.ndarray, cl: np.ndarray, gr: int, gc: int) -> b
             marked, marks = (block, k) if 2 * k <= n else (~block, n - k)
             segments.append((_run_symbols(marked, (1 << run_bits(n, marks)) - 1), run_probs(n, marks)))
     words = _ans_encode_segments(segments) if segments else b""
-    total = sum(seg[0].size for seg in segments)
-    return b"".join(out) + write_varint(total) + write_varint(len(words)) + words
+    out += [write_varint(seg[0].size) for seg in segments]
+    return b"".join(out) + write_varint(len(words)) + words
 
 
 def encode_blocks(mask: np.ndarray, rows: int) -> bytes | None:
@@ -207,8 +210,10 @@ def parse_blocks(r: Reader, size: int, n: int, rows: int, what: str) -> np.ndarr
     marks = {ab: int(min(ones[ab], cells[ab] - ones[ab])) for ab in coded}
     probs = {ab: run_probs(int(cells[ab]), marks[ab]) for ab in coded}
     least = sum(marks[ab] * float(-np.log2(probs[ab][1] + 2.0**-23)) for ab in coded)  # a mark: a symbol >= 1
-    total = r.varint(f"{what} run symbols", n + size)
-    stream = _stream(r, probs[coded[0]] if coded else np.full(2, 0.5), total, least, f"{what} blocks")
+    runs = {ab: r.varint(f"{what} run symbols", marks[ab] + int(cells[ab]) // (len(probs[ab]) - 1)) for ab in coded}
+    if any(runs[ab] < marks[ab] for ab in coded):
+        raise FieldError(f"{what}: a block has fewer run symbols than marks")
+    stream = _stream(r, probs[coded[0]] if coded else np.full(2, 0.5), sum(runs.values()), least, f"{what} blocks")
     found = []
     for a, b, ra, cb in _block_cells(rl, cl, gr, gc):
         k, n_ab = int(ones[a, b]), int(cells[a, b])
@@ -216,7 +221,7 @@ def parse_blocks(r: Reader, size: int, n: int, rows: int, what: str) -> np.ndarr
             found.append((ra[:, None] * cols + cb[None, :]).reshape(-1))
         elif k:
             stream.set_probs(probs[(a, b)])
-            cell = _marked_cells(stream, n_ab, marks[(a, b)], f"{what} block ({a}, {b})")
+            cell = _marked_cells(stream, n_ab, marks[(a, b)], runs[(a, b)], f"{what} block ({a}, {b})")
             if 2 * k > n_ab:  # the marks are the zeros
                 keep = np.ones(n_ab, dtype=bool)
                 keep[cell] = False
@@ -226,18 +231,18 @@ def parse_blocks(r: Reader, size: int, n: int, rows: int, what: str) -> np.ndarr
     return np.sort(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
 
 
-def _marked_cells(stream: AnsStream, cells: int, marks: int, what: str) -> np.ndarray:
-    """The marked cells of one block (increasing), from its run symbols: as many symbols are
-    taken at a time as marks remain, so a block's symbols are never overrun."""
+def _marked_cells(stream: AnsStream, cells: int, marks: int, count: int, what: str) -> np.ndarray:
+    """The marked cells of one block (increasing), from its ``count`` run symbols."""
     e = (1 << run_bits(cells, marks)) - 1
-    found, cursor, left = [], 0, marks
-    while left:
-        sym = stream.take(min(left, 1 << 16)).astype(np.int64)
+    found, cursor = [], 0
+    for at in range(0, count, 1 << 16):
+        sym = stream.take(min(count - at, 1 << 16)).astype(np.int64)
         ends = cursor + np.cumsum(np.where(sym == 0, e, sym))
-        at = ends[sym > 0] - 1
-        if ends.size and int(ends[-1]) > cells:
-            raise FieldError(f"{what}: the runs go past the block's {cells} cells")
         cursor = int(ends[-1])
-        left -= at.size
-        found.append(at)
-    return np.concatenate(found)
+        if cursor > cells:
+            raise FieldError(f"{what}: the runs go past the block's {cells} cells")
+        found.append(ends[sym > 0] - 1)
+    out = np.concatenate(found)
+    if out.size != marks or int(sym[-1]) == 0:
+        raise FieldError(f"{what}: {out.size} marks where the count says {marks}, or a trailing escape")
+    return out
