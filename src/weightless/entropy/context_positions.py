@@ -68,6 +68,8 @@ def _encode(mask: np.ndarray, cap: int, bucket: np.ndarray) -> np.ndarray:
 
 @njit
 def _decode(data: np.ndarray, rows: int, cols: int, cap: int, bucket: np.ndarray) -> tuple:
+    """(grid, bytes read). The decision is written out inline (as in range_coder._decode);
+    the three updates use the shared rule."""
     mask = np.zeros((rows, cols), dtype=np.uint8)
     size = data.size
     code, at = 0, 0
@@ -81,8 +83,9 @@ def _decode(data: np.ndarray, rows: int, cols: int, cap: int, bucket: np.ndarray
     px, nx = np.full(2 * BUCKETS * BUCKETS, 32768, np.int64), np.zeros(2 * BUCKETS * BUCKETS, np.int64)
     for i in range(rows):
         left = 0
+        bi = bucket[pr[i] >> 4]
         for j in range(cols):
-            c = (bucket[pc[j] >> 4] * BUCKETS + bucket[pr[i] >> 4]) * 2 + left
+            c = (bucket[pc[j] >> 4] * BUCKETS + bi) * 2 + left
             bound = (rng >> 16) * (65536 - px[c])
             if code < bound:
                 rng = bound
@@ -91,14 +94,19 @@ def _decode(data: np.ndarray, rows: int, cols: int, cap: int, bucket: np.ndarray
                 code -= bound
                 rng -= bound
                 bit = 1
-            while rng < _TOP:
+            if rng < _TOP:
                 rng <<= 8
                 code = ((code << 8) & 0xFFFFFFFF) | (data[at] if at < size else 0)
                 at += 1
+                if rng < _TOP:
+                    rng <<= 8
+                    code = ((code << 8) & 0xFFFFFFFF) | (data[at] if at < size else 0)
+                    at += 1
             mask[i, j] = bit
             _adapt(px, nx, c, bit, cr, cap)
             _adapt(pc, nc, j, bit, lr, LINE_CAP)
             _adapt(pr, nr, i, bit, lr, LINE_CAP)
+            bi = bucket[pr[i] >> 4]
             left = bit
     return mask, at
 

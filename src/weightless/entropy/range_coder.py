@@ -132,7 +132,9 @@ def _encode(ranks: np.ndarray, left: np.ndarray, k: int, depth: int, cap: int) -
 
 @njit
 def _decode(data: np.ndarray, left: np.ndarray, k: int, depth: int, cap: int) -> tuple:
-    """(ranks, bytes read counting the zeros past the end, whether every rank is below k)."""
+    """(ranks, bytes read counting the zeros past the end, whether every rank is below k).
+    The decision, its update and the renormalisation are written out inline (a decision
+    leaves range >= 2**14: at most two bytes), which numba compiles to a tight loop."""
     size = data.size
     ranks = np.zeros(left.size, dtype=np.int64)
     code, at = 0, 0
@@ -140,36 +142,49 @@ def _decode(data: np.ndarray, left: np.ndarray, k: int, depth: int, cap: int) ->
         code = (code << 8) | (data[at] if at < size else 0)
         at += 1
     rng = 0xFFFFFFFF
-    rates = _rates(cap)
+    rates = _rates(cap).astype(np.int32)
     nodes = 1 << depth
-    p = np.full((k + 1) * nodes, 32768, np.int64)
-    n = np.zeros((k + 1) * nodes, np.int64)
-    ok = True
+    p = np.full((k + 1) * nodes, 32768, np.int32)
+    n = np.zeros((k + 1) * nodes, np.int32)
+    prev = 0
     for t in range(left.size):
-        base = (ranks[t - 1] + 1) * nodes if left[t] else 0
+        base = (prev + 1) * nodes if left[t] else 0
         node = 1
         for _d in range(depth):
             i = base + node
-            bound = (rng >> 16) * (65536 - p[i])
+            q = np.int64(p[i])
+            c = n[i]
+            r = np.int64(rates[c])
+            bound = (rng >> 16) * (65536 - q)
             if code < bound:
                 rng = bound
-                bit = 0
+                q -= (q * r) >> 16
+                node = node << 1
             else:
                 code -= bound
                 rng -= bound
-                bit = 1
-            while rng < _TOP:
+                q += ((65536 - q) * r) >> 16
+                node = (node << 1) | 1
+            if q < P_MIN:
+                q = P_MIN
+            elif q > 65536 - P_MIN:
+                q = 65536 - P_MIN
+            p[i] = q
+            if c < cap:
+                n[i] = c + 1
+            if rng < _TOP:
                 rng <<= 8
                 code = ((code << 8) & 0xFFFFFFFF) | (data[at] if at < size else 0)
                 at += 1
-            _adapt(p, n, i, bit, rates, cap)
-            node = (node << 1) | bit
-        r = node - nodes
-        if r >= k:  # a rank outside the alphabet: corrupt; stop before it indexes a context
-            ok = False
-            break
-        ranks[t] = r
-    return ranks, at, ok
+                if rng < _TOP:
+                    rng <<= 8
+                    code = ((code << 8) & 0xFFFFFFFF) | (data[at] if at < size else 0)
+                    at += 1
+        prev = node - nodes
+        if prev >= k:  # a rank outside the alphabet: corrupt; stop before it indexes a context
+            return ranks, at, False
+        ranks[t] = prev
+    return ranks, at, True
 
 
 def encode_left(ranks: np.ndarray, left: np.ndarray, k: int, cap: int) -> bytes:
