@@ -151,3 +151,29 @@ def test_models3_corruption_is_a_format_error(which):
                 pass
     with pytest.raises(FormatError):
         decode_coded(Record("w", rec.encoding, rec.shape, "float32", {}, p + write_varint(0)))
+
+
+def test_models3_without_numba_same_bytes():
+    """WEIGHTLESS_DISABLE_NUMBA=1: the range coder's kernels run as plain Python and write
+    and read the golden file's bytes."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from weightless._compat import HAVE_NUMBA\n"
+        "assert not HAVE_NUMBA\n"
+        "from test_coded_models3 import GOLDEN, golden_records\n"
+        "from weightless.container import container_to_bytes\n"
+        "from weightless.io.clustered import decode_coded\n"
+        "recs = golden_records()\n"
+        "assert container_to_bytes(recs, {}) == (GOLDEN / 'coded_v3.wl').read_bytes()\n"
+        "for r in recs: decode_coded(r)\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, WEIGHTLESS_DISABLE_NUMBA="1")
+    res = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok"

@@ -74,7 +74,7 @@ def _decode(data: np.ndarray, rows: int, cols: int, cap: int, bucket: np.ndarray
     size = data.size
     code, at = 0, 0
     for _ in range(4):
-        code = (code << 8) | (data[at] if at < size else 0)
+        code = (code << 8) | (int(data[at]) if at < size else 0)
         at += 1
     rng = 0xFFFFFFFF
     lr, cr = _rates(LINE_CAP), _rates(cap)
@@ -96,11 +96,11 @@ def _decode(data: np.ndarray, rows: int, cols: int, cap: int, bucket: np.ndarray
                 bit = 1
             if rng < _TOP:
                 rng <<= 8
-                code = ((code << 8) & 0xFFFFFFFF) | (data[at] if at < size else 0)
+                code = ((code << 8) & 0xFFFFFFFF) | (int(data[at]) if at < size else 0)
                 at += 1
                 if rng < _TOP:
                     rng <<= 8
-                    code = ((code << 8) & 0xFFFFFFFF) | (data[at] if at < size else 0)
+                    code = ((code << 8) & 0xFFFFFFFF) | (int(data[at]) if at < size else 0)
                     at += 1
             mask[i, j] = bit
             _adapt(px, nx, c, bit, cr, cap)

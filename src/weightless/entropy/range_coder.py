@@ -139,7 +139,7 @@ def _decode(data: np.ndarray, left: np.ndarray, k: int, depth: int, cap: int) ->
     ranks = np.zeros(left.size, dtype=np.int64)
     code, at = 0, 0
     for _ in range(4):
-        code = (code << 8) | (data[at] if at < size else 0)
+        code = (code << 8) | (int(data[at]) if at < size else 0)
         at += 1
     rng = 0xFFFFFFFF
     rates = _rates(cap).astype(np.int32)
@@ -174,11 +174,11 @@ def _decode(data: np.ndarray, left: np.ndarray, k: int, depth: int, cap: int) ->
                 n[i] = c + 1
             if rng < _TOP:
                 rng <<= 8
-                code = ((code << 8) & 0xFFFFFFFF) | (data[at] if at < size else 0)
+                code = ((code << 8) & 0xFFFFFFFF) | (int(data[at]) if at < size else 0)
                 at += 1
                 if rng < _TOP:
                     rng <<= 8
-                    code = ((code << 8) & 0xFFFFFFFF) | (data[at] if at < size else 0)
+                    code = ((code << 8) & 0xFFFFFFFF) | (int(data[at]) if at < size else 0)
                     at += 1
         prev = node - nodes
         if prev >= k:  # a rank outside the alphabet: corrupt; stop before it indexes a context
