@@ -119,7 +119,7 @@ class ReproConfig:
     frontier_epochs: float = 2.0
     vgg_row_scale: float = 1.0
     vgg_fractions: tuple[float, ...] = (0.0299, 0.02, 0.0125)
-    vgg_ts: tuple[int, ...] = (5, 6, 7, 8)
+    vgg_ts: tuple[int, ...] = (5, 6, 7)
     vgg_retrain_epochs: float = 1.0
     decode_repeats: int = 3
 
