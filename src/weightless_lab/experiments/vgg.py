@@ -32,17 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from weightless.training.loop import TrainConfig
 from .. import paper as P
 from ..apps.encode_options import override_encode
 from .common import Log, Progress, ReproConfig, available_constructions, env_info, read_result
 
-__all__ = ["NAME", "MODEL", "DENSE_TRAINING", "run", "markdown", "features", "head_of", "load_data"]
+__all__ = ["NAME", "MODEL", "dense_training", "run", "markdown", "features", "head_of", "load_data"]
 
 NAME = "vgg"
 MODEL = "vggmini"
-#: Dense training of :data:`MODEL` (two threads: it runs under the CPU lock).
-DENSE_TRAINING = TrainConfig(epochs=4, batch_size=128, lr=1e-3, threads=2)
 #: Layer -> the paper's VGG-16 name (its Table 1 gives nonzero fraction, k and t).
 LAYERS = {"fc1.weight": "FC-0", "fc2.weight": "FC-1"}
 
@@ -80,9 +77,18 @@ def head_of(net: Any) -> Any:
     return head
 
 
+def dense_training() -> Any:
+    """The dense training of :data:`MODEL` (a :class:`~weightless.training.TrainConfig`; two
+    threads: it runs under the CPU lock)."""
+    from weightless.training.loop import TrainConfig
+
+    return TrainConfig(epochs=4, batch_size=128, lr=1e-3, threads=2)
+
+
 def _recipe(cfg: ReproConfig) -> Any:
     from weightless.simplify.magnitude import PruneSchedule
     from weightless.simplify.recipe import LayerRecipe, Recipe
+    from weightless.training.loop import TrainConfig
 
     layers = tuple(LayerRecipe(n, "magnitude", P.VGG_LAYERS[p][1], P.VGG_LAYERS[p][2], "density") for n, p in LAYERS.items())
     prune = PruneSchedule(steps=3, retrain=TrainConfig(epochs=1, lr=5e-4), final=TrainConfig(epochs=1, lr=2e-4))
@@ -94,7 +100,7 @@ def _dense(cfg: ReproConfig, data: Any, log: Log) -> tuple[Any, dict[str, Any]]:
     from weightless.training import evaluate
     from ..apps.checkpoint import train_dense
 
-    dcfg = replace(DENSE_TRAINING, seed=cfg.seed, progress=cfg.progress, desc=f"dense {MODEL}")
+    dcfg = replace(dense_training(), seed=cfg.seed, progress=cfg.progress, desc=f"dense {MODEL}")
     if cfg.quick:
         dcfg = replace(dcfg, epochs=1.0)
     net, secs, cached = train_dense(MODEL, data, dcfg, seed=cfg.seed, cache_dir=cfg.cache_dir)
@@ -111,7 +117,7 @@ def _simplified(net: Any, feats: Any, cfg: ReproConfig, info: dict[str, Any], lo
 
     recipe = _recipe(cfg)
     blob = json.dumps({"model": MODEL, "seed": cfg.seed, "quick": cfg.quick, "n": [len(feats.train), len(feats.val)],
-                       "recipe": repr(recipe), "dense": repr(DENSE_TRAINING), "v": 1}, sort_keys=True)
+                       "recipe": repr(recipe), "dense": repr(dense_training()), "v": 1}, sort_keys=True)
     key = hashlib.sha256(blob.encode()).hexdigest()[:12]
     cdir = None if cfg.cache_dir is None else Path(cfg.cache_dir) / "simplified" / f"{MODEL}-magnitude-{key}"
     if cdir is not None and (cdir / "meta.json").exists():
