@@ -47,7 +47,7 @@ def _quantile_groups(density: np.ndarray, groups: int) -> np.ndarray:
     return np.searchsorted(edges, density, side="right").astype(np.int64)
 
 
-def _block_counts(nz: tuple[np.ndarray, np.ndarray], rl: np.ndarray, cl: np.ndarray, gr: int,
+def _block_counts(nz: tuple[np.ndarray, ...], rl: np.ndarray, cl: np.ndarray, gr: int,
                   gc: int) -> tuple[np.ndarray, np.ndarray]:
     """(ones, cells) per block, int64 (gr x gc), of the matrix whose nonzeros are at ``nz``."""
     rr, cc = nz
@@ -71,7 +71,7 @@ def _regroup(lines: np.ndarray, other: np.ndarray, n_lines: int, groups: int, ot
     return np.argmin(-(per_group @ l1.T + (width - per_group) @ l0.T), axis=1)
 
 
-def cocluster(m: np.ndarray, gr: int, gc: int, nz: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def cocluster(m: np.ndarray, gr: int, gc: int, nz: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Row and column groups of the boolean matrix ``m`` (its nonzeros at ``nz``, found when
     None) that make its blocks uniform (integer counts; the costs in float64)."""
     rows, cols = m.shape

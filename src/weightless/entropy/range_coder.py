@@ -101,6 +101,22 @@ def _shift_low(out: np.ndarray, at: int, low: int, cache: int, pending: int) -> 
 
 
 @njit
+def code_bit(out: np.ndarray, at: int, low: int, rng: int, cache: int, pending: int, prob: int, bit: int) -> tuple:
+    """Encode ``bit`` with P(1) = ``prob`` / 2**16 and renormalise. Returns (out, at, low,
+    range, cache, pending); ``out`` may grow."""
+    bound = (rng >> 16) * (65536 - prob)
+    if bit:
+        low += bound
+        rng -= bound
+    else:
+        rng = bound
+    while rng < _TOP:
+        rng <<= 8
+        out, at, low, cache, pending = _shift_low(out, at, low, cache, pending)
+    return out, at, low, rng, cache, pending
+
+
+@njit
 def _encode(ranks: np.ndarray, left: np.ndarray, k: int, depth: int, cap: int) -> np.ndarray:
     out = np.zeros(ranks.size // 2 + 64, dtype=np.uint8)
     at, low, rng, cache, pending = 0, 0, 0xFFFFFFFF, 0, 1
@@ -114,15 +130,7 @@ def _encode(ranks: np.ndarray, left: np.ndarray, k: int, depth: int, cap: int) -
         for d in range(depth - 1, -1, -1):
             bit = (ranks[t] >> d) & 1
             i = base + node
-            bound = (rng >> 16) * (65536 - p[i])
-            if bit:
-                low += bound
-                rng -= bound
-            else:
-                rng = bound
-            while rng < _TOP:
-                rng <<= 8
-                out, at, low, cache, pending = _shift_low(out, at, low, cache, pending)
+            out, at, low, rng, cache, pending = code_bit(out, at, low, rng, cache, pending, p[i], bit)
             _adapt(p, n, i, bit, rates, cap)
             node = (node << 1) | bit
     for _ in range(5):  # flush every byte of low
