@@ -169,12 +169,6 @@ def encode_symbols(symbols: np.ndarray, alphabet: int, context: "tuple[np.ndarra
     if alphabet <= 1 or s.size == 0:
         return b""
     candidates = [bytes([PACKED]) + pack_fixed(s, symbol_width(alphabet))]
-    if context is not None:
-        from .range_coder import CAPS, encode_left
-
-        ranks, left = context
-        for cap in CAPS:
-            candidates.append(bytes([LEFT, cap]) + _with_length(encode_left(np.asarray(ranks)[s], left, alphabet, cap)))
     counts = np.bincount(s, minlength=alphabet).astype(np.int64)
     if int(np.count_nonzero(counts)) > 1:
         candidates.append(bytes([UNIFORM]) + _with_length(_ans_encode(s, np.full(alphabet, 1.0 / alphabet))))
@@ -182,4 +176,10 @@ def encode_symbols(symbols: np.ndarray, alphabet: int, context: "tuple[np.ndarra
         candidates.append(bytes([HISTOGRAM]) + table + _with_length(_ans_encode(s, counts / s.size)))
     else:  # one symbol used: a histogram with no ANS data says it all
         candidates.append(bytes([HISTOGRAM]) + b"".join(write_varint(int(c)) for c in counts) + write_varint(0))
+    if context is not None and int(np.count_nonzero(counts)) > 1:  # last: a tie keeps the earlier models
+        from .range_coder import CAPS, encode_left
+
+        ranks, left = context
+        for cap in CAPS:
+            candidates.append(bytes([LEFT, cap]) + _with_length(encode_left(np.asarray(ranks)[s], left, alphabet, cap)))
     return min(candidates, key=len)  # ties keep the earliest
