@@ -136,7 +136,7 @@ def _bench_section(folder: Path, out: Path) -> list[str]:
              "Timings depend on the machine and on what else ran on it; each table says where it was measured.", ""]
     if (folder / "bench_constructions.json").exists():
         lines += _constructions_table(folder / "bench_constructions.json")
-    names = ["bench_decode.md", "bench_decode_busy.md", "fuzz_files_numba.md", "fuzz_files_numpy.md"]
+    names = ["bench_decode.md", "bench_decode_busy.md", "bench_lossless.md", "fuzz_files_numba.md", "fuzz_files_numpy.md"]
     for name in names + sorted(p.name for p in folder.glob("bench_compress*.md")):
         lines += _included(folder / name, out)
     if (folder / "bench_load.json").exists():
