@@ -58,7 +58,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    "auto (compact for layers up to 16M positions, paper above; default)")
     p.add_argument("--seed-trials", type=int, default=None,
                    help="filters built per layer and t; the one whose false positives cost the least loss on 5,000 "
-                   "training images is kept (the loss ranks, it never accepts; default 8)")
+                   "training images is kept (the loss ranks, it never accepts; default 4)")
     p.add_argument("--c", type=float, default=None, help="cells per key m/n (default: the construction's)")
     p.add_argument("--shards", type=int, default=None, help="filter tables per layer (default 1)")
     p.add_argument("--no-entropy", action="store_true", help="store raw bit-packed tables")
