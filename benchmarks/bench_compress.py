@@ -12,7 +12,8 @@ Cases: ``lenet300:magnitude``, ``lenet5:magnitude``, ``lenet5:dns`` (the paper's
 and that time is not counted) and ``own_model`` (``examples/own_model.py`` with full data, its own
 dense training included). The budget covers the whole pipeline against the dense model: the
 default 0.5 pp, or ``--max-error-increase`` / ``--max-error``. ``WEIGHTLESS_THREADS`` sets torch's
-threads (default 1). Writes ``<out>/bench_compress.json``
+threads (default: the usable cores up to 2); the JSON records the count and the 1-minute load
+average before and after each case (a quiet machine stays under its core count). Writes ``<out>/bench_compress.json``
 and ``.md`` (``--tag`` appends to the file names).
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -27,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from weightless.errors import BudgetError
+from weightless.training.loop import DEFAULT_THREADS
 
 CASES = ("lenet300:magnitude", "lenet5:magnitude", "lenet5:dns", "own_model")
 
@@ -87,7 +90,8 @@ def run_own_model(args: argparse.Namespace, out: Path) -> dict:
 
 def markdown(res: dict) -> str:
     """The Markdown table of a run."""
-    lines = [f"# compress: wall time against one dense training epoch ({res['machine']})", "",
+    lines = [f"# compress: wall time against one dense training epoch ({res['machine']}, "
+             f"{res.get('torch_threads', '?')} torch threads)", "",
              f"Budget: {res['budget_setting']}. Command: `{res['command']}`.", "",
              "| case | wall s | CPU s | dense epoch s | wall / epoch | file B | x fp32 | test err % | vs dense (95% CI) | confirmed | backed off |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -120,13 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         if case not in CASES:
             ap.error(f"unknown case {case!r}; known: {CASES}")
         print(f"== {case}", file=sys.stderr, flush=True)
-        w0 = time.perf_counter()
+        w0, load0 = time.perf_counter(), os.getloadavg()[0]
         try:
             runs.append(run_own_model(args, out) if case == "own_model" else run_lenet(case, args, out))
         except BudgetError as exc:  # no model within the budget: recorded, not hidden
             runs.append({"case": case, "budget_error": str(exc), "budget": exc.report,
                          "wall_seconds": round(time.perf_counter() - w0, 1)})
-        res = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "command": " ".join(sys.argv),
+        runs[-1]["load_average_before_after"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
+        res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "command": " ".join(sys.argv),
+               "torch_threads": DEFAULT_THREADS,
                "budget_setting": (f"max_error_increase={args.max_error_increase}, max_error={args.max_error} vs the dense model"
                                   if args.max_error_increase is not None or args.max_error is not None
                                   else "the default budget, 0.5 pp over the dense model"),
