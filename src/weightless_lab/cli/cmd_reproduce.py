@@ -1,5 +1,5 @@
 """``weightless reproduce``: regenerate the paper's Tables 1-3, Figures 2 and 4, the VGG-16
-scale layers and the decode times.
+scale layers, the decode times, and (opt-in) the frontiers and the VGG-16 experiment with accuracy.
 
 Examples::
 
@@ -7,6 +7,8 @@ Examples::
     weightless reproduce --full                  # the real thing, into results/paper
     weightless reproduce --full --only figure2   # one experiment
     weightless reproduce --full --only frontier  # the opt-in rate-accuracy frontier (~17 min)
+    weightless reproduce --full --only vgg       # opt-in: the paper's VGG-16 rows on a VGG-style
+                                                 # network trained on Fashion-MNIST (~35 min)
 
 Writes ``<out>/<experiment>.json`` (with versions, git commit, machine, seeds) and ``.md``,
 ``figure2.png`` / ``figure4.png`` drawn from the JSON, and ``README_results.md``. Progress and

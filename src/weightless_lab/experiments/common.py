@@ -54,7 +54,7 @@ __all__ = [
 #: Experiment names, in the order ``reproduce`` runs them (decode_times reads table123's t).
 EXPERIMENTS: tuple[str, ...] = ("table123", "figure2", "figure4", "frontier", "vgg_scale", "vgg", "decode_times")
 #: Experiments run only when named with ``--only`` (the frontier's sweep, about 20 minutes on
-#: 2 cores, and the VGG-style network's, about 15, would push ``--full`` past its 60-minute budget).
+#: 2 cores, and the VGG-style network's, about 35, would push ``--full`` past its 60-minute budget).
 OPT_IN: tuple[str, ...] = ("frontier", "vgg")
 
 Log = Callable[[str], None]
@@ -138,7 +138,7 @@ class ReproConfig:
         else:
             # The departures from EncodeConfig's defaults (besides no lossless fallback) within
             # the 60-minute budget of the full reproduction (8 Tables 1-3 runs with an automatic
-            # t): 2 retraining epochs (default 1) and 4 filter seeds (default 8)
+            # t): 2 retraining epochs (default 1) and 4 filter seeds (the default)
             # (studies/ablation_retrain: 6 epochs did not beat 3 on LeNet-300-100 DNS).
             base = cls(encode=override_encode(enc, retrain_epochs=2.0, seed_trials=4))
         return replace(base, **overrides)

@@ -110,10 +110,10 @@ def plot_figure4(result: dict[str, Any], path: str | os.PathLike) -> Path:
     return _finish(plt, fig, path)
 
 
-def plot_frontier(model: dict[str, Any], path: str | os.PathLike) -> Path:
+def plot_frontier(model: dict[str, Any], path: str | os.PathLike, note: str | None = None) -> Path:
     """Draw one model's frontier (test error against FC-0 bytes and whole-file bytes: the two
     lossless curves over the sparsity sweep, Weightless at each sparsity with t swept) from an
-    entry of a ``frontier`` result's ``models``; return the PNG path.
+    entry of a ``frontier`` result's ``models``, with ``note`` under the plots; return the PNG path.
 
     Raises:
         InputError: the entry has no points.
@@ -155,6 +155,8 @@ def plot_frontier(model: dict[str, Any], path: str | os.PathLike) -> Path:
         ax.set_ylim(max(0.0, lo - 0.2), hi + max(0.5, 0.5 * (hi - lo)))
     axes[0].legend(fontsize=7, loc="upper right")
     fig.suptitle("Lossy (Weightless, star = automatic t) vs pruning harder and coding losslessly", fontsize=10)
+    if note:
+        fig.text(0.01, 0.0, note, fontsize=7.5, va="top", ha="left")
     return _finish(plt, fig, path)
 
 
@@ -170,5 +172,8 @@ def plot_all(out_dir: str | os.PathLike) -> list[Path]:
         written.append(plot_frontier(m, Path(out_dir) / f"frontier_{m['model']}.png"))
     res = read_result(out_dir, "vgg")
     if res is not None:
-        written.append(plot_frontier(res["frontier"], Path(out_dir) / "vgg_frontier.png"))
+        from .vgg import verdict
+
+        note = "\n".join(line[2:] for line in verdict(res))
+        written.append(plot_frontier(res["frontier"], Path(out_dir) / "vgg_frontier.png", note))
     return written

@@ -1,7 +1,7 @@
 """The paper's VGG-16 experiment with accuracy, on a VGG-style network trained here (issue 26).
 
-ImageNet and the trained VGG-16 cannot be had offline, so :class:`~weightless_lab.models.vgg.VGGMini`
-is trained on Fashion-MNIST: three 3x3 conv layers (6,272 features) and VGG's wide head, FC-0
+ImageNet and the trained VGG-16 cannot be had offline, so a VGG-style network (``VGGMini``) is
+trained on Fashion-MNIST: three 3x3 conv layers (6,272 features) and VGG's wide head, FC-0
 6272x1024 (6.4 M weights) and FC-1 1024x1024 (1 M). The conv stack stays dense and frozen: its
 features are computed once and every step trains the head on them (as the LeNet5 frontier does).
 The head is simplified with the paper's VGG-16 setting (Table 1: FC-0 magnitude-pruned to 2.99%,
@@ -23,6 +23,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -36,7 +37,7 @@ from .. import paper as P
 from ..apps.encode_options import override_encode
 from .common import Log, Progress, ReproConfig, available_constructions, env_info, read_result
 
-__all__ = ["NAME", "MODEL", "dense_training", "run", "markdown", "features", "head_of", "load_data"]
+__all__ = ["NAME", "MODEL", "dense_training", "run", "markdown", "verdict", "features", "head_of", "load_data"]
 
 NAME = "vgg"
 MODEL = "vggmini"
@@ -288,13 +289,54 @@ def _ci(c: dict[str, float]) -> str:
     return f"{c['difference']:+.2f} [{c['ci95_low']:+.2f}, {c['ci95_high']:+.2f}]"
 
 
+def verdict(result: dict[str, Any], slack_pp: float = 0.1) -> list[str]:
+    """The issue's two questions answered from a result: is the network decoded at the paper's t
+    within ``slack_pp`` of the simplified one on test, and how much smaller than FC-0's lossless
+    record (same sparsity) is the smallest filter whose test error is within ``slack_pp`` of it
+    (and what the next smaller filter costs)."""
+    paper = next(e for e in result["rows"] if e["t_setting"] == "paper t")
+    d = paper["decoded_minus_simplified"]
+    fc0 = next(r for r in paper["layers"] if r["paper_name"] == "FC-0")
+    out = [f"- At the paper's setting (FC-0 t = {fc0['t']}, {fc0['false_positives'] / fc0['nonzero']:.2f} false positives "
+           f"per true weight) the decoded network is {_ci(d)} pp from the simplified one "
+           f"({'within' if d['difference'] <= slack_pp else 'NOT within'} {slack_pp} pp); before retraining "
+           f"{_ci(paper['fc0_filter_no_retraining_minus_simplified'])} pp."]
+    pts = result["frontier"]["points"]
+    if pts and pts[0]["t"][0]["t"] == 0:
+        ll, b, dc = pts[0]["t"][0]["layer_bytes"], fc0["bytes"]["weightless_entropy"], min(fc0["bytes"]["csr_huffman"],
+                                                                                               fc0["bytes"]["csr_huffman_best"])
+        out.append(f"- FC-0's t = {fc0['t']} filter, {b} B, against Deep Compression (CSR + Huffman) {dc} B: {dc / b:.2f}x "
+                   f"(the paper: {fc0['paper']['improvement_entropy']:.2f}x); against the best lossless record "
+                   f"{ll} B: {ll / b:.2f}x.")
+    for p in pts:
+        lossless, filters = p["t"][0], sorted(p["t"][1:], key=lambda q: q["layer_bytes"])
+        ok = [q for q in filters if q["test_minus_lossless"]["difference"] <= slack_pp]
+        if not ok:
+            out.append(f"- FC-0 at {100 * p['nonzero_fraction']:.2f}%: no filter within {slack_pp} pp of the lossless "
+                       f"record ({lossless['layer_bytes']} B).")
+            continue
+        best = ok[0]
+        line = (f"- FC-0 at {100 * p['nonzero_fraction']:.2f}%: the smallest filter within {slack_pp} pp of the lossless "
+                f"record ({lossless['layer_bytes']} B) is t = {best['t']}, {best['layer_bytes']} B "
+                f"({100 * (1 - best['layer_bytes'] / lossless['layer_bytes']):.0f}% smaller, "
+                f"{_ci(best['test_minus_lossless'])} pp)")
+        smaller = [q for q in filters if q["layer_bytes"] < best["layer_bytes"]]
+        if smaller:
+            q = smaller[-1]
+            line += (f"; t = {q['t']} ({100 * (1 - q['layer_bytes'] / lossless['layer_bytes']):.0f}% smaller) costs "
+                     f"{_ci(q['test_minus_lossless'])} pp")
+        out.append(line + ".")
+    return out
+
+
 def markdown(result: dict[str, Any]) -> str:
     """Markdown: the Tables 1-3 rows (ours (paper's VGG-16)), the frontier, the times."""
     from .common import fmt_factor, fmt_kb
     from .frontier import model_markdown
 
     env, s = result["env"], result["simplified"]
-    out = ["# The paper's VGG-16 experiment on a VGG-style network (Fashion-MNIST)", "", result["method"], "",
+    method = re.sub(r":class:`~?(?:\w+\.)*(\w+)`", r"\1", result["method"])
+    out = ["# The paper's VGG-16 experiment on a VGG-style network (Fashion-MNIST)", "", method, "",
            f"Generated {env['date_utc']} on {env['machine']['cpu']}, {env['machine']['torch_threads']} torch threads"
            f"{' (QUICK smoke run)' if env['config']['quick'] else ''}; {result['seconds']:.0f} s; {result['data']}; "
            f"{result['construction']} construction; {result['retrain_epochs']:g} retraining epoch(s) after each encoded layer.",
@@ -328,7 +370,9 @@ def markdown(result: dict[str, Any]) -> str:
         out.append(f"| {e['t_setting']} | {e['file_bytes']} | {e['decoded_test_error']:.2f} | {_ci(e['decoded_minus_simplified'])} | "
                    f"{e['fc0_filter_no_retraining_test_error']:.2f} | {_ci(e['fc0_filter_no_retraining_minus_simplified'])} | "
                    f"{e['load_seconds']:.3f} |")
-    out += ["", "## Frontier", ""] + model_markdown(result["frontier"], "vgg_frontier.png")[1:]
+    out += ["", "## Verdict", ""] + verdict(result)
+    front = model_markdown(result["frontier"], "vgg_frontier.png")
+    out += ["", "## Frontier", "", "#" + front[0]] + front[1:]
     tm = result["times"]
     out += ["## Build and decode times", "",
             f"FC-0 and FC-1 of this network at the paper's t (decode: the entropy-coded record to dense float32 weights, "
