@@ -19,8 +19,16 @@ def test_default_threads_from_env_or_cores(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_contention_note(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(loop, "usable_cores", lambda: 2)
-    monkeypatch.setattr(os, "getloadavg", lambda: (2.4, 2.0, 2.0))
+    monkeypatch.setattr(loop, "busy_cores", lambda: 1.2)
     assert loop.contention_note(1) is None
-    assert "--threads 1" in (loop.contention_note(2) or "")
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.2, 0.1))
+    assert "busy cores 1.2 of 2" in (loop.contention_note(2) or "")
+    monkeypatch.setattr(loop, "busy_cores", lambda: 0.3)
     assert loop.contention_note(2) is None
+    monkeypatch.setattr(loop, "busy_cores", lambda: None)  # no /proc/stat: the load average
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.4, 2.0, 2.0))
+    assert "load average 2.4" in (loop.contention_note(2) or "")
+
+
+def test_busy_cores_measures() -> None:
+    busy = loop.busy_cores(0.05)
+    assert busy is None or 0.0 <= busy <= (os.cpu_count() or 1) + 1e-9

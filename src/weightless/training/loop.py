@@ -38,6 +38,7 @@ __all__ = [
     "evaluate",
     "set_threads",
     "contention_note",
+    "busy_cores",
     "usable_cores",
     "SoftTargets",
     "soft_targets",
@@ -162,20 +163,43 @@ def set_threads(threads: int | None) -> int:
     return n
 
 
+def busy_cores(window: float = 0.25) -> float | None:
+    """Cores kept busy by other processes right now: the machine's busy CPU share over ``window``
+    seconds (from /proc/stat, while this process waits) times its core count; None where the
+    system does not say (then :func:`contention_note` falls back to the 1-minute load average,
+    which also counts this process's own recent work)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        return sum(v[:8]) - idle, sum(v[:8])
+    try:
+        b0, t0 = sample()
+        time.sleep(window)
+        b1, t1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (os.cpu_count() or 1) * (b1 - b0) / max(1, t1 - t0)
+
+
 def contention_note(threads: int | None = None) -> str | None:
     """A one-line warning when other processes already keep the cores busy enough that
-    ``threads`` (None: the current default) torch threads will wait on each other (the 1-minute
-    load average above the cores left free); None otherwise."""
+    ``threads`` (None: the current default) torch threads will wait on each other (the busy
+    cores, :func:`busy_cores`, above the cores left free by half a core); None otherwise."""
     n = _current_default[0] if threads is None else int(threads)
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # pragma: no cover - no load average on this OS
+    if n < 2:
         return None
+    busy, what = busy_cores(), "busy cores"
+    if busy is None:
+        try:
+            busy, what = os.getloadavg()[0], "load average"
+        except (AttributeError, OSError):  # pragma: no cover - no load average on this OS
+            return None
     cores = usable_cores()
-    if n < 2 or load <= cores - n + 0.5:
+    if busy <= cores - n + 0.5:
         return None
-    return (f"note: the machine is busy (load average {load:.1f} on {cores} cores); {n} torch threads can train "
-            f"several times slower than 1 here: WEIGHTLESS_THREADS=1 or --threads 1 may be faster")
+    return (f"note: the machine is busy ({what} {busy:.1f} of {cores}); {n} torch threads can train about 2x "
+            f"slower than 1 here: WEIGHTLESS_THREADS=1 or --threads 1 may be faster")
 
 
 def _apply_threads(threads: int | None) -> None:
