@@ -12,7 +12,7 @@ zeros stay zero. :func:`finetune_codebooks` trains the shared values with assign
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -163,7 +163,25 @@ def cluster_weight(weight: np.ndarray, k: int, init: str = "density", seed: int 
 
 
 def _quantized_param_module():
+    import torch
     from torch import nn
+
+    class _Gather(torch.autograd.Function):
+        """``codebook[idx] * nz`` whose codebook gradient is a bincount: the same bits on every
+        run (the backward of plain indexing accumulates in a thread-dependent order, so with
+        two threads no two runs gave the same codebook)."""
+
+        @staticmethod
+        def forward(ctx: Any, codebook: torch.Tensor, idx: torch.Tensor, nz: torch.Tensor) -> torch.Tensor:
+            ctx.save_for_backward(idx, nz)
+            ctx.k = int(codebook.shape[0])
+            return codebook[idx] * nz
+
+        @staticmethod
+        def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+            idx, nz = ctx.saved_tensors
+            g = torch.bincount(idx.reshape(-1), weights=(grad * nz).reshape(-1), minlength=ctx.k)
+            return g.to(grad.dtype), None, None
 
     class _Quantized(nn.Module):
         """Parametrization ``W -> codebook[idx] * nonzero`` (the original W is ignored)."""
@@ -175,7 +193,7 @@ def _quantized_param_module():
             self.register_buffer("nz", (indices >= 0).to(codebook.dtype))
 
         def forward(self, w: torch.Tensor) -> torch.Tensor:
-            return self.codebook[self.idx] * self.nz
+            return _Gather.apply(self.codebook, self.idx, self.nz)
 
     return _Quantized
 
