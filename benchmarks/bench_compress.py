@@ -29,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from weightless.errors import BudgetError
-from weightless.training.loop import DEFAULT_THREADS
+from weightless.training.threads import DEFAULT_THREADS
 
 CASES = ("lenet300:magnitude", "lenet5:magnitude", "lenet5:dns", "own_model")
 

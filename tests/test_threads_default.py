@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from weightless.training import loop
+from weightless.training import threads as loop
 
 
 def test_default_threads_from_env_or_cores(monkeypatch: pytest.MonkeyPatch) -> None:

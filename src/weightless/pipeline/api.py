@@ -68,7 +68,7 @@ def compress(
         ConstructionError: a filter could not be built.
     """
     from ..training import as_task
-    from ..training.loop import contention_note
+    from ..training.threads import contention_note
     from ..training.say import say as default_say
     from .encode import encode_with_retraining
 

@@ -12,7 +12,6 @@ Dynamic Network Surgery and trained quantization). Its set-up, step and loop are
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,49 +25,19 @@ from torch.nn import functional as F
 from ..errors import InputError
 from .say import say
 from .task import Source, Task, as_source, default_metric
+from .threads import apply_threads
 from .train_steps import Stepper, checked_masks, optimizer_for, run_steps
 
 __all__ = [
-    "DEFAULT_THREADS",
     "per_example",
     "model_device",
     "TrainConfig",
     "TrainReport",
     "train",
     "evaluate",
-    "set_threads",
-    "contention_note",
-    "busy_cores",
-    "usable_cores",
     "SoftTargets",
     "soft_targets",
 ]
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return max(1, os.cpu_count() or 1)
-
-
-def _default_threads() -> int:
-    env = os.environ.get("WEIGHTLESS_THREADS", "").strip()
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            import warnings
-
-            warnings.warn(f"WEIGHTLESS_THREADS={env!r} is not a whole number; ignored", stacklevel=2)
-    return min(2, usable_cores())
-
-
-#: Default torch intra-op thread count for training: WEIGHTLESS_THREADS, else the usable cores up
-#: to 2. Measured on an idle 2-core machine, two threads compress LeNet5 1.6x faster than one
-#: (results/bench/bench_compress_threads*.md); more were not measured. On a busy machine two
-#: threads train 2-4x slower than one: :func:`contention_note` says so at the start of a run.
-DEFAULT_THREADS = _default_threads()
 
 #: Anything :func:`train` and :func:`evaluate` accept: a Task (its train / val split), a Source,
 #: a DataLoader, a Dataset, an (x, y) pair, or an object with x and y (or train and val).
@@ -92,7 +61,7 @@ class TrainConfig:
         final_lr_fraction: final learning rate as a fraction of ``lr`` for "cosine".
         seed: seeds batch order and any torch randomness in the loop.
         threads: torch intra-op threads (None: the default set by :func:`set_threads`,
-            initially :data:`DEFAULT_THREADS`).
+            initially :data:`.threads.DEFAULT_THREADS`).
         progress: show progress: a tqdm bar when stderr is a terminal, else a log line (logger
             "weightless", level INFO) every ``log_every`` seconds.
         desc: label of the progress bar.
@@ -142,70 +111,6 @@ class TrainReport:
     steps: int = 0
     seconds: float = 0.0
     epoch_losses: list[float] = field(default_factory=list)
-
-
-_current_default = [DEFAULT_THREADS]
-
-
-def set_threads(threads: int | None) -> int:
-    """Set torch's intra-op thread count and make it the default of later :func:`train` calls
-    whose config has ``threads=None`` (None here: :data:`DEFAULT_THREADS`). Return the count.
-
-    Raises:
-        InputError: ``threads`` < 1.
-    """
-    n = DEFAULT_THREADS if threads is None else int(threads)
-    if n < 1:
-        raise InputError(f"threads must be >= 1, got {n}")
-    _current_default[0] = n
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    return n
-
-
-def busy_cores(window: float = 0.25) -> float | None:
-    """Cores kept busy by other processes right now: the machine's busy CPU share over ``window``
-    seconds (from /proc/stat, while this process waits) times its core count; None where the
-    system does not say (then :func:`contention_note` falls back to the 1-minute load average,
-    which also counts this process's own recent work)."""
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        idle = v[3] + (v[4] if len(v) > 4 else 0)
-        return sum(v[:8]) - idle, sum(v[:8])
-    try:
-        b0, t0 = sample()
-        time.sleep(window)
-        b1, t1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    return (os.cpu_count() or 1) * (b1 - b0) / max(1, t1 - t0)
-
-
-def contention_note(threads: int | None = None) -> str | None:
-    """A one-line warning when other processes already keep the cores busy enough that
-    ``threads`` (None: the current default) torch threads will wait on each other (the busy
-    cores, :func:`busy_cores`, above the cores left free by half a core); None otherwise."""
-    n = _current_default[0] if threads is None else int(threads)
-    if n < 2:
-        return None
-    busy, what = busy_cores(), "busy cores"
-    if busy is None:
-        try:
-            busy, what = os.getloadavg()[0], "load average"
-        except (AttributeError, OSError):  # pragma: no cover - no load average on this OS
-            return None
-    cores = usable_cores()
-    if busy <= cores - n + 0.5:
-        return None
-    return (f"note: the machine is busy ({what} {busy:.1f} of {cores}); {n} torch threads can train about 2x "
-            f"slower than 1 here: WEIGHTLESS_THREADS=1 or --threads 1 may be faster")
-
-
-def _apply_threads(threads: int | None) -> None:
-    n = _current_default[0] if threads is None else int(threads)
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
 
 
 @dataclass(frozen=True)
@@ -332,7 +237,7 @@ def train(
     cfg.validate()
     threads_before = torch.get_num_threads()
     try:
-        _apply_threads(cfg.threads)
+        apply_threads(cfg.threads)
         return _train(model, data, cfg, trainable, masks, before_step, after_step, teacher)
     finally:
         if torch.get_num_threads() != threads_before:  # no process-global setting left changed
