@@ -41,10 +41,17 @@ def _images(n: int, seed: int) -> TensorDataset:
     return TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
 
 
+def _dict_batches(items: list) -> dict:
+    return {"image": torch.stack([x for x, _ in items]), "label": torch.stack([y for _, y in items])}
+
+
 @pytest.fixture(scope="module")
 def trained() -> tuple[nn.Module, DataLoader, DataLoader, DataLoader]:
     torch.manual_seed(0)
-    train = DataLoader(_images(600, 0), batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0))
+    # a loader that makes dict batches stays a loader (its examples cannot be addressed); the
+    # plain tensor loaders of val and test are read as their tensors
+    train = DataLoader(_images(600, 0), batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0),
+                       collate_fn=_dict_batches)
     val = DataLoader(_images(300, 1), batch_size=100)
     test = DataLoader(_images(300, 2), batch_size=100)
     model = SmallCNN()
@@ -64,7 +71,7 @@ def test_dataloaders_in_file_out_exact(trained, tmp_path) -> None:
     model, train, val, test = trained
     res = weightless.compress(model, train, val, _config(), test=test)
     assert {r.name for r in res.layers} == {"conv.weight", "fc1.weight", "fc2.weight"}
-    assert res.validation_disjoint is False  # loaders cannot be cut in two: reported
+    assert res.validation_disjoint is False  # seeds ranked on the decision data (a loader cannot be cut): reported
     path = tmp_path / "cnn.wl"
     weightless.save(path, res.tensors)
     fresh = SmallCNN()

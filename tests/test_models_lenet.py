@@ -45,3 +45,13 @@ def test_paper_layer_names_exist():
 def test_unknown_model():
     with pytest.raises(InputError, match="lenet5"):
         get_model("vgg")
+
+
+def test_lenet5_scoring_pool_equals_training_pool():
+    """Without gradient LeNet5 pools with elementwise maxima: the outputs must be the very same."""
+    m = get_model("lenet5", 3).eval()
+    x = torch.randn(64, 784)
+    x[0] = 0.0  # ties everywhere
+    with torch.no_grad():
+        fast = m(x)
+    assert torch.equal(fast, m(x).detach())

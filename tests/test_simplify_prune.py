@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -173,3 +175,26 @@ def test_trainable_subset_freezes_the_rest(small):
     assert all(p.requires_grad for p in m.parameters())  # flags restored
     with pytest.raises(InputError):
         train(m, small.train.head(300), SHORT, trainable={"fc9.weight"})
+
+
+def test_pruning_resumes_from_a_recorded_state(small, trained300):
+    """A gentler schedule starts from the recorded step that covers its targets and keeps that
+    step's surviving weights; a state that does not cover the targets is refused."""
+    from weightless.simplify import resume_point
+
+    sched = PruneSchedule(steps=3, retrain=TrainConfig(epochs=0.2, batch_size=100, lr=1e-3))
+    states: list = []
+    m = copy.deepcopy(trained300)
+    prune_magnitude(m, small, {"fc1.weight": 0.05}, sched, record=states)
+    fracs = [st.fractions["fc1.weight"] for st in states]
+    assert len(states) == 3 and fracs == sorted(fracs, reverse=True) and fracs[-1] == pytest.approx(0.05, abs=1e-4)
+    start = resume_point(states, {"fc1.weight": 0.1})
+    assert start is states[1]  # 13.6% is the closest state at or above 10%
+    assert resume_point(states, {"fc1.weight": 0.9}) is None
+    g = copy.deepcopy(trained300)
+    masks = prune_magnitude(g, small, {"fc1.weight": 0.1}, sched, start=start)
+    kept = masks["fc1.weight"].bool()
+    assert int(kept.sum()) == round(0.1 * kept.numel())
+    assert bool(start.masks["fc1.weight"].bool()[kept].all())  # only survivors of the start state survive
+    with pytest.raises(InputError):
+        prune_magnitude(copy.deepcopy(trained300), small, {"fc1.weight": 0.2}, sched, start=states[2])

@@ -45,8 +45,11 @@ def test_cached_outputs_refuse_other_data() -> None:
         train(_net(2), _data(n=500), CFG, teacher=cached)
 
 
-def test_loader_data_keeps_the_teacher() -> None:
+def test_loader_data_keeps_the_teacher() -> None:  # unless the loader only batches tensors
     x, y = _data()
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=64)
+    ds = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    loader = torch.utils.data.DataLoader(ds, batch_size=64, collate_fn=lambda b: (torch.stack([i[0] for i in b]), torch.stack([i[1] for i in b])))
     teacher = _net(1)
     assert soft_targets(teacher, loader) is teacher
+    plain = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True)  # only batches its tensors
+    assert isinstance(soft_targets(teacher, plain), SoftTargets)

@@ -118,5 +118,25 @@ def test_split_halves_are_disjoint() -> None:
     a, b = as_source((x, y)).split(2)
     assert len(a) + len(b) == 101
     assert torch.equal(torch.cat([a.obj[1], b.obj[1]]), torch.from_numpy(y))
-    with pytest.raises(InputError):
-        as_source(DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)))).split(2)
+    with pytest.raises(InputError):  # a loader that transforms its batches cannot be addressed
+        as_source(DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), collate_fn=lambda b: b)).split(2)
+
+
+def test_plain_tensor_loader_is_read_as_its_tensors() -> None:
+    x, y = _data(101)
+    ds = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    for shuffle in (False, True):
+        src = as_source(DataLoader(ds, batch_size=16, shuffle=shuffle))
+        assert src.kind == "arrays" and src.batch_size == 16
+        assert src.steps_per_epoch(128) == 7  # the loader's batch size, not the config's
+        batch = next(src.stream(128, seed=0))
+        assert batch[0].shape[0] == 16
+        a, b = src.split(2)  # addressable, so the confirmation split works
+        assert a.batch_size == 16 and len(a) + len(b) == 101
+    # anything a loader adds keeps it a loader: drop_last, a batch_fn, float targets, a sampler of its own
+    assert as_source(DataLoader(ds, batch_size=16, drop_last=True)).kind == "loader"
+    assert as_source(DataLoader(ds, batch_size=16), batch_fn=lambda b: (b[0], b[1])).kind == "loader"
+    floats = TensorDataset(torch.from_numpy(x), torch.from_numpy(y).float())
+    assert as_source(DataLoader(floats, batch_size=16)).kind == "loader"
+    sub = torch.utils.data.SubsetRandomSampler(range(50))
+    assert as_source(DataLoader(ds, batch_size=16, sampler=sub)).kind == "loader"

@@ -159,14 +159,17 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
         BudgetError: simplification alone is over the whole budget after every retry (unless
             ``config.allow_over_budget``).
     """
-    from ..simplify import simplify
+    from ..simplify import PruneState, resume_point, simplify
     from ..training import evaluate
 
     if config.reference == "model" and config.allowance(dense_val) < 0 and not config.allow_over_budget:
         raise BudgetError(f"the model as given already has {dense_val:.2f}% error on the validation data, above "
                           f"max_error = {config.max_error}%", report={"dense_val_error": dense_val})
+    states: list[PruneState] = []  # magnitude pruning: where a gentler retry can start
+    start: PruneState | None = None
     for attempt in range(config.simplify_retries + 1):
-        simplified = simplify(model, task, recipe, progress=show)
+        simplified = simplify(model, task, recipe, progress=show, start=start,
+                              record=states if recipe.method == "magnitude" else None)
         err = evaluate(simplified.model, splits.decide, split="val")
         if config.reference == "simplified":
             return simplified, err
@@ -177,7 +180,10 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
             return simplified, err
         if attempt < config.simplify_retries and any(l.nonzero < 1 for l in recipe.layers):
             recipe = replace(recipe, layers=tuple(replace(l, nonzero=min(1.0, 2 * l.nonzero)) for l in recipe.layers))
-            say(f"simplification spent more than {100 * config.simplify_share:g}% of the budget: trying again gentler")
+            start = resume_point(states, {l.name: l.nonzero for l in recipe.layers}) if states else None
+            say(f"simplification spent more than {100 * config.simplify_share:g}% of the budget: trying again gentler"
+                + ("" if start is None else ", from the pruning step at "
+                   + ", ".join(f"{n} {100 * f:.3g}%" for n, f in start.fractions.items())))
             continue
         if spent <= budget + 1e-9:
             return simplified, err

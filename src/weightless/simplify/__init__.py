@@ -3,7 +3,7 @@ weight sharing, and the one-call :func:`simplify` (needs PyTorch)."""
 
 from .cluster import ClusteredLayer, cluster_weight, finetune_codebooks, kmeans_1d
 from .dns import DNSConfig, DNSSurgeon, prune_dns
-from .magnitude import MagnitudePruner, PruneSchedule, prune_magnitude, topk_mask
+from .magnitude import MagnitudePruner, PruneSchedule, PruneState, prune_magnitude, resume_point, topk_mask
 from .select import LayerSelect
 from .recipe import (
     LayerRecipe,
@@ -24,6 +24,8 @@ __all__ = [
     "MagnitudePruner",
     "PruneSchedule",
     "prune_magnitude",
+    "PruneState",
+    "resume_point",
     "topk_mask",
     "LayerSelect",
     "LayerRecipe",

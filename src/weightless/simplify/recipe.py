@@ -23,7 +23,7 @@ from ..training.task import Task, as_task
 from .select import METHODS, LayerSelect
 from .cluster import INITS, ClusteredLayer, cluster_weight, finetune_codebooks
 from .dns import DNSConfig, prune_dns
-from .magnitude import PruneSchedule, get_param, prune_magnitude
+from .magnitude import PruneSchedule, PruneState, get_param, prune_magnitude
 
 __all__ = [
     "LayerRecipe",
@@ -222,8 +222,14 @@ def _maybe_test(model: Any, task: Task) -> float | None:
     return None if task.test is None else evaluate(model, task, split="test")
 
 
-def simplify(model: Any, data: Any, recipe: Recipe, progress: bool = False) -> SimplifyResult:
+def simplify(model: Any, data: Any, recipe: Recipe, progress: bool = False, *, start: PruneState | None = None,
+             record: list[PruneState] | None = None) -> SimplifyResult:
     """Simplify a trained dense ``model`` with ``recipe``: prune, retrain, cluster, fine-tune.
+
+    Magnitude pruning only: ``start`` (a :class:`PruneState` recorded by an earlier call on the
+    same model) makes the pruning go on from there instead of from the dense model, and
+    ``record`` collects the state after each pruning step (see
+    :func:`~weightless.simplify.magnitude.prune_magnitude`).
 
     ``data`` is a :class:`~weightless.training.task.Task` or anything :func:`as_task` accepts
     (an object with ``train``/``val``/``test``). The input model is not modified;
@@ -252,7 +258,9 @@ def simplify(model: Any, data: Any, recipe: Recipe, progress: bool = False) -> S
     targets = {l.name: l.nonzero for l in recipe.layers}
     t0 = time.perf_counter()
     if recipe.method == "magnitude":
-        masks = prune_magnitude(model, data, targets, recipe.prune, progress=progress)
+        masks = prune_magnitude(model, data, targets, recipe.prune, progress=progress, start=start, record=record)
+    elif start is not None:
+        raise InputError("only magnitude pruning can start from a pruned state")
     else:
         masks = prune_dns(model, data, targets, recipe.dns, progress=progress)
     seconds["prune"] = time.perf_counter() - t0

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from ..errors import InputError
 from .say import say
-from .task import Source, Task, as_source, default_metric
+from .task import EVAL_BATCH, Source, Task, as_source, default_metric
 from .threads import apply_threads
 from .train_steps import Stepper, checked_masks, optimizer_for, run_steps
 
@@ -149,7 +149,7 @@ def soft_targets(teacher: nn.Module, data: DataLike) -> "SoftTargets | nn.Module
     outs = []
     try:
         with torch.no_grad():
-            for xb, _ in source.ordered(2000):
+            for xb, _ in source.ordered():
                 outs.append(teacher(_to_device(xb, device)).detach())
     finally:
         teacher.train(was_training)
@@ -288,7 +288,7 @@ def _to_device(v: Any, device: torch.device) -> Any:
 
 
 @torch.no_grad()
-def per_example(model: nn.Module, data: DataLike, split: str = "val", *, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+def per_example(model: nn.Module, data: DataLike, split: str = "val", *, batch_size: int = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray]:
     """Score ``model`` on one split: per-example error (metric, float64 in [0, 1]) and loss.
 
     ``data`` is a Task (``split`` picks the split) or bare data (scored as it is).
@@ -323,7 +323,7 @@ def per_example(model: nn.Module, data: DataLike, split: str = "val", *, batch_s
     return torch.cat(errs).numpy(), torch.cat(losses).numpy()
 
 
-def evaluate(model: nn.Module, x: DataLike, y: Any | None = None, *, split: str = "test", batch_size: int = 2000) -> float:
+def evaluate(model: nn.Module, x: DataLike, y: Any | None = None, *, split: str = "test", batch_size: int = EVAL_BATCH) -> float:
     """Return the error of ``model`` in percent (0..100): the task's metric (top-1 error by default).
 
     ``x`` is a Task (``split`` picks the split, "test" by default), bare data (a DataLoader,
