@@ -89,7 +89,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    torch.set_num_threads(1)
     train, val, test = fashion_loaders(args.n_train, args.n_eval)
 
     # 1. The user's own model and training loop: plain PyTorch.

@@ -45,3 +45,17 @@ def test_source_slice_takes_a_contiguous_range() -> None:
     assert len(part) == 5 and np.array_equal(part.obj[0].numpy(), src.obj[0].numpy()[2:7])
     with pytest.raises(Exception, match="cannot take"):
         src.slice(5, 5)
+
+
+def test_conv_kernels_train_channels_last_and_come_back_contiguous() -> None:
+    model = torch.nn.Sequential(torch.nn.Unflatten(1, (2, 4, 4)), torch.nn.Conv2d(2, 3, 3), torch.nn.Flatten(),
+                                torch.nn.Linear(12, 2))
+    x = np.random.default_rng(1).normal(size=(32, 32)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    kernel = model[1].weight
+    assert not kernel.is_contiguous(memory_format=torch.channels_last)
+    seen = []
+    train(model, (x, y), TrainConfig(epochs=1, batch_size=8),
+          before_step=lambda i: seen.append(kernel.is_contiguous(memory_format=torch.channels_last)))
+    assert seen and all(seen)
+    assert kernel.is_contiguous() and kernel.grad is not None and kernel.grad.is_contiguous()

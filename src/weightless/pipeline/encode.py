@@ -1,15 +1,13 @@
 """Layer-by-layer lossy encoding with retraining (paper section 3.2, Algorithm 1, Figure 3).
 
 For each chosen layer, in model order: cluster it again from the weights retraining left
-(:func:`~weightless.pipeline.steps.recluster`), search its t (:meth:`_Encoder.search`: the
-smallest t whose filter, smaller than the layer's lossless record, passes the accuracy rule;
-else the lossless record), put the weights reconstructed *from the filter* (false positives
-included) into the model, freeze the filter, and retrain the layers after it
-(:func:`~weightless.pipeline.steps.retrain_around`). Then the tensors the recipe left dense are
-simplified too (:mod:`weightless.pipeline.whole`). Every decision is the accuracy contract's
-(:mod:`weightless.pipeline.contract`): ranked by loss, accepted on the task's metric, and the
-final model confirmed on data no decision saw, backing off the last lossy steps if it fails.
-"""
+(:func:`~weightless.pipeline.steps.recluster`), search its t (:meth:`_Encoder.search`), put the
+weights reconstructed *from the filter* (false positives included) into the model, freeze the
+filter, and retrain the layers after it (:func:`~weightless.pipeline.steps.retrain_around`).
+Then the tensors the recipe left dense are simplified too (:mod:`weightless.pipeline.whole`).
+Every decision is the accuracy contract's (:mod:`weightless.pipeline.contract`): ranked by
+loss, accepted on the task's metric, and the final model confirmed on data no decision saw,
+backing off the last lossy steps if it fails."""
 
 from __future__ import annotations
 
@@ -204,9 +202,9 @@ class _Encoder:
         return Trial(t, dec, before, retrain, f, cand, secs, enc, pend)
 
     def search(self, name: str, indices: np.ndarray, codebook: np.ndarray, trainable: set[str]) -> tuple[int, dict[int, Trial], bool]:
-        """The t of layer ``name``: fixed by ``cfg.filters.t``, else the smallest accepted t (binary
-        search, acceptance assumed to grow with t) among filters smaller than the lossless
-        record, else the lossless record. Returns ``(t, trials, auto)``."""
+        """The t of layer ``name``: fixed by ``cfg.filters.t``, else the smallest accepted t among
+        filters smaller than the lossless record (the largest first, then a binary search below
+        it: acceptance grows with t), else the lossless record. Returns ``(t, trials, auto)``."""
         cfg, k = self.cfg.filters, self.simplified.layers[name].k
         min_t = max(int(np.ceil(np.log2(k))) + 1 if k > 1 else 1, 1)
         trials: dict[int, Trial] = {}
@@ -228,7 +226,9 @@ class _Encoder:
         if cfg.lossless_fallback:
             hi = _size_cap(name, indices, codebook, k, lo, hi, lossless, cfg)
         t = 0
-        if hi >= lo:
+        if hi >= lo:  # the largest t first: when it fails, no smaller t can pass
+            if not run(hi).decision.accepted:
+                lo = hi
             while lo < hi:
                 mid = (lo + hi) // 2
                 if run(mid).decision.accepted:

@@ -26,7 +26,7 @@ from ..errors import InputError
 from .say import say
 from .task import EVAL_BATCH, Source, Task, as_source, default_metric
 from .threads import apply_threads
-from .train_steps import Stepper, checked_masks, optimizer_for, run_steps
+from .train_steps import Stepper, checked_masks, conv_layout, optimizer_for, run_steps
 
 __all__ = [
     "per_example",
@@ -148,7 +148,7 @@ def soft_targets(teacher: nn.Module, data: DataLike) -> "SoftTargets | nn.Module
     teacher.eval()
     outs = []
     try:
-        with torch.no_grad():
+        with torch.no_grad(), conv_layout(dict(teacher.named_parameters()), device):
             for xb, _ in source.ordered():
                 outs.append(teacher(_to_device(xb, device)).detach())
     finally:
@@ -270,7 +270,8 @@ def _train(model: nn.Module, data: DataLike, cfg: TrainConfig, trainable: set[st
     t0 = time.perf_counter()
     model.train()
     try:
-        report.steps = run_steps(stepper, source, device, total, steps_per_epoch, bar, report)
+        with conv_layout(named, device):
+            report.steps = run_steps(stepper, source, device, total, steps_per_epoch, bar, report)
     finally:
         if bar is not None:
             bar.close()
@@ -307,15 +308,16 @@ def per_example(model: nn.Module, data: DataLike, split: str = "val", *, batch_s
     model.eval()
     errs, losses = [], []
     try:
-        for xb, yb in source.ordered(batch_size):
-            xb, yb = _to_device(xb, device), _to_device(yb, device)
-            out = model(xb)
-            errs.append(torch.as_tensor(metric(out, yb), dtype=torch.float64).reshape(-1).cpu())
-            try:
-                l = loss_fn(out, yb, reduction="none")
-            except TypeError:  # a user loss without ``reduction``: its batch mean, per example
-                l = loss_fn(out, yb).expand(errs[-1].shape[0])
-            losses.append(l.detach().to(torch.float64).reshape(-1).cpu())
+        with conv_layout(dict(model.named_parameters()), device):
+            for xb, yb in source.ordered(batch_size):
+                xb, yb = _to_device(xb, device), _to_device(yb, device)
+                out = model(xb)
+                errs.append(torch.as_tensor(metric(out, yb), dtype=torch.float64).reshape(-1).cpu())
+                try:
+                    l = loss_fn(out, yb, reduction="none")
+                except TypeError:  # a user loss without ``reduction``: its batch mean, per example
+                    l = loss_fn(out, yb).expand(errs[-1].shape[0])
+                losses.append(l.detach().to(torch.float64).reshape(-1).cpu())
     finally:
         model.train(was_training)
     if not errs:
