@@ -206,3 +206,34 @@ def test_frontier_is_opt_in(monkeypatch, tmp_path) -> None:
     ran.clear()
     runner.reproduce(cfg, tmp_path, ["vgg", "frontier"], lambda s: None)
     assert ran == ["frontier", "vgg"]
+
+def test_frontier_prunes_harder_only_on_fewer_weights(monkeypatch) -> None:
+    """A fraction that rounds to the weights the layer already keeps (2.99% of 2,000 weights against
+    60 kept) is no harder pruning: no retraining under the same mask."""
+    from dataclasses import replace
+
+    import torch
+
+    from weightless.simplify.recipe import LayerResult, SimplifyResult
+    from weightless_lab.experiments import frontier
+    from weightless_lab.experiments.common import ReproConfig
+
+    model = torch.nn.Sequential()
+    model.add_module("fc1", torch.nn.Linear(50, 40))
+    w = model.fc1.weight
+    mask = np.zeros(w.shape, bool)
+    mask.flat[np.random.default_rng(0).permutation(w.numel())[:60]] = True
+    with torch.no_grad():
+        w.copy_(torch.from_numpy(np.where(mask, np.linspace(0.1, 1.0, w.numel()).reshape(w.shape), 0.0).astype(np.float32)))
+    layer = LayerResult("fc1.weight", "FC-0", "magnitude", 2, "linear", np.where(mask, 0, -1).astype(np.int16),
+                        np.array([0.5, 1.0], np.float32), mask, float(mask.mean()))
+    simp = SimplifyResult(model=model, recipe=None, layers={"fc1.weight": layer}, test_error=None, val_error=0.0,
+                          dense_test_error=None, pruned_test_error=None, seconds={})
+    trained: list[int] = []
+    monkeypatch.setattr("weightless.training.train", lambda *a, **k: trained.append(1))
+    monkeypatch.setattr("weightless.training.evaluate", lambda *a, **k: 0.0)
+    cfg = replace(ReproConfig.for_mode(True, cache_dir=None, progress=False), frontier_epochs=1.0)
+    same = frontier._prune_harder(simp, 0.0299, None, cfg)  # round(0.0299 * 2000) = 60
+    assert not trained and int(same.layers["fc1.weight"].mask.sum()) == 60
+    fewer = frontier._prune_harder(simp, 50 / 2000, None, cfg)
+    assert trained and int(fewer.layers["fc1.weight"].mask.sum()) == 50
