@@ -124,3 +124,18 @@ def test_budget_fields_are_checked_before_any_work() -> None:
         CompressConfig(reference="teacher").validate()
     assert CompressConfig(max_error=1.0).allowance(0.8) == pytest.approx(0.2)
     assert CompressConfig(max_error=1.0, max_error_increase=0.1).allowance(0.8) == pytest.approx(0.1)
+
+
+def test_overspending_pruning_stops_before_clustering_and_goes_on_gentler(simplified, data) -> None:
+    """Pruning that already spends more than the simplification's share is not clustered nor
+    fine-tuned; the gentler run starts from the recorded pruning step that covers its targets."""
+    cfg = _cfg(max_error_increase=0.3)
+    cfg = replace(cfg, simplify_retries=1,
+                  recipe=replace(cfg.recipe, select=replace(cfg.recipe.select, nonzero=0.005),
+                                 prune=replace(cfg.recipe.prune, steps=2)), allow_over_budget=True)
+    lines: list[str] = []
+    weightless.compress(simplified.model, data, config=cfg, log=lines.append)
+    stopped = [ln for ln in lines if ln.startswith("pruned (") and "not clustered" in ln]
+    assert stopped, lines
+    assert any("trying again gentler, from the pruning step at" in ln for ln in lines)
+    assert any(ln.startswith("simplified (") and "1%" in ln for ln in lines)  # the gentler run went to the end

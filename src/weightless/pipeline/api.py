@@ -152,7 +152,9 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
                      show: bool, say: Callable[[str], None]) -> tuple[Any, float]:
     """Simplify with ``recipe``; when that spends more than ``config.simplify_share`` of the
     budget on the decision data (against the given model), simplify again with twice the
-    nonzero fraction, up to ``config.simplify_retries`` times. Returns the
+    nonzero fraction, up to ``config.simplify_retries`` times: from the recorded pruning step
+    that covers the new fractions (magnitude pruning), and without clustering a pruned model
+    that already spends 0.1 pp more than the share. Returns the
     :class:`~weightless.simplify.SimplifyResult` and its error on the decision data.
 
     Raises:
@@ -160,6 +162,7 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
             ``config.allow_over_budget``).
     """
     from ..simplify import PruneState, resume_point, simplify
+    from ..simplify.recipe import Stopped
     from ..training import evaluate
 
     if config.reference == "model" and config.allowance(dense_val) < 0 and not config.allow_over_budget:
@@ -167,18 +170,29 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
                           f"max_error = {config.max_error}%", report={"dense_val_error": dense_val})
     states: list[PruneState] = []  # magnitude pruning: where a gentler retry can start
     start: PruneState | None = None
+    budget = config.allowance(dense_val)
+    share = config.simplify_share * budget
     for attempt in range(config.simplify_retries + 1):
-        simplified = simplify(model, task, recipe, progress=show, start=start,
-                              record=states if recipe.method == "magnitude" else None)
-        err = evaluate(simplified.model, splits.decide, split="val")
-        if config.reference == "simplified":
-            return simplified, err
-        spent, budget = err - dense_val, config.allowance(dense_val)
-        say(f"simplified ({', '.join(f'{l.name} {100 * l.nonzero:g}%' for l in recipe.layers)}): validation error "
-            f"{err:.2f}% ({spent:+.2f} pp of the {budget:.2f} pp budget)")
-        if spent <= config.simplify_share * budget + 1e-9:
-            return simplified, err
-        if attempt < config.simplify_retries and any(l.nonzero < 1 for l in recipe.layers):
+        gentler = (config.reference == "model" and attempt < config.simplify_retries
+                   and any(l.nonzero < 1 for l in recipe.layers))
+        try:
+            simplified = simplify(model, task, recipe, progress=show, start=start,
+                                  record=states if recipe.method == "magnitude" else None,
+                                  after_prune=lambda m: _over_share(m, splits, dense_val, share) if gentler else None)
+        except Stopped as stop:
+            why, spent = stop.args[0]
+            err = dense_val + spent
+            say(f"pruned ({', '.join(f'{l.name} {100 * l.nonzero:g}%' for l in recipe.layers)}): {why}; not clustered")
+        else:
+            err = evaluate(simplified.model, splits.decide, split="val")
+            if config.reference == "simplified":
+                return simplified, err
+            spent = err - dense_val
+            say(f"simplified ({', '.join(f'{l.name} {100 * l.nonzero:g}%' for l in recipe.layers)}): validation error "
+                f"{err:.2f}% ({spent:+.2f} pp of the {budget:.2f} pp budget)")
+            if spent <= share + 1e-9:
+                return simplified, err
+        if gentler:
             recipe = replace(recipe, layers=tuple(replace(l, nonzero=min(1.0, 2 * l.nonzero)) for l in recipe.layers))
             start = resume_point(states, {l.name: l.nonzero for l in recipe.layers}) if states else None
             say(f"simplification spent more than {100 * config.simplify_share:g}% of the budget: trying again gentler"
@@ -194,6 +208,19 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
         raise BudgetError(f"simplification alone spends {spent:.2f} pp of the {budget:.2f} pp budget on the validation "
                           "data (raise the budget or keep more weights)", report={"spent_simplify": spent, "budget": budget})
     return simplified, err
+
+
+def _over_share(pruned: Any, splits: Any, dense_val: float, share: float) -> tuple[str, float] | None:
+    """Why the pruned (not yet clustered) model cannot make a simplification within ``share``
+    of the budget, with what it spends; None when it can. Clustering and codebook fine-tuning
+    moved the test error by -0.03 to +0.05 pp in results/paper/simplify.json and vgg.json,
+    so a pruned model 0.1 pp past the share is given up before them."""
+    from ..training import evaluate
+
+    spent = evaluate(pruned, splits.decide, split="val") - dense_val
+    if spent <= share + 0.1:
+        return None
+    return f"validation error already {spent:+.2f} pp, over {share:.2f} + 0.10 pp", spent
 
 
 def _budget_report(config: CompressConfig, res: CompressResult, dense_val: float, simplified_val: float, allowance: float,

@@ -13,11 +13,11 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, WeightlessError
 from ..training.loop import TrainConfig, evaluate
 from ..training.task import Task, as_task
 from .select import METHODS, LayerSelect
@@ -222,14 +222,19 @@ def _maybe_test(model: Any, task: Task) -> float | None:
     return None if task.test is None else evaluate(model, task, split="test")
 
 
+class Stopped(WeightlessError):
+    """:func:`simplify` stopped after pruning because its ``after_prune`` check said so."""
+
+
 def simplify(model: Any, data: Any, recipe: Recipe, progress: bool = False, *, start: PruneState | None = None,
-             record: list[PruneState] | None = None) -> SimplifyResult:
+             record: list[PruneState] | None = None, after_prune: Callable[[Any], Any] | None = None) -> SimplifyResult:
     """Simplify a trained dense ``model`` with ``recipe``: prune, retrain, cluster, fine-tune.
 
     Magnitude pruning only: ``start`` (a :class:`PruneState` recorded by an earlier call on the
     same model) makes the pruning go on from there instead of from the dense model, and
     ``record`` collects the state after each pruning step (see
-    :func:`~weightless.simplify.magnitude.prune_magnitude`).
+    :func:`~weightless.simplify.magnitude.prune_magnitude`). ``after_prune`` is called with the
+    pruned model before clustering; a value it returns (not None) stops the run: ``Stopped(value)``.
 
     ``data`` is a :class:`~weightless.training.task.Task` or anything :func:`as_task` accepts
     (an object with ``train``/``val``/``test``). The input model is not modified;
@@ -242,6 +247,7 @@ def simplify(model: Any, data: Any, recipe: Recipe, progress: bool = False, *, s
 
     Raises:
         InputError: invalid recipe, or a layer the model does not have.
+        Stopped: ``after_prune`` returned a value (``args[0]``).
     """
     import torch
 
@@ -264,6 +270,9 @@ def simplify(model: Any, data: Any, recipe: Recipe, progress: bool = False, *, s
     else:
         masks = prune_dns(model, data, targets, recipe.dns, progress=progress)
     seconds["prune"] = time.perf_counter() - t0
+    reason = after_prune(model) if after_prune is not None else None
+    if reason is not None:
+        raise Stopped(reason)
     pruned_err = _maybe_test(model, data)
     t0 = time.perf_counter()
     clustered: dict[str, ClusteredLayer] = {}
