@@ -330,3 +330,25 @@ def test_t_out_of_range_in_config_is_an_input_error():
         EncodeConfig(filters=FilterSearch(t={"fc1.weight": 17})).validate()
     with pytest.raises(InputError, match="0 = lossless"):
         EncodeConfig(filters=FilterSearch(t={"fc1.weight": -1})).validate()
+
+def test_a_weight_no_clustering_passes_falls_to_float16(simplified, data, tmp_path):
+    """The whole-model stage's last rung for a weight: rounded to float16 when that passes, and
+    the file stores it in 2 bytes a weight; otherwise it stays as it is."""
+    from weightless.io.clustered import Clustered
+
+    cfg = EncodeConfig(rule=DecisionRule(tolerance=0.5, confidence_z=0.0), filters=FilterSearch(t={"fc1.weight": 0, "fc2.weight": 0}),
+                       retraining=NO_RETRAIN, tail=TailConfig(nonzero=(1.0,), k=1, bias_k=(0,)))
+    res = encode_with_retraining(simplified, data, cfg, confirm_fraction=0.0)
+    whats = [(d["what"], d["accepted"]) for d in res.tail]
+    assert ("fc3.weight at 100% nonzero, k=1", False) in whats and ("fc3.weight rounded to float16", True) in whats
+    w = res.tensors["fc3.weight"]
+    assert isinstance(w, Clustered)
+    v = w.values()
+    assert np.array_equal(v.astype(np.float16).astype(np.float64), v)
+    assert not np.array_equal(v, simplified.model.fc3.weight.detach().numpy())  # rounded, not the float32 weight
+    half = api.save(tmp_path / "half.wl", res.tensors)
+    dense = api.save(tmp_path / "dense.wl", {**res.tensors, "fc3.weight": simplified.model.fc3.weight.detach().clone()})
+    assert dense - half >= 1900  # 1,000 weights: 4 bytes each -> 2
+    model = get_model("lenet300", seed=1)
+    model.load_state_dict(api.load(tmp_path / "half.wl"))
+    assert np.array_equal(model.fc3.weight.detach().numpy(), v.astype(np.float32))

@@ -168,7 +168,8 @@ class TailConfig:
     Attributes:
         enabled: run the stage.
         nonzero: nonzero fractions tried for each remaining weight tensor (the smallest that
-            passes is kept; 1.0 = cluster without pruning).
+            passes is kept; 1.0 = cluster without pruning; when none passes, the weight rounded
+            to float16 is tried, then it stays as it is).
         k: shared values of each remaining weight tensor.
         bias_k: shared values of each bias (and other 1-D parameter), tried in this order until
             one passes (all biases at once); 0: every value kept (exact), so the codebook rounding

@@ -8,7 +8,8 @@ only when the whole model still passes the accuracy contract's rule on the decis
 1. each remaining weight (>= 2 dimensions), in model order: the smallest nonzero fraction of
    ``TailConfig.nonzero`` (searched like t: the fractions are assumed to pass from some
    point on) at which magnitude pruning + k-means to ``TailConfig.k`` values, then retraining of
-   what is still free and of every codebook, passes; none passing leaves it dense;
+   what is still free and of every codebook, passes; when none passes, the weight rounded to
+   float16 (2 bytes a weight in the file) if that passes as it is, else the weight as it is;
 2. the remaining 1-D float parameters (biases, norms' affine parameters), all at once,
    clustered to the first of ``TailConfig.bias_k`` (16, then 64) values each that passes (retrained
    codebooks), else kept exact as their own codebooks (rung 0), which the final codebook
@@ -87,6 +88,19 @@ def _cluster_vector(model: Any, name: str, k: int, seed: int) -> tuple[np.ndarra
     return np.asarray(idx, dtype=np.int64).reshape(tuple(p.shape)), cb
 
 
+def _half(model: Any, name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Round float32 weight ``name`` to float16 values, as a clustered value of every distinct
+    one (the file stores it densely in 2 bytes a weight: its values are float16-exact)."""
+    import torch
+
+    from ..simplify.magnitude import get_param
+
+    p = get_param(model, name)
+    with torch.no_grad():
+        p.copy_(p.to(torch.float16).to(p.dtype))
+    return {name: _cluster_vector(model, name, 0, 0)}
+
+
 def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str, tuple[np.ndarray, np.ndarray]],
                   contract: Contract, teacher: Any, progress: bool,
                   say: Callable[[str], None]) -> tuple[Any, dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[np.ndarray, np.ndarray]], list[dict]]:
@@ -125,7 +139,8 @@ class _Tail:
         epochs = None if rt.train is None else (rt.train.epochs / 3 if cfg.tail.epochs is None else cfg.tail.epochs)
         self.retraining = replace(rt, train=None if not epochs or rt.train is None else replace(rt.train, epochs=epochs))
 
-    def attempt(self, change: Callable[[Any], dict[str, tuple[np.ndarray, np.ndarray]]], what: str) -> tuple:
+    def attempt(self, change: Callable[[Any], dict[str, tuple[np.ndarray, np.ndarray]]], what: str,
+                retrain_allowed: bool = True) -> tuple:
         """Apply ``change`` to a copy of the model, decide (retraining first unless it passes
         as it is); returns ``(accepted, candidate, its encoded/frozen layers, the new ones)``."""
         cand = copy.deepcopy(self.model)
@@ -133,7 +148,8 @@ class _Tail:
         frozen = {**self.encoded, **self.rest, **new}
         enc = frozen
         dec = self.contract.decide(cand)
-        retrain = self.retraining.train is not None and not (self.retraining.accept_before_retraining and dec.accepted)
+        retrain = (retrain_allowed and self.retraining.train is not None
+                   and not (self.retraining.accept_before_retraining and dec.accepted))
         if retrain:
             enc, _ = retrain_around(cand, self.task, self.retraining, encoded=frozen, pending={},
                                     trainable=set(self.params) - set(frozen), teacher=self.teacher,
@@ -164,7 +180,14 @@ class _Tail:
             return tried[j]
 
         if not run(0)[0]:
-            self.say(f"{name}: no simplification passed; stored dense")
+            p = self.model.get_parameter(name)
+            if str(p.dtype) == "torch.float32" and float(p.detach().abs().max()) < 65504:  # the float16 rung
+                ok, cand, enc, new = self.attempt(lambda m: _half(m, name), f"{name} rounded to float16",
+                                                  retrain_allowed=False)
+                if ok:
+                    self.keep(cand, enc, new)
+                    return
+            self.say(f"{name}: no simplification passed; stored as it is")
             return
         best, lo, hi = 0, 1, len(ladder) - 1
         while lo <= hi:
