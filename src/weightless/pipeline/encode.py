@@ -386,7 +386,7 @@ def _confirmed(enc: _Encoder, contract: Contract,
         model, tensors, reports = enc.finalize(stage)
         conf = contract.confirm(model)
         if conf is None:
-            say("no confirmation data (the validation data cannot be cut): the final model is unconfirmed")
+            say("no confirmation data (confirm_fraction 0, or validation data that cannot be cut): the final model is unconfirmed")
             return stage, model, tensors, reports, None, undone
         say(f"confirmation ({stage.label}): {conf.describe()} vs reference {conf.reference_error:.2f}% on "
             f"{len(contract.ref_confirm if contract.ref_confirm is not None else ())} examples no decision used, allowance {contract.allowance:.2f} pp: "
