@@ -251,8 +251,9 @@ def test_a_strict_rule_leaves_the_rest_dense(simplified, data):
     cfg = EncodeConfig(rule=DecisionRule(tolerance=0.0, confidence_z=50.0), filters=FilterSearch(t={"fc1.weight": 4, "fc2.weight": 5}),
                        retraining=NO_RETRAIN)
     res = encode_with_retraining(simplified, data, cfg, confirm_fraction=0.0)
-    assert all(not d["accepted"] for d in res.tail if "exact" not in d["what"])
-    assert not isinstance(res.tensors["fc3.weight"], Clustered)
+    assert all(not d["accepted"] for d in res.tail if "exact" not in d["what"] and "float16" not in d["what"])
+    w = res.tensors["fc3.weight"]  # no clustering passed; float16 only where no decision-data outcome changed
+    assert isinstance(w, Clustered) == any(d["accepted"] for d in res.tail if "float16" in d["what"])
     # the biases fall through to the exact rung: their values, rounded to float16 at the end
     b = res.tensors["fc1.bias"]
     assert isinstance(b, Clustered)
@@ -352,3 +353,16 @@ def test_a_weight_no_clustering_passes_falls_to_float16(simplified, data, tmp_pa
     model = get_model("lenet300", seed=1)
     model.load_state_dict(api.load(tmp_path / "half.wl"))
     assert np.array_equal(model.fc3.weight.detach().numpy(), v.astype(np.float32))
+
+
+def test_float16_rung_that_changes_no_outcome_passes_a_strict_rule(simplified, data):
+    """Under a rule nothing lossy passes (the model so far is over it), rounding fc3 to float16
+    is still kept when no example of the decision data changes: the step is invisible to the rule."""
+    from weightless.io.clustered import Clustered
+
+    cfg = EncodeConfig(rule=DecisionRule(tolerance=0.0, confidence_z=50.0), filters=FilterSearch(t={"fc1.weight": 4, "fc2.weight": 5}),
+                       retraining=NO_RETRAIN, tail=TailConfig(nonzero=(1.0,), k=1, bias_k=(0,)))
+    res = encode_with_retraining(simplified, data, cfg, confirm_fraction=0.0)
+    half = [d for d in res.tail if d["what"].startswith("fc3.weight rounded to float16")]
+    assert len(half) == 1 and half[0]["accepted"] and "no outcome" in half[0]["what"]
+    assert isinstance(res.tensors["fc3.weight"], Clustered)

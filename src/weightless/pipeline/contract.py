@@ -166,6 +166,13 @@ class Contract:
         tol = self.allowance if allowance is None else allowance
         return paired_difference(per_example(model, self.splits.decide, "val")[0], self.ref_decide, tol, self.z)
 
+    def same_outcomes(self, a: Any, b: Any) -> bool:
+        """Whether models ``a`` and ``b`` get every example of the decision data right or wrong
+        alike (the rule's statistics cannot tell them apart)."""
+        from ..training.loop import per_example
+
+        return bool(np.array_equal(per_example(a, self.splits.decide, "val")[0], per_example(b, self.splits.decide, "val")[0]))
+
     def confirm(self, model: Any) -> Decision | None:
         """The final check on the confirmation data (point estimate within the allowance), or
         None when there is no confirmation data."""

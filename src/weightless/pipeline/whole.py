@@ -9,7 +9,8 @@ only when the whole model still passes the accuracy contract's rule on the decis
    ``TailConfig.nonzero`` (searched like t: the fractions are assumed to pass from some
    point on) at which magnitude pruning + k-means to ``TailConfig.k`` values, then retraining of
    what is still free and of every codebook, passes; when none passes, the weight rounded to
-   float16 (2 bytes a weight in the file) if that passes as it is, else the weight as it is;
+   float16 (2 bytes a weight in the file) if that passes as it is or changes no outcome on the
+   decision data, else the weight as it is;
 2. the remaining 1-D float parameters (biases, norms' affine parameters), all at once,
    clustered to the first of ``TailConfig.bias_k`` (16, then 64) values each that passes (retrained
    codebooks), else kept exact as their own codebooks (rung 0), which the final codebook
@@ -140,15 +141,20 @@ class _Tail:
         self.retraining = replace(rt, train=None if not epochs or rt.train is None else replace(rt.train, epochs=epochs))
 
     def attempt(self, change: Callable[[Any], dict[str, tuple[np.ndarray, np.ndarray]]], what: str,
-                retrain_allowed: bool = True) -> tuple:
+                exact_only: bool = False) -> tuple:
         """Apply ``change`` to a copy of the model, decide (retraining first unless it passes
-        as it is); returns ``(accepted, candidate, its encoded/frozen layers, the new ones)``."""
+        as it is); returns ``(accepted, candidate, its encoded/frozen layers, the new ones)``.
+        ``exact_only``: no retraining, and a candidate that changes no outcome on the decision
+        data is accepted whatever the rule says of the model so far (the step is invisible to it)."""
         cand = copy.deepcopy(self.model)
         new = change(cand)
         frozen = {**self.encoded, **self.rest, **new}
         enc = frozen
         dec = self.contract.decide(cand)
-        retrain = (retrain_allowed and self.retraining.train is not None
+        if exact_only and not dec.accepted and self.contract.same_outcomes(cand, self.model):
+            dec = replace(dec, accepted=True)
+            what += " (no outcome on the decision data changed)"
+        retrain = (not exact_only and self.retraining.train is not None
                    and not (self.retraining.accept_before_retraining and dec.accepted))
         if retrain:
             enc, _ = retrain_around(cand, self.task, self.retraining, encoded=frozen, pending={},
@@ -182,8 +188,7 @@ class _Tail:
         if not run(0)[0]:
             p = self.model.get_parameter(name)
             if str(p.dtype) == "torch.float32" and float(p.detach().abs().max()) < 65504:  # the float16 rung
-                ok, cand, enc, new = self.attempt(lambda m: _half(m, name), f"{name} rounded to float16",
-                                                  retrain_allowed=False)
+                ok, cand, enc, new = self.attempt(lambda m: _half(m, name), f"{name} rounded to float16", exact_only=True)
                 if ok:
                     self.keep(cand, enc, new)
                     return
