@@ -366,3 +366,17 @@ def test_float16_rung_that_changes_no_outcome_passes_a_strict_rule(simplified, d
     half = [d for d in res.tail if d["what"].startswith("fc3.weight rounded to float16")]
     assert len(half) == 1 and half[0]["accepted"] and "no outcome" in half[0]["what"]
     assert isinstance(res.tensors["fc3.weight"], Clustered)
+
+
+def test_t_search_tries_the_largest_t_first(simplified, data):
+    """When the largest t under the lossless record fails, it is the only filter tried; when it
+    passes, the search goes on below it."""
+    strict = EncodeConfig(rule=DecisionRule(tolerance=0.0, confidence_z=50.0), filters=FilterSearch(seed_trials=1, t_max=12),
+                          retraining=NO_RETRAIN, tail=NO_TAIL)
+    for r in encode_with_retraining(simplified, data, strict, confirm_fraction=0.0).layers:
+        filters = [tr for tr in r.trials if tr["t"]]
+        assert len(filters) <= 1 and not any(tr["accepted"] for tr in filters)
+    loose = replace(strict, rule=DecisionRule(tolerance=100.0, confidence_z=0.0))
+    for r in encode_with_retraining(simplified, data, loose, confirm_fraction=0.0).layers:
+        ts = [tr["t"] for tr in r.trials if tr["t"]]  # the report lists them by t
+        assert len(ts) >= 2 and r.t == min(ts)  # the largest passed, so smaller ones were tried

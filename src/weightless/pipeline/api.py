@@ -178,7 +178,7 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
         try:
             simplified = simplify(model, task, recipe, progress=show, start=start,
                                   record=states if recipe.method == "magnitude" else None,
-                                  after_prune=lambda m: _over_share(m, splits, dense_val, share) if gentler else None)
+                                  after_prune=(lambda m: _over_share(m, splits, dense_val, share)) if gentler else None)
         except Stopped as stop:
             why, spent = stop.args[0]
             err = dense_val + spent

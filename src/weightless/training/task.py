@@ -243,7 +243,7 @@ def _plain_tensor_loader(data: Any) -> tuple[torch.Tensor, torch.Tensor, int] | 
     from torch.utils.data import DataLoader, RandomSampler, SequentialSampler, TensorDataset
     from torch.utils.data._utils.collate import default_collate
 
-    if not isinstance(data, DataLoader) or type(data) is not DataLoader:
+    if type(data) is not DataLoader:  # a subclass may add behaviour
         return None
     ds, sampler = data.dataset, data.sampler
     if type(ds) is not TensorDataset or len(ds.tensors) != 2 or data.collate_fn is not default_collate:
