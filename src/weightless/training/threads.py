@@ -12,7 +12,7 @@ import torch
 
 from ..errors import InputError
 
-__all__ = ["DEFAULT_THREADS", "usable_cores", "busy_cores", "contention_note", "set_threads", "apply_threads"]
+__all__ = ["DEFAULT_THREADS", "usable_cores", "busy_cores", "contention_note", "set_threads", "effective_threads", "apply_threads"]
 
 
 def usable_cores() -> int:
@@ -100,7 +100,13 @@ def contention_note(threads: int | None = None) -> str | None:
             f"slower than 1 here: WEIGHTLESS_THREADS=1 or --threads 1 may be faster")
 
 
+def effective_threads(threads: int | None) -> int:
+    """The intra-op thread count :func:`train` runs with for a config's ``threads`` (None: the
+    current default, see :func:`set_threads`)."""
+    return _current_default[0] if threads is None else int(threads)
+
+
 def apply_threads(threads: int | None) -> None:
-    n = _current_default[0] if threads is None else int(threads)
+    n = effective_threads(threads)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)

@@ -1,7 +1,7 @@
 """Dense-model checkpoints in a user cache folder (default ``./checkpoints``, git-ignored).
 
-A checkpoint's file name carries the model name, seed and a hash of the training config, so a
-changed config never loads a stale model. Files are safetensors state dicts written to a temp
+A checkpoint's file name carries the model name, seed and a hash of the training config and
+the thread count it trains with, so a changed config never loads a stale model. Files are safetensors state dicts written to a temp
 file and renamed into place.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 
 from weightless.errors import DataError
 from weightless.training.loop import TrainConfig, train
+from weightless.training.threads import effective_threads
 
 __all__ = ["DEFAULT_CACHE_DIR", "checkpoint_path", "train_dense"]
 
@@ -25,7 +26,10 @@ _IGNORED = ("progress", "desc", "threads")
 
 
 def _key(model_name: str, seed: int, cfg: TrainConfig, n_train: int) -> str:
+    # the thread count changes the floats a training run computes (1 and 2 threads trained
+    # different LeNet5 models), so it is part of the key: a cache and a fresh clone agree
     d = {k: v for k, v in asdict(cfg).items() if k not in _IGNORED}
+    d["threads"] = effective_threads(cfg.threads)
     blob = json.dumps({"model": model_name, "seed": seed, "cfg": d, "n_train": n_train}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
