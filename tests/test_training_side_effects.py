@@ -59,3 +59,25 @@ def test_conv_kernels_train_channels_last_and_come_back_contiguous() -> None:
           before_step=lambda i: seen.append(kernel.is_contiguous(memory_format=torch.channels_last)))
     assert seen and all(seen)
     assert kernel.is_contiguous() and kernel.grad is not None and kernel.grad.is_contiguous()
+
+
+def test_one_channel_convolution_sees_a_channels_last_input_and_no_hook_stays() -> None:
+    from weightless.training.train_steps import conv_layout
+
+    conv = torch.nn.Conv2d(1, 3, 3)
+    model = torch.nn.Sequential(torch.nn.Unflatten(1, (1, 6, 6)), conv, torch.nn.Flatten(), torch.nn.Linear(48, 2))
+    x = np.random.default_rng(2).normal(size=(16, 36)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    seen = []
+    probe = conv.register_forward_hook(lambda m, a, out: seen.append((a[0].stride()[1], out.is_contiguous(memory_format=torch.channels_last))))
+    train(model, (x, y), TrainConfig(epochs=1, batch_size=8))
+    assert seen and all(s == 1 and cl for s, cl in seen)  # a channels-last view: channel stride 1
+    assert not conv._forward_pre_hooks and conv.weight.is_contiguous()
+    seen.clear()
+    with torch.no_grad():
+        plain = model(torch.from_numpy(x))
+        with conv_layout(model, torch.device("cpu")):
+            last = model(torch.from_numpy(x))
+    assert seen[0][0] == 36 and seen[1][0] == 1  # outside the block the input is as given
+    assert torch.allclose(plain, last, atol=1e-5)
+    probe.remove()

@@ -148,7 +148,7 @@ def soft_targets(teacher: nn.Module, data: DataLike) -> "SoftTargets | nn.Module
     teacher.eval()
     outs = []
     try:
-        with torch.no_grad(), conv_layout(dict(teacher.named_parameters()), device):
+        with torch.no_grad(), conv_layout(teacher, device):
             for xb, _ in source.ordered():
                 outs.append(teacher(_to_device(xb, device)).detach())
     finally:
@@ -270,7 +270,7 @@ def _train(model: nn.Module, data: DataLike, cfg: TrainConfig, trainable: set[st
     t0 = time.perf_counter()
     model.train()
     try:
-        with conv_layout(named, device):
+        with conv_layout(model, device), conv_layout(teacher if isinstance(teacher, nn.Module) else nn.Module(), device):
             report.steps = run_steps(stepper, source, device, total, steps_per_epoch, bar, report)
     finally:
         if bar is not None:
@@ -308,7 +308,7 @@ def per_example(model: nn.Module, data: DataLike, split: str = "val", *, batch_s
     model.eval()
     errs, losses = [], []
     try:
-        with conv_layout(dict(model.named_parameters()), device):
+        with conv_layout(model, device):
             for xb, yb in source.ordered(batch_size):
                 xb, yb = _to_device(xb, device), _to_device(yb, device)
                 out = model(xb)

@@ -23,6 +23,9 @@ __all__ = ["DEFAULT_CACHE_DIR", "checkpoint_path", "train_dense"]
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("WEIGHTLESS_CACHE", "checkpoints"))
 _IGNORED = ("progress", "desc", "threads")
+#: Changed whenever :func:`train` computes other floats from the same config. 2: fused
+#: optimisers and one-channel convolutions channels-last (2026-12-07).
+_TRAINER = 2
 
 
 def _key(model_name: str, seed: int, cfg: TrainConfig, n_train: int) -> str:
@@ -30,6 +33,7 @@ def _key(model_name: str, seed: int, cfg: TrainConfig, n_train: int) -> str:
     # different LeNet5 models), so it is part of the key: a cache and a fresh clone agree
     d = {k: v for k, v in asdict(cfg).items() if k not in _IGNORED}
     d["threads"] = effective_threads(cfg.threads)
+    d["trainer"] = _TRAINER
     blob = json.dumps({"model": model_name, "seed": seed, "cfg": d, "n_train": n_train}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
