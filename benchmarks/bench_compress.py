@@ -42,6 +42,8 @@ def dense_epoch_seconds(model_name: str) -> float:
 
     task = mnist_task()
     cfg = replace(DENSE_TRAINING[model_name], epochs=1.0, progress=False)
+    # warm-up: the first train() of a process imports torch's optimiser machinery (about 2 s)
+    train(get_model(model_name), task, replace(cfg, epochs=0.01))
     t0 = time.perf_counter()
     train(get_model(model_name), task, cfg)
     return time.perf_counter() - t0

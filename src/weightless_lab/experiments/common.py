@@ -336,18 +336,22 @@ def load_data(quick: bool) -> Any:
 
 def dense_model(model: str, data: Any, cfg: ReproConfig, log: Log) -> tuple[Any, dict[str, Any]]:
     """The trained dense model (from the checkpoint cache when there). Returns ``(model, info)``."""
-    from ..apps.mnist import DENSE_TRAINING
     from weightless.training import evaluate
     from ..apps.checkpoint import train_dense
 
-    dcfg = replace(DENSE_TRAINING[model], seed=cfg.seed, progress=cfg.progress, desc=f"dense {model}")
-    if cfg.quick:
-        dcfg = replace(dcfg, epochs=max(1.0, dcfg.epochs / 8))
+    dcfg = _dense_cfg(model, cfg)
     net, secs, cached = train_dense(model, data, dcfg, seed=cfg.seed, cache_dir=cfg.cache_dir)
     err = evaluate(net, data.test)
     log(f"dense {model}: test error {err:.2f}% ({'cached' if cached else f'trained in {secs:.0f} s'})")
     return net, {"dense_test_error": err, "dense_from_cache": cached, "dense_epochs": dcfg.epochs,
                  "seconds_dense": round(secs, 2)}
+
+
+def _dense_cfg(model: str, cfg: ReproConfig) -> Any:
+    from ..apps.mnist import DENSE_TRAINING
+
+    dcfg = replace(DENSE_TRAINING[model], seed=cfg.seed, progress=cfg.progress, desc=f"dense {model}")
+    return replace(dcfg, epochs=max(1.0, dcfg.epochs / 8)) if cfg.quick else dcfg
 
 
 def _recipe(model: str, pruning: str, cfg: ReproConfig) -> Any:
@@ -357,12 +361,14 @@ def _recipe(model: str, pruning: str, cfg: ReproConfig) -> Any:
 
 
 def _simplified_key(model: str, pruning: str, cfg: ReproConfig, data: Any) -> str:
-    from ..apps.mnist import DENSE_TRAINING
+    from ..apps.checkpoint import checkpoint_path
 
+    # the dense checkpoint's name: its config, thread count and trainer version
+    dense = checkpoint_path("", model, cfg.seed, _dense_cfg(model, cfg), len(data.train)).name
     blob = json.dumps(
         {"model": model, "pruning": pruning, "seed": cfg.seed, "quick": cfg.quick, "n_train": len(data.train),
          "n_val": len(data.val), "n_test": len(data.test),
-         "recipe": repr(_recipe(model, pruning, cfg)), "dense": repr(DENSE_TRAINING[model]), "v": 1},
+         "recipe": repr(_recipe(model, pruning, cfg)), "dense": dense, "v": 2},
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
