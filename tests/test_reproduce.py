@@ -87,7 +87,7 @@ def test_sizes_are_real_encoded_bytes(quick_run) -> None:
     """Re-encode FC-0 from the cached simplified model: the JSON sizes equal len() of the bytes."""
     from weightless.accounting import weightless_layer_bytes
     from weightless.baselines import csr_encode, dc_encode
-    from weightless_lab.experiments.common import load_data, prepare_simplified
+    from weightless_lab.experiments.simplified_cache import load_data, prepare_simplified
     from weightless.filters import build
 
     out, cache, _ = quick_run

@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch.nn.functional as F
 
     from weightless.entropy import encode_filter
-    from weightless_lab.experiments.common import ReproConfig, env_info, load_data, prepare_simplified
+    from weightless_lab.experiments.common import ReproConfig, env_info
+    from weightless_lab.experiments.simplified_cache import load_data, prepare_simplified
     from weightless.filters import build
     from weightless.filters.base import Shard, frozen, get_construction
     from weightless.filters.filter import BloomierFilter

@@ -18,7 +18,8 @@ import numpy as np
 
 from weightless.errors import WeightlessError
 from .. import paper as P
-from .common import Log, Progress, ReproConfig, available_constructions, env_info, load_data, prepare_simplified, read_result
+from .common import Log, Progress, ReproConfig, available_constructions, env_info, read_result
+from .simplified_cache import load_data, prepare_simplified
 
 __all__ = ["NAME", "run", "markdown", "time_decode"]
 

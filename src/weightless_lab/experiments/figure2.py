@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from weightless.errors import InputError
-from .common import Log, Progress, ReproConfig, encoded_layer_sizes, env_info, load_data, prepare_simplified
+from .common import Log, Progress, ReproConfig, encoded_layer_sizes, env_info
+from .simplified_cache import load_data, prepare_simplified
 
 __all__ = ["NAME", "LAYER", "run", "markdown"]
 

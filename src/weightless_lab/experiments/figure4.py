@@ -27,12 +27,11 @@ from .common import (  # noqa: I001
     Progress,
     ReproConfig,
     available_constructions,
-    dense_model,
     encoded_layer_sizes,
     env_info,
     fmt_factor,
-    load_data,
 )
+from .simplified_cache import dense_model, load_data
 
 __all__ = ["NAME", "run", "markdown", "lenet5_features", "lenet5_head"]
 

@@ -31,7 +31,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .common import Log, Progress, ReproConfig, available_constructions, env_info, load_data, prepare_simplified
+from .common import Log, Progress, ReproConfig, available_constructions, env_info
+from .simplified_cache import load_data, prepare_simplified
 
 __all__ = ["NAME", "run", "markdown", "crossovers", "sweep", "model_markdown", "encode_to_file"]
 

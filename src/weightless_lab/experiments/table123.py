@@ -31,10 +31,9 @@ from .common import (
     env_info,
     fmt_factor,
     fmt_kb,
-    load_data,
-    prepare_simplified,
     val_subset,
 )
+from .simplified_cache import load_data, prepare_simplified
 
 __all__ = ["NAME", "run", "markdown", "layer_row"]
 
