@@ -14,6 +14,8 @@ from weightless.training import TrainConfig, train  # noqa: E402
 from weightless.training.say import say  # noqa: E402
 from weightless.training.task import as_source  # noqa: E402
 
+F = torch.nn.functional
+
 
 def _data(n: int = 64):
     g = np.random.default_rng(0)
@@ -76,8 +78,41 @@ def test_one_channel_convolution_sees_a_channels_last_input_and_no_hook_stays() 
     seen.clear()
     with torch.no_grad():
         plain = model(torch.from_numpy(x))
-        with conv_layout(model, torch.device("cpu")):
-            last = model(torch.from_numpy(x))
+        with conv_layout([model], torch.device("cpu")) as layout:
+            last = layout.call(model, torch.from_numpy(x))
     assert seen[0][0] == 36 and seen[1][0] == 1  # outside the block the input is as given
     assert torch.allclose(plain, last, atol=1e-5)
     probe.remove()
+
+
+class _ViewNet(torch.nn.Module):
+    """A third-party style CNN: ``x.view(n, -1)`` after the convolutions (raises on a
+    channels-last tensor)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.c2, self.fc = torch.nn.Conv2d(1, 4, 3), torch.nn.Conv2d(4, 4, 3), torch.nn.Linear(4 * 4 * 4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.c2(F.relu(self.c1(x.reshape(-1, 1, 12, 12))))), 2)
+        return self.fc(x.view(x.shape[0], -1))
+
+
+def test_a_model_that_needs_the_usual_layout_trains_and_scores_as_usual() -> None:
+    from weightless.training import evaluate
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(64, 144)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    model = _ViewNet()
+    from weightless.training.train_steps import ConvLayout
+
+    layout = ConvLayout([model], torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="view"):  # what the layout alone does to this model
+        model(torch.from_numpy(x))
+    layout.undo()
+    report = train(model, (x, y), TrainConfig(epochs=1, batch_size=16))
+    assert report.steps == 4
+    err = evaluate(model, x, y)
+    assert 0.0 <= err <= 100.0
+    assert model.c2.weight.is_contiguous() and not model.c1._forward_pre_hooks

@@ -148,9 +148,9 @@ def soft_targets(teacher: nn.Module, data: DataLike) -> "SoftTargets | nn.Module
     teacher.eval()
     outs = []
     try:
-        with torch.no_grad(), conv_layout(teacher, device):
+        with torch.no_grad(), conv_layout([teacher], device) as layout:
             for xb, _ in source.ordered():
-                outs.append(teacher(_to_device(xb, device)).detach())
+                outs.append(layout.call(teacher, _to_device(xb, device)).detach())
     finally:
         teacher.train(was_training)
     x = source.obj[0]
@@ -270,7 +270,8 @@ def _train(model: nn.Module, data: DataLike, cfg: TrainConfig, trainable: set[st
     t0 = time.perf_counter()
     model.train()
     try:
-        with conv_layout(model, device), conv_layout(teacher if isinstance(teacher, nn.Module) else nn.Module(), device):
+        with conv_layout([model, *([teacher] if isinstance(teacher, nn.Module) else [])], device) as layout:
+            stepper.layout = layout
             report.steps = run_steps(stepper, source, device, total, steps_per_epoch, bar, report)
     finally:
         if bar is not None:
@@ -308,10 +309,10 @@ def per_example(model: nn.Module, data: DataLike, split: str = "val", *, batch_s
     model.eval()
     errs, losses = [], []
     try:
-        with conv_layout(model, device):
+        with conv_layout([model], device) as layout:
             for xb, yb in source.ordered(batch_size):
                 xb, yb = _to_device(xb, device), _to_device(yb, device)
-                out = model(xb)
+                out = layout.call(model, xb)
                 errs.append(torch.as_tensor(metric(out, yb), dtype=torch.float64).reshape(-1).cpu())
                 try:
                     l = loss_fn(out, yb, reduction="none")
