@@ -116,3 +116,13 @@ def test_a_model_that_needs_the_usual_layout_trains_and_scores_as_usual() -> Non
     err = evaluate(model, x, y)
     assert 0.0 <= err <= 100.0
     assert model.c2.weight.is_contiguous() and not model.c1._forward_pre_hooks
+
+
+def test_a_teacher_that_needs_the_usual_layout_does_not_stop_distillation() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(64, 144)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    student = torch.nn.Sequential(torch.nn.Unflatten(1, (1, 12, 12)), torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(),
+                                  torch.nn.Linear(200, 2))
+    report = train(student, (x, y), TrainConfig(epochs=1, batch_size=16, distill=0.5), teacher=_ViewNet().eval())
+    assert report.steps == 4

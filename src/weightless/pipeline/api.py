@@ -218,9 +218,13 @@ def _over_share(pruned: Any, splits: Any, dense_val: float, share: float) -> tup
     from ..training import evaluate
 
     spent = evaluate(pruned, splits.decide, split="val") - dense_val
-    if spent <= share + 0.1:
+    if spent <= share + _CLUSTERING_MARGIN:
         return None
-    return f"validation error already {spent:+.2f} pp, over {share:.2f} + 0.10 pp", spent
+    return f"validation error already {spent:+.2f} pp, over {share:.2f} + {_CLUSTERING_MARGIN:.2f} pp", spent
+
+
+#: How far past its share a pruned model may be and still be clustered (see :func:`_over_share`).
+_CLUSTERING_MARGIN = 0.1
 
 
 def _budget_report(config: CompressConfig, res: CompressResult, dense_val: float, simplified_val: float, allowance: float,

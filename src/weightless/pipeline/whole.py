@@ -6,8 +6,9 @@ only when the whole model still passes the accuracy contract's rule on the decis
 (:class:`~weightless.pipeline.contract.Contract`):
 
 1. each remaining weight (>= 2 dimensions), in model order: the smallest nonzero fraction of
-   ``TailConfig.nonzero`` (from the top, one rung at a time, until one is rejected) at which magnitude pruning + k-means to ``TailConfig.k`` values, then retraining of
-   what is still free and of every codebook, passes; when none passes, the weight rounded to
+   ``TailConfig.nonzero`` (from the top, one rung at a time, until one is rejected) at which
+   magnitude pruning + k-means to ``TailConfig.k`` values, then retraining of what is still
+   free and of every codebook, passes; when none passes, the weight rounded to
    float16 (2 bytes a weight in the file) if that passes as it is or changes no outcome on the
    decision data, else the weight as it is;
 2. the remaining 1-D float parameters (biases, norms' affine parameters), all at once,

@@ -37,8 +37,9 @@ def _default_threads() -> int:
 
 #: Default torch intra-op thread count for training: WEIGHTLESS_THREADS, else the usable cores up
 #: to 2. Measured on an idle 2-core machine, two threads compress LeNet5 1.56x and LeNet-300-100
-#: 1.44x faster than one (results/bench/bench_compress_threads*.md); more were not measured. On a busy machine two
-#: threads train 2-4x slower than one: :func:`contention_note` says so at the start of a run.
+#: 1.44x faster than one (results/bench/bench_compress_threads*.md); more were not measured. On
+#: a busy machine two threads train 2-4x slower than one: :func:`contention_note` says so at the
+#: start of a run.
 DEFAULT_THREADS = _default_threads()
 
 

@@ -51,7 +51,7 @@ class ConvLayout:
     def __init__(self, modules: list[nn.Module], device: torch.device) -> None:
         self.four: list[nn.Parameter] = []
         self.hooks: list[Any] = []
-        self.checked = False
+        self.checked: set[int] = set()  # the forwards that already ran once (id)
         if device.type != "cpu":
             return
         seen: set[int] = set()
@@ -76,16 +76,17 @@ class ConvLayout:
         self.hooks, self.four = [], []
 
     def call(self, forward: Callable[..., Any], *args: Any) -> Any:
-        """``forward(*args)``; the first call that raises ``RuntimeError`` under the layout
-        undoes it and runs again (a second failure is the model's own and propagates)."""
-        if self.checked or not (self.four or self.hooks):
+        """``forward(*args)``; when the first call of a forward (the model, a teacher) raises
+        ``RuntimeError`` under the layout, the layout is undone and it runs again (a second
+        failure is the model's own and propagates)."""
+        if id(forward) in self.checked or not (self.four or self.hooks):
             return forward(*args)
         try:
             out = forward(*args)
         except RuntimeError:
             self.undo()
             out = forward(*args)
-        self.checked = True
+        self.checked.add(id(forward))
         return out
 
 
@@ -164,6 +165,9 @@ class Stepper:
     cached: torch.Tensor | None = None  # the teacher's outputs per training example (SoftTargets)
     layout: ConvLayout | None = None  # runs the forwards (see conv_layout)
 
+    def _forward(self, module: nn.Module, xb: Any) -> Any:
+        return module(xb) if self.layout is None else self.layout.call(module, xb)
+
     def set_lr(self, step: int, total: int) -> None:
         """The cosine schedule's learning rate at ``step`` of ``total`` (unchanged if constant)."""
         cfg = self.cfg
@@ -177,11 +181,11 @@ class Stepper:
         """Train on one batch (``tout``: the teacher's outputs on it, when cached); return its loss."""
         cfg, named = self.cfg, self.named
         self.opt.zero_grad(set_to_none=True)
-        out = self.layout.call(self.model, xb) if self.layout is not None else self.model(xb)
+        out = self._forward(self.model, xb)
         loss = self.loss_fn(out, yb)
         if tout is None and self.teacher is not None:
             with torch.no_grad():
-                tout = self.layout.call(self.teacher, xb) if self.layout is not None else self.teacher(xb)
+                tout = self._forward(self.teacher, xb)
         if tout is not None:
             loss = (1 - cfg.distill) * loss + cfg.distill * distill_loss(out, tout, cfg.temperature)
         loss.backward()

@@ -1,8 +1,8 @@
 """Dense-model checkpoints in a user cache folder (default ``./checkpoints``, git-ignored).
 
-A checkpoint's file name carries the model name, seed and a hash of the training config and
-the thread count it trains with, so a changed config never loads a stale model. Files are safetensors state dicts written to a temp
-file and renamed into place.
+A checkpoint's file name carries the model name, seed and a hash of the training config, the
+thread count it trains with and the trainer version, so a changed config never loads a stale
+model. Files are safetensors state dicts written to a temp file and renamed into place.
 """
 
 from __future__ import annotations
