@@ -121,7 +121,7 @@ def test_same_inputs_and_seeds_give_identical_bytes(result, simplified, data):
 
 def test_auto_t_with_huge_tolerance_is_t_min(simplified, data):
     res = encode_with_retraining(simplified, data, EncodeConfig(
-        rule=DecisionRule(tolerance=1e9), filters=FilterSearch(lossless_fallback=False), retraining=NO_RETRAIN, tail=NO_TAIL))
+        rule=DecisionRule(tolerance=1e9), filters=FilterSearch(lossless_fallback=False, smaller_k=()), retraining=NO_RETRAIN, tail=NO_TAIL))
     t_min = math.ceil(math.log2(K)) + 1
     assert [r.t for r in res.layers] == [t_min, t_min]
     assert all(r.auto_t for r in res.layers)

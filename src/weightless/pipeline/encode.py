@@ -62,18 +62,19 @@ class _Encoder:
         self.stage = Stage("simplified (every layer lossless)", model, {}, pending, {}, {}, [], fresh=True)
         self.stages = [self.stage]
         self.true_indices: dict[str, np.ndarray] = {}
+        self.k = {n: int(simplified.layers[n].k) for n in self.names}  # the k each layer is encoded with
 
     def trial(self, name: str, t: int, indices: np.ndarray, codebook: np.ndarray, trainable: set[str]) -> Trial:
         """Encode ``name`` at ``t`` (0: lossless) on a copy of the current model, decide, and
         retrain first when the candidate does not pass as it is (or always, if so configured)."""
-        st, fs, rt, lr = self.stage, self.cfg.filters, self.cfg.retraining, self.simplified.layers[name]
+        st, fs, rt = self.stage, self.cfg.filters, self.cfg.retraining
         cand = copy.deepcopy(st.model)
         construction = resolve_construction(fs.construction, int(indices.size))
         if t == 0:
             f, secs, dec_idx = None, 0.0, indices
             set_clustered(cand, name, indices, codebook)
         else:
-            f, _, secs = best_filter(cand, name, indices, codebook, lr.k, t, fs, self.contract.splits.rank, construction)
+            f, _, secs = best_filter(cand, name, indices, codebook, self.k[name], t, fs, self.contract.splits.rank, construction)
             dec_idx = f.reconstruct_indices(tuple(indices.shape))
         dec = self.contract.decide(cand)
         before = dec.error
@@ -100,7 +101,7 @@ class _Encoder:
         """The t of layer ``name``: fixed by ``cfg.filters.t``, else the smallest accepted t among
         filters smaller than the lossless record (the largest first, then a binary search below
         it: acceptance grows with t), else the lossless record. Returns ``(t, trials, auto)``."""
-        cfg, k = self.cfg.filters, self.simplified.layers[name].k
+        cfg, k = self.cfg.filters, self.k[name]
         min_t = max(int(np.ceil(np.log2(k))) + 1 if k > 1 else 1, 1)
         trials: dict[int, Trial] = {}
 
@@ -140,6 +141,25 @@ class _Encoder:
             self.say(f"{name}: no t up to t_max = {cfg.t_max} passed the rule; using t = {t}")
         return t, trials, True
 
+    def fewer_values(self, name: str, indices: np.ndarray, codebook: np.ndarray,
+                     seed: int) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Layer ``name`` clustered again (same mask) to each of ``cfg.filters.smaller_k`` below
+        its k, largest first, as long as the model passes the rule as it is. Sets
+        ``self.k[name]``; returns the last accepted ``(indices, codebook)`` and the trials."""
+        rows: list[dict[str, Any]] = []
+        for k in sorted({int(v) for v in self.cfg.filters.smaller_k if v < self.k[name]}, reverse=True):
+            cand = copy.deepcopy(self.stage.model)
+            idx, cb = recluster(cand, name, indices >= 0, k, self.simplified.layers[name].init, seed=seed)
+            dec = self.contract.decide(cand)
+            size = lossless_bytes(idx, cb)
+            rows.append({"k": k, "lossless_bytes": size, **dec.as_dict()})
+            self.say(f"{name}: k={k} ({size} bytes lossless) val error {dec.error:.2f}%, {dec.describe()} vs reference "
+                     f"{dec.reference_error:.2f}%: {'accepted' if dec.accepted else 'rejected'}")
+            if not dec.accepted:
+                break
+            indices, codebook, self.k[name] = idx, cb, k
+        return indices, codebook, rows
+
     def layer(self, li: int, name: str) -> None:
         """Encode layer ``name`` (the ``li``-th) and make the result the current stage."""
         st, cfg, lr = self.stage, self.cfg, self.simplified.layers[name]
@@ -149,6 +169,7 @@ class _Encoder:
         later = set(self.params[self.params.index(name) + 1:]) - set(st.pending) - set(st.encoded)
         biases = {b for b in (_bias_of(n, self.params) for n in [*st.encoded, name]) if b is not None}
         trainable = (later - biases) | (biases if cfg.retraining.train_encoded else set())
+        indices, codebook, k_trials = self.fewer_values(name, indices, codebook, seed=cfg.filters.seed + li)
         t, trials, auto = self.search(name, indices, codebook, trainable)
         tr = trials[t]
         flags = [trials[u].decision.accepted for u in sorted(trials) if u]
@@ -159,13 +180,13 @@ class _Encoder:
         f = tr.filter
         lossless = lossless_bytes(indices, codebook)
         rep = LayerReport(
-            name=name, paper_name=lr.paper_name, shape=tuple(indices.shape), nonzero=int((indices >= 0).sum()), k=int(lr.k),
+            name=name, paper_name=lr.paper_name, shape=tuple(indices.shape), nonzero=int((indices >= 0).sum()), k=self.k[name],
             t=t, auto_t=auto, t_within_tolerance=tr.decision.accepted,
             construction=resolve_construction(cfg.filters.construction, int(indices.size)) if f else "lossless",
             seed=int(f.seed) if f else 0, m=int(f.m) if f else 0, false_positives=int(f.count_false_positives()) if f else 0,
             filter_bytes=int(f.nbytes) if f else lossless, build_seconds=tr.build_seconds, lossless_bytes=lossless,
             val_error_encoded=tr.error_before, val_error_retrained=tr.decision.error, decision=tr.decision.as_dict(),
-            monotone=mono, trials=[v.row() for _, v in sorted(trials.items())])
+            monotone=mono, trials=[v.row() for _, v in sorted(trials.items())], k_trials=k_trials)
         self.true_indices[name] = indices
         self.stage = Stage(f"{name} at {'t=' + str(t) if t else 'lossless'}", tr.model, tr.encoded, tr.pending, {},
                            {**st.filters, name: f}, [*st.reports, rep], fresh=st.fresh and not tr.retrained)

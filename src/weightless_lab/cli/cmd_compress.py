@@ -59,6 +59,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed-trials", type=int, default=None,
                    help="filters built per layer and t; the one whose false positives cost the least loss on 5,000 "
                    "training images is kept (the loss ranks, it never accepts; default 4)")
+    p.add_argument("--smaller-k", default=None, metavar="K,K,...|none",
+                   help="fewer shared values tried per encoded layer before its t search, largest first, kept while "
+                   "the model passes the budget's rule as it is (default 8,6,4,3,2; none: the recipe's k)")
     p.add_argument("--c", type=float, default=None, help="cells per key m/n (default: the construction's)")
     p.add_argument("--shards", type=int, default=None, help="filter tables per layer (default 1)")
     p.add_argument("--no-entropy", action="store_true", help="store raw bit-packed tables")
@@ -112,6 +115,25 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def parse_k_list(text: str | None) -> tuple[int, ...] | None:
+    """``--smaller-k``: None (not given), ``none`` -> (), else comma-separated integers >= 1.
+
+    Raises:
+        InputError: anything else.
+    """
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        ks = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--smaller-k must be comma-separated integers or 'none', got {text!r}") from None
+    if not all(k >= 1 for k in ks):
+        raise InputError(f"--smaller-k values must be >= 1, got {text!r}")
+    return ks
+
+
 def options_from_args(args: argparse.Namespace) -> Any:
     """Build :class:`~weightless_lab.apps.run.RunOptions` from parsed arguments."""
     from weightless.pipeline.config import EncodeConfig
@@ -123,7 +145,8 @@ def options_from_args(args: argparse.Namespace) -> Any:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     t = parse_t(args.t)
     encode = override_encode(EncodeConfig(), t=t if isinstance(t, dict) else None, retrain_epochs=args.retrain_epochs,
-                             construction=args.construction, seed_trials=args.seed_trials, c=args.c, shards=args.shards)
+                             construction=args.construction, seed_trials=args.seed_trials, c=args.c, shards=args.shards,
+                             smaller_k=parse_k_list(args.smaller_k))
     opts = RunOptions(
         model=args.model, pruning=args.pruning, encode=encode, paper_t=t == "paper", tolerance=args.tolerance,
         entropy=not args.no_entropy, dense_dtype=args.dense_dtype, seed=args.seed, quick=args.quick,

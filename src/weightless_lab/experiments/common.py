@@ -75,8 +75,9 @@ class ReproConfig:
         simplify_scale: factor on every epoch count of the paper recipes' simplification (1.0:
             exactly the recipes ``weightless compress`` uses).
         encode: the encoding (:class:`~weightless.pipeline.config.EncodeConfig`, its defaults
-            defined there once, except that the paper's layers are always filters here: no
-            lossless fallback); :meth:`encode_config` seeds it with ``seed``.
+            defined there once, except that the paper's layers are always filters here, at the
+            recipe's k: no lossless fallback, no smaller k); :meth:`encode_config` seeds it with
+            ``seed``.
         val_images: validation images used to choose t (None: all 10,000); the simplified
             model's validation error is measured on the same images.
         cache_dir: dense checkpoints and simplified models (None: no cache).
@@ -102,7 +103,7 @@ class ReproConfig:
     quick: bool = False
     seed: int = 0
     simplify_scale: float = 1.0
-    encode: EncodeConfig = field(default_factory=lambda: EncodeConfig(filters=FilterSearch(lossless_fallback=False)))
+    encode: EncodeConfig = field(default_factory=lambda: EncodeConfig(filters=FilterSearch(lossless_fallback=False, smaller_k=())))
     val_images: int | None = None
     cache_dir: str | None = "checkpoints"
     progress: bool = True
