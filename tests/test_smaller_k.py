@@ -1,5 +1,5 @@
-"""The smaller-k rungs of a chosen layer (FilterSearch.smaller_k): clustered again to fewer values
-before the t search, kept while the model passes the rule as it is."""
+"""The last stage, fewer values (FilterSearch.smaller_k): every weight stored as a lossless record is
+clustered again to fewer values, largest record first, kept while the model passes the rule as it is."""
 
 import numpy as np
 import pytest
@@ -15,21 +15,29 @@ from weightless.pipeline.encode import encode_with_retraining  # noqa: E402
 from test_pipeline_encode import K, data, simplified  # noqa: E402,F401  (module fixtures: MNIST subset)
 
 LOSSLESS = {"fc1.weight": 0, "fc2.weight": 0}
+NO_TAIL = TailConfig(enabled=False)
 
 
-def _run(simplified, data, rule, smaller_k=(3, 2)):
+def _run(simplified, data, rule, smaller_k=(3, 2), t=LOSSLESS, tail=NO_TAIL):
     return encode_with_retraining(simplified, data, EncodeConfig(
-        rule=rule, filters=FilterSearch(t=LOSSLESS, smaller_k=smaller_k), retraining=Retraining(train=None),
-        tail=TailConfig(enabled=False)), confirm_fraction=0.0)
+        rule=rule, filters=FilterSearch(t=t, smaller_k=smaller_k, seed_trials=1), retraining=Retraining(train=None),
+        tail=tail), confirm_fraction=0.0)
+
+
+def _lines(res):
+    return [r for r in res.tail if "fewer values" in r["what"]]
 
 
 def test_every_rung_passes_under_a_loose_rule(simplified, data, tmp_path):
     res = _run(simplified, data, DecisionRule(tolerance=1e9))
     for rep in res.layers:
-        assert rep.k == 2 and [r["k"] for r in rep.k_trials] == [3, 2] and all(r["accepted"] for r in rep.k_trials)
-        assert rep.k_trials[-1]["lossless_bytes"] == rep.lossless_bytes < rep.k_trials[0]["lossless_bytes"]
+        assert rep.k == 2 and rep.lossless_bytes == rep.filter_bytes
         w = res.tensors[rep.name]
         assert isinstance(w, Clustered) and w.codebook.size == 2
+    assert [(r["what"], r["accepted"]) for r in _lines(res)] == [
+        ("fc1.weight with fewer values, k=3", True), ("fc1.weight with fewer values, k=2", True),
+        ("fc2.weight with fewer values, k=3", True), ("fc2.weight with fewer values, k=2", True)]  # largest record first
+    assert _lines(res)[1]["bytes"] < _lines(res)[0]["bytes"]
     path = tmp_path / "m.wl"
     api.save(path, res.tensors)
     back = api.load(path)
@@ -39,19 +47,28 @@ def test_every_rung_passes_under_a_loose_rule(simplified, data, tmp_path):
 
 def test_the_first_rejected_rung_stops_the_ladder(simplified, data):
     res = _run(simplified, data, DecisionRule(tolerance=0.0, confidence_z=50.0))
-    for rep in res.layers:
-        assert rep.k == K and [r["k"] for r in rep.k_trials] == [3] and not rep.k_trials[0]["accepted"]
-        assert np.array_equal(res.tensors[rep.name].codebook.size, K)
+    assert all(rep.k == K and res.tensors[rep.name].codebook.size == K for rep in res.layers)
+    assert [(r["what"], r["accepted"]) for r in _lines(res)] == [
+        ("fc1.weight with fewer values, k=3", False), ("fc2.weight with fewer values, k=3", False)]
 
 
 def test_no_rungs_keep_the_recipe_k(simplified, data):
     res = _run(simplified, data, DecisionRule(tolerance=1e9), smaller_k=())
-    assert all(rep.k == K and rep.k_trials == [] for rep in res.layers)
+    assert all(rep.k == K for rep in res.layers) and _lines(res) == []
 
 
-def test_rungs_at_or_above_k_are_not_tried(simplified, data):
-    res = _run(simplified, data, DecisionRule(tolerance=1e9), smaller_k=(8, K))
-    assert all(rep.k == K and rep.k_trials == [] for rep in res.layers)
+def test_filters_and_rungs_at_or_above_k_are_left_alone(simplified, data):
+    res = _run(simplified, data, DecisionRule(tolerance=1e9), smaller_k=(8, K), t={"fc1.weight": 0, "fc2.weight": 5})
+    assert all(rep.k == K for rep in res.layers) and _lines(res) == []
+    res = _run(simplified, data, DecisionRule(tolerance=1e9), t={"fc1.weight": 0, "fc2.weight": 5})
+    assert [rep.k for rep in res.layers] == [2, K] and res.tensors["fc2.weight"].filter.t == 5
+
+
+def test_the_tail_weights_get_fewer_values_too(simplified, data):
+    res = _run(simplified, data, DecisionRule(tolerance=1e9), smaller_k=(8, 3), tail=TailConfig(nonzero=(1.0,)))
+    w = res.tensors["fc3.weight"]
+    assert isinstance(w, Clustered) and w.codebook.size == 3
+    assert "fc3.weight with fewer values, k=3" in [r["what"] for r in _lines(res)]
 
 
 @pytest.mark.parametrize("bad", [(0,), (2.5,), ("4",)])
@@ -67,3 +84,4 @@ def test_cli_list_parses_and_rejects():
     for bad in ("6;4", "0", "x"):
         with pytest.raises(InputError, match="--smaller-k"):
             parse_k_list(bad)
+

@@ -141,25 +141,6 @@ class _Encoder:
             self.say(f"{name}: no t up to t_max = {cfg.t_max} passed the rule; using t = {t}")
         return t, trials, True
 
-    def fewer_values(self, name: str, indices: np.ndarray, codebook: np.ndarray,
-                     seed: int) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-        """Layer ``name`` clustered again (same mask) to each of ``cfg.filters.smaller_k`` below
-        its k, largest first, as long as the model passes the rule as it is. Sets
-        ``self.k[name]``; returns the last accepted ``(indices, codebook)`` and the trials."""
-        rows: list[dict[str, Any]] = []
-        for k in sorted({int(v) for v in self.cfg.filters.smaller_k if v < self.k[name]}, reverse=True):
-            cand = copy.deepcopy(self.stage.model)
-            idx, cb = recluster(cand, name, indices >= 0, k, self.simplified.layers[name].init, seed=seed)
-            dec = self.contract.decide(cand)
-            size = lossless_bytes(idx, cb)
-            rows.append({"k": k, "lossless_bytes": size, **dec.as_dict()})
-            self.say(f"{name}: k={k} ({size} bytes lossless) val error {dec.error:.2f}%, {dec.describe()} vs reference "
-                     f"{dec.reference_error:.2f}%: {'accepted' if dec.accepted else 'rejected'}")
-            if not dec.accepted:
-                break
-            indices, codebook, self.k[name] = idx, cb, k
-        return indices, codebook, rows
-
     def layer(self, li: int, name: str) -> None:
         """Encode layer ``name`` (the ``li``-th) and make the result the current stage."""
         st, cfg, lr = self.stage, self.cfg, self.simplified.layers[name]
@@ -169,7 +150,6 @@ class _Encoder:
         later = set(self.params[self.params.index(name) + 1:]) - set(st.pending) - set(st.encoded)
         biases = {b for b in (_bias_of(n, self.params) for n in [*st.encoded, name]) if b is not None}
         trainable = (later - biases) | (biases if cfg.retraining.train_encoded else set())
-        indices, codebook, k_trials = self.fewer_values(name, indices, codebook, seed=cfg.filters.seed + li)
         t, trials, auto = self.search(name, indices, codebook, trainable)
         tr = trials[t]
         flags = [trials[u].decision.accepted for u in sorted(trials) if u]
@@ -186,7 +166,7 @@ class _Encoder:
             seed=int(f.seed) if f else 0, m=int(f.m) if f else 0, false_positives=int(f.count_false_positives()) if f else 0,
             filter_bytes=int(f.nbytes) if f else lossless, build_seconds=tr.build_seconds, lossless_bytes=lossless,
             val_error_encoded=tr.error_before, val_error_retrained=tr.decision.error, decision=tr.decision.as_dict(),
-            monotone=mono, trials=[v.row() for _, v in sorted(trials.items())], k_trials=k_trials)
+            monotone=mono, trials=[v.row() for _, v in sorted(trials.items())])
         self.true_indices[name] = indices
         self.stage = Stage(f"{name} at {'t=' + str(t) if t else 'lossless'}", tr.model, tr.encoded, tr.pending, {},
                            {**st.filters, name: f}, [*st.reports, rep], fresh=st.fresh and not tr.retrained)
@@ -200,11 +180,45 @@ class _Encoder:
         self.stage = Stage("the whole-model stage", model, encoded, {}, rest, st.filters, st.reports, st.fresh, tail)
         self.stages.append(self.stage)
 
+    def fewer_values(self) -> None:
+        """The last stage: every weight stored as a lossless record (an encoded layer without
+        a filter, a tail weight clustered to at most ``tail.k`` values), largest record first,
+        clustered again (same mask) to each of ``cfg.filters.smaller_k`` below its k, largest
+        first, kept while the model passes the rule as it is (no retraining), until one fails.
+        It spends only what the earlier steps left of the budget."""
+        st, rungs = self.stage, sorted({int(v) for v in self.cfg.filters.smaller_k}, reverse=True)
+        weights = {**{n: v for n, v in st.encoded.items() if st.filters.get(n) is None},
+                   **{n: v for n, v in st.rest.items() if v[0].ndim >= 2 and v[1].size <= self.cfg.tail.k}}
+        if not rungs or not weights:
+            return
+        model, encoded, rest, lines = copy.deepcopy(st.model), dict(st.encoded), dict(st.rest), list(st.tail)
+        for name in sorted(weights, key=lambda n: -lossless_bytes(*weights[n])):
+            idx, cb = weights[name]
+            init = self.simplified.layers[name].init if name in self.simplified.layers else "density"
+            for k in [r for r in rungs if r < cb.size]:
+                cand = copy.deepcopy(model)
+                i2, c2 = recluster(cand, name, idx >= 0, k, init, seed=self.cfg.filters.seed)
+                dec = self.contract.decide(cand)
+                size = lossless_bytes(i2, c2)
+                self.say(f"{name}: k={k} ({size} bytes lossless, was {lossless_bytes(idx, cb)}) val error {dec.error:.2f}%, "
+                         f"{dec.describe()} vs reference {dec.reference_error:.2f}%: {'accepted' if dec.accepted else 'rejected'}")
+                lines.append({"what": f"{name} with fewer values, k={k}", "retrained": False, "bytes": size, **dec.as_dict()})
+                if not dec.accepted:
+                    break
+                model, idx, cb = cand, i2, c2
+                (encoded if name in encoded else rest)[name] = (idx, cb)
+                self.k[name] = k
+        reports = [replace(r, k=self.k[r.name], lossless_bytes=lossless_bytes(*encoded[r.name]),
+                           filter_bytes=lossless_bytes(*encoded[r.name])) if r.name in weights else r for r in st.reports]
+        self.stage = Stage("fewer values", model, encoded, {}, rest, st.filters, reports, st.fresh, lines)
+        self.stages.append(self.stage)
+
     def finalize(self, stage: Stage) -> tuple[Any, dict[str, Any], list[LayerReport]]:
         """The model, tensors and reports of the file written at ``stage``: its pending layers
         stored losslessly (clustered again from the weights retraining left)."""
         model = copy.deepcopy(stage.model)
         rest, reports = dict(stage.rest), list(stage.reports)
+        self.true_indices.update({n: idx for n, (idx, _) in stage.encoded.items() if stage.filters.get(n) is None})
         for name in [n for n in self.names if n in stage.pending]:
             lr = self.simplified.layers[name]
             idx, cb = stage.pending[name]
@@ -278,6 +292,7 @@ def encode_with_retraining(simplified: Any, data: Any, cfg: EncodeConfig, *, ref
         enc.layer(li, name)
     if cfg.tail.enabled:
         enc.tail()
+    enc.fewer_values()
     stage, model, tensors, reports, conf, undone = _confirmed(enc, contract, say)
     return CompressResult(
         model=model, tensors=tensors, layers=reports, indices=enc.true_indices,

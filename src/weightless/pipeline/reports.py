@@ -40,7 +40,6 @@ class LayerReport:
     trials: list[dict[str, Any]] = field(default_factory=list)
     lossless_bytes: int = 0  # the lossless record of the same layer: the alternative the filter had to beat
     backed_off: bool = False  # stored lossless because the final check undid its filter
-    k_trials: list[dict[str, Any]] = field(default_factory=list)  # the smaller k tried before the t search
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""

@@ -60,8 +60,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="filters built per layer and t; the one whose false positives cost the least loss on 5,000 "
                    "training images is kept (the loss ranks, it never accepts; default 4)")
     p.add_argument("--smaller-k", default=None, metavar="K,K,...|none",
-                   help="fewer shared values tried per encoded layer before its t search, largest first, kept while "
-                   "the model passes the budget's rule as it is (default 8,6,4,3,2; none: the recipe's k)")
+                   help="last stage: every weight stored losslessly is clustered again to these fewer shared values, "
+                   "largest first, kept while the model passes the budget's rule as it is (default 8,6,4,3,2; none: off)")
     p.add_argument("--c", type=float, default=None, help="cells per key m/n (default: the construction's)")
     p.add_argument("--shards", type=int, default=None, help="filter tables per layer (default 1)")
     p.add_argument("--no-entropy", action="store_true", help="store raw bit-packed tables")
