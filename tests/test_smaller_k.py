@@ -85,3 +85,42 @@ def test_cli_list_parses_and_rejects():
         with pytest.raises(InputError, match="--smaller-k"):
             parse_k_list(bad)
 
+
+
+def _auto(simplified, data, smaller_k=(2,)):
+    return encode_with_retraining(simplified, data, EncodeConfig(
+        rule=DecisionRule(tolerance=1e9), filters=FilterSearch(smaller_k=smaller_k, seed_trials=1, lossless_fallback=False),
+        retraining=Retraining(train=None), tail=NO_TAIL), confirm_fraction=0.0)
+
+
+def test_a_filter_that_passes_is_tried_at_half_the_values_and_t_minus_one(simplified, data, tmp_path):
+    res = _auto(simplified, data)
+    for rep in res.layers:  # k = 4 passes at t_min = 3; then k = 2 at t = 2 (the same false-positive rate)
+        assert (rep.k, rep.t) == (2, 2) and res.tensors[rep.name].filter.t == 2
+        assert res.tensors[rep.name].codebook.size == 2
+        rows = [(r.get("k"), r["t"], r["accepted"]) for r in rep.trials]
+        assert (None, 3, True) in rows and rows[-1] == (2, 2, True)  # the t search's rows (by t), then the half
+    path = tmp_path / "m.wl"
+    api.save(path, res.tensors)
+    back = api.load(path)
+    for rep in res.layers:
+        assert np.array_equal(back[rep.name].numpy(), res.model.state_dict()[rep.name].numpy())
+
+
+def test_a_rejected_half_keeps_the_filter_that_passed(simplified, data, monkeypatch):
+    from dataclasses import replace
+
+    from weightless.pipeline import encode
+
+    real = encode._Encoder.trial
+
+    def strict(self, name, t, indices, codebook, trainable):
+        tr = real(self, name, t, indices, codebook, trainable)
+        return replace(tr, decision=replace(tr.decision, accepted=False)) if self.k[name] < K else tr
+
+    monkeypatch.setattr(encode._Encoder, "trial", strict)
+    res = _auto(simplified, data)
+    for rep in res.layers:
+        assert (rep.k, rep.t) == (K, 3) and res.tensors[rep.name].codebook.size == K
+        rows = [(r.get("k"), r["t"], r["accepted"]) for r in rep.trials]
+        assert (None, 3, True) in rows and rows[-1] == (2, 2, False)

@@ -157,6 +157,9 @@ class _Encoder:
         if not mono:
             self.say(f"{name}: the t trials are not monotone (an accepted t below a rejected one): "
                      + ", ".join(f"t={u} {'ok' if v.decision.accepted else 'no'}" for u, v in sorted(trials.items())))
+        rows = [v.row() for _, v in sorted(trials.items())]
+        if auto and tr.filter is not None and tr.decision.accepted:
+            t, tr, indices, codebook = self.halve_k(name, li, t, tr, indices, codebook, trainable, rows)
         f = tr.filter
         lossless = lossless_bytes(indices, codebook)
         rep = LayerReport(
@@ -166,11 +169,35 @@ class _Encoder:
             seed=int(f.seed) if f else 0, m=int(f.m) if f else 0, false_positives=int(f.count_false_positives()) if f else 0,
             filter_bytes=int(f.nbytes) if f else lossless, build_seconds=tr.build_seconds, lossless_bytes=lossless,
             val_error_encoded=tr.error_before, val_error_retrained=tr.decision.error, decision=tr.decision.as_dict(),
-            monotone=mono, trials=[v.row() for _, v in sorted(trials.items())])
+            monotone=mono, trials=rows)
         self.true_indices[name] = indices
         self.stage = Stage(f"{name} at {'t=' + str(t) if t else 'lossless'}", tr.model, tr.encoded, tr.pending, {},
                            {**st.filters, name: f}, [*st.reports, rep], fresh=st.fresh and not tr.retrained)
         self.stages.append(self.stage)
+
+    def halve_k(self, name: str, li: int, t: int, tr: Trial, indices: np.ndarray, codebook: np.ndarray,
+                trainable: set[str], rows: list[dict[str, Any]]) -> tuple[int, Trial, np.ndarray, np.ndarray]:
+        """After layer ``name``'s filter at ``t`` passed: the layer clustered again to at most
+        half its values (the largest of ``cfg.filters.smaller_k`` <= k / 2) in a filter at
+        ``t - 1``, which keeps the false-positive rate k / 2**t and is about 1 / t smaller; kept
+        (and tried again from there) when the rule accepts it. Returns ``(t, trial, indices,
+        codebook)`` of the filter kept; ``rows`` gets a line per trial."""
+        lr = self.simplified.layers[name]
+        while True:
+            k = self.k[name]
+            halves = [int(v) for v in self.cfg.filters.smaller_k if 2 * int(v) <= k]
+            if not halves or t - 1 < max(int(np.ceil(np.log2(max(halves)))) + 1, self.cfg.filters.t_min or 1, 1):
+                return t, tr, indices, codebook
+            k2 = max(halves)
+            idx2, cb2 = recluster(copy.deepcopy(self.stage.model), name, indices >= 0, k2, lr.init,
+                                  seed=self.cfg.filters.seed + li)
+            self.k[name] = k2
+            tr2 = self.trial(name, t - 1, idx2, cb2, trainable)
+            rows.append({"k": k2, **tr2.row()})
+            if not tr2.decision.accepted:
+                self.k[name] = k
+                return t, tr, indices, codebook
+            t, tr, indices, codebook = t - 1, tr2, idx2, cb2
 
     def tail(self) -> None:
         """The whole-model stage: simplify what the recipe left dense (a stage of its own)."""
