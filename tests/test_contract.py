@@ -130,7 +130,7 @@ def test_overspending_pruning_stops_before_clustering_and_goes_on_gentler(simpli
     """Pruning that already spends more than the simplification's share is not clustered nor
     fine-tuned; the gentler run starts from the recorded pruning step that covers its targets."""
     cfg = _cfg(max_error_increase=0.3)
-    cfg = replace(cfg, simplify_retries=1,
+    cfg = replace(cfg, simplify_retries=1, simplify_factor=2.0,
                   recipe=replace(cfg.recipe, select=replace(cfg.recipe.select, nonzero=0.005),
                                  prune=replace(cfg.recipe.prune, steps=2)), allow_over_budget=True)
     lines: list[str] = []

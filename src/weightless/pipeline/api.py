@@ -151,8 +151,8 @@ def _seen_warning(model: Any, task: Any, val_error: float) -> str | None:
 def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: CompressConfig, dense_val: float,
                      show: bool, say: Callable[[str], None]) -> tuple[Any, float]:
     """Simplify with ``recipe``; when that spends more than ``config.simplify_share`` of the
-    budget on the decision data (against the given model), simplify again with twice the
-    nonzero fraction, up to ``config.simplify_retries`` times: from the recorded pruning step
+    budget on the decision data (against the given model), simplify again with
+    ``config.simplify_factor`` times the nonzero fraction, up to ``config.simplify_retries`` times: from the recorded pruning step
     that covers the new fractions (magnitude pruning), and without clustering a pruned model
     that already spends 0.1 pp more than the share. Returns the
     :class:`~weightless.simplify.SimplifyResult` and its error on the decision data.
@@ -193,7 +193,8 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
             if spent <= share + 1e-9:
                 return simplified, err
         if gentler:
-            recipe = replace(recipe, layers=tuple(replace(l, nonzero=min(1.0, 2 * l.nonzero)) for l in recipe.layers))
+            recipe = replace(recipe, layers=tuple(replace(l, nonzero=min(1.0, config.simplify_factor * l.nonzero))
+                                                  for l in recipe.layers))
             start = resume_point(states, {l.name: l.nonzero for l in recipe.layers}) if states else None
             say(f"simplification spent more than {100 * config.simplify_share:g}% of the budget: trying again gentler"
                 + ("" if start is None else ", from the pruning step at "
