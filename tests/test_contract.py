@@ -122,6 +122,9 @@ def test_budget_fields_are_checked_before_any_work() -> None:
         CompressConfig(max_error_increase=None).validate()
     with pytest.raises(weightless.InputError, match="reference"):
         CompressConfig(reference="teacher").validate()
+    for bad in (1.0, 0.5, True, "2"):
+        with pytest.raises(weightless.InputError, match="simplify_factor"):
+            CompressConfig(simplify_factor=bad).validate()
     assert CompressConfig(max_error=1.0).allowance(0.8) == pytest.approx(0.2)
     assert CompressConfig(max_error=1.0, max_error_increase=0.1).allowance(0.8) == pytest.approx(0.1)
 
@@ -139,3 +142,20 @@ def test_overspending_pruning_stops_before_clustering_and_goes_on_gentler(simpli
     assert stopped, lines
     assert any("trying again gentler, from the pruning step at" in ln for ln in lines)
     assert any(ln.startswith("simplified (") and "1%" in ln for ln in lines)  # the gentler run went to the end
+
+
+def test_a_simplified_model_over_budget_on_the_confirmation_data_goes_gentler(simplified, data, monkeypatch) -> None:
+    """Within its share on the decision data but over the allowance on the confirmation data:
+    simplified again gentler; with no retry left, BudgetError before any encoding."""
+    from weightless.pipeline.contract import Decision
+
+    monkeypatch.setattr(Contract, "confirm", lambda self, m: Decision(9.0, 8.0, 1.0, 0.1, False))
+    cfg = replace(_cfg(max_error_increase=100.0), simplify_retries=1, simplify_factor=2.0)
+    lines: list[str] = []
+    with pytest.raises(BudgetError, match="simplified model alone is \\+1.00 pp over the given model on the confirmation"):
+        weightless.compress(simplified.model, data, config=cfg, log=lines.append)
+    assert any(ln.startswith("simplification over the budget on the confirmation data: trying again gentler") for ln in lines), lines
+    assert not any("t=" in ln for ln in lines)  # no encoding started
+    lines.clear()
+    res = weightless.compress(simplified.model, data, config=replace(cfg, allow_over_budget=True), log=lines.append)
+    assert any(ln.startswith("WARNING: the simplified model alone") for ln in lines) and res.within_budget is False

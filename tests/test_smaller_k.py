@@ -124,3 +124,18 @@ def test_a_rejected_half_keeps_the_filter_that_passed(simplified, data, monkeypa
         assert (rep.k, rep.t) == (K, 3) and res.tensors[rep.name].codebook.size == K
         rows = [(r.get("k"), r["t"], r["accepted"]) for r in rep.trials]
         assert (None, 3, True) in rows and rows[-1] == (2, 2, False)
+
+
+def test_a_half_whose_filter_is_not_smaller_than_its_record_is_stored_lossless(simplified, data, monkeypatch):
+    from weightless.pipeline import encode
+
+    real = encode.lossless_bytes
+    monkeypatch.setattr(encode, "lossless_bytes", lambda idx, cb: 1 if np.asarray(cb).size == 2 else real(idx, cb))
+    res = encode_with_retraining(simplified, data, EncodeConfig(
+        rule=DecisionRule(tolerance=1e9), filters=FilterSearch(smaller_k=(2,), seed_trials=1), retraining=Retraining(train=None),
+        tail=NO_TAIL), confirm_fraction=0.0)
+    for rep in res.layers:
+        assert (rep.k, rep.t, rep.construction) == (2, 0, "lossless")
+        w = res.tensors[rep.name]
+        assert isinstance(w, Clustered) and w.codebook.size == 2
+        assert [(r.get("k"), r["t"], r["accepted"]) for r in rep.trials][-1] == (2, 0, True)

@@ -7,6 +7,7 @@ budget (:mod:`weightless.pipeline.contract`).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -89,7 +90,10 @@ def compress(
         model = copy.deepcopy(model).to(task.device)
     splits = split_data(task, config.confirm_fraction)
     dense_val, warning = _score_given(model, task, splits, say)
-    simplified, simplified_val = _simplify_within(model, task, splits, recipe, config, dense_val, show, say)
+    check = None
+    if config.reference == "model" and splits.confirm is not None:  # the simplified model alone on the confirmation data
+        check = Contract(model, splits, max(config.allowance(dense_val), 0.0), config.encode.rule.confidence_z).confirm
+    simplified, simplified_val = _simplify_within(model, task, splits, recipe, config, dense_val, show, say, check)
     contract = _contract(model, simplified.model, splits, config, dense_val, simplified_val, say)
     res = encode_with_retraining(simplified, task, config.encode, reference=None if config.reference == "simplified" else model,
                                  progress=show, log=say, contract=contract)
@@ -149,17 +153,21 @@ def _seen_warning(model: Any, task: Any, val_error: float) -> str | None:
 
 
 def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: CompressConfig, dense_val: float,
-                     show: bool, say: Callable[[str], None]) -> tuple[Any, float]:
+                     show: bool, say: Callable[[str], None],
+                     check: Callable[[Any], Any] | None = None) -> tuple[Any, float]:
     """Simplify with ``recipe``; when that spends more than ``config.simplify_share`` of the
     budget on the decision data (against the given model), simplify again with
     ``config.simplify_factor`` times the nonzero fraction, up to ``config.simplify_retries`` times: from the recorded pruning step
     that covers the new fractions (magnitude pruning), and without clustering a pruned model
-    that already spends 0.1 pp more than the share. Returns the
+    that already spends 0.1 pp more than the share. ``check`` (the given model's contract's
+    ``confirm``): a simplified model within its share on the decision data is also checked on
+    the confirmation data; over the whole allowance there, it goes gentler too (no encoding
+    step can bring the least lossy model back). Returns the
     :class:`~weightless.simplify.SimplifyResult` and its error on the decision data.
 
     Raises:
-        BudgetError: simplification alone is over the whole budget after every retry (unless
-            ``config.allow_over_budget``).
+        BudgetError: simplification alone is over the whole budget after every retry, on the
+            decision or the confirmation data (unless ``config.allow_over_budget``).
     """
     from ..simplify import PruneState, resume_point, simplify
     from ..simplify.recipe import Stopped
@@ -191,12 +199,25 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
             say(f"simplified ({', '.join(f'{l.name} {100 * l.nonzero:g}%' for l in recipe.layers)}): validation error "
                 f"{err:.2f}% ({spent:+.2f} pp of the {budget:.2f} pp budget)")
             if spent <= share + 1e-9:
-                return simplified, err
+                conf = None if check is None else check(simplified.model)
+                if conf is None or conf.accepted:
+                    return simplified, err
+                over = (f"the simplified model alone is {conf.difference:+.2f} pp over the given model on the "
+                        f"confirmation data, over the {budget:.2f} pp budget")
+                if not gentler:
+                    if config.allow_over_budget:
+                        say(f"WARNING: {over}; going on because allow_over_budget=True")
+                        return simplified, err
+                    raise BudgetError(over + " (raise the budget or keep more weights)",
+                                      report={"spent_simplify": spent, "confirm_simplify": conf.difference, "budget": budget})
+                say(over)
+                spent = math.inf  # below: "trying again gentler"
         if gentler:
             recipe = replace(recipe, layers=tuple(replace(l, nonzero=min(1.0, config.simplify_factor * l.nonzero))
                                                   for l in recipe.layers))
             start = resume_point(states, {l.name: l.nonzero for l in recipe.layers}) if states else None
-            say(f"simplification spent more than {100 * config.simplify_share:g}% of the budget: trying again gentler"
+            say((f"simplification spent more than {100 * config.simplify_share:g}% of the budget" if spent < math.inf
+                 else "simplification over the budget on the confirmation data") + ": trying again gentler"
                 + ("" if start is None else ", from the pruning step at "
                    + ", ".join(f"{n} {100 * f:.3g}%" for n, f in start.fractions.items())))
             continue

@@ -180,8 +180,10 @@ class _Encoder:
         """After layer ``name``'s filter at ``t`` passed: the layer clustered again to at most
         half its values (the largest of ``cfg.filters.smaller_k`` <= k / 2) in a filter at
         ``t - 1``, which keeps the false-positive rate k / 2**t and is about 1 / t smaller; kept
-        (and tried again from there) when the rule accepts it. Returns ``(t, trial, indices,
-        codebook)`` of the filter kept; ``rows`` gets a line per trial."""
+        (and tried again from there) when the rule accepts it. When that filter would not be
+        smaller than the lossless record of the fewer values, the record is tried instead (and
+        ends the search). Returns ``(t, trial, indices, codebook)`` of what is kept (t = 0: the
+        record); ``rows`` gets a line per trial."""
         lr = self.simplified.layers[name]
         while True:
             k = self.k[name]
@@ -192,12 +194,16 @@ class _Encoder:
             idx2, cb2 = recluster(copy.deepcopy(self.stage.model), name, indices >= 0, k2, lr.init,
                                   seed=self.cfg.filters.seed + li)
             self.k[name] = k2
-            tr2 = self.trial(name, t - 1, idx2, cb2, trainable)
+            fs = self.cfg.filters
+            smaller = not fs.lossless_fallback or _size_cap(name, idx2, cb2, k2, t - 1, t - 1, lossless_bytes(idx2, cb2), fs) == t - 1
+            tr2 = self.trial(name, t - 1 if smaller else 0, idx2, cb2, trainable)  # else the record of k2 values is smaller
             rows.append({"k": k2, **tr2.row()})
             if not tr2.decision.accepted:
                 self.k[name] = k
                 return t, tr, indices, codebook
-            t, tr, indices, codebook = t - 1, tr2, idx2, cb2
+            t, tr, indices, codebook = tr2.t, tr2, idx2, cb2
+            if not t:
+                return t, tr, indices, codebook
 
     def tail(self) -> None:
         """The whole-model stage: simplify what the recipe left dense (a stage of its own)."""
