@@ -14,7 +14,7 @@ dense training included). The budget covers the whole pipeline against the dense
 default 0.5 pp, or ``--max-error-increase`` / ``--max-error``. ``WEIGHTLESS_THREADS`` sets torch's
 threads (default: the usable cores up to 2); the JSON records the count and the 1-minute load
 average before and after each case (a quiet machine stays under its core count). Writes ``<out>/bench_compress.json``
-and ``.md`` (``--tag`` appends to the file names).
+and ``.md`` (``--tag T`` appends ``_T`` to the file names).
 """
 
 from __future__ import annotations
@@ -117,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-error-increase", type=float, default=None)
     ap.add_argument("--max-error", type=float, default=None)
     ap.add_argument("--out", default="results/bench")
-    ap.add_argument("--tag", default="", help="suffix of the output file names")
+    ap.add_argument("--tag", default="", help="suffix of the output file names, after an underscore")
     args = ap.parse_args(argv)
+    if args.tag and not args.tag.startswith("_"):
+        args.tag = "_" + args.tag  # --tag default -> bench_compress_default.json, as committed
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = []
