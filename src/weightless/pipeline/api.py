@@ -7,7 +7,6 @@ budget (:mod:`weightless.pipeline.contract`).
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -90,11 +89,12 @@ def compress(
         model = copy.deepcopy(model).to(task.device)
     splits = split_data(task, config.confirm_fraction)
     dense_val, warning = _score_given(model, task, splits, say)
-    check = None
-    if config.reference == "model" and splits.confirm is not None:  # the simplified model alone on the confirmation data
-        check = Contract(model, splits, max(config.allowance(dense_val), 0.0), config.encode.rule.confidence_z).confirm
+    given = None  # against the given model, the contract is known before simplification, which it checks too
+    if config.reference == "model":
+        given = Contract(model, splits, max(config.allowance(dense_val), 0.0), config.encode.rule.confidence_z)
+    check = given.confirm if given is not None and splits.confirm is not None else None
     simplified, simplified_val = _simplify_within(model, task, splits, recipe, config, dense_val, show, say, check)
-    contract = _contract(model, simplified.model, splits, config, dense_val, simplified_val, say)
+    contract = _contract(given, simplified.model, splits, config, dense_val, simplified_val, say)
     res = encode_with_retraining(simplified, task, config.encode, reference=None if config.reference == "simplified" else model,
                                  progress=show, log=say, contract=contract)
     res.budget = _budget_report(config, res, dense_val, simplified_val, contract.allowance, warning)
@@ -128,15 +128,16 @@ def _score_given(model: Any, task: Any, splits: Any, say: Callable[[str], None])
     return dense_val, warning
 
 
-def _contract(model: Any, simplified_model: Any, splits: Any, config: CompressConfig, dense_val: float,
+def _contract(given: Contract | None, simplified_model: Any, splits: Any, config: CompressConfig, dense_val: float,
               simplified_val: float, say: Callable[[str], None]) -> Contract:
-    """The contract every later decision uses: the reference (the given or the simplified
-    model), its allowance, the decision margin."""
-    given = config.reference == "model"
-    ref_err = dense_val if given else simplified_val
+    """The contract every later decision uses: ``given`` (against the given model) when there
+    is one, else one against the simplified model; its allowance, the decision margin."""
+    ref_err = dense_val if given is not None else simplified_val
     allowance = config.allowance(ref_err)
-    say(f"budget: {allowance:.2f} pp over the {'given' if given else 'simplified'} model ({ref_err:.2f}% on the decision data)")
-    return Contract(model if given else simplified_model, splits, max(allowance, 0.0), config.encode.rule.confidence_z)
+    say(f"budget: {allowance:.2f} pp over the {'given' if given is not None else 'simplified'} model ({ref_err:.2f}% on the decision data)")
+    if given is not None:
+        return given
+    return Contract(simplified_model, splits, max(allowance, 0.0), config.encode.rule.confidence_z)
 
 
 def _seen_warning(model: Any, task: Any, val_error: float) -> str | None:
@@ -183,14 +184,15 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
     for attempt in range(config.simplify_retries + 1):
         gentler = (config.reference == "model" and attempt < config.simplify_retries
                    and any(l.nonzero < 1 for l in recipe.layers))
+        why = f"simplification spent more than {100 * config.simplify_share:g}% of the budget"
         try:
             simplified = simplify(model, task, recipe, progress=show, start=start,
                                   record=states if recipe.method == "magnitude" else None,
                                   after_prune=(lambda m: _over_share(m, splits, dense_val, share)) if gentler else None)
         except Stopped as stop:
-            why, spent = stop.args[0]
+            reason, spent = stop.args[0]
             err = dense_val + spent
-            say(f"pruned ({', '.join(f'{l.name} {100 * l.nonzero:g}%' for l in recipe.layers)}): {why}; not clustered")
+            say(f"pruned ({', '.join(f'{l.name} {100 * l.nonzero:g}%' for l in recipe.layers)}): {reason}; not clustered")
         else:
             err = evaluate(simplified.model, splits.decide, split="val")
             if config.reference == "simplified":
@@ -211,13 +213,12 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
                     raise BudgetError(over + " (raise the budget or keep more weights)",
                                       report={"spent_simplify": spent, "confirm_simplify": conf.difference, "budget": budget})
                 say(over)
-                spent = math.inf  # below: "trying again gentler"
+                why = "simplification over the budget on the confirmation data"
         if gentler:
             recipe = replace(recipe, layers=tuple(replace(l, nonzero=min(1.0, config.simplify_factor * l.nonzero))
                                                   for l in recipe.layers))
             start = resume_point(states, {l.name: l.nonzero for l in recipe.layers}) if states else None
-            say((f"simplification spent more than {100 * config.simplify_share:g}% of the budget" if spent < math.inf
-                 else "simplification over the budget on the confirmation data") + ": trying again gentler"
+            say(f"{why}: trying again gentler"
                 + ("" if start is None else ", from the pruning step at "
                    + ", ".join(f"{n} {100 * f:.3g}%" for n, f in start.fractions.items())))
             continue

@@ -102,7 +102,7 @@ class _Encoder:
         filters smaller than the lossless record (the largest first, then a binary search below
         it: acceptance grows with t), else the lossless record. Returns ``(t, trials, auto)``."""
         cfg, k = self.cfg.filters, self.k[name]
-        min_t = max(int(np.ceil(np.log2(k))) + 1 if k > 1 else 1, 1)
+        min_t = _min_t(k)
         trials: dict[int, Trial] = {}
 
         def run(t: int) -> Trial:
@@ -188,7 +188,7 @@ class _Encoder:
         while True:
             k = self.k[name]
             halves = [int(v) for v in self.cfg.filters.smaller_k if 2 * int(v) <= k]
-            if not halves or t - 1 < max(int(np.ceil(np.log2(max(halves)))) + 1, self.cfg.filters.t_min or 1, 1):
+            if not halves or t - 1 < max(_min_t(max(halves)), self.cfg.filters.t_min or 1):
                 return t, tr, indices, codebook
             k2 = max(halves)
             idx2, cb2 = recluster(copy.deepcopy(self.stage.model), name, indices >= 0, k2, lr.init,
@@ -225,7 +225,8 @@ class _Encoder:
         if not rungs or not weights:
             return
         model, encoded, rest, lines = copy.deepcopy(st.model), dict(st.encoded), dict(st.rest), list(st.tail)
-        for name in sorted(weights, key=lambda n: -lossless_bytes(*weights[n])):
+        sizes = {n: lossless_bytes(*v) for n, v in weights.items()}
+        for name in sorted(weights, key=lambda n: -sizes[n]):
             idx, cb = weights[name]
             init = self.simplified.layers[name].init if name in self.simplified.layers else "density"
             for k in [r for r in rungs if r < cb.size]:
@@ -233,22 +234,23 @@ class _Encoder:
                 i2, c2 = recluster(cand, name, idx >= 0, k, init, seed=self.cfg.filters.seed)
                 dec = self.contract.decide(cand)
                 size = lossless_bytes(i2, c2)
-                self.say(f"{name}: k={k} ({size} bytes lossless, was {lossless_bytes(idx, cb)}) val error {dec.error:.2f}%, "
+                self.say(f"{name}: k={k} ({size} bytes lossless, was {sizes[name]}) val error {dec.error:.2f}%, "
                          f"{dec.describe()} vs reference {dec.reference_error:.2f}%: {'accepted' if dec.accepted else 'rejected'}")
                 lines.append({"what": f"{name} with fewer values, k={k}", "retrained": False, "bytes": size, **dec.as_dict()})
                 if not dec.accepted:
                     break
-                model, idx, cb = cand, i2, c2
+                model, idx, cb, sizes[name] = cand, i2, c2, size
                 (encoded if name in encoded else rest)[name] = (idx, cb)
                 self.k[name] = k
-        reports = [replace(r, k=self.k[r.name], lossless_bytes=lossless_bytes(*encoded[r.name]),
-                           filter_bytes=lossless_bytes(*encoded[r.name])) if r.name in weights else r for r in st.reports]
+        reports = [replace(r, k=self.k[r.name], lossless_bytes=sizes[r.name], filter_bytes=sizes[r.name])
+                   if r.name in weights else r for r in st.reports]
         self.stage = Stage("fewer values", model, encoded, {}, rest, st.filters, reports, st.fresh, lines)
         self.stages.append(self.stage)
 
     def finalize(self, stage: Stage) -> tuple[Any, dict[str, Any], list[LayerReport]]:
         """The model, tensors and reports of the file written at ``stage``: its pending layers
-        stored losslessly (clustered again from the weights retraining left)."""
+        stored losslessly (clustered again from the weights retraining left). The true indices
+        of its lossless layers become those of this stage (the fewer-values stage changes them)."""
         model = copy.deepcopy(stage.model)
         rest, reports = dict(stage.rest), list(stage.reports)
         self.true_indices.update({n: idx for n, (idx, _) in stage.encoded.items() if stage.filters.get(n) is None})
@@ -264,6 +266,11 @@ class _Encoder:
             self.true_indices.setdefault(name, idx)
         tensors = assemble(model, stage.encoded, rest, stage.filters, self.cfg.tail.round_codebooks)
         return model, tensors, reports
+
+
+def _min_t(k: int) -> int:
+    """The smallest t a filter of ``k`` values can have: ``ceil(log2 k) + 1`` (1 for k = 1)."""
+    return int(np.ceil(np.log2(k))) + 1 if k > 1 else 1
 
 
 def _size_cap(name: str, indices: np.ndarray, codebook: np.ndarray, k: int, lo: int, hi: int, limit: int,
