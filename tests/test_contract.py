@@ -159,3 +159,19 @@ def test_a_simplified_model_over_budget_on_the_confirmation_data_goes_gentler(si
     lines.clear()
     res = weightless.compress(simplified.model, data, config=replace(cfg, allow_over_budget=True), log=lines.append)
     assert any(ln.startswith("WARNING: the simplified model alone") for ln in lines) and res.within_budget is False
+
+
+def test_max_error_is_read_against_the_given_models_test_error(simplified, data) -> None:
+    """With test data, ``max_error`` is the error a user will see there: the allowance is
+    ``max_error`` minus the given model's test error (spent as an increase on the validation
+    data); without test data, minus its error on the decision data."""
+    from weightless.pipeline.api import _Anchor
+    from weightless.training import evaluate
+
+    cfg = CompressConfig(max_error=1.0, max_error_increase=None)
+    assert _Anchor.of(cfg, 0.9, 0.67) == _Anchor(0.67, "test data")
+    assert _Anchor.of(cfg, 0.9, None) == _Anchor(0.9, "decision data")
+    assert _Anchor.of(CompressConfig(), 0.9, 0.67).on == "decision data"  # only max_error is absolute
+    test_err = evaluate(simplified.model, data, split="test")
+    with pytest.raises(BudgetError, match=f"already has {test_err:.2f}% error on the test data, above max_error"):
+        weightless.compress(simplified.model, data, config=_cfg(max_error=test_err - 0.01, max_error_increase=None))

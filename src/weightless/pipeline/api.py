@@ -7,7 +7,7 @@ budget (:mod:`weightless.pipeline.contract`).
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import BudgetError, InputError
@@ -88,16 +88,17 @@ def compress(
     if task.device is not None:
         model = copy.deepcopy(model).to(task.device)
     splits = split_data(task, config.confirm_fraction)
-    dense_val, warning = _score_given(model, task, splits, say)
+    dense_val, dense_test, warning = _score_given(model, task, splits, say)
+    anchor = _Anchor.of(config, dense_val, dense_test)
     given = None  # against the given model, the contract is known before simplification, which it checks too
     if config.reference == "model":
-        given = Contract(model, splits, max(config.allowance(dense_val), 0.0), config.encode.rule.confidence_z)
+        given = Contract(model, splits, max(config.allowance(anchor.error), 0.0), config.encode.rule.confidence_z)
     check = given.confirm if given is not None and splits.confirm is not None else None
-    simplified, simplified_val = _simplify_within(model, task, splits, recipe, config, dense_val, show, say, check)
-    contract = _contract(given, simplified.model, splits, config, dense_val, simplified_val, say)
+    simplified, simplified_val = _simplify_within(model, task, splits, recipe, config, dense_val, show, say, check, anchor)
+    contract = _contract(given, simplified.model, splits, config, anchor, simplified_val, say)
     res = encode_with_retraining(simplified, task, config.encode, reference=None if config.reference == "simplified" else model,
                                  progress=show, log=say, contract=contract)
-    res.budget = _budget_report(config, res, dense_val, simplified_val, contract.allowance, warning)
+    res.budget = _budget_report(config, res, dense_val, simplified_val, contract.allowance, warning, anchor)
     if not res.within_budget:
         msg = (f"no model within the budget: the least lossy one is {(res.confirmation or {}).get('difference', float('nan')):+.2f} pp over the "
                f"reference on the confirmation data, allowance {contract.allowance:.2f} pp")
@@ -107,55 +108,75 @@ def compress(
     return res
 
 
-def _score_given(model: Any, task: Any, splits: Any, say: Callable[[str], None]) -> tuple[float, str | None]:
-    """The given model's error on the decision data and the seen-validation warning (logged).
+def _score_given(model: Any, task: Any, splits: Any, say: Callable[[str], None]) -> tuple[float, float | None, str | None]:
+    """The given model's error on the decision data and on the test data (None without test
+    data), and the seen-validation warning (logged). The test data measures only this model.
 
     Raises:
-        InputError: the model cannot run on the validation data.
+        InputError: the model cannot run on the validation or test data.
     """
     from ..training import evaluate
 
     try:
         dense_val = evaluate(model, splits.decide, split="val")
+        dense_test = None if task.test is None else evaluate(model, task, split="test")
     except InputError:
         raise
     except Exception as exc:  # the model cannot run on the data: say so before any training
-        raise InputError(f"the model cannot be evaluated on the validation data: {type(exc).__name__}: {exc}") from exc
-    warning = _seen_warning(model, task, dense_val)
+        raise InputError(f"the model cannot be evaluated on the validation or test data: {type(exc).__name__}: {exc}") from exc
+    warning = _seen_warning(task, dense_val, dense_test)
     if warning:
         say(warning)
-    say(f"model as given: validation error {dense_val:.2f}% (decision data)")
-    return dense_val, warning
+    say(f"model as given: validation error {dense_val:.2f}% (decision data)"
+        + ("" if dense_test is None else f", test error {dense_test:.2f}%"))
+    return dense_val, dense_test, warning
 
 
-def _contract(given: Contract | None, simplified_model: Any, splits: Any, config: CompressConfig, dense_val: float,
+@dataclass(frozen=True)
+class _Anchor:
+    """The given model's error that ``max_error`` is read against (``error``, in %) and where
+    it was measured (``on``): its test error when test data is given (``max_error`` is the
+    error a user will see on their test data), else its error on the decision data. Every
+    step and the final check then spend ``max_error - error`` as a paired *increase* on the
+    validation data; the test data still decides nothing about any candidate."""
+
+    error: float
+    on: str
+
+    @staticmethod
+    def of(config: CompressConfig, dense_val: float, dense_test: float | None) -> "_Anchor":
+        """The anchor of ``config``'s ``max_error`` for a model with these errors."""
+        if config.max_error is not None and dense_test is not None:
+            return _Anchor(dense_test, "test data")
+        return _Anchor(dense_val, "decision data")
+
+
+def _contract(given: Contract | None, simplified_model: Any, splits: Any, config: CompressConfig, anchor: _Anchor,
               simplified_val: float, say: Callable[[str], None]) -> Contract:
     """The contract every later decision uses: ``given`` (against the given model) when there
     is one, else one against the simplified model; its allowance, the decision margin."""
-    ref_err = dense_val if given is not None else simplified_val
+    ref_err, on = (anchor.error, anchor.on) if given is not None else (simplified_val, "decision data")
     allowance = config.allowance(ref_err)
-    say(f"budget: {allowance:.2f} pp over the {'given' if given is not None else 'simplified'} model ({ref_err:.2f}% on the decision data)")
+    say(f"budget: {allowance:.2f} pp over the {'given' if given is not None else 'simplified'} model ({ref_err:.2f}% on the {on}"
+        + (f", max_error {config.max_error:g}%" if config.max_error is not None else "") + ")")
     if given is not None:
         return given
     return Contract(simplified_model, splits, max(allowance, 0.0), config.encode.rule.confidence_z)
 
 
-def _seen_warning(model: Any, task: Any, val_error: float) -> str | None:
+def _seen_warning(task: Any, val_error: float, test_error: float | None) -> str | None:
     """The seen-validation warning (:func:`~weightless.pipeline.contract.seen_validation`), when
     the task has test data to compare with."""
-    from ..training import evaluate
-
-    if task.test is None:
+    if task.test is None or test_error is None:
         return None
-    n_val, n_test = len(task.source("val")), len(task.source("test"))
     if task.source("test").kind == "loader" or task.source("val").kind == "loader":
         return None
-    return seen_validation(val_error, n_val, evaluate(model, task, split="test"), n_test)
+    return seen_validation(val_error, len(task.source("val")), test_error, len(task.source("test")))
 
 
 def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: CompressConfig, dense_val: float,
                      show: bool, say: Callable[[str], None],
-                     check: Callable[[Any], Any] | None = None) -> tuple[Any, float]:
+                     check: Callable[[Any], Any] | None = None, anchor: _Anchor | None = None) -> tuple[Any, float]:
     """Simplify with ``recipe``; when that spends more than ``config.simplify_share`` of the
     budget on the decision data (against the given model), simplify again with
     ``config.simplify_factor`` times the nonzero fraction, up to ``config.simplify_retries`` times: from the recorded pruning step
@@ -174,12 +195,13 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
     from ..simplify.recipe import Stopped
     from ..training import evaluate
 
-    if config.reference == "model" and config.allowance(dense_val) < 0 and not config.allow_over_budget:
-        raise BudgetError(f"the model as given already has {dense_val:.2f}% error on the validation data, above "
-                          f"max_error = {config.max_error}%", report={"dense_val_error": dense_val})
+    anchor = anchor or _Anchor(dense_val, "decision data")
+    if config.reference == "model" and config.allowance(anchor.error) < 0 and not config.allow_over_budget:
+        raise BudgetError(f"the model as given already has {anchor.error:.2f}% error on the {anchor.on}, above "
+                          f"max_error = {config.max_error}%", report={"dense_val_error": dense_val, "max_error_anchor": anchor.error})
     states: list[PruneState] = []  # magnitude pruning: where a gentler retry can start
     start: PruneState | None = None
-    budget = config.allowance(dense_val)
+    budget = config.allowance(anchor.error)
     share = config.simplify_share * budget
     for attempt in range(config.simplify_retries + 1):
         gentler = (config.reference == "model" and attempt < config.simplify_retries
@@ -251,11 +273,12 @@ _CLUSTERING_MARGIN = 0.1
 
 
 def _budget_report(config: CompressConfig, res: CompressResult, dense_val: float, simplified_val: float, allowance: float,
-                   warning: str | None) -> dict[str, Any]:
+                   warning: str | None, anchor: _Anchor) -> dict[str, Any]:
     """What each stage spent, the confirmation and the back-off, JSON-ready."""
     return {
         "max_error_increase": config.max_error_increase,
         "max_error": config.max_error,
+        "max_error_read_against": None if config.max_error is None else {"error": anchor.error, "on": anchor.on},
         "reference": config.reference,
         "allowance": allowance,
         "dense_val_error": dense_val,

@@ -87,6 +87,13 @@ class FilterSearch:
             only what the earlier steps left of the budget. () switches it off (the paper's
             setting, as ``reproduce`` runs it). Measured (bench_compress, LeNet-300-100,
             magnitude, default budget): FC-0 to k = 6, the file 20,220 -> 18,323 B.
+        harder: before a layer's automatic t search, its nonzeros are cut to each of these
+            fractions in turn (the largest magnitudes kept), the model retrained (that layer under
+            its new mask, the layers after it) and the layer clustered again; a cut is kept while
+            the rule accepts it within the layer's share of what is left of the budget (its
+            lossless bytes over those of it and the chosen layers after it: the budget goes where
+            the bytes are, not to the first layers in model order). () switches it off (the
+            paper's setting, as ``reproduce`` runs it).
     """
 
     t: Mapping[str, int] = field(default_factory=dict)
@@ -99,9 +106,14 @@ class FilterSearch:
     seed_trials: int = 4
     lossless_fallback: bool = True
     smaller_k: tuple[int, ...] = (8, 6, 4, 3, 2)
+    harder: tuple[float, ...] = (2 ** -0.5, 0.5, 2 ** -1.5)
 
     def validate(self) -> None:
         """Raise :class:`InputError` for an invalid field."""
+        h = tuple(self.harder)
+        if not all(isinstance(f, (float, int)) and not isinstance(f, bool) and 0 < f < 1 for f in h) \
+                or any(a <= b for a, b in zip(h, h[1:])):
+            raise InputError(f"filters.harder must be decreasing fractions in (0, 1), got {self.harder!r}")
         if not 1 <= self.t_max <= 16:
             raise InputError(f"filters.t_max must be in [1, 16], got {self.t_max}")
         if self.t_min is not None and not 1 <= self.t_min <= self.t_max:
@@ -248,7 +260,9 @@ class CompressConfig:
             against the reference (default 0.5): simplification, filters and the whole-model
             stage all spend it, and the final model is checked against it on data no decision
             used (see :mod:`weightless.pipeline.contract`). None: only ``max_error`` bounds.
-        max_error: an absolute budget instead or as well: the final error in percent (e.g. 1.0).
+        max_error: an absolute budget instead or as well: the final error in percent (e.g. 1.0)
+            on the test data when it is given (the allowance is ``max_error`` minus the given
+            model's test error), else on the decision data; spent as an increase either way.
         reference: "model" (default): the model the user gave; "simplified": the simplified
             model (the paper's setting: the budget covers only the encoding).
         confirm_fraction: the share of the validation data set aside to confirm the final
@@ -273,7 +287,7 @@ class CompressConfig:
     confirm_fraction: float = 0.5
     simplify_share: float = 0.5
     simplify_factor: float = 2.0 ** 0.5
-    simplify_retries: int = 4
+    simplify_retries: int = 8
     allow_over_budget: bool = False
     progress: bool = True
 

@@ -20,10 +20,10 @@ import numpy as np
 
 from ..errors import InputError
 from .assemble import assemble, lossless_report, set_clustered
-from .config import EncodeConfig, FilterSearch
+from .config import EncodeConfig
 from .contract import Contract, Decision, split_data
 from .reports import CompressResult, LayerReport, Stage, Trial
-from .steps import best_filter, recluster, resolve_construction, retrain_around
+from .steps import best_filter, min_t, recluster, resolve_construction, retrain_around, size_cap
 from .whole import lossless_bytes, simplify_rest
 
 __all__ = ["LayerReport", "CompressResult", "Trial", "Stage", "encode_with_retraining"]
@@ -102,7 +102,7 @@ class _Encoder:
         filters smaller than the lossless record (the largest first, then a binary search below
         it: acceptance grows with t), else the lossless record. Returns ``(t, trials, auto)``."""
         cfg, k = self.cfg.filters, self.k[name]
-        min_t = _min_t(k)
+        least = min_t(k)
         trials: dict[int, Trial] = {}
 
         def run(t: int) -> Trial:
@@ -112,15 +112,15 @@ class _Encoder:
 
         if name in cfg.t:
             t = int(cfg.t[name])
-            if 0 < t < min_t:
-                raise InputError(f"t = {t} for {name!r} is too small for k = {k}: need t >= {min_t}")
+            if 0 < t < least:
+                raise InputError(f"t = {t} for {name!r} is too small for k = {k}: need t >= {least}")
             run(t)
             return t, trials, False
-        lo = max(min_t, cfg.t_min or min_t)
+        lo = max(least, cfg.t_min or least)
         hi = max(lo, cfg.t_max)
         lossless = lossless_bytes(indices, codebook)
         if cfg.lossless_fallback:
-            hi = _size_cap(name, indices, codebook, k, lo, hi, lossless, cfg)
+            hi = size_cap(name, indices, codebook, k, lo, hi, lossless, cfg)
         t = 0
         if hi >= lo:  # the largest t first: when it fails, no smaller t can pass
             if not run(hi).decision.accepted:
@@ -144,12 +144,14 @@ class _Encoder:
     def layer(self, li: int, name: str) -> None:
         """Encode layer ``name`` (the ``li``-th) and make the result the current stage."""
         st, cfg, lr = self.stage, self.cfg, self.simplified.layers[name]
-        indices, codebook = st.pending[name]
-        if not st.fresh:
-            indices, codebook = recluster(st.model, name, indices >= 0, lr.k, lr.init, seed=cfg.filters.seed + li)
         later = set(self.params[self.params.index(name) + 1:]) - set(st.pending) - set(st.encoded)
         biases = {b for b in (_bias_of(n, self.params) for n in [*st.encoded, name]) if b is not None}
         trainable = (later - biases) | (biases if cfg.retraining.train_encoded else set())
+        cuts = [] if name in cfg.filters.t else self.prune_harder(li, name, trainable)
+        st = self.stage
+        indices, codebook = st.pending[name]
+        if not st.fresh:
+            indices, codebook = recluster(st.model, name, indices >= 0, self.k[name], lr.init, seed=cfg.filters.seed + li)
         t, trials, auto = self.search(name, indices, codebook, trainable)
         tr = trials[t]
         flags = [trials[u].decision.accepted for u in sorted(trials) if u]
@@ -157,7 +159,7 @@ class _Encoder:
         if not mono:
             self.say(f"{name}: the t trials are not monotone (an accepted t below a rejected one): "
                      + ", ".join(f"t={u} {'ok' if v.decision.accepted else 'no'}" for u, v in sorted(trials.items())))
-        rows = [v.row() for _, v in sorted(trials.items())]
+        rows = [*cuts, *(v.row() for _, v in sorted(trials.items()))]
         if auto and tr.filter is not None and tr.decision.accepted:
             t, tr, indices, codebook = self.halve_k(name, li, t, tr, indices, codebook, trainable, rows)
         f = tr.filter
@@ -175,6 +177,54 @@ class _Encoder:
                            {**st.filters, name: f}, [*st.reports, rep], fresh=st.fresh and not tr.retrained)
         self.stages.append(self.stage)
 
+    def prune_harder(self, li: int, name: str, trainable: set[str]) -> list[dict[str, Any]]:
+        """Before layer ``name``'s t search: its nonzeros cut to each fraction of
+        ``cfg.filters.harder`` in turn (the largest magnitudes kept), the model retrained (the
+        layer under its new mask, the later layers) and the layer clustered again; each cut is
+        a stage, kept while the rule accepts it within the layer's share of what is left of
+        the budget (its lossless bytes over those of it and the chosen layers after it).
+        Returns the report rows of the cuts tried."""
+        import torch
+
+        from ..simplify.magnitude import get_param
+
+        fs, rt, st = self.cfg.filters, self.cfg.retraining, self.stage
+        if not fs.harder or rt.train is None:
+            return []
+        sizes = [lossless_bytes(*st.pending[n]) for n in self.names[self.names.index(name):]]
+        spent = self.contract.decide(st.model).difference
+        tol = spent + sizes[0] / max(sum(sizes), 1) * max(self.contract.allowance - spent, 0.0)
+        n0, rows = int((st.pending[name][0] >= 0).sum()), []
+        for frac in fs.harder:
+            keep = int(round(frac * n0))
+            if keep < 4 * self.k[name]:  # too few weights for its k values (and for a cut to matter)
+                break
+            st = self.stage
+            cand, (idx, cb) = copy.deepcopy(st.model), st.pending[name]
+            p = get_param(cand, name)
+            w = np.where(idx >= 0, np.abs(p.detach().cpu().numpy()), -1.0).ravel()
+            flat = np.zeros(w.size, dtype=bool)
+            flat[np.argsort(-w, kind="stable")[:keep]] = True
+            mask = flat.reshape(idx.shape)
+            with torch.no_grad():
+                p.mul_(torch.from_numpy(mask.astype(np.float32)).to(p.device, p.dtype))
+            enc, pend = retrain_around(cand, self.task, rt, encoded=st.encoded,
+                                       pending={**st.pending, name: (np.where(mask, idx, -1), cb)}, trainable=trainable,
+                                       teacher=self.teacher, desc=f"retrain {name} at {keep} nonzeros", progress=self.progress)
+            if np.unique(p.detach().cpu().numpy()[mask]).size < self.k[name]:  # retraining left too few values to cluster
+                break
+            pend[name] = recluster(cand, name, mask, self.k[name], self.simplified.layers[name].init, seed=fs.seed + li)
+            dec = self.contract.decide(cand, allowance=tol)
+            self.say(f"{name}: {keep} of {n0} nonzeros ({100 * frac:.3g}%), retrained, val error {dec.error:.2f}%, "
+                     f"{dec.describe()} vs reference {dec.reference_error:.2f}%, the layer's share {tol:.2f} pp: "
+                     f"{'accepted' if dec.accepted else 'rejected'}")
+            rows.append({"nonzero": keep, "allowance": round(tol, 4), "retrained": True, **dec.as_dict()})
+            if not dec.accepted:
+                break
+            self.stage = Stage(f"{name} cut to {keep} nonzeros", cand, enc, pend, {}, st.filters, st.reports, fresh=False)
+            self.stages.append(self.stage)
+        return rows
+
     def halve_k(self, name: str, li: int, t: int, tr: Trial, indices: np.ndarray, codebook: np.ndarray,
                 trainable: set[str], rows: list[dict[str, Any]]) -> tuple[int, Trial, np.ndarray, np.ndarray]:
         """After layer ``name``'s filter at ``t`` passed: the layer clustered again to at most
@@ -188,14 +238,14 @@ class _Encoder:
         while True:
             k = self.k[name]
             halves = [int(v) for v in self.cfg.filters.smaller_k if 2 * int(v) <= k]
-            if not halves or t - 1 < max(_min_t(max(halves)), self.cfg.filters.t_min or 1):
+            if not halves or t - 1 < max(min_t(max(halves)), self.cfg.filters.t_min or 1):
                 return t, tr, indices, codebook
             k2 = max(halves)
             idx2, cb2 = recluster(copy.deepcopy(self.stage.model), name, indices >= 0, k2, lr.init,
                                   seed=self.cfg.filters.seed + li)
             self.k[name] = k2
             fs = self.cfg.filters
-            smaller = not fs.lossless_fallback or _size_cap(name, idx2, cb2, k2, t - 1, t - 1, lossless_bytes(idx2, cb2), fs) == t - 1
+            smaller = not fs.lossless_fallback or size_cap(name, idx2, cb2, k2, t - 1, t - 1, lossless_bytes(idx2, cb2), fs) == t - 1
             tr2 = self.trial(name, t - 1 if smaller else 0, idx2, cb2, trainable)  # else the record of k2 values is smaller
             rows.append({"k": k2, **tr2.row()})
             if not tr2.decision.accepted:
@@ -266,31 +316,6 @@ class _Encoder:
             self.true_indices.setdefault(name, idx)
         tensors = assemble(model, stage.encoded, rest, stage.filters, self.cfg.tail.round_codebooks)
         return model, tensors, reports
-
-
-def _min_t(k: int) -> int:
-    """The smallest t a filter of ``k`` values can have: ``ceil(log2 k) + 1`` (1 for k = 1)."""
-    return int(np.ceil(np.log2(k))) + 1 if k > 1 else 1
-
-
-def _size_cap(name: str, indices: np.ndarray, codebook: np.ndarray, k: int, lo: int, hi: int, limit: int,
-              cfg: FilterSearch) -> int:
-    """The largest t in [lo, hi] whose filter record (one seed) is smaller than ``limit`` bytes
-    (lo - 1 if none): larger t cannot beat the lossless record. Sizes are entropy-coded, as
-    :func:`weightless.save` writes by default."""
-    from ..filters import build
-    from ..io.records import filter_record
-    from .steps import layer_seed
-
-    flat = indices.ravel()
-    keys = np.flatnonzero(flat >= 0).astype(np.int64)
-    construction = resolve_construction(cfg.construction, int(flat.size))
-    for t in range(lo, hi + 1):
-        f = build(keys, flat[keys].astype(np.int64), k=k, t=t, size=int(flat.size), seed=layer_seed(cfg.seed, name) >> 1,
-                  construction=construction, c=cfg.c, shards=cfg.shards)
-        if len(filter_record(name, f, codebook, indices.shape, entropy=True).payload) >= limit:
-            return t - 1
-    return hi
 
 
 def encode_with_retraining(simplified: Any, data: Any, cfg: EncodeConfig, *, reference: Any = None,

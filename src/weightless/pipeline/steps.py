@@ -14,7 +14,7 @@ import numpy as np
 
 from .config import AUTO_COMPACT_MAX_POSITIONS, FilterSearch, Retraining
 
-__all__ = ["layer_seed", "resolve_construction", "best_filter", "retrain_around", "recluster"]
+__all__ = ["layer_seed", "resolve_construction", "best_filter", "retrain_around", "recluster", "min_t", "size_cap"]
 
 
 def layer_seed(base: int, name: str) -> int:
@@ -171,3 +171,27 @@ def recluster(model: Any, name: str, mask: np.ndarray, k: int, init: str, seed: 
     with torch.no_grad():
         p.copy_(torch.from_numpy(cl.weights()).to(p.device, p.dtype))
     return cl.indices, cl.codebook
+
+
+def min_t(k: int) -> int:
+    """The smallest t a filter of ``k`` values can have: ``ceil(log2 k) + 1`` (1 for k = 1)."""
+    return int(np.ceil(np.log2(k))) + 1 if k > 1 else 1
+
+
+def size_cap(name: str, indices: np.ndarray, codebook: np.ndarray, k: int, lo: int, hi: int, limit: int,
+              cfg: FilterSearch) -> int:
+    """The largest t in [lo, hi] whose filter record (one seed) is smaller than ``limit`` bytes
+    (lo - 1 if none): larger t cannot beat the lossless record. Sizes are entropy-coded, as
+    :func:`weightless.save` writes by default."""
+    from ..filters import build
+    from ..io.records import filter_record
+
+    flat = indices.ravel()
+    keys = np.flatnonzero(flat >= 0).astype(np.int64)
+    construction = resolve_construction(cfg.construction, int(flat.size))
+    for t in range(lo, hi + 1):
+        f = build(keys, flat[keys].astype(np.int64), k=k, t=t, size=int(flat.size), seed=layer_seed(cfg.seed, name) >> 1,
+                  construction=construction, c=cfg.c, shards=cfg.shards)
+        if len(filter_record(name, f, codebook, indices.shape, entropy=True).payload) >= limit:
+            return t - 1
+    return hi

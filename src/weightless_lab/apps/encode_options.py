@@ -21,13 +21,14 @@ def override_encode(enc: EncodeConfig, *, t: Mapping[str, int] | None = None, t_
                     construction: str | None = None, c: float | None = None, shards: int | None = None,
                     seed_trials: int | None = None, seed: int | None = None, tolerance: float | None = None,
                     retrain_epochs: float | None = None, retrain_lr: float | None = None,
-                    smaller_k: tuple[int, ...] | None = None) -> EncodeConfig:
+                    smaller_k: tuple[int, ...] | None = None, harder: tuple[float, ...] | None = None) -> EncodeConfig:
     """``enc`` with every override that is not None: ``t``, ``t_max``, ``construction``, ``c``,
-    ``shards``, ``seed_trials`` and ``smaller_k`` replace those of ``enc.filters``; ``tolerance`` that of
+    ``shards``, ``seed_trials``, ``smaller_k`` and ``harder`` replace those of ``enc.filters``; ``tolerance`` that of
     ``enc.rule``; ``retrain_epochs`` (0: no retraining) and ``retrain_lr`` those of
     ``enc.retraining.train``; ``seed`` seeds both the filters and the retraining."""
     filters = replace(enc.filters, **_given(t=t, t_max=t_max, construction=construction, c=c, shards=shards,
-                                            seed_trials=seed_trials, seed=seed, smaller_k=smaller_k))
+                                            seed_trials=seed_trials, seed=seed, smaller_k=smaller_k,
+                                            harder=harder))
     train = enc.retraining.train
     if retrain_epochs == 0:
         train = None

@@ -77,7 +77,8 @@ class RunOptions:
         (``paper_t``, at the recipe's k), ``tolerance`` and, for ``quick``, 1/8 of the retraining
         epochs."""
         enc = override_encode(self.encode, t=dict(PAPER_T[(self.model, self.pruning)]) if self.paper_t else None,
-                              seed=self.seed, tolerance=self.tolerance, smaller_k=() if self.paper_t else None)
+                              seed=self.seed, tolerance=self.tolerance, smaller_k=() if self.paper_t else None,
+                              harder=() if self.paper_t else None)
         train = enc.retraining.train
         if self.quick and train is not None:
             enc = replace(enc, retraining=replace(enc.retraining, train=replace(train, epochs=max(train.epochs / 8, 0.05))))

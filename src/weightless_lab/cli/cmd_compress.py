@@ -62,6 +62,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smaller-k", default=None, metavar="K,K,...|none",
                    help="last stage: every weight stored losslessly is clustered again to these fewer shared values, "
                    "largest first, kept while the model passes the budget's rule as it is (default 8,6,4,3,2; none: off)")
+    p.add_argument("--harder", default=None, metavar="F,F,...|none",
+                   help="before each layer's t search, cut its nonzeros to these fractions in turn (retrained), kept "
+                   "while the rule accepts within the layer's share of the budget (default 0.71,0.5,0.35; none: off)")
     p.add_argument("--c", type=float, default=None, help="cells per key m/n (default: the construction's)")
     p.add_argument("--shards", type=int, default=None, help="filter tables per layer (default 1)")
     p.add_argument("--no-entropy", action="store_true", help="store raw bit-packed tables")
@@ -121,17 +124,35 @@ def parse_k_list(text: str | None) -> tuple[int, ...] | None:
     Raises:
         InputError: anything else.
     """
+    ks = _parse_list(text, "--smaller-k", int, "integers")
+    if ks is not None and not all(k >= 1 for k in ks):
+        raise InputError(f"--smaller-k values must be >= 1, got {text!r}")
+    return ks
+
+
+def parse_fractions(text: str | None) -> tuple[float, ...] | None:
+    """``--harder``: None (not given), ``none`` -> (), else comma-separated decreasing fractions
+    in (0, 1).
+
+    Raises:
+        InputError: anything else.
+    """
+    fs = _parse_list(text, "--harder", float, "fractions")
+    if fs is not None and (not all(0 < f < 1 for f in fs) or any(a <= b for a, b in zip(fs, fs[1:]))):
+        raise InputError(f"--harder must be decreasing fractions in (0, 1), got {text!r}")
+    return fs
+
+
+def _parse_list(text: str | None, flag: str, kind: Any, what: str) -> tuple[Any, ...] | None:
+    """A comma-separated list of ``kind`` (None when not given, () for ``none``)."""
     if text is None:
         return None
     if text.strip().lower() == "none":
         return ()
     try:
-        ks = tuple(int(v) for v in text.split(","))
+        return tuple(kind(v) for v in text.split(","))
     except ValueError:
-        raise InputError(f"--smaller-k must be comma-separated integers or 'none', got {text!r}") from None
-    if not all(k >= 1 for k in ks):
-        raise InputError(f"--smaller-k values must be >= 1, got {text!r}")
-    return ks
+        raise InputError(f"{flag} must be comma-separated {what} or 'none', got {text!r}") from None
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
@@ -146,7 +167,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
     t = parse_t(args.t)
     encode = override_encode(EncodeConfig(), t=t if isinstance(t, dict) else None, retrain_epochs=args.retrain_epochs,
                              construction=args.construction, seed_trials=args.seed_trials, c=args.c, shards=args.shards,
-                             smaller_k=parse_k_list(args.smaller_k))
+                             smaller_k=parse_k_list(args.smaller_k), harder=parse_fractions(args.harder))
     opts = RunOptions(
         model=args.model, pruning=args.pruning, encode=encode, paper_t=t == "paper", tolerance=args.tolerance,
         entropy=not args.no_entropy, dense_dtype=args.dense_dtype, seed=args.seed, quick=args.quick,
