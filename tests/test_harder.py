@@ -82,3 +82,13 @@ def test_cli_fractions_parse_and_reject():
     for bad in ("0.5;0.3", "1.5", "0.3,0.5", "x"):
         with pytest.raises(InputError, match="--harder"):
             parse_fractions(bad)
+
+
+def test_a_fixed_t_layer_is_cut_too(simplified, data):
+    """A layer whose t is fixed (0: lossless, as the every-layer-lossless comparison runs) gets
+    the same cuts, so that comparison measures the filters alone."""
+    res = encode_with_retraining(simplified, data, EncodeConfig(
+        rule=LOOSE, filters=FilterSearch(t={"fc1.weight": 0, "fc2.weight": 0}, harder=(0.5,), smaller_k=(), seed_trials=1),
+        retraining=Retraining(train=QUICK), tail=TailConfig(enabled=False)), confirm_fraction=0.0)
+    for rep in res.layers:
+        assert rep.t == 0 and [c["nonzero"] for c in _cuts(rep)] == [round(_nonzero(simplified, rep.name) / 2)]

@@ -65,7 +65,7 @@ def result(simplified, data):
     return encode_with_retraining(simplified, data, CFG)
 
 
-CFG = EncodeConfig(filters=FilterSearch(t={"fc1.weight": 4, "fc2.weight": 5}),
+CFG = EncodeConfig(filters=FilterSearch(t={"fc1.weight": 4, "fc2.weight": 5}, harder=()),
                    retraining=Retraining(train=RETRAIN, train_encoded=False), tail=NO_TAIL)
 
 

@@ -87,7 +87,7 @@ class FilterSearch:
             only what the earlier steps left of the budget. () switches it off (the paper's
             setting, as ``reproduce`` runs it). Measured (bench_compress, LeNet-300-100,
             magnitude, default budget): FC-0 to k = 6, the file 20,220 -> 18,323 B.
-        harder: before a layer's automatic t search, its nonzeros are cut to each of these
+        harder: before a layer's t search (or its fixed t), its nonzeros are cut to each of these
             fractions in turn (the largest magnitudes kept), the model retrained (that layer under
             its new mask, the layers after it) and the layer clustered again; a cut is kept while
             the rule accepts it within the layer's share of what is left of the budget (its

@@ -147,7 +147,7 @@ class _Encoder:
         later = set(self.params[self.params.index(name) + 1:]) - set(st.pending) - set(st.encoded)
         biases = {b for b in (_bias_of(n, self.params) for n in [*st.encoded, name]) if b is not None}
         trainable = (later - biases) | (biases if cfg.retraining.train_encoded else set())
-        cuts = [] if name in cfg.filters.t else self.prune_harder(li, name, trainable)
+        cuts = self.prune_harder(li, name, trainable)  # a fixed t too: the every-layer-lossless comparison cuts alike
         st = self.stage
         indices, codebook = st.pending[name]
         if not st.fresh:
@@ -197,7 +197,7 @@ class _Encoder:
         n0, rows = int((st.pending[name][0] >= 0).sum()), []
         for frac in fs.harder:
             keep = int(round(frac * n0))
-            if keep < 4 * self.k[name]:  # too few weights for its k values (and for a cut to matter)
+            if keep < 8 * self.k[name]:  # too few weights for its k values (and for a cut to matter)
                 break
             st = self.stage
             cand, (idx, cb) = copy.deepcopy(st.model), st.pending[name]
@@ -214,6 +214,8 @@ class _Encoder:
             if np.unique(p.detach().cpu().numpy()[mask]).size < self.k[name]:  # retraining left too few values to cluster
                 break
             pend[name] = recluster(cand, name, mask, self.k[name], self.simplified.layers[name].init, seed=fs.seed + li)
+            if np.unique(pend[name][0][mask]).size < self.k[name]:  # a value lost all its weights: k could not be kept
+                break
             dec = self.contract.decide(cand, allowance=tol)
             self.say(f"{name}: {keep} of {n0} nonzeros ({100 * frac:.3g}%), retrained, val error {dec.error:.2f}%, "
                      f"{dec.describe()} vs reference {dec.reference_error:.2f}%, the layer's share {tol:.2f} pp: "
