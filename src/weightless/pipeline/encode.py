@@ -23,23 +23,10 @@ from .assemble import assemble, lossless_report, set_clustered
 from .config import EncodeConfig
 from .contract import Contract, Decision, split_data
 from .reports import CompressResult, LayerReport, Stage, Trial
-from .steps import best_filter, min_t, recluster, resolve_construction, retrain_around, size_cap
+from .steps import best_filter, bias_of, min_t, ordered_layers, recluster, resolve_construction, retrain_around, size_cap
 from .whole import lossless_bytes, simplify_rest
 
 __all__ = ["LayerReport", "CompressResult", "Trial", "Stage", "encode_with_retraining"]
-
-
-def _ordered(model: Any, names: list[str]) -> list[str]:
-    order = [n for n, _ in model.named_parameters()]
-    missing = [n for n in names if n not in order]
-    if missing:
-        raise InputError(f"layers {missing} are not parameters of the model")
-    return sorted(names, key=order.index)
-
-
-def _bias_of(name: str, params: list[str]) -> str | None:
-    b = (name.rsplit(".", 1)[0] + ".bias") if "." in name else "bias"
-    return b if b in params else None
 
 
 class _Encoder:
@@ -56,7 +43,7 @@ class _Encoder:
 
             self.teacher = soft_targets(copy.deepcopy(simplified.model).eval().requires_grad_(False), task)
         model = copy.deepcopy(simplified.model)
-        self.names = _ordered(model, list(simplified.layers))
+        self.names = ordered_layers(model, list(simplified.layers))
         self.params = [n for n, _ in model.named_parameters()]
         pending = {n: (simplified.layers[n].indices, simplified.layers[n].codebook) for n in self.names}
         self.stage = Stage("simplified (every layer lossless)", model, {}, pending, {}, {}, [], fresh=True)
@@ -145,7 +132,7 @@ class _Encoder:
         """Encode layer ``name`` (the ``li``-th) and make the result the current stage."""
         st, cfg, lr = self.stage, self.cfg, self.simplified.layers[name]
         later = set(self.params[self.params.index(name) + 1:]) - set(st.pending) - set(st.encoded)
-        biases = {b for b in (_bias_of(n, self.params) for n in [*st.encoded, name]) if b is not None}
+        biases = {b for b in (bias_of(n, self.params) for n in [*st.encoded, name]) if b is not None}
         trainable = (later - biases) | (biases if cfg.retraining.train_encoded else set())
         cuts = self.prune_harder(li, name, trainable)  # a fixed t too: the every-layer-lossless comparison cuts alike
         st = self.stage
@@ -184,10 +171,6 @@ class _Encoder:
         a stage, kept while the rule accepts it within the layer's share of what is left of
         the budget (its lossless bytes over those of it and the chosen layers after it).
         Returns the report rows of the cuts tried."""
-        import torch
-
-        from ..simplify.magnitude import get_param
-
         fs, rt, st = self.cfg.filters, self.cfg.retraining, self.stage
         if not fs.harder or rt.train is None:
             return []
@@ -199,33 +182,47 @@ class _Encoder:
             keep = int(round(frac * n0))
             if keep < 8 * self.k[name]:  # too few weights for its k values (and for a cut to matter)
                 break
-            st = self.stage
-            cand, (idx, cb) = copy.deepcopy(st.model), st.pending[name]
-            p = get_param(cand, name)
-            w = np.where(idx >= 0, np.abs(p.detach().cpu().numpy()), -1.0).ravel()
-            flat = np.zeros(w.size, dtype=bool)
-            flat[np.argsort(-w, kind="stable")[:keep]] = True
-            mask = flat.reshape(idx.shape)
-            with torch.no_grad():
-                p.mul_(torch.from_numpy(mask.astype(np.float32)).to(p.device, p.dtype))
-            enc, pend = retrain_around(cand, self.task, rt, encoded=st.encoded,
-                                       pending={**st.pending, name: (np.where(mask, idx, -1), cb)}, trainable=trainable,
-                                       teacher=self.teacher, desc=f"retrain {name} at {keep} nonzeros", progress=self.progress)
-            if np.unique(p.detach().cpu().numpy()[mask]).size < self.k[name]:  # retraining left too few values to cluster
+            cut = self._cut(li, name, keep, tol, trainable)
+            if cut is None:
                 break
-            pend[name] = recluster(cand, name, mask, self.k[name], self.simplified.layers[name].init, seed=fs.seed + li)
-            if np.unique(pend[name][0][mask]).size < self.k[name]:  # a value lost all its weights: k could not be kept
-                break
-            dec = self.contract.decide(cand, allowance=tol)
+            dec, stage = cut
             self.say(f"{name}: {keep} of {n0} nonzeros ({100 * frac:.3g}%), retrained, val error {dec.error:.2f}%, "
                      f"{dec.describe()} vs reference {dec.reference_error:.2f}%, the layer's share {tol:.2f} pp: "
                      f"{'accepted' if dec.accepted else 'rejected'}")
             rows.append({"nonzero": keep, "allowance": round(tol, 4), "retrained": True, **dec.as_dict()})
-            if not dec.accepted:
+            if not dec.accepted:  # a finer cut here was measured worse: the filter after it needs that budget
                 break
-            self.stage = Stage(f"{name} cut to {keep} nonzeros", cand, enc, pend, {}, st.filters, st.reports, fresh=False)
-            self.stages.append(self.stage)
+            self.stage = stage
+            self.stages.append(stage)
         return rows
+
+    def _cut(self, li: int, name: str, keep: int, tol: float, trainable: set[str]) -> tuple[Decision, Stage] | None:
+        """Layer ``name`` of the current stage cut to its ``keep`` largest-magnitude nonzeros,
+        the model retrained and the layer clustered again; the decision (within ``tol``) and the
+        stage it would make. None when the layer can no longer be clustered to its k values."""
+        import torch
+
+        from ..simplify.magnitude import get_param
+
+        fs, st = self.cfg.filters, self.stage
+        cand, (idx, cb) = copy.deepcopy(st.model), st.pending[name]
+        p = get_param(cand, name)
+        w = np.where(idx >= 0, np.abs(p.detach().cpu().numpy()), -1.0).ravel()
+        flat = np.zeros(w.size, dtype=bool)
+        flat[np.argsort(-w, kind="stable")[:keep]] = True
+        mask = flat.reshape(idx.shape)
+        with torch.no_grad():
+            p.mul_(torch.from_numpy(mask.astype(np.float32)).to(p.device, p.dtype))
+        enc, pend = retrain_around(cand, self.task, self.cfg.retraining, encoded=st.encoded,
+                                   pending={**st.pending, name: (np.where(mask, idx, -1), cb)}, trainable=trainable,
+                                   teacher=self.teacher, desc=f"retrain {name} at {keep} nonzeros", progress=self.progress)
+        if np.unique(p.detach().cpu().numpy()[mask]).size < self.k[name]:  # retraining left too few values to cluster
+            return None
+        pend[name] = recluster(cand, name, mask, self.k[name], self.simplified.layers[name].init, seed=fs.seed + li)
+        if np.unique(pend[name][0][mask]).size < self.k[name]:  # a value lost all its weights: k could not be kept
+            return None
+        stage = Stage(f"{name} cut to {keep} nonzeros", cand, enc, pend, {}, st.filters, st.reports, fresh=False)
+        return self.contract.decide(cand, allowance=tol), stage
 
     def halve_k(self, name: str, li: int, t: int, tr: Trial, indices: np.ndarray, codebook: np.ndarray,
                 trainable: set[str], rows: list[dict[str, Any]]) -> tuple[int, Trial, np.ndarray, np.ndarray]:

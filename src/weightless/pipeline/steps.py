@@ -12,9 +12,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..errors import InputError
 from .config import AUTO_COMPACT_MAX_POSITIONS, FilterSearch, Retraining
 
-__all__ = ["layer_seed", "resolve_construction", "best_filter", "retrain_around", "recluster", "min_t", "size_cap"]
+__all__ = ["layer_seed", "resolve_construction", "best_filter", "retrain_around", "recluster", "min_t", "size_cap", "ordered_layers", "bias_of"]
 
 
 def layer_seed(base: int, name: str) -> int:
@@ -195,3 +196,18 @@ def size_cap(name: str, indices: np.ndarray, codebook: np.ndarray, k: int, lo: i
         if len(filter_record(name, f, codebook, indices.shape, entropy=True).payload) >= limit:
             return t - 1
     return hi
+
+
+def ordered_layers(model: Any, names: list[str]) -> list[str]:
+    """``names`` in the model's parameter order. Raises InputError: a name is not a parameter."""
+    order = [n for n, _ in model.named_parameters()]
+    missing = [n for n in names if n not in order]
+    if missing:
+        raise InputError(f"layers {missing} are not parameters of the model")
+    return sorted(names, key=order.index)
+
+
+def bias_of(name: str, params: list[str]) -> str | None:
+    """The bias parameter beside weight ``name`` in ``params``, or None."""
+    b = (name.rsplit(".", 1)[0] + ".bias") if "." in name else "bias"
+    return b if b in params else None
