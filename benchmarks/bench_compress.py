@@ -111,6 +111,13 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _capability() -> str:
+    """The vector instruction set torch's CPU kernels use (it changes float rounding)."""
+    import torch
+
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {CASES}")
@@ -135,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append({"case": case, "budget_error": str(exc), "budget": exc.report,
                          "wall_seconds": round(time.perf_counter() - w0, 1)})
         runs[-1]["load_average_before_after"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
-        res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "command": " ".join(sys.argv),
+        res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch CPU capability {_capability()}", "command": " ".join(sys.argv),
                "torch_threads": DEFAULT_THREADS,
                "budget_setting": (f"max_error_increase={args.max_error_increase}, max_error={args.max_error} vs the dense model"
                                   if args.max_error_increase is not None or args.max_error is not None

@@ -2,6 +2,8 @@
 
 import re
 
+import numpy as np
+
 import pytest
 
 from weightless.pipeline.config import EncodeConfig
@@ -28,3 +30,59 @@ def test_weight_walks_the_ladder_down_until_a_rung_is_rejected(passing, expected
     tail.weight(0, "w")
     assert tried == expected
     assert kept == [100 * passing]
+
+
+class _Edge:
+    """A contract whose rule rejects every candidate (a model at the edge of its budget);
+    ``same`` says whether a candidate changes no outcome on the decision data."""
+
+    def __init__(self, same):
+        from weightless.pipeline.contract import Decision
+
+        self.same, self.rejected = same, Decision(1.0, 0.9, 0.1, 0.1, False)
+
+    def decide(self, model, allowance=None):
+        return self.rejected
+
+    def same_outcomes(self, a, b):
+        return self.same
+
+
+def _edge_tail(model, same):
+    from dataclasses import replace
+
+    cfg = EncodeConfig()
+    cfg = replace(cfg, retraining=replace(cfg.retraining, train=None))
+    return _Tail(model, None, cfg, {}, _Edge(same), None, False, lambda s: None)
+
+
+def test_at_the_edge_of_the_budget_a_weight_is_clustered_when_no_outcome_changes():
+    """Every rule rung rejected: the first exact_k rung (16 values) that changes no outcome and is
+    smaller than float16 is kept; a tensor too small for any such record goes on to float16."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Linear(4, 2))  # never run: the contract is a stub
+    tail = _edge_tail(model, same=True)
+    tail.weight(0, "0.weight")
+    tail.weight(1, "1.weight")  # 8 weights: float16 takes 16 B, no clustered record is smaller
+    idx, cb = tail.rest["0.weight"]
+    assert cb.size == 16 and idx.shape == (32, 64)
+    assert np.array_equal(cb[idx], tail.model.get_parameter("0.weight").detach().numpy())
+    kept = [d["what"] for d in tail.report if d["accepted"]]
+    assert kept[0].startswith("0.weight clustered to 16 values") and "no outcome" in kept[0]
+    assert kept[1].startswith("1.weight rounded to float16")
+    tail.vectors()
+    assert sorted(tail.rest) == ["0.bias", "0.weight", "1.bias", "1.weight"]
+
+
+def test_at_the_edge_of_the_budget_a_step_that_changes_an_outcome_is_rejected():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32))
+    before = model[0].weight.detach().clone()
+    tail = _edge_tail(model, same=False)
+    tail.weight(0, "0.weight")
+    assert not any(d["accepted"] for d in tail.report) and "0.weight" not in tail.rest
+    assert torch.equal(tail.model[0].weight, before)
+    assert [d["what"].split(" as it is")[0] for d in tail.report][1:4] == [
+        f"0.weight clustered to {k} values" for k in (16, 64, 256)]

@@ -191,12 +191,18 @@ class TailConfig:
     Attributes:
         enabled: run the stage.
         nonzero: nonzero fractions tried for each remaining weight tensor (the smallest that
-            passes is kept; 1.0 = cluster without pruning; when none passes, the weight rounded
-            to float16 is tried, then it stays as it is).
+            passes is kept; 1.0 = cluster without pruning; when none passes, the ``exact_k``
+            rungs, then the weight rounded to float16, then it stays as it is).
         k: shared values of each remaining weight tensor.
         bias_k: shared values of each bias (and other 1-D parameter), tried in this order until
             one passes (all biases at once); 0: every value kept (exact), so the codebook rounding
             of ``round_codebooks`` stores it at float16 precision.
+        exact_k: when no rung above passes the rule (a model so far near the edge of the
+            budget rejects every step, however small), the tensor clustered to each of these
+            numbers of values in turn, without retraining, kept when it changes no outcome on
+            the decision data (the rule cannot tell it from the model so far) and its record is
+            smaller than the float16 storage it replaces; for the weights, and for the 1-D
+            parameters (all at once) before they are kept exact.
         epochs: epochs of retraining after each of those decisions (None: a third of the
             retraining's ``train.epochs``).
         round_codebooks: round the codebooks of losslessly stored tensors to float16 at the end
@@ -207,6 +213,7 @@ class TailConfig:
     nonzero: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125, 0.0625)
     k: int = 16
     bias_k: tuple[int, ...] = (16, 64, 0)
+    exact_k: tuple[int, ...] = (16, 64, 256)
     epochs: float | None = None
     round_codebooks: bool = True
 
@@ -216,6 +223,8 @@ class TailConfig:
             raise InputError(f"tail.nonzero must be fractions in (0, 1], got {self.nonzero!r}")
         if not 1 <= self.k <= 32767 or not all(0 <= int(k) <= 32767 for k in self.bias_k):
             raise InputError(f"tail.k must be in [1, 32767] and tail.bias_k in [0, 32767], got {self.k}, {self.bias_k}")
+        if not all(1 <= int(k) <= 32767 for k in self.exact_k):
+            raise InputError(f"tail.exact_k must be in [1, 32767], got {self.exact_k!r}")
         if self.epochs is not None and not self.epochs >= 0:
             raise InputError(f"tail.epochs must be >= 0, got {self.epochs}")
 

@@ -8,14 +8,17 @@ only when the whole model still passes the accuracy contract's rule on the decis
 1. each remaining weight (>= 2 dimensions), in model order: the smallest nonzero fraction of
    ``TailConfig.nonzero`` (from the top, one rung at a time, until one is rejected) at which
    magnitude pruning + k-means to ``TailConfig.k`` values, then retraining of what is still
-   free and of every codebook, passes; when none passes, the weight rounded to
-   float16 (2 bytes a weight in the file) if that passes as it is or changes no outcome on the
-   decision data, else the weight as it is;
+   free and of every codebook, passes; when none passes (a model so far near the edge of the
+   budget rejects any step), the weight clustered to ``TailConfig.exact_k`` (16, 64, 256)
+   values in turn, kept when that changes no outcome on the decision data and its record is
+   smaller than float16 storage; else the weight rounded to float16 (2 bytes a weight in the
+   file) if that passes as it is or changes no outcome on the decision data; else the weight
+   as it is;
 2. the remaining 1-D float parameters (biases, norms' affine parameters), all at once,
    clustered to the first of ``TailConfig.bias_k`` (16, then 64) values each that passes (retrained
-   codebooks), else kept exact as their own codebooks (rung 0), which the final codebook
-   rounding stores at float16 precision (2 bytes a value; the reported errors are measured
-   after that rounding).
+   codebooks), else the ``exact_k`` rungs as above, else kept exact as their own codebooks
+   (rung 0), which the final codebook rounding stores at float16 precision (2 bytes a value;
+   the reported errors are measured after that rounding).
 
 Every simplified tensor is then a :class:`~weightless.io.clustered.Clustered` value, which
 :func:`weightless.save` stores in its smallest lossless encoding. Buffers (BatchNorm running
@@ -141,13 +144,18 @@ class _Tail:
         self.retraining = replace(rt, train=None if not epochs or rt.train is None else replace(rt.train, epochs=epochs))
 
     def attempt(self, change: Callable[[Any], dict[str, tuple[np.ndarray, np.ndarray]]], what: str,
-                exact_only: bool = False) -> tuple:
+                exact_only: bool = False, smaller_than: int | None = None) -> tuple:
         """Apply ``change`` to a copy of the model, decide (retraining first unless it passes
         as it is); returns ``(accepted, candidate, its encoded/frozen layers, the new ones)``.
         ``exact_only``: no retraining, and a candidate that changes no outcome on the decision
-        data is accepted whatever the rule says of the model so far (the step is invisible to it)."""
+        data is accepted whatever the rule says of the model so far (the step is invisible to it).
+        ``smaller_than``: a candidate whose new records are not smaller than this many bytes is
+        not evaluated (not accepted)."""
         cand = copy.deepcopy(self.model)
         new = change(cand)
+        if smaller_than is not None and sum(lossless_bytes(*v) for v in new.values()) >= smaller_than:
+            self.say(f"{what}: not smaller than {smaller_than} bytes, not tried")
+            return False, cand, {}, new
         frozen = {**self.encoded, **self.rest, **new}
         enc = frozen
         dec = self.contract.decide(cand)
@@ -190,6 +198,8 @@ class _Tail:
 
         best = run(0)
         if not best[0]:
+            if self.exact([name], lambda m, k: {name: _prune_cluster(m, name, 1.0, k, seed + i)}, name):
+                return
             p = self.model.get_parameter(name)
             if str(p.dtype) == "torch.float32" and float(p.detach().abs().max()) < 65504:  # the float16 rung
                 ok, cand, enc, new = self.attempt(lambda m: _half(m, name), f"{name} rounded to float16", exact_only=True)
@@ -212,6 +222,10 @@ class _Tail:
                    and self.model.get_parameter(n).dim() < 2]
         for kb in self.cfg.tail.bias_k if vectors else ():
             if kb == 0:
+                seed = self.cfg.filters.seed
+                if self.exact(vectors, lambda m, k: {n: _cluster_vector(m, n, k, seed + j) for j, n in enumerate(vectors)},
+                              f"{len(vectors)} vectors (biases)"):
+                    return
                 self.rest = {**self.rest, **{n: _cluster_vector(self.model, n, 0, 0) for n in vectors}}
                 self.say(f"{len(vectors)} vectors (biases) kept exact, stored at float16 precision")
                 self.report.append({"what": "vectors kept exact (float16 at the end)", "accepted": True})
@@ -223,3 +237,20 @@ class _Tail:
                 self.keep(cand, enc, new)
                 return
 
+    def exact(self, names: list[str], change: Callable[[Any, int], dict[str, tuple[np.ndarray, np.ndarray]]],
+              what: str) -> bool:
+        """The ``cfg.tail.exact_k`` rungs of ``names``: ``change(model, k)`` for each k in turn,
+        without retraining, kept when it changes no outcome on the decision data and its records
+        are smaller than float16 storage of those tensors; returns whether one was kept."""
+        half = 2 * sum(self.model.get_parameter(n).numel() for n in names)
+        for k in self.cfg.tail.exact_k:
+            try:
+                ok, cand, enc, new = self.attempt(lambda m: change(m, int(k)), f"{what} clustered to {k} values as it is",
+                                                  exact_only=True, smaller_than=half)
+            except ConstructionError as e:  # k-means could not make k distinct values
+                self.say(f"{what} clustered to {k} values: {e}")
+                continue
+            if ok:
+                self.keep(cand, enc, new)
+                return True
+        return False

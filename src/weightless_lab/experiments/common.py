@@ -245,9 +245,10 @@ def env_info(cfg: ReproConfig | None = None) -> dict[str, Any]:
             except ImportError:
                 m = None
         versions[mod] = getattr(m, "__version__", None) if m is not None else None
-    threads = None
+    threads, capability = None, None
     if "torch" in sys.modules:
         threads = sys.modules["torch"].get_num_threads()
+        capability = sys.modules["torch"].backends.cpu.get_cpu_capability()
     from weightless.filters import constructions
 
     return {
@@ -258,6 +259,9 @@ def env_info(cfg: ReproConfig | None = None) -> dict[str, Any]:
             "logical_cpus": os.cpu_count(),
             "platform": platform.platform(),
             "torch_threads": threads,
+            # the vector instruction set torch's kernels use: it changes float rounding, so a
+            # model trained on another one differs (and so does every figure after it)
+            "torch_cpu_capability": capability,
             "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         },
         "filter_constructions": sorted(constructions()),

@@ -65,7 +65,8 @@ def readme_results(out_dir: str | os.PathLike, total_seconds: float | None = Non
     quick = env["config"]["quick"]
     lines += [
         f"From `weightless reproduce {'--quick' if quick else '--full'}` run on {env['date_utc'][:10]} on "
-        f"{env['machine']['cpu']} ({env['machine']['logical_cpus']} logical CPUs, shared with other jobs), "
+        f"{env['machine']['cpu']} ({env['machine']['logical_cpus']} logical CPUs, shared with other jobs"
+        f"{', torch CPU capability ' + str(env['machine'].get('torch_cpu_capability')) if env['machine'].get('torch_cpu_capability') else ''}), "
         f"weightless {env['versions']['weightless']} (commit {str(env['git']['commit'])[:10]}), "
         f"torch {env['versions']['torch']}, seed {env['seed']}. Measured run time of the experiments "
         f"that `--full` runs (opt-in ones such as the frontier, run with `--only`, not counted): "
