@@ -92,3 +92,28 @@ def test_a_fixed_t_layer_is_cut_too(simplified, data):
         retraining=Retraining(train=QUICK), tail=TailConfig(enabled=False)), confirm_fraction=0.0)
     for rep in res.layers:
         assert rep.t == 0 and [c["nonzero"] for c in _cuts(rep)] == [round(_nonzero(simplified, rep.name) / 2)]
+
+
+@pytest.mark.parametrize("layer_share", [True, False])
+def test_filter_trials_are_decided_within_the_layer_share(simplified, data, monkeypatch, layer_share):
+    """With FilterSearch.layer_share a layer's filter trials get its share (fc1: part of what is
+    left, fc2, the last chosen layer: all of it); without it, the whole allowance."""
+    from weightless.pipeline.contract import Contract
+
+    seen, real = [], Contract.decide
+
+    def spy(self, model, allowance=None):
+        seen.append(allowance)
+        return real(self, model, allowance)
+
+    monkeypatch.setattr(Contract, "decide", spy)
+    res = encode_with_retraining(simplified, data, EncodeConfig(
+        rule=LOOSE, filters=FilterSearch(harder=(), smaller_k=(), seed_trials=1, t_min=4, t_max=4, lossless_fallback=False,
+                                         layer_share=layer_share),
+        retraining=Retraining(train=QUICK), tail=TailConfig(enabled=False)), confirm_fraction=0.0)
+    assert [r.t for r in res.layers] == [4, 4]
+    given = [a for a in seen if a is not None]
+    if layer_share:  # the two layers' trials (before and after retraining, if any)
+        assert given and min(given) < 0.99e9 and max(given) == pytest.approx(1e9)
+    else:
+        assert given == []

@@ -94,6 +94,13 @@ class FilterSearch:
             lossless bytes over those of it and the chosen layers after it: the budget goes where
             the bytes are, not to the first layers in model order). () switches it off (the
             paper's setting, as ``reproduce`` runs it).
+        layer_share: a layer's filter trials (its t search and the fewer-values filters after
+            it) are decided within that same share, so a small first layer cannot spend on a
+            filter the budget a large later layer needs (the last chosen layer's share is all
+            that is left). False: the whole allowance, the paper's Algorithm 1 as ``reproduce``
+            runs it. Measured on LeNet5 (magnitude, default budget, fresh dense model): without
+            it CNN-1 took a t = 4 filter (765 B saved) at +0.10 pp, FC-0 then kept a filter at
+            k = 9 and the file was 20,547 B against 17,606 B with every layer lossless.
     """
 
     t: Mapping[str, int] = field(default_factory=dict)
@@ -107,6 +114,7 @@ class FilterSearch:
     lossless_fallback: bool = True
     smaller_k: tuple[int, ...] = (8, 6, 4, 3, 2)
     harder: tuple[float, ...] = (2 ** -0.5, 0.5, 2 ** -1.5)
+    layer_share: bool = True
 
     def validate(self) -> None:
         """Raise :class:`InputError` for an invalid field."""

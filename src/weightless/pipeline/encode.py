@@ -50,6 +50,7 @@ class _Encoder:
         self.stages = [self.stage]
         self.true_indices: dict[str, np.ndarray] = {}
         self.k = {n: int(simplified.layers[n].k) for n in self.names}  # the k each layer is encoded with
+        self.share: float | None = None  # the allowance the current layer's filter trials are decided within
 
     def trial(self, name: str, t: int, indices: np.ndarray, codebook: np.ndarray, trainable: set[str]) -> Trial:
         """Encode ``name`` at ``t`` (0: lossless) on a copy of the current model, decide, and
@@ -63,25 +64,26 @@ class _Encoder:
         else:
             f, _, secs = best_filter(cand, name, indices, codebook, self.k[name], t, fs, self.contract.splits.rank, construction)
             dec_idx = f.reconstruct_indices(tuple(indices.shape))
-        dec = self.contract.decide(cand)
+        dec = self.contract.decide(cand, allowance=self.share)
         before = dec.error
         enc, pend = {**st.encoded, name: (dec_idx, codebook)}, {n: v for n, v in st.pending.items() if n != name}
         retrain = rt.train is not None and not (rt.accept_before_retraining and dec.accepted)
         if retrain:
             enc, pend = retrain_around(cand, self.task, rt, encoded=enc, pending=pend, trainable=trainable,
                                        teacher=self.teacher, desc=f"retrain after {name} t={t}", progress=self.progress)
-            dec = self.contract.decide(cand)
+            dec = self.contract.decide(cand, allowance=self.share)
             if not dec.accepted and dec.difference <= self.contract.allowance and rt.extend_epochs > 0 and rt.train:
                 longer = replace(rt.train, epochs=rt.train.epochs * rt.extend_epochs, seed=rt.train.seed + 1)
                 self.say(f"{name}: t={t} within reach ({dec.describe()}): {longer.epochs:g} more epochs")
                 enc, pend = retrain_around(cand, self.task, replace(rt, train=longer), encoded=enc, pending=pend, trainable=trainable,
                                            teacher=self.teacher, desc=f"retrain more after {name} t={t}",
                                            progress=self.progress)
-                dec = self.contract.decide(cand)
+                dec = self.contract.decide(cand, allowance=self.share)
         what = f"t={t} ({construction})" if t else "lossless"
         self.say(f"{name}: {what} val error {before:.2f}% encoded, {dec.error:.2f}% "
                  f"{'retrained' if retrain else 'not retrained'}, {dec.describe()} vs reference {dec.reference_error:.2f}%: "
-                 f"{'kept (exact records need no rule)' if not t else 'accepted' if dec.accepted else 'rejected'}")
+                 f"{'kept (exact records need no rule)' if not t else 'accepted' if dec.accepted else 'rejected'}"
+                 f"{f' (within the layer share {self.share:.2f} pp)' if t and self.share is not None else ''}")
         return Trial(t, dec, before, retrain, f, cand, secs, enc, pend)
 
     def search(self, name: str, indices: np.ndarray, codebook: np.ndarray, trainable: set[str]) -> tuple[int, dict[int, Trial], bool]:
@@ -134,7 +136,9 @@ class _Encoder:
         later = set(self.params[self.params.index(name) + 1:]) - set(st.pending) - set(st.encoded)
         biases = {b for b in (bias_of(n, self.params) for n in [*st.encoded, name]) if b is not None}
         trainable = (later - biases) | (biases if cfg.retraining.train_encoded else set())
-        cuts = self.prune_harder(li, name, trainable)  # a fixed t too: the every-layer-lossless comparison cuts alike
+        share = self.layer_share(name)
+        self.share = share if cfg.filters.layer_share else None
+        cuts = self.prune_harder(li, name, share, trainable)  # a fixed t too: the every-layer-lossless comparison cuts alike
         st = self.stage
         indices, codebook = st.pending[name]
         if not st.fresh:
@@ -164,19 +168,24 @@ class _Encoder:
                            {**st.filters, name: f}, [*st.reports, rep], fresh=st.fresh and not tr.retrained)
         self.stages.append(self.stage)
 
-    def prune_harder(self, li: int, name: str, trainable: set[str]) -> list[dict[str, Any]]:
+    def layer_share(self, name: str) -> float:
+        """The budget layer ``name`` may spend, up to: what the current stage spent plus the
+        layer's lossless bytes over those of it and the chosen layers after it, times what is
+        left of the allowance (the last chosen layer: all of it)."""
+        st = self.stage
+        sizes = [lossless_bytes(*st.pending[n]) for n in self.names[self.names.index(name):]]
+        spent = self.contract.decide(st.model).difference
+        return spent + sizes[0] / max(sum(sizes), 1) * max(self.contract.allowance - spent, 0.0)
+
+    def prune_harder(self, li: int, name: str, tol: float, trainable: set[str]) -> list[dict[str, Any]]:
         """Before layer ``name``'s t search: its nonzeros cut to each fraction of
         ``cfg.filters.harder`` in turn (the largest magnitudes kept), the model retrained (the
         layer under its new mask, the later layers) and the layer clustered again; each cut is
-        a stage, kept while the rule accepts it within the layer's share of what is left of
-        the budget (its lossless bytes over those of it and the chosen layers after it).
-        Returns the report rows of the cuts tried."""
+        a stage, kept while the rule accepts it within the layer's share ``tol``
+        (:meth:`layer_share`). Returns the report rows of the cuts tried."""
         fs, rt, st = self.cfg.filters, self.cfg.retraining, self.stage
         if not fs.harder or rt.train is None:
             return []
-        sizes = [lossless_bytes(*st.pending[n]) for n in self.names[self.names.index(name):]]
-        spent = self.contract.decide(st.model).difference
-        tol = spent + sizes[0] / max(sum(sizes), 1) * max(self.contract.allowance - spent, 0.0)
         n0, rows = int((st.pending[name][0] >= 0).sum()), []
         for frac in fs.harder:
             keep = int(round(frac * n0))

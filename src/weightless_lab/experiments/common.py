@@ -103,7 +103,7 @@ class ReproConfig:
     quick: bool = False
     seed: int = 0
     simplify_scale: float = 1.0
-    encode: EncodeConfig = field(default_factory=lambda: EncodeConfig(filters=FilterSearch(lossless_fallback=False, smaller_k=(), harder=())))
+    encode: EncodeConfig = field(default_factory=lambda: EncodeConfig(filters=FilterSearch(lossless_fallback=False, smaller_k=(), harder=(), layer_share=False)))
     val_images: int | None = None
     cache_dir: str | None = "checkpoints"
     progress: bool = True
