@@ -22,7 +22,7 @@ def test_renders_every_section_from_the_committed_results() -> None:
                     "## The paper's tables and figures (`weightless reproduce`)", "#### Table 3:",
                     "#### lenet5 FC-0"):
         assert section in md
-    assert "compress_lenet5_magnitude.json" in md
+    assert "compress_lenet5_magnitude_demo.json" in md
     assert not re.search(r"^#.*\(issues? \d", md, re.M)  # no issue numbers in headings
 
 
