@@ -28,3 +28,14 @@ def test_default_threads_key_follows_the_current_default():
     finally:
         set_threads(None)
         torch.set_num_threads(before)
+
+
+def test_cpu_capability_is_part_of_the_checkpoint_key(monkeypatch):
+    """AVX2 and AVX-512 kernels train different floats: a cache moved between such machines
+    must not hand one machine's model to the other."""
+    import torch
+
+    cfg = TrainConfig(epochs=1)
+    here = checkpoint_path("c", "lenet5", 0, cfg, 100)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "SOMETHING_ELSE")
+    assert checkpoint_path("c", "lenet5", 0, cfg, 100) != here

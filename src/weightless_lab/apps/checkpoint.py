@@ -1,7 +1,7 @@
 """Dense-model checkpoints in a user cache folder (default ``./checkpoints``, git-ignored).
 
 A checkpoint's file name carries the model name, seed and a hash of the training config, the
-thread count it trains with and the trainer version, so a changed config never loads a stale
+thread count it trains with, the trainer version and torch's CPU capability, so a changed config never loads a stale
 model. Files are safetensors state dicts written to a temp file and renamed into place.
 """
 
@@ -34,6 +34,11 @@ def _key(model_name: str, seed: int, cfg: TrainConfig, n_train: int) -> str:
     d = {k: v for k, v in asdict(cfg).items() if k not in _IGNORED}
     d["threads"] = effective_threads(cfg.threads)
     d["trainer"] = _TRAINER
+    # so does the vector instruction set torch's kernels use: on one machine LeNet-300-100 trained
+    # to 1.53% test error with AVX2 kernels and to 1.59% with AVX-512 (ATEN_CPU_CAPABILITY)
+    import torch
+
+    d["cpu_capability"] = str(torch.backends.cpu.get_cpu_capability())
     blob = json.dumps({"model": model_name, "seed": seed, "cfg": d, "n_train": n_train}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
