@@ -176,7 +176,7 @@ def _seen_warning(task: Any, val_error: float, test_error: float | None) -> str 
 
 def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: CompressConfig, dense_val: float,
                      show: bool, say: Callable[[str], None],
-                     check: Callable[[Any], Any] | None = None, anchor: _Anchor | None = None) -> tuple[Any, float]:
+                     check: Callable[[Any], Any] | None, anchor: _Anchor) -> tuple[Any, float]:
     """Simplify with ``recipe``; when that spends more than ``config.simplify_share`` of the
     budget on the decision data (against the given model), simplify again with
     ``config.simplify_factor`` times the nonzero fraction, up to ``config.simplify_retries`` times: from the recorded pruning step
@@ -195,7 +195,6 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
     from ..simplify.recipe import Stopped
     from ..training import evaluate
 
-    anchor = anchor or _Anchor(dense_val, "decision data")
     if config.reference == "model" and config.allowance(anchor.error) < 0 and not config.allow_over_budget:
         raise BudgetError(f"the model as given already has {anchor.error:.2f}% error on the {anchor.on}, above "
                           f"max_error = {config.max_error}%", report={"dense_val_error": dense_val, "max_error_anchor": anchor.error})

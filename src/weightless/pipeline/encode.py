@@ -136,7 +136,7 @@ class _Encoder:
         later = set(self.params[self.params.index(name) + 1:]) - set(st.pending) - set(st.encoded)
         biases = {b for b in (bias_of(n, self.params) for n in [*st.encoded, name]) if b is not None}
         trainable = (later - biases) | (biases if cfg.retraining.train_encoded else set())
-        share = self.layer_share(name)
+        share = self.layer_share(name) if cfg.filters.layer_share or cfg.filters.harder else self.contract.allowance
         self.share = share if cfg.filters.layer_share else None
         cuts = self.prune_harder(li, name, share, trainable)  # a fixed t too: the every-layer-lossless comparison cuts alike
         st = self.stage

@@ -137,9 +137,13 @@ def parse_fractions(text: str | None) -> tuple[float, ...] | None:
     Raises:
         InputError: anything else.
     """
+    from weightless.pipeline.config import FilterSearch
+
     fs = _parse_list(text, "--harder", float, "fractions")
-    if fs is not None and (not all(0 < f < 1 for f in fs) or any(a <= b for a, b in zip(fs, fs[1:]))):
-        raise InputError(f"--harder must be decreasing fractions in (0, 1), got {text!r}")
+    try:
+        FilterSearch(harder=fs or ()).validate()  # the one check of the fractions
+    except InputError:
+        raise InputError(f"--harder must be decreasing fractions in (0, 1), got {text!r}") from None
     return fs
 
 
