@@ -165,11 +165,6 @@ class Retraining:
             retraining is kept as it is, without retraining (the rule is on the task's metric, so
             the model kept is the model measured; the next layer's retraining adapts it anyway).
             False: every candidate is retrained before its decision.
-        extend_epochs: a candidate that fails the rule after its retraining while its point
-            estimate is within the allowance (the margin for noise is what it misses) is
-            retrained ``extend_epochs`` times as long again and decided once more; 0 (default):
-            never. Off by default: on LeNet5 (magnitude recipe, 0.5 pp budget) two more epochs
-            flipped none of three borderline FC-0 decisions and cost six epochs.
         train_encoded: keep the codebook and the bias of encoded layers trainable during later
             retraining (the filter and its indices do not change; the file stores the
             retrained codebook).
@@ -177,13 +172,10 @@ class Retraining:
 
     train: TrainConfig | None = field(default_factory=_default_train)
     accept_before_retraining: bool = True
-    extend_epochs: float = 0.0
     train_encoded: bool = True
 
     def validate(self) -> None:
         """Raise :class:`InputError` for an invalid field."""
-        if not 0 <= self.extend_epochs <= 100:
-            raise InputError(f"retraining.extend_epochs must be in [0, 100], got {self.extend_epochs}")
         if self.train is not None:
             try:
                 self.train.validate()

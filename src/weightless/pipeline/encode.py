@@ -72,13 +72,6 @@ class _Encoder:
             enc, pend = retrain_around(cand, self.task, rt, encoded=enc, pending=pend, trainable=trainable,
                                        teacher=self.teacher, desc=f"retrain after {name} t={t}", progress=self.progress)
             dec = self.contract.decide(cand, allowance=self.share)
-            if not dec.accepted and dec.difference <= self.contract.allowance and rt.extend_epochs > 0 and rt.train:
-                longer = replace(rt.train, epochs=rt.train.epochs * rt.extend_epochs, seed=rt.train.seed + 1)
-                self.say(f"{name}: t={t} within reach ({dec.describe()}): {longer.epochs:g} more epochs")
-                enc, pend = retrain_around(cand, self.task, replace(rt, train=longer), encoded=enc, pending=pend, trainable=trainable,
-                                           teacher=self.teacher, desc=f"retrain more after {name} t={t}",
-                                           progress=self.progress)
-                dec = self.contract.decide(cand, allowance=self.share)
         what = f"t={t} ({construction})" if t else "lossless"
         self.say(f"{name}: {what} val error {before:.2f}% encoded, {dec.error:.2f}% "
                  f"{'retrained' if retrain else 'not retrained'}, {dec.describe()} vs reference {dec.reference_error:.2f}%: "
