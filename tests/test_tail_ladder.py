@@ -86,3 +86,26 @@ def test_at_the_edge_of_the_budget_a_step_that_changes_an_outcome_is_rejected():
     assert torch.equal(tail.model[0].weight, before)
     assert [d["what"].split(" as it is")[0] for d in tail.report][1:4] == [
         f"0.weight clustered to {k} values" for k in (16, 64, 256)]
+
+
+def test_clustering_retries_with_fewer_values_when_k_means_merges_them():
+    """k-means that cannot make k distinct float32 values is asked again at 3/4 of k; below 2 the
+    error stands."""
+    from weightless.errors import ConstructionError
+    from weightless.pipeline.whole import _fewer_values
+
+    asked: list[int] = []
+
+    def cluster(k: int) -> int:
+        asked.append(k)
+        if k > 100:
+            raise ConstructionError(f"{k} values collapsed")
+        return k
+
+    assert _fewer_values(cluster, 256) == 81 and asked == [256, 192, 144, 108, 81]
+
+    def never(k: int) -> int:
+        raise ConstructionError("collapsed")
+
+    with pytest.raises(ConstructionError):
+        _fewer_values(never, 16)

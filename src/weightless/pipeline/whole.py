@@ -10,7 +10,7 @@ only when the whole model still passes the accuracy contract's rule on the decis
    magnitude pruning + k-means to ``TailConfig.k`` values, then retraining of what is still
    free and of every codebook, passes; when none passes (a model so far near the edge of the
    budget rejects any step), the weight clustered to ``TailConfig.exact_k`` (16, 64, 256)
-   values in turn, kept when that changes no outcome on the decision data and its record is
+   values in turn (fewer where k-means merges values closer than float32 resolution), kept when that changes no outcome on the decision data and its record is
    smaller than float16 storage; else the weight rounded to float16 (2 bytes a weight in the
    file) if that passes as it is or changes no outcome on the decision data; else the weight
    as it is;
@@ -48,6 +48,22 @@ def lossless_bytes(indices: np.ndarray, codebook: np.ndarray) -> int:
     return min(len(r.payload) for r in clustered_candidates("w", Clustered(indices, codebook)))
 
 
+def _fewer_values(cluster: Callable[[int], Any], k: int) -> Any:
+    """``cluster(k)``, again at three quarters of k (at least 2) while k-means cannot make k
+    distinct float32 values (it merges centroids closer than float32 resolution).
+
+    Raises:
+        ConstructionError: not even 2 distinct values.
+    """
+    while True:
+        try:
+            return cluster(k)
+        except ConstructionError:
+            if k <= 2:
+                raise
+            k = max(2, (3 * k) // 4)
+
+
 def _prune_cluster(model: Any, name: str, nonzero: float, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
@@ -58,7 +74,7 @@ def _prune_cluster(model: Any, name: str, nonzero: float, k: int, seed: int) -> 
     m = topk_mask(p, nonzero).cpu().numpy() > 0 if nonzero < 1 else np.ones(tuple(p.shape), dtype=bool)
     w = p.detach().cpu().numpy() * m
     kk = max(1, min(k, int(m.sum())))
-    cl = cluster_weight(w, kk, "density", seed=seed)
+    cl = _fewer_values(lambda j: cluster_weight(w, j, "density", seed=seed), kk)
     with torch.no_grad():
         p.copy_(torch.from_numpy(cl.weights()).to(p.device, p.dtype))
     return cl.indices, cl.codebook
@@ -78,14 +94,7 @@ def _cluster_vector(model: Any, name: str, k: int, seed: int) -> tuple[np.ndarra
     if uniq.size <= k:
         cb, idx = uniq, np.searchsorted(uniq, v)
     else:
-        while True:  # k-means may merge centroids closer than float32 resolution: fewer values then
-            try:
-                cb, idx = kmeans_1d(v, k, seed=seed)
-                break
-            except ConstructionError:
-                if k <= 2:
-                    raise
-                k = max(2, (3 * k) // 4)
+        cb, idx = _fewer_values(lambda j: kmeans_1d(v, j, seed=seed), k)
     cb = np.asarray(cb, dtype=np.float32)
     with torch.no_grad():
         p.copy_(torch.from_numpy(cb[idx].reshape(tuple(p.shape))).to(p.device, p.dtype))
