@@ -137,21 +137,33 @@ def adapt(prob: list[int], seen: list[int], i: int, bit: int, cap: int) -> None:
     seen[i] += 1
 
 
-def context_grid(b: bytes, p: int, rows: int, cols: int, read_varint) -> tuple[np.ndarray, int]:
-    """8.2 model 4 after its flags: (the kept grid, next offset)."""
+def context_grid(b: bytes, p: int, rows: int, cols: int, read_varint,
+                 kept_columns: np.ndarray | None = None, columns: int = 0) -> tuple[np.ndarray, int]:
+    """8.2 model 4 after its flags: (the kept grid, next offset); model 5 when
+    ``kept_columns`` (the tensor columns of the kept columns, of ``columns``) is given."""
     cap = b[p]
-    length, p = read_varint(b, p + 1)
+    p += 1
+    back = None
+    if kept_columns is not None:
+        stride, p = read_varint(b, p)
+        if not 1 <= stride < columns:
+            raise ValueError("8.2: stride")
+        where = {int(c): j for j, c in enumerate(kept_columns)}
+        back = [where.get(int(c) - stride, -1) for c in kept_columns]
+    length, p = read_varint(b, p)
     if not 1 <= cap <= 255 or rows * cols > 5672 * length + 45376:
         raise ValueError("8.2: context stream")
     dec = RangeDecoder(b[p : p + length])
     octave = [min(12 - (v >> 4).bit_length(), 7) for v in range(65536)]
     pc, nc, pr, nr = [32768] * cols, [0] * cols, [32768] * rows, [0] * rows
-    px, nx = [32768] * 128, [0] * 128
+    px, nx = [32768] * 256, [0] * 256
     grid = np.zeros((rows, cols), bool)
     for i in range(rows):
         left = 0
         for j in range(cols):
             c = (octave[pc[j]] * 8 + octave[pr[i]]) * 2 + left
+            if back is not None:
+                c = 2 * c + int(back[j] >= 0 and grid[i, back[j]])
             left = dec.bit(px, nx, c, cap)
             adapt(pc, nc, j, left, 1023)
             adapt(pr, nr, i, left, 1023)

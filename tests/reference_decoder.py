@@ -381,7 +381,7 @@ def _positions(b: bytes, p: int, size: int, rows: int) -> tuple[np.ndarray, int]
     p += 1
     if model == 0:
         mask, p = _flat_mask(b, p, size, n)
-    elif model in (1, 4):  # lines / context: rows = first dimension, columns = the rest
+    elif model in (1, 4, 5):  # lines / context: rows = first dimension, columns = the rest
         if rows < 2 or size % rows:
             raise ValueError("8.2: lines without a grid")
         rmask, p = _flat_mask(b, p, rows)
@@ -389,7 +389,8 @@ def _positions(b: bytes, p: int, size: int, rows: int) -> tuple[np.ndarray, int]
         if model == 1:
             sub, p = _positions(b, p, int(rmask.sum()) * int(cmask.sum()), 1)
         else:
-            sub, p = context_grid(b, p, int(rmask.sum()), int(cmask.sum()), read_varint)
+            sub, p = context_grid(b, p, int(rmask.sum()), int(cmask.sum()), read_varint,
+                                  np.flatnonzero(cmask) if model == 5 else None, size // rows)
         m2 = np.zeros((rows, size // rows), bool)
         m2[np.ix_(rmask, cmask)] = sub.reshape(int(rmask.sum()), int(cmask.sum()))
         mask = m2.reshape(-1)

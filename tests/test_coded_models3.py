@@ -137,7 +137,12 @@ def test_minimum_length_rules():
 
 @pytest.mark.parametrize("which", [0, 1, 2])
 def test_models3_corruption_is_a_format_error(which):
-    rec = golden_records()[which]
+    assert_corruption_is_a_format_error(golden_records()[which])
+
+
+def assert_corruption_is_a_format_error(rec: Record) -> None:
+    """Every truncation of ``rec``'s payload, and a byte more, is a FormatError; a flipped
+    byte decodes or is a FormatError, never anything else."""
     p = rec.payload
     for cut in range(len(p)):
         with pytest.raises(FormatError):
@@ -155,7 +160,7 @@ def test_models3_corruption_is_a_format_error(which):
 
 def test_models3_without_numba_same_bytes():
     """WEIGHTLESS_DISABLE_NUMBA=1: the range coder's kernels run as plain Python and write
-    and read the golden file's bytes."""
+    and read the golden files' bytes (models 3 to 5)."""
     import os
     import subprocess
     import sys
@@ -167,9 +172,11 @@ def test_models3_without_numba_same_bytes():
         "from test_coded_models3 import GOLDEN, golden_records\n"
         "from weightless.container import container_to_bytes\n"
         "from weightless.io.clustered import decode_coded\n"
+        "from test_coded_model5 import golden_record\n"
         "recs = golden_records()\n"
         "assert container_to_bytes(recs, {}) == (GOLDEN / 'coded_v3.wl').read_bytes()\n"
-        "for r in recs: decode_coded(r)\n"
+        "assert container_to_bytes([golden_record()], {}) == (GOLDEN / 'coded_v5.wl').read_bytes()\n"
+        "for r in recs + [golden_record()]: decode_coded(r)\n"
         "print('ok')\n"
     )
     env = dict(os.environ, WEIGHTLESS_DISABLE_NUMBA="1")

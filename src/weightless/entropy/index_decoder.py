@@ -14,7 +14,7 @@ from typing import Iterator
 
 from ..errors import FieldError, TruncatedError
 from ._bits import Reader
-from .index_coder import BLOCKS, CHUNK, CONTEXT, FLAT, GAPS, HISTOGRAM, LEFT, LINES, MAX_GAP_BITS, PACKED, UNIFORM, symbol_width
+from .index_coder import BLOCKS, CHUNK, CONTEXT, FLAT, GAPS, HISTOGRAM, LEFT, LINES, MAX_GAP_BITS, PACKED, STRIDED, UNIFORM, symbol_width
 from .range_coder import LeftSource
 from .table_coder import AnsStream, _flag_probs
 
@@ -91,17 +91,25 @@ def _chunked(pos: np.ndarray) -> "Iterator[np.ndarray]":
         yield pos[start : start + CHUNK]
 
 
-def _parse_context(r: Reader, kr: np.ndarray, kc: np.ndarray, cols: int, n: int, what: str) -> np.ndarray:
-    """Positions model 4 after its flags: the flat positions of the nonzeros (increasing)."""
-    from .context_positions import decode_context
+def _parse_context(r: Reader, kr: np.ndarray, kc: np.ndarray, cols: int, n: int, what: str,
+                   strided: bool = False) -> np.ndarray:
+    """Positions model 4 (5 when ``strided``) after its flags: the flat positions of the
+    nonzeros (increasing)."""
+    from .context_positions import back_columns, decode_context
     from .range_coder import DECISIONS_PER_BYTE
 
     cap = r.u8(f"{what} context cap")
+    back = None
+    if strided:
+        stride = r.varint(f"{what} context stride", cols - 1)
+        if stride < 1:
+            raise FieldError(f"{what}: a context stride must be 1 .. {cols - 1}, got 0")
+        back = back_columns(kc, stride)
     data = r.view(r.varint(f"{what} context stream length", r.remaining), f"{what} context stream")
     if cap < 1 or kr.size * kc.size > DECISIONS_PER_BYTE * len(data) + 45376:
         raise TruncatedError(f"{what}: a context stream of {len(data)} bytes (cap {cap}) cannot hold "
                              f"{kr.size} x {kc.size} cells; truncated data or lying flags")
-    grid, used = decode_context(data, kr.size, kc.size, cap)
+    grid, used = decode_context(data, kr.size, kc.size, cap, back)
     if used < len(data):
         raise FieldError(f"{what}: the context stream left {len(data) - used} bytes unread (corrupt)")
     i, j = np.nonzero(grid)
@@ -190,13 +198,13 @@ def parse_positions(r: Reader, size: int, what: str, rows: int = 1) -> PositionS
         from .blocks import parse_blocks
 
         return PositionSource(size, n, _chunked(parse_blocks(r, size, n, rows, f"{what} positions")))
-    if model not in (LINES, CONTEXT) or rows <= 1 or size % rows:
+    if model not in (LINES, CONTEXT, STRIDED) or rows <= 1 or size % rows:
         raise FieldError(f"{what}: positions model {model} is not valid here (rows = {rows})")
     cols = size // rows
     kr = np.flatnonzero(_flat_mask(r, rows, f"{what} rows"))
     kc = np.flatnonzero(_flat_mask(r, cols, f"{what} columns"))
-    if model == CONTEXT:
-        return PositionSource(size, n, _chunked(_parse_context(r, kr, kc, cols, n, what)))
+    if model in (CONTEXT, STRIDED):
+        return PositionSource(size, n, _chunked(_parse_context(r, kr, kc, cols, n, what, model == STRIDED)))
     inner = parse_positions(r, kr.size * kc.size, f"{what} kept lines")
     if inner.n != n:
         raise FieldError(f"{what}: the kept lines hold {inner.n} nonzeros, the count says {n}")
