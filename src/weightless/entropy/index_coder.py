@@ -80,8 +80,8 @@ FLAT, LINES, GAPS, BLOCKS, CONTEXT, STRIDED = 0, 1, 2, 3, 4, 5
 CONTEXT_GAIN = 0.01
 CONTEXT_CAP = 255
 MAX_GAP_BITS = 12
-#: Rows of the mask on which the stride of model 5 is chosen.
-STRIDE_ROWS = 512
+#: Cells of the mask (its first rows) on which the stride of model 5 is chosen.
+STRIDE_CELLS = 1 << 20
 
 
 def _gap_symbols(mask: np.ndarray, bits: int) -> np.ndarray:
@@ -168,16 +168,22 @@ def encode_positions(mask: np.ndarray, rows: int = 1, *, blocks_model: bool = Tr
 def _stride(m2: np.ndarray) -> int:
     """Model 5's stride: among the divisors ``s`` of the column count (2 <= s <= half of it),
     the one whose cell ``s`` columns back tells most about a cell beyond what its left
-    neighbour tells (conditional mutual information, on the first :data:`STRIDE_ROWS` rows);
-    0 when none tells anything."""
+    neighbour tells (conditional mutual information, on the first rows of the mask, at most
+    :data:`STRIDE_CELLS` cells); 0 when none tells anything."""
     cols = m2.shape[1]
-    sub = np.asarray(m2[:STRIDE_ROWS], dtype=np.int64)
+    sub = np.asarray(m2[: max(1, STRIDE_CELLS // max(cols, 1))], dtype=bool)
     best, best_s = 1e-9, 0
     for s in range(2, cols // 2 + 1):
         if cols % s:
             continue
-        joint = np.bincount((4 * sub[:, s:] + 2 * sub[:, :-s] + sub[:, s - 1 : -1]).ravel(), minlength=8)
-        p = joint.reshape(2, 2, 2) / max(int(joint.sum()), 1)  # (cell, back, left)
+        cell, back, left = sub[:, s:], sub[:, :-s], sub[:, s - 1 : -1]
+        p = np.empty((2, 2, 2))  # (cell, back, left)
+        for x in (0, 1):
+            for y in (0, 1):
+                cb = (cell if x else ~cell) & (back if y else ~back)
+                both = int(np.count_nonzero(cb & left))
+                p[x, y] = (both, int(np.count_nonzero(cb)) - both)
+        p = p[:, :, ::-1] / cell.size  # last axis: left 0, 1
         pl, pcl, pbl = p.sum(axis=(0, 1)), p.sum(axis=1), p.sum(axis=0)
         ok = p > 0
         mi = float((p[ok] * np.log2((p * pl[None, None, :])[ok] / (pcl[:, None, :] * pbl[None, :, :])[ok])).sum())
