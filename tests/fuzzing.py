@@ -63,8 +63,8 @@ def seed_files(use_compact: bool) -> list[bytes]:
 
 def coded_seed_files(rng: np.random.Generator) -> list[bytes]:
     """Files of ``sparse`` and ``indexed`` records with every positions model (flat, lines,
-    gaps, blocks, context, context with a stride) and symbols model (uniform, histogram, packed, left, one symbol), in
-    four dtypes."""
+    gaps, blocks, context, context with a stride) and symbols model (uniform, histogram,
+    packed, left, left and up, one symbol), in four dtypes."""
     from weightless.io.clustered import Clustered, coded_record
     from weightless.container import container_to_bytes
 
@@ -80,15 +80,15 @@ def coded_seed_files(rng: np.random.Generator) -> list[bytes]:
         recs = [coded_record("s", Clustered(sparse.reshape(shape), cb[:k], dtype), "sparse"),
                 coded_record("i", Clustered(idx.reshape(shape), cb[:k], dtype), "indexed")]
         out.append(container_to_bytes(recs, {}))
-    from test_coded_models3 import pixel_runs, structured  # positions models 3 and 4, symbols model 3
+    from test_coded_models3 import pixel_runs, structured  # positions models 3 and 5, symbols model 3
 
     blocks = Clustered(structured(rng, (40, 60), 6), cb[:6], "float32")
     context = Clustered(pixel_runs(rng, (60, 100), 6), cb[:6], "float32")
     out.append(container_to_bytes([coded_record("p", context, "sparse")], {}))
-    from test_coded_model5 import golden_record  # positions model 5
     from test_coded_models3 import golden_records  # its second record: positions model 4
+    from test_coded_stride import golden_records as stride_records  # positions model 5, symbols model 4
 
-    out.append(container_to_bytes([golden_records()[1], golden_record()], {}))
+    out.append(container_to_bytes([golden_records()[1], *stride_records()], {}))
     dense = Clustered(np.clip(3 + np.cumsum(rng.choice([-1, 0, 0, 1], (8, 75)), axis=1), 0, 5), cb[:6], "float32")
     out.append(container_to_bytes([coded_record("b", blocks, "sparse"), coded_record("l", dense, "indexed")], {}))
     gaps = np.full(4000, -1)

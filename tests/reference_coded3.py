@@ -174,10 +174,16 @@ def context_grid(b: bytes, p: int, rows: int, cols: int, read_varint,
 
 
 def left_symbols(b: bytes, p: int, count: int, k: int, codebook: np.ndarray, positions: np.ndarray, cols: int,
-                 read_varint) -> tuple[np.ndarray, int]:
-    """8.3 model 3 after its model byte: (indices, next offset)."""
+                 read_varint, up: bool = False) -> tuple[np.ndarray, int]:
+    """8.3 model 3 (model 4 when ``up``) after its model byte: (indices, next offset)."""
     cap = b[p]
-    length, p = read_varint(b, p + 1)
+    p += 1
+    stride = 0
+    if up:
+        stride, p = read_varint(b, p)
+        if not 1 <= stride < cols:
+            raise ValueError("8.3: stride")
+    length, p = read_varint(b, p)
     if not 1 <= cap <= 255:
         raise ValueError("8.3: cap")
     depth = max(k - 1, 0).bit_length()
@@ -185,13 +191,19 @@ def left_symbols(b: bytes, p: int, count: int, k: int, codebook: np.ndarray, pos
         raise ValueError("8.4: left stream too short")
     order = np.argsort(codebook, kind="stable")  # rank -> index
     nodes = 1 << depth
-    prob = [32768] * ((k + 1) * nodes)
-    seen = [0] * ((k + 1) * nodes)
+    contexts = (k + 1) * (k + 1) if up else k + 1
+    prob = [32768] * (contexts * nodes)
+    seen = [0] * (contexts * nodes)
     dec = RangeDecoder(b[p : p + length])
-    ranks = []
+    ranks: list[int] = []
+    where = {int(q): t for t, q in enumerate(positions)}  # position -> its symbol
     for t in range(count):
         left = t > 0 and positions[t] - positions[t - 1] == 1 and positions[t] % cols != 0
-        base = (ranks[-1] + 1) * nodes if left else 0
+        x = ranks[-1] + 1 if left else 0
+        if up:
+            above = where.get(int(positions[t]) - stride) if positions[t] % cols >= stride else None
+            x = x * (k + 1) + (ranks[above] + 1 if above is not None else 0)
+        base = x * nodes
         node = 1
         for _ in range(depth):
             node = 2 * node + dec.bit(prob, seen, base + node, cap)

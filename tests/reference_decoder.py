@@ -330,8 +330,8 @@ def decode_symbols(b: bytes, p: int, count: int, k: int, left: tuple | None = No
         return np.zeros(count, np.int64), p
     model = b[p]
     p += 1
-    if model == 3 and left is not None:
-        return left_symbols(b, p, count, k, *left, read_varint)
+    if model in (3, 4) and left is not None:
+        return left_symbols(b, p, count, k, *left, read_varint, up=model == 4)
     if model == 2:  # packed
         w = max(k - 1, 0).bit_length()
         n = (count * w + 7) // 8

@@ -160,7 +160,7 @@ def assert_corruption_is_a_format_error(rec: Record) -> None:
 
 def test_models3_without_numba_same_bytes():
     """WEIGHTLESS_DISABLE_NUMBA=1: the range coder's kernels run as plain Python and write
-    and read the golden files' bytes (models 3 to 5)."""
+    and read the golden files' bytes (positions models 3 to 5, symbols models 3 and 4)."""
     import os
     import subprocess
     import sys
@@ -172,11 +172,11 @@ def test_models3_without_numba_same_bytes():
         "from test_coded_models3 import GOLDEN, golden_records\n"
         "from weightless.container import container_to_bytes\n"
         "from weightless.io.clustered import decode_coded\n"
-        "from test_coded_model5 import golden_record\n"
-        "recs = golden_records()\n"
+        "from test_coded_stride import golden_records as stride_records\n"
+        "recs, more = golden_records(), stride_records()\n"
         "assert container_to_bytes(recs, {}) == (GOLDEN / 'coded_v3.wl').read_bytes()\n"
-        "assert container_to_bytes([golden_record()], {}) == (GOLDEN / 'coded_v5.wl').read_bytes()\n"
-        "for r in recs + [golden_record()]: decode_coded(r)\n"
+        "assert container_to_bytes(more, {}) == (GOLDEN / 'coded_v5.wl').read_bytes()\n"
+        "for r in recs + more: decode_coded(r)\n"
         "print('ok')\n"
     )
     env = dict(os.environ, WEIGHTLESS_DISABLE_NUMBA="1")

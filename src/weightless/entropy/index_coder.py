@@ -43,6 +43,9 @@ Symbols (:func:`encode_symbols`): ``count`` symbols in ``[0, A)`` (the caller kn
 - model 3, left (coded records only, :mod:`weightless.entropy.range_coder`): ``u8 cap``,
   ``varint L`` and an adaptive binary range coder's bytes, each index conditioned on the index
   to its left. Pays where neighbouring weights are alike.
+- model 4, left and up: ``u8 cap``, ``varint s``, ``varint L`` and the coder's bytes, each
+  index conditioned on the index to its left and on the one ``s`` positions back in its row
+  (the pixel above, for a layer reading images row by row).
 
 The encoder writes whichever is shortest. An alphabet of one symbol needs no bytes at all.
 Models use ``perfect=False`` as the table coder does, so output is deterministic for a given
@@ -59,7 +62,7 @@ from ._bits import pack_fixed, write_varint
 from .blocks import encode_blocks
 from .table_coder import ANS_CHUNK, _ans_encode, _flag_probs
 
-__all__ = ["encode_positions", "encode_symbols", "symbol_width", "CHUNK", "MAX_GAP_BITS"]
+__all__ = ["encode_positions", "encode_symbols", "mask_stride", "symbol_width", "CHUNK", "MAX_GAP_BITS"]
 
 #: Positions and symbols handed out per step by the sources below: their temporaries stay
 #: at about 1 MiB, so a record decodes into its output with little more (the ANS coder is
@@ -67,7 +70,7 @@ __all__ = ["encode_positions", "encode_symbols", "symbol_width", "CHUNK", "MAX_G
 CHUNK = 1 << 16
 assert CHUNK <= ANS_CHUNK and CHUNK % 8 == 0
 
-UNIFORM, HISTOGRAM, PACKED, LEFT = 0, 1, 2, 3
+UNIFORM, HISTOGRAM, PACKED, LEFT, LEFT_UP = 0, 1, 2, 3, 4
 
 
 def symbol_width(alphabet: int) -> int:
@@ -155,7 +158,7 @@ def encode_positions(mask: np.ndarray, rows: int = 1, *, blocks_model: bool = Tr
         r, c = np.asarray(m2.any(axis=1)), np.asarray(m2.any(axis=0))
         grid, flags = m2[r][:, c], _flat(r) + _flat(c) + bytes([CONTEXT_CAP])
         ctx = write_varint(n) + bytes([CONTEXT]) + flags + _with_length(encode_context(grid, CONTEXT_CAP))
-        s = _stride(m2)
+        s = mask_stride(m2)
         if s:
             words = encode_context(grid, CONTEXT_CAP, back_columns(np.flatnonzero(c), s))
             strided = write_varint(n) + bytes([STRIDED]) + flags + write_varint(s) + _with_length(words)
@@ -165,7 +168,7 @@ def encode_positions(mask: np.ndarray, rows: int = 1, *, blocks_model: bool = Tr
     return best
 
 
-def _stride(m2: np.ndarray) -> int:
+def mask_stride(m2: np.ndarray) -> int:
     """Model 5's stride: among the divisors ``s`` of the column count (2 <= s <= half of it),
     the one whose cell ``s`` columns back tells most about a cell beyond what its left
     neighbour tells (conditional mutual information, on the first rows of the mask, at most
@@ -196,12 +199,14 @@ def _with_length(words: bytes) -> bytes:
     return write_varint(len(words)) + words
 
 
-def encode_symbols(symbols: np.ndarray, alphabet: int, context: "tuple[np.ndarray, np.ndarray] | None" = None) -> bytes:
+def encode_symbols(symbols: np.ndarray, alphabet: int, context: "tuple[np.ndarray, np.ndarray] | None" = None,
+                   up: "tuple[int, np.ndarray] | None" = None) -> bytes:
     """Return the shortest symbols stream of ``symbols`` (integers in ``[0, alphabet)``).
 
     ``context``: ``(ranks, left)`` allows model 3 (:mod:`~weightless.entropy.range_coder`):
     ``ranks[i]`` the value rank of codebook entry i, ``left`` the left-neighbour flag of each
-    symbol (:func:`~weightless.entropy.range_coder.left_flags`)."""
+    symbol (:func:`~weightless.entropy.range_coder.left_flags`); with it, ``up``: ``(stride,
+    indices)`` (:func:`~weightless.entropy.range_coder.up_indices`) allows model 4."""
     s = np.asarray(symbols).reshape(-1).astype(np.int32)
     if alphabet <= 1 or s.size == 0:
         return b""
@@ -219,4 +224,9 @@ def encode_symbols(symbols: np.ndarray, alphabet: int, context: "tuple[np.ndarra
         ranks, left = context
         for cap in CAPS:
             candidates.append(bytes([LEFT, cap]) + _with_length(encode_left(np.asarray(ranks)[s], left, alphabet, cap)))
+        if up is not None:
+            stride, above = up
+            for cap in CAPS:
+                words = encode_left(np.asarray(ranks)[s], left, alphabet, cap, above)
+                candidates.append(bytes([LEFT_UP, cap]) + write_varint(stride) + _with_length(words))
     return min(candidates, key=len)  # ties keep the earliest

@@ -14,7 +14,7 @@ from typing import Iterator
 
 from ..errors import FieldError, TruncatedError
 from ._bits import Reader
-from .index_coder import BLOCKS, CHUNK, CONTEXT, FLAT, GAPS, HISTOGRAM, LEFT, LINES, MAX_GAP_BITS, PACKED, STRIDED, UNIFORM, symbol_width
+from .index_coder import BLOCKS, CHUNK, CONTEXT, FLAT, GAPS, HISTOGRAM, LEFT, LEFT_UP, LINES, MAX_GAP_BITS, PACKED, STRIDED, UNIFORM, symbol_width
 from .range_coder import LeftSource
 from .table_coder import AnsStream, _flag_probs
 
@@ -290,8 +290,8 @@ class SymbolSource:
 def parse_symbols(r: Reader, count: int, alphabet: int, what: str, ranks: np.ndarray | None = None) -> "SymbolSource | LeftSource":
     """Read a symbols stream of ``count`` symbols in ``[0, alphabet)``: model, counts, lengths
     and the minimum-length rule are checked here, the symbols decoded as they are taken.
-    ``ranks`` (the codebook's value ranks) allows model 3, whose source decodes once given
-    the positions (its ``needs_positions`` is True).
+    ``ranks`` (the codebook's value ranks) allows models 3 and 4, whose source decodes once
+    given the positions (its ``needs_positions`` is True).
 
     Raises:
         FormatError: an unknown model, counts that do not sum to ``count``, a stream too short
@@ -316,17 +316,20 @@ def parse_symbols(r: Reader, count: int, alphabet: int, what: str, ranks: np.nda
         probs = counts / count
         return SymbolSource(count, alphabet, what, counts=counts,
                             stream=_stream(r, probs, count, min_stream_bits(probs, counts), what))
-    if model == LEFT and ranks is not None:
+    if model in (LEFT, LEFT_UP) and ranks is not None:
         cap = r.u8(f"{what} cap")
         if cap < 1:
             raise FieldError(f"{what}: cap 0; expected 1..255")
+        stride = r.varint(f"{what} stride", 1 << 40) if model == LEFT_UP else 0
+        if model == LEFT_UP and stride < 1:
+            raise FieldError(f"{what}: a symbols stride must be at least 1, got 0")
         return LeftSource(r.view(r.varint(f"{what} stream length", r.remaining), f"{what} stream"), count, ranks,
-                          cap, what)
+                          cap, what, stride)
     if model == UNIFORM:
         probs = np.full(alphabet, 1.0 / alphabet)
         # no counts: the symbols other than 0 are unknown; the stream must not be empty
         return SymbolSource(count, alphabet, what, stream=_stream(r, probs, count, 1.0, what))
-    raise FieldError(f"{what}: symbol model {model} is unknown or not valid here; expected 0, 1, 2 (or 3 in a "
+    raise FieldError(f"{what}: symbol model {model} is unknown or not valid here; expected 0, 1, 2 (or 3, 4 in a "
                      "coded record)")
 
 

@@ -1,6 +1,8 @@
-"""Symbols model 3, "left": cluster indices coded one binary decision at a time by an adaptive
-binary range coder, each conditioned on the index of the cell to the left (numba kernels;
-the same code runs as plain Python without numba). Specified in docs/FORMAT.md, section 8.3.
+"""Symbols models 3, "left", and 4, "left and up": cluster indices coded one binary decision
+at a time by an adaptive binary range coder, each conditioned on the index of the cell to the
+left (model 4: and on the index a stride back in the row, the pixel above for a layer reading
+images row by row) (numba kernels; the same code runs as plain Python without numba).
+Specified in docs/FORMAT.md, section 8.3.
 
 Neighbouring weights of a row are correlated (LeNet-300-100's first layer sees neighbouring
 pixels): coding an index knowing its left neighbour's takes 10-17% fewer bits than the
@@ -25,7 +27,7 @@ import numpy as np
 from .._compat import njit
 from ..errors import FieldError, TruncatedError
 
-__all__ = ["encode_left", "decode_left", "value_ranks", "left_flags", "decisions", "LeftSource", "P_MIN",
+__all__ = ["encode_left", "decode_left", "value_ranks", "left_flags", "up_indices", "decisions", "LeftSource", "P_MIN",
            "DECISIONS_PER_BYTE", "CAPS"]
 
 P_MIN = 64
@@ -117,15 +119,20 @@ def code_bit(out: np.ndarray, at: int, low: int, rng: int, cache: int, pending: 
 
 
 @njit
-def _encode(ranks: np.ndarray, left: np.ndarray, k: int, depth: int, cap: int) -> np.ndarray:
+def _encode(ranks: np.ndarray, left: np.ndarray, up: np.ndarray, k: int, depth: int, cap: int, extra: int) -> np.ndarray:
+    """``up[t]``: the symbol the stride back of symbol ``t`` (-1: none), a context when ``extra``."""
     out = np.zeros(ranks.size // 2 + 64, dtype=np.uint8)
     at, low, rng, cache, pending = 0, 0, 0xFFFFFFFF, 0, 1
     rates = _rates(cap)
     nodes = 1 << depth
-    p = np.full((k + 1) * nodes, 32768, np.int64)
-    n = np.zeros((k + 1) * nodes, np.int64)
+    contexts = (k + 1) * (k + 1) if extra else k + 1
+    p = np.full(contexts * nodes, 32768, np.int64)
+    n = np.zeros(contexts * nodes, np.int64)
     for t in range(ranks.size):
-        base = (ranks[t - 1] + 1) * nodes if left[t] else 0
+        x = ranks[t - 1] + 1 if left[t] else 0
+        if extra:
+            x = x * (k + 1) + (ranks[up[t]] + 1 if up[t] >= 0 else 0)
+        base = x * nodes
         node = 1
         for d in range(depth - 1, -1, -1):
             bit = (ranks[t] >> d) & 1
@@ -139,7 +146,7 @@ def _encode(ranks: np.ndarray, left: np.ndarray, k: int, depth: int, cap: int) -
 
 
 @njit
-def _decode(data: np.ndarray, left: np.ndarray, k: int, depth: int, cap: int) -> tuple:
+def _decode(data: np.ndarray, left: np.ndarray, up: np.ndarray, k: int, depth: int, cap: int, extra: int) -> tuple:
     """(ranks, bytes read counting the zeros past the end, whether every rank is below k).
     The decision, its update and the renormalisation are written out inline (a decision
     leaves range >= 2**14: at most two bytes), which numba compiles to a tight loop."""
@@ -152,11 +159,15 @@ def _decode(data: np.ndarray, left: np.ndarray, k: int, depth: int, cap: int) ->
     rng = 0xFFFFFFFF
     rates = _rates(cap).astype(np.int32)
     nodes = 1 << depth
-    p = np.full((k + 1) * nodes, 32768, np.int32)
-    n = np.zeros((k + 1) * nodes, np.int32)
+    contexts = (k + 1) * (k + 1) if extra else k + 1
+    p = np.full(contexts * nodes, 32768, np.int32)
+    n = np.zeros(contexts * nodes, np.int32)
     prev = 0
     for t in range(left.size):
-        base = (prev + 1) * nodes if left[t] else 0
+        x = prev + 1 if left[t] else 0
+        if extra:
+            x = x * (k + 1) + (ranks[up[t]] + 1 if up[t] >= 0 else 0)
+        base = x * nodes
         node = 1
         for _d in range(depth):
             i = base + node
@@ -195,14 +206,29 @@ def _decode(data: np.ndarray, left: np.ndarray, k: int, depth: int, cap: int) ->
     return ranks, at, True
 
 
-def encode_left(ranks: np.ndarray, left: np.ndarray, k: int, cap: int) -> bytes:
+def encode_left(ranks: np.ndarray, left: np.ndarray, k: int, cap: int, up: np.ndarray | None = None) -> bytes:
     """The range-coder bytes of value ``ranks`` (each in [0, k)) with ``left`` flags (1: the
-    previous rank is this cell's left neighbour), trailing zero bytes dropped as far as the
-    minimum-length rule allows."""
+    previous rank is this cell's left neighbour) and, for symbols model 4, ``up``
+    (:func:`up_indices`), trailing zero bytes dropped as far as the minimum-length rule allows."""
     r = np.ascontiguousarray(ranks, dtype=np.int64)
     f = np.ascontiguousarray(left, dtype=np.int64)
-    out = bytes(_encode(r, f, int(k), decisions(k), int(cap))[1:])  # LZMA's first byte is always 0
+    u = _NONE if up is None else np.ascontiguousarray(up, dtype=np.int64)
+    out = bytes(_encode(r, f, u, int(k), decisions(k), int(cap), 0 if up is None else 1)[1:])  # LZMA's first byte is always 0
     return out[: max(len(out.rstrip(b"\0")), min(least_bytes(r.size * decisions(k)), len(out)))]
+
+
+def up_indices(positions: np.ndarray, cols: int, stride: int) -> np.ndarray:
+    """Symbols model 4's second context: for each nonzero (flat ``positions``, increasing, in
+    rows of ``cols``), the index among the nonzeros of the one ``stride`` positions before it
+    in the same row, or -1 (none there, or it is zero)."""
+    pos = np.asarray(positions, dtype=np.int64)
+    target = pos - int(stride)
+    at = np.minimum(np.searchsorted(pos, target), max(pos.size - 1, 0))
+    found = (pos % cols >= stride) & (pos[at] == target) if pos.size else np.zeros(0, dtype=bool)
+    return np.where(found, at, -1).astype(np.int64)
+
+
+_NONE = np.zeros(0, dtype=np.int64)
 
 
 def least_bytes(count: int) -> int:
@@ -210,24 +236,30 @@ def least_bytes(count: int) -> int:
     return max(0, -(-(int(count) - 45376) // DECISIONS_PER_BYTE))
 
 
-def decode_left(data: bytes | memoryview, left: np.ndarray, k: int, cap: int) -> tuple[np.ndarray, int, bool]:
-    """Decode ``left.size`` ranks; return (ranks, bytes read including zeros past the end,
-    whether every decoded rank was below k). The caller checks the rules."""
+def decode_left(data: bytes | memoryview, left: np.ndarray, k: int, cap: int,
+                up: np.ndarray | None = None) -> tuple[np.ndarray, int, bool]:
+    """Decode ``left.size`` ranks (``up`` as for :func:`encode_left`); return (ranks, bytes
+    read including zeros past the end, whether every decoded rank was below k). The caller
+    checks the rules."""
     buf = np.frombuffer(bytes(data), dtype=np.uint8)
     f = np.ascontiguousarray(left, dtype=np.int64)
-    ranks, at, ok = _decode(buf, f, int(k), decisions(k), int(cap))
+    u = _NONE if up is None else np.ascontiguousarray(up, dtype=np.int64)
+    assert up is None or (u.size == f.size and bool(np.all(u < np.arange(u.size))))
+    ranks, at, ok = _decode(buf, f, u, int(k), decisions(k), int(cap), 0 if up is None else 1)
     return ranks, int(at), bool(ok)
 
 
 class LeftSource:
-    """The symbols of a model-3 stream, parsed (cap, length and minimum-length rule checked):
-    :meth:`attach` gives the positions (the contexts) and decodes them all; :meth:`take` and
-    :meth:`finish` then behave as :class:`~weightless.entropy.index_decoder.SymbolSource`'s."""
+    """The symbols of a model-3 stream (model 4 with a ``stride``), parsed (cap, length and
+    minimum-length rule checked): :meth:`attach` gives the positions (the contexts) and decodes
+    them all; :meth:`take` and :meth:`finish` then behave as
+    :class:`~weightless.entropy.index_decoder.SymbolSource`'s."""
 
     needs_positions = True
 
-    def __init__(self, data: bytes | memoryview, count: int, ranks: np.ndarray, cap: int, what: str) -> None:
-        self.data, self.count, self.cap, self.what = data, int(count), int(cap), what
+    def __init__(self, data: bytes | memoryview, count: int, ranks: np.ndarray, cap: int, what: str,
+                 stride: int = 0) -> None:
+        self.data, self.count, self.cap, self.what, self.stride = data, int(count), int(cap), what, int(stride)
         self.order = np.argsort(np.asarray(ranks, dtype=np.int64))  # rank -> codebook index
         self.k = int(ranks.size)
         if self.count * decisions(self.k) > DECISIONS_PER_BYTE * len(data) + 45376:
@@ -239,7 +271,12 @@ class LeftSource:
     def attach(self, positions: np.ndarray, cols: int) -> None:
         """Decode every symbol, the contexts from the flat ``positions`` of the nonzeros in
         rows of ``cols`` cells."""
-        ranks, used, ok = decode_left(self.data, left_flags(positions, cols), self.k, self.cap)
+        up = None
+        if self.stride:
+            if self.stride >= cols:
+                raise FieldError(f"{self.what}: a symbols stride must be 1 .. {cols - 1}, got {self.stride}")
+            up = up_indices(positions, cols, self.stride)
+        ranks, used, ok = decode_left(self.data, left_flags(positions, cols), self.k, self.cap, up)
         if not ok:
             raise FieldError(f"{self.what}: a decoded symbol is outside the alphabet of {self.k} (corrupt)")
         if used < len(self.data):

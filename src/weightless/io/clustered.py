@@ -28,9 +28,9 @@ import numpy as np
 
 from ..container import Record
 from ..entropy._bits import Reader, write_varint
-from ..entropy.index_coder import CHUNK, encode_positions, encode_symbols
+from ..entropy.index_coder import CHUNK, encode_positions, encode_symbols, mask_stride
 from ..entropy.index_decoder import parse_positions, parse_symbols
-from ..entropy.range_coder import left_flags, value_ranks
+from ..entropy.range_coder import left_flags, up_indices, value_ranks
 from ..errors import FieldError, InputError
 from .bfloat16 import bfloat16_to_float32, float32_to_bfloat16
 
@@ -148,9 +148,10 @@ def coded_record(name: str, c: Clustered, encoding: str) -> Record:
     head = write_varint(cb.size) + _codebook_bytes(cb)
     ranks, cols = value_ranks(cb), idx.size // _rows(c.shape) if idx.size else 1
     if encoding == "sparse":
-        mask = idx >= 0
-        left = left_flags(np.flatnonzero(mask), cols)
-        body = encode_positions(mask, _rows(c.shape)) + encode_symbols(idx[mask], cb.size, (ranks, left))
+        mask, pos = idx >= 0, np.flatnonzero(idx >= 0)
+        stride = mask_stride(mask.reshape(_rows(c.shape), cols)) if _rows(c.shape) > 1 else 0
+        up = (stride, up_indices(pos, cols, stride)) if stride else None
+        body = encode_positions(mask, _rows(c.shape)) + encode_symbols(idx[mask], cb.size, (ranks, left_flags(pos, cols)), up)
     else:
         if idx.size and int(idx.min()) < 0:
             raise InputError(f"tensor {name!r}: 'indexed' needs an index at every position (zero as a codebook value)")
@@ -192,7 +193,7 @@ def decode_coded(rec: Record, *, bfloat16: str = "float32") -> np.ndarray:
         values = _bf16_words(cb) if bfloat16 == "words" else cb.astype(np.float32)
     else:
         values = cb.astype(rec.dtype)
-    if symbols.needs_positions:  # model 3: every position first (the contexts), then the symbols
+    if symbols.needs_positions:  # models 3, 4: every position first (the contexts), then the symbols
         pos = np.arange(size) if positions is None else np.concatenate([np.zeros(0, np.int64), *positions.chunks()])
         symbols.attach(pos, size // _rows(rec.shape) if size else 1)
         out = np.zeros(size, dtype=values.dtype)
