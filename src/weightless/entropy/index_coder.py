@@ -79,7 +79,8 @@ def symbol_width(alphabet: int) -> int:
 
 
 FLAT, LINES, GAPS, BLOCKS, CONTEXT, STRIDED = 0, 1, 2, 3, 4, 5
-#: The context model (slowest to decode) is written only when this much shorter than the others.
+#: The context models (slowest to decode: positions 4 and 5, symbols 4) are written only when
+#: this much shorter than the others.
 CONTEXT_GAIN = 0.01
 CONTEXT_CAP = 255
 MAX_GAP_BITS = 12
@@ -224,9 +225,12 @@ def encode_symbols(symbols: np.ndarray, alphabet: int, context: "tuple[np.ndarra
         ranks, left = context
         for cap in CAPS:
             candidates.append(bytes([LEFT, cap]) + _with_length(encode_left(np.asarray(ranks)[s], left, alphabet, cap)))
-        if up is not None:
+        if up is not None:  # slower to decode: written only when CONTEXT_GAIN shorter than the rest
             stride, above = up
+            bar = (1.0 - CONTEXT_GAIN) * min(len(c) for c in candidates)
             for cap in CAPS:
                 words = encode_left(np.asarray(ranks)[s], left, alphabet, cap, above)
-                candidates.append(bytes([LEFT_UP, cap]) + write_varint(stride) + _with_length(words))
+                ours = bytes([LEFT_UP, cap]) + write_varint(stride) + _with_length(words)
+                if len(ours) < bar:
+                    candidates.append(ours)
     return min(candidates, key=len)  # ties keep the earliest
