@@ -160,3 +160,16 @@ def test_a_symbols_stride_outside_the_row_is_refused(stride):
     src = LeftSource(b"\0" * 8, 3, np.arange(4), 64, "w", stride=stride)
     with pytest.raises(FieldError, match="stride"):
         src.attach(np.array([0, 1, 2]), 144)
+
+
+@pytest.mark.parametrize("k, model", [(40000, 3), (300, 4)])
+def test_a_hostile_alphabet_is_refused_before_its_table_is_allocated(k, model):
+    """k = 40,000 values with symbols model 3 would need 40,001 x 2^16 probabilities (10 GB),
+    k = 300 with model 4 301^2 x 2^9: a FieldError, at once, instead."""
+    mask = np.zeros(100, dtype=bool)
+    mask[[3, 4]] = True
+    cb = (np.arange(1, k + 1, dtype=np.float32) / 1024).astype("<f4")
+    stream = bytes([model, 64]) + (write_varint(2) if model == 4 else b"") + write_varint(1) + b"\0"
+    payload = write_varint(k) + bytes([0]) + cb.tobytes() + encode_positions(mask, 1) + stream
+    with pytest.raises(FieldError, match="probabilities"):
+        decode_coded(Record("w", "sparse", (100,), "float32", {}, payload))

@@ -27,8 +27,8 @@ import numpy as np
 from .._compat import njit
 from ..errors import FieldError, TruncatedError
 
-__all__ = ["encode_left", "decode_left", "value_ranks", "left_flags", "up_indices", "decisions", "LeftSource", "P_MIN",
-           "DECISIONS_PER_BYTE", "CAPS"]
+__all__ = ["encode_left", "decode_left", "value_ranks", "left_flags", "up_indices", "decisions", "table_size",
+           "LeftSource", "P_MIN", "DECISIONS_PER_BYTE", "CAPS", "MAX_TABLE"]
 
 P_MIN = 64
 DECISIONS_PER_BYTE = 5672
@@ -36,12 +36,21 @@ DECISIONS_PER_BYTE = 5672
 at most ``709 (8 L + 64)`` decisions: the minimum-length rule is ``decisions <= 5672 L + 45376``."""
 CAPS = (64, 255)
 """Caps the encoder tries (the stream's u8 cap may be any of 1..255)."""
+MAX_TABLE = 1 << 24
+"""The most adaptive probabilities a symbols stream may have (model 3: ``(k + 1) 2^D``, model
+4: ``(k + 1)^2 2^D``): a reader refuses a larger table before allocating it (a hostile k would
+otherwise size gigabytes), the writer never needs one."""
 _TOP = 1 << 24
 
 
 def decisions(alphabet: int) -> int:
     """Binary decisions per symbol: ``ceil(log2 alphabet)``."""
     return max(int(alphabet) - 1, 0).bit_length()
+
+
+def table_size(alphabet: int, up: bool) -> int:
+    """Adaptive probabilities of symbols model 3 (4 when ``up``) for ``alphabet`` values."""
+    return (int(alphabet) + 1) ** (2 if up else 1) << decisions(alphabet)
 
 
 def value_ranks(codebook: np.ndarray) -> np.ndarray:
@@ -262,6 +271,9 @@ class LeftSource:
         self.data, self.count, self.cap, self.what, self.stride = data, int(count), int(cap), what, int(stride)
         self.order = np.argsort(np.asarray(ranks, dtype=np.int64))  # rank -> codebook index
         self.k = int(ranks.size)
+        if table_size(self.k, bool(stride)) > MAX_TABLE:
+            raise FieldError(f"{what}: symbols model {4 if stride else 3} for {self.k} values needs "
+                             f"{table_size(self.k, bool(stride))} probabilities; at most {MAX_TABLE}")
         if self.count * decisions(self.k) > DECISIONS_PER_BYTE * len(data) + 45376:
             raise TruncatedError(f"{what}: {len(data)} bytes cannot hold {self.count} symbols of "
                                  f"{decisions(self.k)} decisions; truncated data or a lying count")
