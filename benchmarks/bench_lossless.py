@@ -100,7 +100,7 @@ def ours(name: str, c: Clustered, repeats: int) -> dict:
         raise RuntimeError(f"{name}: the record did not decode back")  # a bug
     positions, symbols = clustered.encode_positions, clustered.encode_symbols
     try:  # the same record as written before the positions and symbols models 3 existed
-        clustered.encode_positions = lambda m, rows=1: positions(m, rows, blocks_model=False)  # type: ignore[assignment]
+        clustered.encode_positions = lambda m, rows=1, stride=None: positions(m, rows, blocks_model=False)  # type: ignore[assignment]
         clustered.encode_symbols = lambda s, k, context=None, up=None: symbols(s, k)  # type: ignore[assignment]
         before = min(len(r.payload) for r in clustered_candidates(name, c))
     finally:

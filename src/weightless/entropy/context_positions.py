@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._compat import njit
-from .range_coder import DECISIONS_PER_BYTE, _adapt, _rates, _shift_low, code_bit, least_bytes
+from .range_coder import DECISIONS_PER_BYTE, _adapt, _rates, _shift_low, code_bit, least_bytes, up_indices
 
 __all__ = ["encode_context", "decode_context", "back_columns", "LINE_CAP", "BUCKETS", "bucket_table"]
 
@@ -122,12 +122,10 @@ def _decode(data: np.ndarray, rows: int, cols: int, cap: int, bucket: np.ndarray
 def back_columns(kept: np.ndarray, stride: int) -> np.ndarray:
     """Model 5's second neighbours: for each kept column (``kept``: the kept columns' indices
     in the whole tensor, increasing), the index among the kept columns of the column ``stride``
-    before it, or -1 when that is outside the tensor or not kept (then always zero)."""
-    where = np.asarray(kept, dtype=np.int64)
-    prev = where - int(stride)
-    at = np.minimum(np.searchsorted(where, prev), max(where.size - 1, 0))
-    found = (prev >= 0) & (where[at] == prev) if where.size else np.zeros(0, dtype=bool)
-    return np.where(found, at, -1).astype(np.int64)
+    before it, or -1 when that is outside the tensor or not kept (then always zero): symbols
+    model 4's :func:`~weightless.entropy.range_coder.up_indices` in one row wider than any
+    tensor."""
+    return up_indices(kept, np.iinfo(np.int64).max, stride)
 
 
 _NONE = np.zeros(0, dtype=np.int64)

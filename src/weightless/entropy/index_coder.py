@@ -131,11 +131,12 @@ def _flat(mask: np.ndarray) -> bytes:
     return out
 
 
-def encode_positions(mask: np.ndarray, rows: int = 1, *, blocks_model: bool = True) -> bytes:
+def encode_positions(mask: np.ndarray, rows: int = 1, *, blocks_model: bool = True, stride: int | None = None) -> bytes:
     """Return the positions stream of boolean ``mask`` (True = nonzero), seen as ``rows`` rows
     of ``mask.size // rows`` (1: no line structure): the shortest of the flat model, the gaps
     model and, when ``rows > 1``, the lines model (empty rows and columns flagged, the rest
-    flat) and the blocks model (``blocks_model=False`` leaves it out, as writers before it)."""
+    flat) and the blocks model (``blocks_model=False`` leaves it out, as writers before it).
+    ``stride``: model 5's stride when the caller has it (:func:`mask_stride` of the rows)."""
     mask = np.asarray(mask, dtype=bool).reshape(-1)
     size, n = mask.size, int(mask.sum())
     if n in (0, size):
@@ -160,7 +161,7 @@ def encode_positions(mask: np.ndarray, rows: int = 1, *, blocks_model: bool = Tr
         r, c = np.asarray(m2.any(axis=1)), np.asarray(m2.any(axis=0))
         grid, flags = m2[r][:, c], _flat(r) + _flat(c) + bytes([CONTEXT_CAP])
         ctx = write_varint(n) + bytes([CONTEXT]) + flags + _with_length(encode_context(grid, CONTEXT_CAP))
-        s = mask_stride(m2)
+        s = mask_stride(m2) if stride is None else stride
         if s:
             words = encode_context(grid, CONTEXT_CAP, back_columns(np.flatnonzero(c), s))
             strided = write_varint(n) + bytes([STRIDED]) + flags + write_varint(s) + _with_length(words)

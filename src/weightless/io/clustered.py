@@ -151,7 +151,8 @@ def coded_record(name: str, c: Clustered, encoding: str) -> Record:
         mask, pos = idx >= 0, np.flatnonzero(idx >= 0)
         stride = mask_stride(mask.reshape(_rows(c.shape), cols)) if _rows(c.shape) > 1 else 0
         up = (stride, up_indices(pos, cols, stride)) if stride else None
-        body = encode_positions(mask, _rows(c.shape)) + encode_symbols(idx[mask], cb.size, (ranks, left_flags(pos, cols)), up)
+        body = (encode_positions(mask, _rows(c.shape), stride=stride)
+                + encode_symbols(idx[mask], cb.size, (ranks, left_flags(pos, cols)), up))
     else:
         if idx.size and int(idx.min()) < 0:
             raise InputError(f"tensor {name!r}: 'indexed' needs an index at every position (zero as a codebook value)")
