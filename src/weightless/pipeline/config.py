@@ -207,6 +207,9 @@ class TailConfig:
             retraining's ``train.epochs``).
         round_codebooks: round the codebooks of losslessly stored tensors to float16 at the end
             (2 bytes a value instead of 4; the reported errors are measured after rounding).
+        fold: first, fold the units pruning left without inputs into the next linear layer
+            (:func:`~weightless.simplify.fold.fold_dead_units`: the same function, their
+            weights zero), before that layer is simplified.
     """
 
     enabled: bool = True
@@ -216,6 +219,7 @@ class TailConfig:
     exact_k: tuple[int, ...] = (16, 64, 256)
     epochs: float | None = None
     round_codebooks: bool = True
+    fold: bool = True
 
     def validate(self) -> None:
         """Raise :class:`InputError` for an invalid field."""

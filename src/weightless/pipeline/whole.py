@@ -5,6 +5,9 @@ conv, an output layer, every bias) are simplified too, one decision at a time, e
 only when the whole model still passes the accuracy contract's rule on the decision data
 (:class:`~weightless.pipeline.contract.Contract`):
 
+0. the units pruning left without inputs (a zero row of a linear layer's weight) folded into
+   the next linear layer (:func:`~weightless.simplify.fold.fold_dead_units`, ``TailConfig.fold``):
+   exact, so no decision; the fractions below are then of that layer's other weights;
 1. each remaining weight (>= 2 dimensions), in model order: the smallest nonzero fraction of
    ``TailConfig.nonzero`` (from the top, one rung at a time, until one is rejected) at which
    magnitude pruning + k-means to ``TailConfig.k`` values, then retraining of what is still
@@ -71,7 +74,8 @@ def _prune_cluster(model: Any, name: str, nonzero: float, k: int, seed: int) -> 
     from ..simplify.magnitude import get_param, topk_mask
 
     p = get_param(model, name)
-    m = topk_mask(p, nonzero).cpu().numpy() > 0 if nonzero < 1 else np.ones(tuple(p.shape), dtype=bool)
+    live = p.detach().cpu().numpy() != 0  # a weight already zero (a folded unit's) stays zero
+    m = topk_mask(p, max(nonzero * live.mean(), 1 / live.size)).cpu().numpy() > 0 if nonzero < 1 else live
     w = p.detach().cpu().numpy() * m
     kk = max(1, min(k, int(m.sum())))
     cl = _fewer_values(lambda j: cluster_weight(w, j, "density", seed=seed), kk)
@@ -131,6 +135,8 @@ def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str
         decision.
     """
     tail = _Tail(model, task, cfg, encoded, contract, teacher, progress, say)
+    if cfg.tail.fold:
+        tail.fold()
     for i, name in enumerate([n for n in tail.params if n not in encoded and model.get_parameter(n).dim() >= 2]):
         tail.weight(i, name)
     tail.vectors()
@@ -182,6 +188,20 @@ class _Tail:
                  f"vs reference: {'accepted' if dec.accepted else 'rejected'}")
         self.report.append({"what": what, "retrained": retrain, **dec.as_dict()})
         return dec.accepted, cand, enc, new
+
+    def fold(self) -> None:
+        """Fold dead units into the next linear layer when that is not stored yet (exact: no
+        decision; the earlier stages keep their model)."""
+        from ..simplify.fold import fold_dead_units
+
+        cand = copy.deepcopy(self.model)
+        folds = fold_dead_units(cand, skip=set(self.encoded))
+        if folds:
+            self.model = cand
+        for f in folds:
+            what = f"{f.units} dead units of {f.source} folded into {f.target} (exact)"
+            self.say(what)
+            self.report.append({"what": what, "retrained": False, "accepted": True})
 
     def keep(self, cand: Any, enc: dict, new: dict) -> None:
         """Make an accepted attempt the current state."""
