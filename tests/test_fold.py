@@ -126,3 +126,6 @@ def test_the_whole_model_stage_folds_and_keeps_the_zeros():
     tail.weight(1, "2.weight")
     idx, cb = tail.rest["2.weight"]
     assert np.all(idx[:, :8] == -1) and np.all(idx[:, 8:] >= 0)
+    steps = [s.what for s in tail.steps]
+    assert steps[0] == "dead units folded" and steps[1].startswith("2.weight clustered to 16 values")
+    assert "2.weight" not in tail.steps[0].rest and "2.weight" in tail.steps[1].rest  # a back-off can undo one

@@ -45,6 +45,15 @@ def test_every_rung_passes_under_a_loose_rule(simplified, data, tmp_path):
         assert np.array_equal(back[rep.name].numpy(), res.model.state_dict()[rep.name].numpy())
 
 
+def test_each_layer_is_a_stage_a_back_off_can_undo_alone(simplified, data, monkeypatch):
+    import weightless.pipeline.encode as enc_mod
+
+    seen, real = [], enc_mod._confirmed
+    monkeypatch.setattr(enc_mod, "_confirmed", lambda enc, c, say: (seen.extend(s.label for s in enc.stages), real(enc, c, say))[1])
+    _run(simplified, data, DecisionRule(tolerance=1e9))
+    assert seen[-2:] == ["fewer values (fc1.weight k=2)", "fewer values (fc2.weight k=2)"]
+
+
 def test_the_first_rejected_rung_stops_the_ladder(simplified, data):
     res = _run(simplified, data, DecisionRule(tolerance=0.0, confidence_z=50.0))
     assert all(rep.k == K and res.tensors[rep.name].codebook.size == K for rep in res.layers)

@@ -257,12 +257,14 @@ class _Encoder:
                 return t, tr, indices, codebook
 
     def tail(self) -> None:
-        """The whole-model stage: simplify what the recipe left dense (a stage of its own)."""
+        """The whole-model stage: simplify what the recipe left dense, a stage per kept step (a
+        back-off undoes them one at a time)."""
         st = self.stage
-        model, encoded, rest, tail = simplify_rest(st.model, self.task, self.cfg, encoded=st.encoded, contract=self.contract,
-                                                   teacher=self.teacher, progress=self.progress, say=self.say)
-        self.stage = Stage("the whole-model stage", model, encoded, {}, rest, st.filters, st.reports, st.fresh, tail)
-        self.stages.append(self.stage)
+        for step in simplify_rest(st.model, self.task, self.cfg, encoded=st.encoded, contract=self.contract,
+                                  teacher=self.teacher, progress=self.progress, say=self.say):
+            self.stage = Stage(f"the whole-model stage ({step.what})", step.model, step.encoded, {}, step.rest,
+                               st.filters, st.reports, st.fresh, step.report)
+            self.stages.append(self.stage)
 
     def fewer_values(self) -> None:
         """The last stage: every weight stored as a lossless record (an encoded layer without
@@ -280,6 +282,7 @@ class _Encoder:
         for name in sorted(weights, key=lambda n: -sizes[n]):
             idx, cb = weights[name]
             init = self.simplified.layers[name].init if name in self.simplified.layers else "density"
+            kept = False
             for k in [r for r in rungs if r < cb.size]:
                 cand = copy.deepcopy(model)
                 i2, c2 = recluster(cand, name, idx >= 0, k, init, seed=self.cfg.filters.seed)
@@ -290,13 +293,17 @@ class _Encoder:
                 lines.append({"what": f"{name} with fewer values, k={k}", "retrained": False, "bytes": size, **dec.as_dict()})
                 if not dec.accepted:
                     break
-                model, idx, cb, sizes[name] = cand, i2, c2, size
+                model, idx, cb, sizes[name], kept = cand, i2, c2, size, True
                 (encoded if name in encoded else rest)[name] = (idx, cb)
                 self.k[name] = k
-        reports = [replace(r, k=self.k[r.name], lossless_bytes=sizes[r.name], filter_bytes=sizes[r.name])
-                   if r.name in weights else r for r in st.reports]
-        self.stage = Stage("fewer values", model, encoded, {}, rest, st.filters, reports, st.fresh, lines)
-        self.stages.append(self.stage)
+            if kept:  # a stage per layer: a back-off undoes them one at a time
+                reports = [replace(r, k=self.k[r.name], lossless_bytes=sizes[r.name], filter_bytes=sizes[r.name])
+                           if r.name in weights else r for r in st.reports]
+                self.stage = Stage(f"fewer values ({name} k={self.k[name]})", model, dict(encoded), {}, dict(rest),
+                                   st.filters, reports, st.fresh, list(lines))
+                self.stages.append(self.stage)
+        if len(lines) > len(self.stage.tail):  # the rejected rungs after the last kept one: reported too
+            self.stage = self.stages[-1] = replace(self.stage, tail=list(lines))
 
     def finalize(self, stage: Stage) -> tuple[Any, dict[str, Any], list[LayerReport]]:
         """The model, tensors and reports of the file written at ``stage``: its pending layers

@@ -31,7 +31,7 @@ statistics) stay as they are.
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -41,7 +41,7 @@ from .config import EncodeConfig
 from .contract import Contract
 from .steps import retrain_around
 
-__all__ = ["simplify_rest", "lossless_bytes"]
+__all__ = ["simplify_rest", "lossless_bytes", "TailStep"]
 
 
 def lossless_bytes(indices: np.ndarray, codebook: np.ndarray) -> int:
@@ -120,7 +120,7 @@ def _half(model: Any, name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str, tuple[np.ndarray, np.ndarray]],
                   contract: Contract, teacher: Any, progress: bool,
-                  say: Callable[[str], None]) -> tuple[Any, dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[np.ndarray, np.ndarray]], list[dict]]:
+                  say: Callable[[str], None]) -> list[TailStep]:
     """Simplify the tensors Algorithm 1 left dense (see the module docstring).
 
     Args:
@@ -130,9 +130,9 @@ def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str
             is when ``cfg.retraining.accept_before_retraining``).
 
     Returns:
-        ``(model, encoded, rest, report)``: the model, the encoded layers' updated codebooks,
-        name -> (indices, codebook) of every tensor simplified here, and one report line per
-        decision.
+        One :class:`TailStep` per step kept, in order (the last is the stage's result; a
+        back-off undoes them one at a time); a single step with the model as it came when none
+        was kept.
     """
     tail = _Tail(model, task, cfg, encoded, contract, teacher, progress, say)
     if cfg.tail.fold:
@@ -140,7 +140,20 @@ def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str
     for i, name in enumerate([n for n in tail.params if n not in encoded and model.get_parameter(n).dim() >= 2]):
         tail.weight(i, name)
     tail.vectors()
-    return tail.model, tail.encoded, tail.rest, tail.report
+    return tail.steps or [TailStep("nothing kept", tail.model, tail.encoded, tail.rest, tail.report)]
+
+
+@dataclass(frozen=True)
+class TailStep:
+    """The whole-model stage after one kept step: ``what`` was kept, the model, the encoded
+    layers' (updated) codebooks, name -> (indices, codebook) of every tensor simplified so far,
+    and the decision lines so far."""
+
+    what: str
+    model: Any
+    encoded: dict[str, tuple[np.ndarray, np.ndarray]]
+    rest: dict[str, tuple[np.ndarray, np.ndarray]]
+    report: list[dict]
 
 
 class _Tail:
@@ -154,6 +167,7 @@ class _Tail:
         self.params = [n for n, p in model.named_parameters() if p.dtype.is_floating_point]
         self.rest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.report: list[dict] = []
+        self.steps: list[TailStep] = []
         rt = cfg.retraining
         epochs = None if rt.train is None else (rt.train.epochs / 3 if cfg.tail.epochs is None else cfg.tail.epochs)
         self.retraining = replace(rt, train=None if not epochs or rt.train is None else replace(rt.train, epochs=epochs))
@@ -202,12 +216,18 @@ class _Tail:
             what = f"{f.units} dead units of {f.source} folded into {f.target} (exact)"
             self.say(what)
             self.report.append({"what": what, "retrained": False, "accepted": True})
+        if folds:
+            self._step("dead units folded")
+
+    def _step(self, what: str) -> None:
+        self.steps.append(TailStep(what, self.model, dict(self.encoded), dict(self.rest), list(self.report)))
 
     def keep(self, cand: Any, enc: dict, new: dict) -> None:
         """Make an accepted attempt the current state."""
         self.model = cand
         self.encoded = {n: enc[n] for n in self.encoded}
         self.rest = {**{n: enc[n] for n in self.rest}, **{n: enc[n] for n in new}}
+        self._step(self.report[-1]["what"] if self.report else "a step")
 
     def weight(self, i: int, name: str) -> None:
         """The smallest nonzero fraction of ``cfg.tail.nonzero`` at which weight ``name``
@@ -258,6 +278,7 @@ class _Tail:
                 self.rest = {**self.rest, **{n: _cluster_vector(self.model, n, 0, 0) for n in vectors}}
                 self.say(f"{len(vectors)} vectors (biases) kept exact, stored at float16 precision")
                 self.report.append({"what": "vectors kept exact (float16 at the end)", "accepted": True})
+                self._step("vectors kept exact")
                 return
             ok, cand, enc, new = self.attempt(
                 lambda m: {n: _cluster_vector(m, n, int(kb), self.cfg.filters.seed + j) for j, n in enumerate(vectors)},
