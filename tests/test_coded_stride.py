@@ -162,10 +162,11 @@ def test_a_symbols_stride_outside_the_row_is_refused(stride):
         src.attach(np.array([0, 1, 2]), 144)
 
 
-@pytest.mark.parametrize("k, model", [(40000, 3), (300, 4)])
+@pytest.mark.parametrize("k, model", [(40000, 3), (300, 4), (400, 3), (100, 4)])
 def test_a_hostile_alphabet_is_refused_before_its_table_is_allocated(k, model):
     """k = 40,000 values with symbols model 3 would need 40,001 x 2^16 probabilities (10 GB),
-    k = 300 with model 4 301^2 x 2^9: a FieldError, at once, instead."""
+    k = 300 with model 4 301^2 x 2^9: a FieldError, at once, instead; k = 400 (model 3, 205,312
+    probabilities) and k = 100 (model 4, 1.3 M) for 2 symbols: more than max(2^17, 2)."""
     mask = np.zeros(100, dtype=bool)
     mask[[3, 4]] = True
     cb = (np.arange(1, k + 1, dtype=np.float32) / 1024).astype("<f4")
@@ -173,6 +174,20 @@ def test_a_hostile_alphabet_is_refused_before_its_table_is_allocated(k, model):
     payload = write_varint(k) + bytes([0]) + cb.tobytes() + encode_positions(mask, 1) + stream
     with pytest.raises(FieldError, match="probabilities"):
         decode_coded(Record("w", "sparse", (100,), "float32", {}, payload))
+
+
+def test_the_table_may_grow_with_the_symbol_count_only():
+    from weightless.entropy.index_coder import encode_symbols
+    from weightless.entropy.index_coder import LEFT
+    from weightless.entropy.range_coder import table_allowed
+
+    assert table_allowed(256, False, 0) and not table_allowed(257, False, 1 << 17)
+    assert table_allowed(257, False, 132_096) and not table_allowed(4096, False, 1 << 30)
+    assert table_allowed(44, True, 0) and not table_allowed(45, True, 0) and table_allowed(255, True, 1 << 24)
+    s = np.repeat(np.arange(300), 3)  # runs: model 3 would be the shortest, but 300 values need a larger table
+    out = encode_symbols(s, 300, (np.arange(300), np.r_[0, (np.diff(s) == 0)].astype(np.int64)))
+    assert out[0] != LEFT
+    assert encode_symbols(s[:90] % 30, 30, (np.arange(30), np.r_[0, (np.diff(s[:90]) == 0)].astype(np.int64)))[0] == LEFT
 
 
 def test_symbols_model_4_only_when_one_percent_shorter():

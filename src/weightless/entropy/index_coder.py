@@ -60,7 +60,7 @@ import numpy as np
 
 from ._bits import pack_fixed, write_varint
 from .blocks import encode_blocks
-from .range_coder import MAX_TABLE, table_size
+from .range_coder import table_allowed
 from .table_coder import ANS_CHUNK, _ans_encode, _flag_probs
 
 __all__ = ["encode_positions", "encode_symbols", "mask_stride", "symbol_width", "CHUNK", "MAX_GAP_BITS"]
@@ -221,13 +221,13 @@ def encode_symbols(symbols: np.ndarray, alphabet: int, context: "tuple[np.ndarra
         candidates.append(bytes([HISTOGRAM]) + table + _with_length(_ans_encode(s, counts / s.size)))
     else:  # one symbol used: a histogram with no ANS data says it all
         candidates.append(bytes([HISTOGRAM]) + b"".join(write_varint(int(c)) for c in counts) + write_varint(0))
-    if context is not None and int(np.count_nonzero(counts)) > 1 and table_size(alphabet, False) <= MAX_TABLE:
+    if context is not None and int(np.count_nonzero(counts)) > 1 and table_allowed(alphabet, False, s.size):
         from .range_coder import CAPS, encode_left  # last: a tie keeps the earlier models
 
         ranks, left = context
         for cap in CAPS:
             candidates.append(bytes([LEFT, cap]) + _with_length(encode_left(np.asarray(ranks)[s], left, alphabet, cap)))
-        if up is not None and table_size(alphabet, True) <= MAX_TABLE:  # slower to decode: only CONTEXT_GAIN shorter
+        if up is not None and table_allowed(alphabet, True, s.size):  # slower to decode: only CONTEXT_GAIN shorter
             stride, above = up
             bar = (1.0 - CONTEXT_GAIN) * min(len(c) for c in candidates)
             for cap in CAPS:

@@ -28,7 +28,7 @@ from .._compat import njit
 from ..errors import FieldError, TruncatedError
 
 __all__ = ["encode_left", "decode_left", "value_ranks", "left_flags", "up_indices", "decisions", "table_size",
-           "LeftSource", "P_MIN", "DECISIONS_PER_BYTE", "CAPS", "MAX_TABLE"]
+           "LeftSource", "P_MIN", "DECISIONS_PER_BYTE", "CAPS", "MAX_TABLE", "TABLE_FLOOR", "table_allowed"]
 
 P_MIN = 64
 DECISIONS_PER_BYTE = 5672
@@ -40,6 +40,10 @@ MAX_TABLE = 1 << 24
 """The most adaptive probabilities a symbols stream may have (model 3: ``(k + 1) 2^D``, model
 4: ``(k + 1)^2 2^D``): a reader refuses a larger table before allocating it (a hostile k would
 otherwise size gigabytes), the writer never needs one."""
+TABLE_FLOOR = 1 << 17
+"""Below :data:`MAX_TABLE`, a table may have at most ``max(TABLE_FLOOR, count)`` probabilities
+(``count`` symbols): 16 bytes each, so a small record cannot make its reader allocate more
+than 2 MiB, nor a large one more than four times its float32 output (see :func:`table_allowed`)."""
 _TOP = 1 << 24
 
 
@@ -51,6 +55,12 @@ def decisions(alphabet: int) -> int:
 def table_size(alphabet: int, up: bool) -> int:
     """Adaptive probabilities of symbols model 3 (4 when ``up``) for ``alphabet`` values."""
     return (int(alphabet) + 1) ** (2 if up else 1) << decisions(alphabet)
+
+
+def table_allowed(alphabet: int, up: bool, count: int) -> bool:
+    """Whether a model-3 (4 when ``up``) stream of ``count`` symbols over ``alphabet`` values
+    may be written and read: its table is at most ``min(MAX_TABLE, max(TABLE_FLOOR, count))``."""
+    return table_size(alphabet, up) <= min(MAX_TABLE, max(TABLE_FLOOR, int(count)))
 
 
 def value_ranks(codebook: np.ndarray) -> np.ndarray:
@@ -271,9 +281,10 @@ class LeftSource:
         self.data, self.count, self.cap, self.what, self.stride = data, int(count), int(cap), what, int(stride)
         self.order = np.argsort(np.asarray(ranks, dtype=np.int64))  # rank -> codebook index
         self.k = int(ranks.size)
-        if table_size(self.k, bool(stride)) > MAX_TABLE:
+        if not table_allowed(self.k, bool(stride), self.count):
             raise FieldError(f"{what}: symbols model {4 if stride else 3} for {self.k} values needs "
-                             f"{table_size(self.k, bool(stride))} probabilities; at most {MAX_TABLE}")
+                             f"{table_size(self.k, bool(stride))} probabilities; at most "
+                             f"{min(MAX_TABLE, max(TABLE_FLOOR, self.count))} for {self.count} symbols")
         if self.count * decisions(self.k) > DECISIONS_PER_BYTE * len(data) + 45376:
             raise TruncatedError(f"{what}: {len(data)} bytes cannot hold {self.count} symbols of "
                                  f"{decisions(self.k)} decisions; truncated data or a lying count")
