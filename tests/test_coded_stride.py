@@ -207,3 +207,15 @@ def test_symbols_model_4_only_when_one_percent_shorter():
         assert alone < len(without)  # model 4 is shorter either way
         got = encode_symbols(sym, 4, context, (12, up))
         assert (got[0] == LEFT_UP) == written and (written or got == without)
+
+
+@pytest.mark.parametrize("model", [4, 5])
+def test_nonzeros_in_no_kept_row_are_refused_before_the_columns_are_sized(model):
+    """Row flags saying no row holds a nonzero, for n = 1: refused right after the flags (before,
+    the context models' column states were allocated first: 41 bytes a column, 164 MB for a
+    15-byte payload declaring 4 M columns)."""
+    pos = write_varint(1) + bytes([model]) + write_varint(0) + write_varint(1000) + bytes([64])
+    pos += (write_varint(1) if model == 5 else b"") + write_varint(1) + b"\0"
+    payload = write_varint(1) + bytes([1]) + np.ones(1, "<f2").tobytes() + pos
+    with pytest.raises(FieldError, match="0 rows and 1000 columns"):
+        decode_coded(Record("w", "sparse", (2, 1000), "float16", {}, payload))

@@ -42,13 +42,25 @@ from .format import (
 __all__ = [
     "Cursor", "Wire", "Fixed", "Varint", "JsonObject", "Name", "IdOf", "Shape", "Params",
     "Field", "PREAMBLE", "VERSION_FIELDS", "LENGTH_FIELDS", "VERSION_BYTES", "HEADER", "RECORD",
-    "MIN_ENTRY_BYTES", "pack_fields", "unpack_field",
+    "MIN_ENTRY_BYTES", "pack_fields", "unpack_field", "names_allowance", "NAMES_PER_HEADER_BYTE", "NAMES_ALLOWANCE",
 ]
 
 #: The fewest header bytes a record entry takes (shared, S, encoding, dtype, ndim, J, L).
 MIN_ENTRY_BYTES = 7
 #: A name is at most MAX_NAME_CHARS code points, so at most 4 bytes each in UTF-8.
 MAX_NAME_BYTES = 4 * MAX_NAME_CHARS
+
+
+#: The names of a header, decoded, take at most this many bytes per header byte plus
+#: :data:`NAMES_ALLOWANCE` (a shared prefix lets a 10-byte entry stand for a 4,096-byte name:
+#: without the cap a 16 MiB header could decode to 8 GB of names; real headers stay under 3).
+NAMES_PER_HEADER_BYTE = 16
+NAMES_ALLOWANCE = 1 << 16
+
+
+def names_allowance(header_len: int) -> int:
+    """The name bytes a header of ``header_len`` bytes may decode to, all names together."""
+    return NAMES_PER_HEADER_BYTE * int(header_len) + NAMES_ALLOWANCE
 
 
 @dataclass
@@ -61,6 +73,8 @@ class Cursor:
     params_seen: dict[bytes, int] = field(default_factory=dict)
     #: reader: every record's params JSON so far (b"" for {})
     params_json: list[bytes] = field(default_factory=list)
+    #: reader: the name bytes every name so far may still take (see :func:`names_allowance`)
+    names_left: int = 1 << 62
 
 
 class Wire(Protocol):
@@ -139,6 +153,10 @@ class Name:
         shared = r.varint(f"{prefix}the shared name prefix", len(cur.prev_name))
         limit = min(_rest_after_varint(r), MAX_NAME_BYTES - shared)
         n = r.varint(f"{prefix}{label} length", limit)
+        if shared + n > cur.names_left:
+            raise FieldError(f"{prefix}the names so far and this one take more than "
+                             f"{NAMES_PER_HEADER_BYTE} bytes per header byte + {NAMES_ALLOWANCE}")
+        cur.names_left -= shared + n
         raw = cur.prev_name[:shared] + r.take(n, prefix + label)
         cur.prev_name = raw
         try:

@@ -44,6 +44,7 @@ from .layout import (
     VERSION_BYTES,
     VERSION_FIELDS,
     Cursor,
+    names_allowance,
     unpack_field,
 )
 
@@ -208,7 +209,7 @@ def _check_digest(src: _Source) -> bytes:
 def _parse_header(header: bytes, minor: int, payload_len: int) -> tuple[dict, list[dict]]:
     """(metadata, [record entry: the fields of RECORD by key]) of a binary header."""
     r = ByteReader(header, "the header", FieldError, FieldError)
-    cur = Cursor()
+    cur = Cursor(names_left=names_allowance(len(header)))
     top = {f.key: unpack_field(f, r, cur, "") for f in HEADER}
     entries: list[dict] = []
     names: dict[str, int] = {}

@@ -16,7 +16,7 @@ from .format import (
     Record,
     check_json_object,
 )
-from .layout import HEADER, PREAMBLE, RECORD, Cursor, pack_fields
+from .layout import HEADER, PREAMBLE, RECORD, Cursor, names_allowance, pack_fields
 
 __all__ = ["container_to_bytes", "write_container", "encode_parts", "encode_header"]
 
@@ -57,6 +57,10 @@ def encode_header(records: Sequence[Record], meta: dict) -> bytes:
             f"the header would be {len(header)} bytes; the format allows at most "
             f"{MAX_HEADER_BYTES}; store large parameters (e.g. codebooks) in the payload instead"
         )
+    names = sum(len(rec.name.encode("utf-8")) for rec in records)
+    if names > names_allowance(len(header)):
+        raise InputError(f"the names take {names} bytes, more than a header of {len(header)} bytes may hold "
+                         f"({names_allowance(len(header))}); use shorter names")
     return header
 
 
@@ -70,7 +74,7 @@ def encode_parts(records: Sequence[Record], metadata: Mapping[str, Any]) -> list
     Raises:
         InputError: ``records`` holds something other than :class:`Record`, two records share a
             name, ``metadata`` is not a JSON object, or the header would exceed
-            MAX_HEADER_BYTES.
+            MAX_HEADER_BYTES, or the names are too long for it (docs/FORMAT.md, the name field).
     """
     meta = _check_inputs(records, metadata)
     header = encode_header(records, meta)

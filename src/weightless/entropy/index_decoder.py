@@ -203,6 +203,8 @@ def parse_positions(r: Reader, size: int, what: str, rows: int = 1) -> PositionS
     cols = size // rows
     kr = np.flatnonzero(_flat_mask(r, rows, f"{what} rows"))
     kc = np.flatnonzero(_flat_mask(r, cols, f"{what} columns"))
+    if kr.size == 0 or kc.size == 0:  # n > 0 nonzeros in no row or no column (before sizing anything by C)
+        raise FieldError(f"{what}: {n} nonzeros but {kr.size} rows and {kc.size} columns hold one")
     if model in (CONTEXT, STRIDED):
         return PositionSource(size, n, _chunked(_parse_context(r, kr, kc, cols, n, what, model == STRIDED)))
     inner = parse_positions(r, kr.size * kc.size, f"{what} kept lines")
