@@ -89,6 +89,7 @@ def coded_seed_files(rng: np.random.Generator) -> list[bytes]:
     from test_coded_stride import golden_records as stride_records  # positions model 5, symbols model 4
 
     out.append(container_to_bytes([golden_records()[1], *stride_records()], {}))
+    out.append(container_to_bytes(stride_records(flag_models=True)[1:], {}))  # positions model 7 (coded flags)
     dense = Clustered(np.clip(3 + np.cumsum(rng.choice([-1, 0, 0, 1], (8, 75)), axis=1), 0, 5), cb[:6], "float32")
     out.append(container_to_bytes([coded_record("b", blocks, "sparse"), coded_record("l", dense, "indexed")], {}))
     gaps = np.full(4000, -1)

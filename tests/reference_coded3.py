@@ -138,11 +138,13 @@ def adapt(prob: list[int], seen: list[int], i: int, bit: int, cap: int) -> None:
 
 
 def context_grid(b: bytes, p: int, rows: int, cols: int, read_varint,
-                 kept_columns: np.ndarray | None = None, columns: int = 0) -> tuple[np.ndarray, int]:
+                 kept_columns: np.ndarray | None = None, columns: int = 0, cap: int | None = None) -> tuple[np.ndarray, int]:
     """8.2 model 4 after its flags: (the kept grid, next offset); model 5 when
-    ``kept_columns`` (the tensor columns of the kept columns, of ``columns``) is given."""
-    cap = b[p]
-    p += 1
+    ``kept_columns`` (the tensor columns of the kept columns, of ``columns``) is given; models 6
+    and 7 (and their coded flags, a one-row grid) pass the ``cap`` read before the flags."""
+    if cap is None:
+        cap = b[p]
+        p += 1
     back = None
     if kept_columns is not None:
         stride, p = read_varint(b, p)
@@ -171,6 +173,19 @@ def context_grid(b: bytes, p: int, rows: int, cols: int, read_varint,
     if dec.at < length:
         raise ValueError("8.2: unused bytes")
     return grid, p + length
+
+
+def coded_flags(b: bytes, p: int, size: int, cap: int, read_varint) -> tuple[np.ndarray, int]:
+    """8.2 models 6 and 7: one flag mask (varint count, then unless all or none a one-row grid)."""
+    n, p = read_varint(b, p)
+    if n in (0, size):
+        return np.full(size, n == size), p
+    if n > size:
+        raise ValueError("8.2: flag count")
+    grid, p = context_grid(b, p, 1, size, read_varint, cap=cap)
+    if int(grid.sum()) != n:
+        raise ValueError("8.2: coded flags")
+    return grid[0], p
 
 
 def left_symbols(b: bytes, p: int, count: int, k: int, codebook: np.ndarray, positions: np.ndarray, cols: int,

@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from reference_coded3 import blocks_mask, context_grid, left_symbols
+from reference_coded3 import blocks_mask, coded_flags, context_grid, left_symbols
 
 M64 = (1 << 64) - 1
 U64 = np.uint64
@@ -381,16 +381,24 @@ def _positions(b: bytes, p: int, size: int, rows: int) -> tuple[np.ndarray, int]
     p += 1
     if model == 0:
         mask, p = _flat_mask(b, p, size, n)
-    elif model in (1, 4, 5):  # lines / context: rows = first dimension, columns = the rest
+    elif model in (1, 4, 5, 6, 7):  # lines / context: rows = first dimension, columns = the rest
         if rows < 2 or size % rows:
             raise ValueError("8.2: lines without a grid")
-        rmask, p = _flat_mask(b, p, rows)
-        cmask, p = _flat_mask(b, p, size // rows)
+        cap = None
+        if model in (6, 7):  # the cap, then the flags coded as one-row grids
+            cap, p = b[p], p + 1
+            rmask, p = coded_flags(b, p, rows, cap, read_varint)
+            cmask, p = coded_flags(b, p, size // rows, cap, read_varint)
+        else:
+            rmask, p = _flat_mask(b, p, rows)
+            cmask, p = _flat_mask(b, p, size // rows)
+        if not rmask.any() or not cmask.any():
+            raise ValueError("8.2: nonzeros in no kept row or column")
         if model == 1:
             sub, p = _positions(b, p, int(rmask.sum()) * int(cmask.sum()), 1)
         else:
             sub, p = context_grid(b, p, int(rmask.sum()), int(cmask.sum()), read_varint,
-                                  np.flatnonzero(cmask) if model == 5 else None, size // rows)
+                                  np.flatnonzero(cmask) if model in (5, 7) else None, size // rows, cap)
         m2 = np.zeros((rows, size // rows), bool)
         m2[np.ix_(rmask, cmask)] = sub.reshape(int(rmask.sum()), int(cmask.sum()))
         mask = m2.reshape(-1)

@@ -4,7 +4,10 @@ trips, the minimum-length rules and corruption."""
 
 from __future__ import annotations
 
+import functools
+from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -59,12 +62,24 @@ def pixel_runs(rng: np.random.Generator, shape: tuple[int, int], k: int) -> np.n
     return np.where(mask, rng.integers(0, k, shape), -1)
 
 
+@contextmanager
+def writer_before_flag_models():
+    """The writer as before positions models 6 and 7 (coded flags), which wrote the golden
+    files of models 3 to 5: they stay what such a writer writes, byte for byte."""
+    import weightless.io.clustered as cl
+    from weightless.entropy import index_coder
+
+    with mock.patch.object(cl, "encode_positions", functools.partial(index_coder.encode_positions, flag_models=False)):
+        yield
+
+
 def golden_records() -> list[Record]:
     """The records of tests/golden/coded_v3.wl, written now from the committed indices."""
     arrays = np.load(GOLDEN / "coded_v3_indices.npz")
     cb = arrays["codebook"]
-    return [coded_record(name, Clustered(arrays[name], cb, "float32"), enc)
-            for name, enc in (("blocks", "sparse"), ("context", "sparse"), ("left", "indexed"))]
+    with writer_before_flag_models():
+        return [coded_record(name, Clustered(arrays[name], cb, "float32"), enc)
+                for name, enc in (("blocks", "sparse"), ("context", "sparse"), ("left", "indexed"))]
 
 
 def test_golden_models3_file():
@@ -160,7 +175,7 @@ def assert_corruption_is_a_format_error(rec: Record) -> None:
 
 def test_models3_without_numba_same_bytes():
     """WEIGHTLESS_DISABLE_NUMBA=1: the range coder's kernels run as plain Python and write
-    and read the golden files' bytes (positions models 3 to 5, symbols models 3 and 4)."""
+    and read the golden files' bytes (positions models 3 to 5 and 7, symbols models 3 and 4)."""
     import os
     import subprocess
     import sys
@@ -176,7 +191,9 @@ def test_models3_without_numba_same_bytes():
         "recs, more = golden_records(), stride_records()\n"
         "assert container_to_bytes(recs, {}) == (GOLDEN / 'coded_v3.wl').read_bytes()\n"
         "assert container_to_bytes(more, {}) == (GOLDEN / 'coded_v5.wl').read_bytes()\n"
-        "for r in recs + more: decode_coded(r)\n"
+        "flags = stride_records(flag_models=True)\n"
+        "assert container_to_bytes(flags, {}) == (GOLDEN / 'coded_v7.wl').read_bytes()\n"
+        "for r in recs + more + flags: decode_coded(r)\n"
         "print('ok')\n"
     )
     env = dict(os.environ, WEIGHTLESS_DISABLE_NUMBA="1")

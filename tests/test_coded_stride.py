@@ -4,6 +4,7 @@ the writer writes it byte for byte), round trips, the stride the writer picks, a
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from weightless.container import Record, container_to_bytes, read_container
 from weightless.entropy._bits import write_varint
 from weightless.entropy.context_positions import back_columns, decode_context, encode_context
 from weightless.entropy.range_coder import LeftSource, decode_left, encode_left, up_indices
-from weightless.entropy.index_coder import LEFT_UP, STRIDED, encode_positions, mask_stride
+from weightless.entropy.index_coder import LEFT_UP, STRIDED, STRIDED_FLAGS, encode_positions, mask_stride
 from weightless.errors import FieldError
 from weightless.io.clustered import Clustered, clustered_candidates, coded_record, decode_coded
 
@@ -40,10 +41,14 @@ def image_blobs(rng: np.random.Generator, rows: int, side: int, k: int, smooth: 
     return np.where(mask, values, -1)
 
 
-def golden_records() -> list[Record]:
-    """The records of tests/golden/coded_v5.wl, written now from the committed indices."""
+def golden_records(flag_models: bool = False) -> list[Record]:
+    """The records of tests/golden/coded_v5.wl (tests/golden/coded_v7.wl with ``flag_models``:
+    today's writer), written now from the committed indices."""
+    from test_coded_models3 import writer_before_flag_models
+
     arrays = np.load(GOLDEN / "coded_v5_indices.npz")
-    return [coded_record(name, Clustered(arrays[name], CODEBOOK, "float32"), "sparse") for name in ("blobs", "smooth")]
+    with contextlib.nullcontext() if flag_models else writer_before_flag_models():
+        return [coded_record(name, Clustered(arrays[name], CODEBOOK, "float32"), "sparse") for name in ("blobs", "smooth")]
 
 
 def golden_record() -> Record:
@@ -64,6 +69,52 @@ def test_golden_stride_file():
         for name in ("blobs", "smooth"):
             want = Clustered(arrays[name], CODEBOOK).values().astype(np.float32)
             assert got[name].tobytes() == want.tobytes(), name
+
+
+def test_golden_coded_flags_file():
+    """tests/golden/coded_v7.wl: the same tensors as coded_v5.wl from today's writer, which
+    codes the row and column flags with the context coder (positions model 7); weightless and
+    the reference decoder decode them to the committed tensors."""
+    data = (GOLDEN / "coded_v7.wl").read_bytes()
+    recs = read_container(GOLDEN / "coded_v7.wl").records
+    assert [_models(r)[0] for r in recs] == [STRIDED, STRIDED_FLAGS]  # the first's flags gain nothing
+    assert container_to_bytes(golden_records(flag_models=True), {}) == data
+    assert len(data) < len((GOLDEN / "coded_v5.wl").read_bytes())
+    arrays = np.load(GOLDEN / "coded_v5_indices.npz")
+    for got in (wl.load_arrays(GOLDEN / "coded_v7.wl"), ref.load(data)):
+        for name in ("blobs", "smooth"):
+            want = Clustered(arrays[name], CODEBOOK).values().astype(np.float32)
+            assert got[name].tobytes() == want.tobytes(), name
+
+
+@settings(max_examples=20, deadline=None)
+@given(rows=st.integers(3, 30), groups=st.integers(4, 30), density=st.sampled_from([0.1, 0.4]), seed=st.integers(0, 2**32 - 1))
+def test_coded_flags_round_trip_in_weightless_and_reference(rows, groups, density, seed):
+    """Whole groups of 25 columns empty (a convolution's input channels no output reads): the
+    coded flags win (models 6 or 7), and both decoders read them back."""
+    from weightless.entropy._bits import Reader
+    from weightless.entropy.index_decoder import parse_positions
+
+    rng = np.random.default_rng(seed)
+    dead = np.repeat(rng.random(groups) < 0.5, 25)
+    mask = (rng.random((rows, groups * 25)) < density) & ~dead[None, :]
+    mask[rng.integers(0, rows), rng.integers(0, groups * 25)] = True
+    data = encode_positions(mask, rows)
+    flat = mask.reshape(-1)
+    assert np.array_equal(parse_positions(Reader(data, "w"), flat.size, "w", rows).mask(), flat)
+    got, _ = ref._positions(data, 0, flat.size, rows)
+    assert np.array_equal(got, flat)
+
+
+def test_runs_of_empty_columns_take_the_coded_flags():
+    from weightless.entropy.index_coder import CONTEXT_FLAGS
+
+    rng = np.random.default_rng(3)
+    dead = np.repeat(rng.random(20) < 0.4, 25)
+    mask = (rng.random((50, 500)) < 0.06) & ~dead[None, :]
+    data = encode_positions(mask, 50)
+    assert data[len(write_varint(int(mask.sum())))] in (CONTEXT_FLAGS, STRIDED_FLAGS)
+    assert len(data) < len(encode_positions(mask, 50, flag_models=False))
 
 
 def test_the_writer_picks_the_image_width():

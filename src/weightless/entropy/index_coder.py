@@ -31,6 +31,9 @@ Positions (:func:`encode_positions`): ``varint n`` (number of nonzero positions 
 - model 5, context with a stride: model 4 plus the position ``s`` columns back in the row (the
   pixel above, for a layer reading an image row by row); ``s`` is the divisor of the column
   count whose neighbour tells most about a cell (mutual information on the mask).
+- models 6 and 7: models 4 and 5 with their row and column flags coded by model 4's coder (a
+  one-row grid each, the stream's cap first) instead of flat: runs of empty columns (an input
+  channel of a convolution no output reads, 25 flags) cost a few bits instead of H(p) each.
 
 Symbols (:func:`encode_symbols`): ``count`` symbols in ``[0, A)`` (the caller knows both) as
 ``u8 model`` then:
@@ -79,7 +82,7 @@ def symbol_width(alphabet: int) -> int:
     return max(int(alphabet) - 1, 0).bit_length()
 
 
-FLAT, LINES, GAPS, BLOCKS, CONTEXT, STRIDED = 0, 1, 2, 3, 4, 5
+FLAT, LINES, GAPS, BLOCKS, CONTEXT, STRIDED, CONTEXT_FLAGS, STRIDED_FLAGS = 0, 1, 2, 3, 4, 5, 6, 7
 #: The context models (slowest to decode: positions 4 and 5, symbols 4) are written only when
 #: this much shorter than the others.
 CONTEXT_GAIN = 0.01
@@ -131,12 +134,14 @@ def _flat(mask: np.ndarray) -> bytes:
     return out
 
 
-def encode_positions(mask: np.ndarray, rows: int = 1, *, blocks_model: bool = True, stride: int | None = None) -> bytes:
+def encode_positions(mask: np.ndarray, rows: int = 1, *, blocks_model: bool = True, stride: int | None = None,
+                     flag_models: bool = True) -> bytes:
     """Return the positions stream of boolean ``mask`` (True = nonzero), seen as ``rows`` rows
     of ``mask.size // rows`` (1: no line structure): the shortest of the flat model, the gaps
     model and, when ``rows > 1``, the lines model (empty rows and columns flagged, the rest
     flat) and the blocks model (``blocks_model=False`` leaves it out, as writers before it).
-    ``stride``: model 5's stride when the caller has it (:func:`mask_stride` of the rows)."""
+    ``stride``: model 5's stride when the caller has it (:func:`mask_stride` of the rows);
+    ``flag_models=False`` leaves out models 6 and 7 (as writers before them)."""
     mask = np.asarray(mask, dtype=bool).reshape(-1)
     size, n = mask.size, int(mask.sum())
     if n in (0, size):
@@ -160,12 +165,15 @@ def encode_positions(mask: np.ndarray, rows: int = 1, *, blocks_model: bool = Tr
         m2 = mask.reshape(rows, size // rows)
         r, c = np.asarray(m2.any(axis=1)), np.asarray(m2.any(axis=0))
         grid, flags = m2[r][:, c], _flat(r) + _flat(c) + bytes([CONTEXT_CAP])
-        ctx = write_varint(n) + bytes([CONTEXT]) + flags + _with_length(encode_context(grid, CONTEXT_CAP))
+        heads = [(CONTEXT, flags)] + ([(CONTEXT_FLAGS, bytes([CONTEXT_CAP]) + _coded_flags(r) + _coded_flags(c))]
+                                      if flag_models else [])
+        words = _with_length(encode_context(grid, CONTEXT_CAP))
+        cands = [write_varint(n) + bytes([m]) + h + words for m, h in heads]
         s = mask_stride(m2) if stride is None else stride
         if s:
-            words = encode_context(grid, CONTEXT_CAP, back_columns(np.flatnonzero(c), s))
-            strided = write_varint(n) + bytes([STRIDED]) + flags + write_varint(s) + _with_length(words)
-            ctx = strided if len(strided) < len(ctx) else ctx
+            words = write_varint(s) + _with_length(encode_context(grid, CONTEXT_CAP, back_columns(np.flatnonzero(c), s)))
+            cands += [write_varint(n) + bytes([m + STRIDED - CONTEXT]) + h + words for m, h in heads]
+        ctx = min(cands, key=len)  # ties keep the earliest
         if len(ctx) < (1.0 - CONTEXT_GAIN) * len(best):
             best = ctx
     return best
@@ -196,6 +204,18 @@ def mask_stride(m2: np.ndarray) -> int:
         if mi > best:
             best, best_s = mi, s
     return best_s
+
+
+def _coded_flags(flags: np.ndarray) -> bytes:
+    """Models 6 and 7's flags: ``varint count``, then unless all or none ``varint L`` and the
+    range-coder bytes of the flags as a one-row grid (model 4's coder, cap CONTEXT_CAP)."""
+    from .context_positions import encode_context
+
+    f = np.asarray(flags, dtype=bool)
+    n = int(f.sum())
+    if n in (0, f.size):
+        return write_varint(n)
+    return write_varint(n) + _with_length(encode_context(f[None, :], CONTEXT_CAP))
 
 
 def _with_length(words: bytes) -> bytes:

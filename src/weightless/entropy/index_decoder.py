@@ -14,7 +14,8 @@ from typing import Iterator
 
 from ..errors import FieldError, TruncatedError
 from ._bits import Reader
-from .index_coder import BLOCKS, CHUNK, CONTEXT, FLAT, GAPS, HISTOGRAM, LEFT, LEFT_UP, LINES, MAX_GAP_BITS, PACKED, STRIDED, UNIFORM, symbol_width
+from .index_coder import (BLOCKS, CHUNK, CONTEXT, CONTEXT_FLAGS, FLAT, GAPS, HISTOGRAM, LEFT, LEFT_UP, LINES, MAX_GAP_BITS,
+                          PACKED, STRIDED, STRIDED_FLAGS, UNIFORM, symbol_width)
 from .range_coder import LeftSource
 from .table_coder import AnsStream, _flag_probs
 
@@ -91,14 +92,39 @@ def _chunked(pos: np.ndarray) -> "Iterator[np.ndarray]":
         yield pos[start : start + CHUNK]
 
 
-def _parse_context(r: Reader, kr: np.ndarray, kc: np.ndarray, cols: int, n: int, what: str,
-                   strided: bool = False) -> np.ndarray:
-    """Positions model 4 (5 when ``strided``) after its flags: the flat positions of the
-    nonzeros (increasing)."""
-    from .context_positions import back_columns, decode_context
+def _grid(data: bytes | memoryview, rows: int, cols: int, cap: int, what: str, back: np.ndarray | None = None) -> np.ndarray:
+    """A context-coded grid (model 4's coder) of ``rows`` x ``cols`` cells from all of ``data``,
+    the minimum-length rule checked first."""
+    from .context_positions import decode_context
     from .range_coder import DECISIONS_PER_BYTE
 
-    cap = r.u8(f"{what} context cap")
+    if cap < 1 or rows * cols > DECISIONS_PER_BYTE * len(data) + 45376:
+        raise TruncatedError(f"{what}: a context stream of {len(data)} bytes (cap {cap}) cannot hold "
+                             f"{rows} x {cols} cells; truncated data or lying flags")
+    grid, used = decode_context(data, rows, cols, cap, back)
+    if used < len(data):
+        raise FieldError(f"{what}: the context stream left {len(data) - used} bytes unread (corrupt)")
+    return grid
+
+
+def _coded_flags(r: Reader, size: int, cap: int, what: str) -> np.ndarray:
+    """Models 6 and 7's flags of ``size`` lines: the kept ones' indices."""
+    n = r.varint(f"{what} count", size)
+    if n in (0, size):
+        return np.arange(size) if n else np.zeros(0, dtype=np.int64)
+    kept = np.flatnonzero(_grid(r.view(r.varint(f"{what} length", r.remaining), what), 1, size, cap, what))
+    if kept.size != n:
+        raise FieldError(f"{what}: the flags hold {kept.size} ones, the count says {n}")
+    return kept
+
+
+def _parse_context(r: Reader, kr: np.ndarray, kc: np.ndarray, cols: int, n: int, what: str,
+                   strided: bool = False, cap: int | None = None) -> np.ndarray:
+    """Positions model 4 (5 when ``strided``) after its flags (6 and 7: ``cap`` read before
+    them): the flat positions of the nonzeros (increasing)."""
+    from .context_positions import back_columns
+
+    cap = r.u8(f"{what} context cap") if cap is None else cap
     back = None
     if strided:
         stride = r.varint(f"{what} context stride", cols - 1)
@@ -106,13 +132,7 @@ def _parse_context(r: Reader, kr: np.ndarray, kc: np.ndarray, cols: int, n: int,
             raise FieldError(f"{what}: a context stride must be 1 .. {cols - 1}, got 0")
         back = back_columns(kc, stride)
     data = r.view(r.varint(f"{what} context stream length", r.remaining), f"{what} context stream")
-    if cap < 1 or kr.size * kc.size > DECISIONS_PER_BYTE * len(data) + 45376:
-        raise TruncatedError(f"{what}: a context stream of {len(data)} bytes (cap {cap}) cannot hold "
-                             f"{kr.size} x {kc.size} cells; truncated data or lying flags")
-    grid, used = decode_context(data, kr.size, kc.size, cap, back)
-    if used < len(data):
-        raise FieldError(f"{what}: the context stream left {len(data) - used} bytes unread (corrupt)")
-    i, j = np.nonzero(grid)
+    i, j = np.nonzero(_grid(data, kr.size, kc.size, cap, what, back))
     if i.size != n:
         raise FieldError(f"{what}: the context stream holds {i.size} nonzeros, the count says {n}")
     return kr[i] * cols + kc[j]
@@ -198,15 +218,22 @@ def parse_positions(r: Reader, size: int, what: str, rows: int = 1) -> PositionS
         from .blocks import parse_blocks
 
         return PositionSource(size, n, _chunked(parse_blocks(r, size, n, rows, f"{what} positions")))
-    if model not in (LINES, CONTEXT, STRIDED) or rows <= 1 or size % rows:
+    if model not in (LINES, CONTEXT, STRIDED, CONTEXT_FLAGS, STRIDED_FLAGS) or rows <= 1 or size % rows:
         raise FieldError(f"{what}: positions model {model} is not valid here (rows = {rows})")
     cols = size // rows
-    kr = np.flatnonzero(_flat_mask(r, rows, f"{what} rows"))
-    kc = np.flatnonzero(_flat_mask(r, cols, f"{what} columns"))
+    cap = None
+    if model in (CONTEXT_FLAGS, STRIDED_FLAGS):
+        cap = r.u8(f"{what} context cap")
+        kr = _coded_flags(r, rows, cap, f"{what} row flags")
+        kc = _coded_flags(r, cols, cap, f"{what} column flags")
+        model = CONTEXT if model == CONTEXT_FLAGS else STRIDED
+    else:
+        kr = np.flatnonzero(_flat_mask(r, rows, f"{what} rows"))
+        kc = np.flatnonzero(_flat_mask(r, cols, f"{what} columns"))
     if kr.size == 0 or kc.size == 0:  # n > 0 nonzeros in no row or no column (before sizing anything by C)
         raise FieldError(f"{what}: {n} nonzeros but {kr.size} rows and {kc.size} columns hold one")
     if model in (CONTEXT, STRIDED):
-        return PositionSource(size, n, _chunked(_parse_context(r, kr, kc, cols, n, what, model == STRIDED)))
+        return PositionSource(size, n, _chunked(_parse_context(r, kr, kc, cols, n, what, model == STRIDED, cap)))
     inner = parse_positions(r, kr.size * kc.size, f"{what} kept lines")
     if inner.n != n:
         raise FieldError(f"{what}: the kept lines hold {inner.n} nonzeros, the count says {n}")
