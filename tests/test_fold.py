@@ -49,6 +49,16 @@ class _Net(nn.Module):
         return self.fc3(torch.tanh(F.relu(self.fc2(F.leaky_relu(self.fc1(x), 0.1)))))
 
 
+def test_a_batch_norm_between_folds_as_at_inference():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+    model.train()(torch.randn(32, 8))  # running statistics other than the initial ones
+    model.eval()
+    _kill(model[0], [2])
+    assert _same_function(model, fold_dead_units) == [Folded("0.weight", "3.weight", 1)]
+    assert not model[1].training
+
+
 def test_functional_activations_and_every_pair_of_layers():
     torch.manual_seed(0)
     model = _Net().eval()

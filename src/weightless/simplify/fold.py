@@ -10,7 +10,8 @@ of dense weights cost 4-8 bits a weight.
 
 The graph comes from ``torch.fx`` (a model it cannot trace is left as it is): ``A`` and ``B``
 are ``nn.Linear`` modules joined by a chain of elementwise operations (activations, dropout,
-identity), each used only by the next, so no other consumer sees the unit.
+identity, a 1-D batch norm as at inference), each used only by the next, so no other consumer
+sees the unit.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def _elementwise() -> tuple[tuple, tuple, tuple]:
     from torch.nn import functional as F
 
     modules = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Tanh,
-               nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Identity, nn.Dropout)
+               nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Identity, nn.Dropout,
+               nn.BatchNorm1d)
     functions = (F.relu, torch.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu, F.mish,
                  torch.tanh, F.tanh, torch.sigmoid, F.sigmoid, F.hardtanh, F.hardswish, F.hardsigmoid, F.softplus)
     return modules, functions, ("relu", "tanh", "sigmoid")
@@ -64,7 +66,13 @@ def _apply(node: Any, x: Any, modules: dict[str, Any]) -> Any:
 
     if node.op == "call_module":
         mod = modules[node.target]
-        return x if isinstance(mod, nn.Dropout) else mod(x)
+        if isinstance(mod, nn.Dropout):
+            return x
+        was = mod.training
+        try:
+            return mod.eval()(x)  # a batch norm as at inference (its running statistics)
+        finally:
+            mod.train(was)
     if node.op == "call_function":
         return node.target(x, *node.args[1:], **node.kwargs)
     return getattr(x, node.target)(*node.args[1:], **node.kwargs)
