@@ -61,8 +61,17 @@ class PositionSource:
     increasing order, at most :data:`CHUNK` at a time, checking the stream as it goes and at
     the end (the count, padding bits, the ANS end state)."""
 
-    def __init__(self, size: int, n: int, gen: "Iterator[np.ndarray]") -> None:
-        self.size, self.n, self._gen = size, n, gen
+    def __init__(self, size: int, n: int, gen: "Iterator[np.ndarray]", whole: np.ndarray | None = None) -> None:
+        self.size, self.n, self._gen, self._whole = size, n, gen, whole
+
+    def every(self) -> np.ndarray:
+        """Every position at once (increasing), checked as :meth:`chunks` checks them; no copy
+        when the stream decodes them whole (models 3 to 7)."""
+        if self._whole is None:
+            return np.concatenate([np.zeros(0, dtype=np.int64), *self.chunks()])
+        if self._whole.size != self.n:
+            raise FieldError(f"the positions stream holds {self._whole.size} nonzeros, its count says {self.n}")
+        return self._whole
 
     def chunks(self) -> "Iterator[np.ndarray]":
         seen = 0
@@ -217,7 +226,8 @@ def parse_positions(r: Reader, size: int, what: str, rows: int = 1) -> PositionS
     if model == BLOCKS and rows > 1 and size % rows == 0 and size // rows > 1:
         from .blocks import parse_blocks
 
-        return PositionSource(size, n, _chunked(parse_blocks(r, size, n, rows, f"{what} positions")))
+        pos = parse_blocks(r, size, n, rows, f"{what} positions")
+        return PositionSource(size, n, _chunked(pos), pos)
     if model not in (LINES, CONTEXT, STRIDED, CONTEXT_FLAGS, STRIDED_FLAGS) or rows <= 1 or size % rows:
         raise FieldError(f"{what}: positions model {model} is not valid here (rows = {rows})")
     cols = size // rows
@@ -233,7 +243,8 @@ def parse_positions(r: Reader, size: int, what: str, rows: int = 1) -> PositionS
     if kr.size == 0 or kc.size == 0:  # n > 0 nonzeros in no row or no column (before sizing anything by C)
         raise FieldError(f"{what}: {n} nonzeros but {kr.size} rows and {kc.size} columns hold one")
     if model in (CONTEXT, STRIDED):
-        return PositionSource(size, n, _chunked(_parse_context(r, kr, kc, cols, n, what, model == STRIDED, cap)))
+        pos = _parse_context(r, kr, kc, cols, n, what, model == STRIDED, cap)
+        return PositionSource(size, n, _chunked(pos), pos)
     inner = parse_positions(r, kr.size * kc.size, f"{what} kept lines")
     if inner.n != n:
         raise FieldError(f"{what}: the kept lines hold {inner.n} nonzeros, the count says {n}")

@@ -74,7 +74,7 @@ def value_ranks(codebook: np.ndarray) -> np.ndarray:
 def left_flags(positions: np.ndarray, cols: int) -> np.ndarray:
     """1 where a nonzero's left neighbour (same row of ``cols``) is the previous nonzero."""
     pos = np.asarray(positions, dtype=np.int64)
-    flags = np.zeros(pos.size, dtype=np.int64)
+    flags = np.zeros(pos.size, dtype=np.uint8)
     if pos.size > 1:
         flags[1:] = (np.diff(pos) == 1) & (pos[1:] % cols != 0)
     return flags
@@ -170,7 +170,7 @@ def _decode(data: np.ndarray, left: np.ndarray, up: np.ndarray, k: int, depth: i
     The decision, its update and the renormalisation are written out inline (a decision
     leaves range >= 2**14: at most two bytes), which numba compiles to a tight loop."""
     size = data.size
-    ranks = np.zeros(left.size, dtype=np.int64)
+    ranks = np.zeros(left.size, dtype=np.int32)
     code, at = 0, 0
     for _ in range(4):
         code = (code << 8) | (int(data[at]) if at < size else 0)
@@ -230,7 +230,7 @@ def encode_left(ranks: np.ndarray, left: np.ndarray, k: int, cap: int, up: np.nd
     previous rank is this cell's left neighbour) and, for symbols model 4, ``up``
     (:func:`up_indices`), trailing zero bytes dropped as far as the minimum-length rule allows."""
     r = np.ascontiguousarray(ranks, dtype=np.int64)
-    f = np.ascontiguousarray(left, dtype=np.int64)
+    f = np.ascontiguousarray(left, dtype=np.uint8)
     u = _NONE if up is None else np.ascontiguousarray(up, dtype=np.int64)
     out = bytes(_encode(r, f, u, int(k), decisions(k), int(cap), 0 if up is None else 1)[1:])  # LZMA's first byte is always 0
     return out[: max(len(out.rstrip(b"\0")), min(least_bytes(r.size * decisions(k)), len(out)))]
@@ -261,7 +261,7 @@ def decode_left(data: bytes | memoryview, left: np.ndarray, k: int, cap: int,
     read including zeros past the end, whether every decoded rank was below k). The caller
     checks the rules."""
     buf = np.frombuffer(bytes(data), dtype=np.uint8)
-    f = np.ascontiguousarray(left, dtype=np.int64)
+    f = np.ascontiguousarray(left, dtype=np.uint8)
     u = _NONE if up is None else np.ascontiguousarray(up, dtype=np.int64)
     assert up is None or (u.size == f.size and bool(np.all(u < np.arange(u.size))))
     ranks, at, ok = _decode(buf, f, u, int(k), decisions(k), int(cap), 0 if up is None else 1)
@@ -279,7 +279,7 @@ class LeftSource:
     def __init__(self, data: bytes | memoryview, count: int, ranks: np.ndarray, cap: int, what: str,
                  stride: int = 0) -> None:
         self.data, self.count, self.cap, self.what, self.stride = data, int(count), int(cap), what, int(stride)
-        self.order = np.argsort(np.asarray(ranks, dtype=np.int64))  # rank -> codebook index
+        self.order = np.argsort(np.asarray(ranks, dtype=np.int64)).astype(np.int32)  # rank -> codebook index
         self.k = int(ranks.size)
         if not table_allowed(self.k, bool(stride), self.count):
             raise FieldError(f"{what}: symbols model {4 if stride else 3} for {self.k} values needs "

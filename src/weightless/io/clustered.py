@@ -195,7 +195,7 @@ def decode_coded(rec: Record, *, bfloat16: str = "float32") -> np.ndarray:
     else:
         values = cb.astype(rec.dtype)
     if symbols.needs_positions:  # models 3, 4: every position first (the contexts), then the symbols
-        pos = np.arange(size) if positions is None else np.concatenate([np.zeros(0, np.int64), *positions.chunks()])
+        pos = np.arange(size) if positions is None else positions.every()
         symbols.attach(pos, size // _rows(rec.shape) if size else 1)
         out = np.zeros(size, dtype=values.dtype)
         out[pos] = values[symbols.take(pos.size)]
