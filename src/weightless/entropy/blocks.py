@@ -228,7 +228,12 @@ def parse_blocks(r: Reader, size: int, n: int, rows: int, what: str) -> np.ndarr
                 cell = np.flatnonzero(keep)
             found.append(ra[cell // cb.size] * cols + cb[cell % cb.size])
     stream.finish()
-    return np.sort(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+    if not found:
+        return np.zeros(0, dtype=np.int64)
+    out = np.concatenate(found)
+    found.clear()  # the blocks' pieces go before the sort, which works in place
+    out.sort()
+    return out
 
 
 def _marked_cells(stream: AnsStream, cells: int, marks: int, count: int, what: str) -> np.ndarray:
