@@ -71,12 +71,16 @@ def value_ranks(codebook: np.ndarray) -> np.ndarray:
     return rank
 
 
+_PIECE = 1 << 17
+
+
 def left_flags(positions: np.ndarray, cols: int) -> np.ndarray:
     """1 where a nonzero's left neighbour (same row of ``cols``) is the previous nonzero."""
     pos = np.asarray(positions, dtype=np.int64)
     flags = np.zeros(pos.size, dtype=np.uint8)
-    if pos.size > 1:
-        flags[1:] = (np.diff(pos) == 1) & (pos[1:] % cols != 0)
+    for a in range(1, pos.size, _PIECE):  # in pieces: temporaries of a MiB or so, not of 8 bytes a symbol
+        b = min(pos.size, a + _PIECE)
+        flags[a:b] = (pos[a:b] - pos[a - 1 : b - 1] == 1) & (pos[a:b] % cols != 0)
     return flags
 
 
@@ -241,10 +245,13 @@ def up_indices(positions: np.ndarray, cols: int, stride: int) -> np.ndarray:
     rows of ``cols``), the index among the nonzeros of the one ``stride`` positions before it
     in the same row, or -1 (none there, or it is zero)."""
     pos = np.asarray(positions, dtype=np.int64)
-    target = pos - int(stride)
-    at = np.minimum(np.searchsorted(pos, target), max(pos.size - 1, 0))
-    found = (pos % cols >= stride) & (pos[at] == target) if pos.size else np.zeros(0, dtype=bool)
-    return np.where(found, at, -1).astype(np.int64)
+    out = np.empty(pos.size, dtype=np.int64)
+    for a in range(0, pos.size, _PIECE):  # in pieces, as left_flags
+        p = pos[a : a + _PIECE]
+        target = p - int(stride)
+        at = np.minimum(np.searchsorted(pos, target), pos.size - 1)
+        out[a : a + p.size] = np.where((p % cols >= stride) & (pos[at] == target), at, -1)
+    return out
 
 
 _NONE = np.zeros(0, dtype=np.int64)
