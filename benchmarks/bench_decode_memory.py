@@ -39,28 +39,29 @@ def _case(name: str, encoding: str, shape: tuple[int, ...], density: float, k: i
         cb = np.round(cb * 64) / 64
     rec = coded_record("w", Clustered(idx.reshape(shape), cb, dtype), encoding)
     del idx
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    out = decode_record(rec)
-    dt = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    out, peak, dt = _traced(rec)
     return {"case": name, "encoding": encoding, "shape": list(shape), "dtype": dtype, "k": k,
             "density": density if encoding == "sparse" else 1.0, "payload_bytes": len(rec.payload),
             "output_bytes": out.nbytes, "peak_bytes": peak, "peak_over_output": round(peak / out.nbytes - 1, 4),
             "seconds": round(dt, 3)}
 
 
-def _crafted(name: str, rec: Record) -> dict:
-    """A valid record written by hand (the range-coded models, whose streams a writer of random
-    data never picks): its peak per coded symbol, the figure docs/FORMAT.md states."""
-    decode_record(rec)  # numba compiled before the measure
+def _traced(rec: Record) -> tuple[np.ndarray, int, float]:
+    """(the decoded array, the traced peak bytes of decoding it, seconds)."""
     tracemalloc.start()
     t0 = time.perf_counter()
     out = decode_record(rec)
     dt = time.perf_counter() - t0
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
+    return out, peak, dt
+
+
+def _crafted(name: str, rec: Record) -> dict:
+    """A valid record written by hand (the range-coded models, whose streams a writer of random
+    data never picks): its peak per coded symbol, the figure docs/FORMAT.md states."""
+    decode_record(rec)  # numba compiled before the measure
+    out, peak, dt = _traced(rec)
     return {"case": name, "encoding": rec.encoding, "shape": list(rec.shape), "dtype": rec.dtype, "k": None,
             "density": float(np.count_nonzero(out)) / out.size, "payload_bytes": len(rec.payload),
             "output_bytes": out.nbytes, "peak_bytes": peak, "peak_over_output": round(peak / out.nbytes - 1, 4),
