@@ -109,3 +109,23 @@ def test_clustering_retries_with_fewer_values_when_k_means_merges_them():
 
     with pytest.raises(ConstructionError):
         _fewer_values(never, 16)
+
+
+def test_the_last_step_reports_the_rejections_after_it():
+    """A step kept, then a rejected one (no biases to end with a kept step): the stage's
+    report still lists the rejection."""
+    from dataclasses import replace
+
+    from weightless.pipeline.whole import simplify_rest
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32, bias=False), torch.nn.Linear(4, 2, bias=False))
+    contract = _Edge(same=True)
+    answers = iter([True])
+    contract.same_outcomes = lambda a, b: next(answers, False)  # only the first exact step changes no outcome
+    cfg = EncodeConfig()
+    cfg = replace(cfg, retraining=replace(cfg.retraining, train=None))
+    steps = simplify_rest(model, None, cfg, encoded={}, contract=contract, teacher=None, progress=False, say=lambda s: None)
+    assert [s.what.split(" clustered")[0] for s in steps] == ["0.weight"]
+    assert steps[-1].report[-1]["what"] == "1.weight rounded to float16" and not steps[-1].report[-1]["accepted"]

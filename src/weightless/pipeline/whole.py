@@ -140,7 +140,9 @@ def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str
     for i, name in enumerate([n for n in tail.params if n not in encoded and model.get_parameter(n).dim() >= 2]):
         tail.weight(i, name)
     tail.vectors()
-    return tail.steps or [TailStep("nothing kept", tail.model, tail.encoded, tail.rest, tail.report)]
+    if not tail.steps:
+        return [TailStep("nothing kept", tail.model, tail.encoded, tail.rest, tail.report)]
+    return [*tail.steps[:-1], replace(tail.steps[-1], report=list(tail.report))]  # the rejections after the last step too
 
 
 @dataclass(frozen=True)
