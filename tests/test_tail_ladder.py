@@ -129,3 +129,32 @@ def test_the_last_step_reports_the_rejections_after_it():
     steps = simplify_rest(model, None, cfg, encoded={}, contract=contract, teacher=None, progress=False, say=lambda s: None)
     assert [s.what.split(" clustered")[0] for s in steps] == ["0.weight"]
     assert steps[-1].report[-1]["what"] == "1.weight rounded to float16" and not steps[-1].report[-1]["accepted"]
+
+
+class _Half:
+    """A contract stub accepting a model whose first weight keeps at least half its entries."""
+
+    def decide(self, model, allowance=None):
+        from weightless.pipeline.contract import Decision
+
+        w = model[0].weight
+        return Decision(1.0, 0.9, 0.1, 0.1, int((w != 0).sum()) >= w.numel() // 2)
+
+    def same_outcomes(self, a, b):
+        return False
+
+
+def test_a_kept_step_is_named_by_the_rung_kept_not_the_rung_rejected_after_it():
+    """The back-off reports what it undoes by these names (the JSON of 2341716 named the rejected
+    rung: 'the whole-model stage (12.weight at 50% nonzero, k=16)' for the 100% rung kept)."""
+    from dataclasses import replace
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32))
+    cfg = EncodeConfig()
+    cfg = replace(cfg, retraining=replace(cfg.retraining, train=None))
+    tail = _Tail(model, None, cfg, {}, _Half(), None, False, lambda s: None)
+    tail.weight(0, "0.weight")
+    assert [d["accepted"] for d in tail.report] == [True, True, False]
+    assert [s.what for s in tail.steps] == ["0.weight at 50% nonzero, k=16"]

@@ -229,7 +229,8 @@ class _Tail:
         self.model = cand
         self.encoded = {n: enc[n] for n in self.encoded}
         self.rest = {**{n: enc[n] for n in self.rest}, **{n: enc[n] for n in new}}
-        self._step(self.report[-1]["what"] if self.report else "a step")
+        accepted = [d["what"] for d in self.report if d.get("accepted")]  # the kept one: later rungs were rejected
+        self._step(accepted[-1] if accepted else "a step")
 
     def weight(self, i: int, name: str) -> None:
         """The smallest nonzero fraction of ``cfg.tail.nonzero`` at which weight ``name``
