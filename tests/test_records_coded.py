@@ -50,7 +50,7 @@ def test_save_picks_the_smallest_lossless_encoding(tmp_path):
     info = api.inspect(tmp_path / "m.wl")
     enc = {r["name"]: (r["encoding"], r["payload_bytes"], r["params"]) for r in info["records"]}
     assert enc["w"][0] == "sparse" and enc["w"][1] < sparse.nbytes / 30
-    assert enc["w"][2]["alt"] >= enc["w"][1]  # the reason: the other coded encoding's size
+    assert enc["w"][2] == {} and enc["b"][2] == {}  # no header byte that nothing needs
     assert enc["b"][0] == "indexed" and enc["p"][0] == "dense" and enc["z"][0] == "sparse"
     back = api.load_arrays(tmp_path / "m.wl")
     for name, a in {"w": sparse, "b": bias16, "p": plain}.items():
@@ -223,3 +223,21 @@ def test_clustered_values_exact_in_float16_may_be_stored_as_float16(tmp_path):
     assert rec["encoding"] == "dense" and rec["params"] == {"stored": "float16"} and rec["payload_bytes"] == 600
     back = api.load_arrays(tmp_path / "b.wl")["b"]
     assert back.dtype == np.float32 and np.array_equal(back.astype(np.float64), v)
+
+
+def test_readers_accept_the_alt_of_earlier_writers_and_nothing_else():
+    """Writers before 2026-12-07 gave coded records ``{"alt": N}``; readers take it as it was
+    specified (an integer >= 0) and refuse anything else in params."""
+    from dataclasses import replace
+
+    from weightless.errors import FieldError
+    from weightless.io.clustered import clustered_candidates, smallest_record
+
+    c = _clustered(np.random.default_rng(1), (20, 30), 5, 0.2, "float32")
+    rec = smallest_record("w", clustered_candidates("w", c))
+    assert rec.params == {}
+    want = decode_record(rec).tobytes()
+    assert decode_record(replace(rec, params={"alt": 123})).tobytes() == want
+    for bad in ({"alt": -1}, {"alt": True}, {"alt": 1.5}, {"alt": 1, "k": 2}):
+        with pytest.raises(FieldError):
+            decode_record(replace(rec, params=bad))

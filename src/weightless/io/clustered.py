@@ -11,9 +11,9 @@ is stored exactly as its codebook and indices, the structure entropy-coded by
 
 Payload of both: ``varint k`` (1..65536), ``u8 codebook format`` (0 float32, 1 float16,
 2 bfloat16 words, 3 float64; the narrowest that holds every codebook value exactly is written),
-``k`` codebook values little-endian, then the streams. ``params`` is ``{}`` or
-``{"alt": bytes}``: the payload size of the other coded encoding, which was tried and is
-larger (:func:`smallest_record` writes it so ``inspect`` can say why this one was chosen).
+``k`` codebook values little-endian, then the streams. ``params`` is ``{}`` (readers also
+accept ``{"alt": bytes}``, the payload size of the other coded encoding, which writers before
+2026-12-07 gave every coded record).
 
 The decoded tensor has the record's dtype (float64/32/16 or bfloat16); a codebook value that
 the dtype cannot hold exactly is a format error, so a load gives back exactly what was saved.
@@ -250,15 +250,11 @@ def as_clustered(a: np.ndarray, dtype: str, max_k: int = 256) -> Clustered | Non
 
 
 def smallest_record(name: str, candidates: list[Record]) -> Record:
-    """Return the shortest of ``candidates`` (records of the same tensor; ties keep the first).
-
-    A coded winner gets ``params.alt``: the payload size of the other coded encoding ("sparse"
-    for an "indexed" record and vice versa; a dense record's size follows from the shape)."""
-    best = min(candidates, key=lambda r: len(r.payload))
-    other = [len(r.payload) for r in candidates if r.encoding in CODED_ENCODINGS and r.encoding != best.encoding]
-    if best.encoding in CODED_ENCODINGS and other:
-        return Record(best.name, best.encoding, best.shape, best.dtype, {"alt": min(other)}, best.payload)
-    return best
+    """Return the shortest of ``candidates`` (records of the same tensor; ties keep the first),
+    with no params: readers accept the ``alt`` that earlier writers gave a coded record (the
+    other coded encoding's size, for ``inspect``), but its 10-14 header bytes a record were 1%
+    of a LeNet5 file and nothing needs them."""
+    return min(candidates, key=lambda r: len(r.payload))
 
 
 def clustered_candidates(name: str, c: Clustered) -> list[Record]:
