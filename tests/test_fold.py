@@ -139,3 +139,123 @@ def test_the_whole_model_stage_folds_and_keeps_the_zeros():
     steps = [s.what for s in tail.steps]
     assert steps[0] == "dead units folded" and steps[1].startswith("2.weight clustered to 16 values")
     assert "2.weight" not in tail.steps[0].rest and "2.weight" in tail.steps[1].rest  # a back-off can undo one
+
+
+def test_cut_units_replaces_the_least_spread_units_by_their_mean():
+    """Units whose input to the next layer never varies are cut first, and cutting them changes
+    nothing (their mean goes into the next bias); the cut rows, bias entries and columns are zero."""
+    from weightless.simplify.fold import cut_units, linear_pairs, unit_inputs
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
+    with torch.no_grad():
+        model[0].weight[[1, 4]] *= 1e-9  # nearly constant outputs: relu(bias)
+        model[0].bias[[1, 4]] = torch.tensor([0.7, 0.3])
+    x = torch.randn(256, 8)
+    (pair,) = linear_pairs(model)
+    mean, std = unit_inputs(model, pair, [x[:100], x[100:]])
+    with torch.no_grad():
+        h = torch.relu(model[0](x))
+    assert torch.allclose(mean.float(), h.mean(0), atol=1e-5) and torch.allclose(std.float(), h.std(0, unbiased=False), atol=1e-4)
+    col = model[2].weight.detach().clone()
+    with torch.no_grad():
+        before = model(x)
+        cut = cut_units(model, pair, 0.5, mean, std)
+        after = model(x)
+    assert {1, 4} <= set(cut.tolist()) and len(cut) == 3
+    assert torch.count_nonzero(model[0].weight[cut]) == 0 and torch.count_nonzero(model[0].bias[cut]) == 0
+    assert torch.count_nonzero(model[2].weight[:, cut]) == 0
+    keep = [u for u in range(6) if u not in cut.tolist()]
+    assert torch.count_nonzero(model[2].weight[:, keep]) == 9
+    score = std.float() * col.norm(dim=0)  # the spread each unit gives the next layer
+    assert score[cut].max() <= score[keep].min()
+    # each cut unit now gives the next layer its mean: the outputs moved by its deviation alone
+    moved = (h[:, cut] - mean[cut].float()) @ col[:, cut].T
+    assert torch.allclose(after, before - moved, atol=1e-5)
+
+
+def test_cut_units_keeps_every_unit_at_a_fraction_of_one_and_needs_a_bias():
+    from weightless.simplify.fold import cut_units, linear_pairs, unit_inputs
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3, bias=False)).eval()
+    (pair,) = linear_pairs(model)
+    mean, std = unit_inputs(model, pair, [torch.randn(32, 8)])
+    assert len(cut_units(model, pair, 0.5, mean, std)) == 0  # nowhere to put the mean
+    model = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
+    (pair,) = linear_pairs(model)
+    assert len(cut_units(model, pair, 0.99, mean, std)) == 0  # ceil(0.99 * 6) = 6 kept
+
+
+class _Units:
+    """A contract stub that accepts a model while its first layer keeps at least ``least`` live units."""
+
+    def __init__(self, least):
+        self.least = least
+
+    def decide(self, model, allowance=None):
+        from weightless.pipeline.contract import Decision
+
+        live = int((model[0].weight != 0).any(dim=1).sum())
+        return Decision(1.0, 0.9, 0.1, 0.1, live >= self.least)
+
+    def same_outcomes(self, a, b):
+        return False
+
+
+def _units_tail(filters=frozenset(), encoded_next=False):
+    from dataclasses import replace
+
+    from weightless.pipeline.config import EncodeConfig
+    from weightless.pipeline.whole import _Tail
+    from weightless.training.task import as_task
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 4)).eval()
+    _kill(model[0], [0, 5])  # dead already: not live, not counted
+    x, y = torch.randn(300, 16), torch.randint(0, 4, (300,))
+    with torch.no_grad():
+        model[0].weight[model[0].weight != 0] = 0.25  # one shared value: a lossless record of k = 1
+    encoded = {"0.weight": (np.where(model[0].weight.detach().numpy() != 0, 0, -1),
+                            np.array([0.25], np.float32))}
+    cfg = EncodeConfig()
+    cfg = replace(cfg, retraining=replace(cfg.retraining, train=None), tail=replace(cfg.tail, fold=False, units=(0.5, 0.25)))
+    tail = _Tail(model, as_task((x, y), val=(x, y)), cfg, encoded, _Units(5), None, False, lambda s: None)
+    return tail, x
+
+
+def test_the_whole_model_stage_cuts_units_down_the_ladder():
+    """10 live units: 50% (5 kept) passes, 25% (3 kept) is rejected; the stored layer's rows of
+    the cut units become zeros of its record, and the step is one a back-off can undo."""
+    tail, x = _units_tail()
+    tail.units(set())
+    whats = [d["what"] for d in tail.report]
+    assert whats == ["0 with 50% of its 10 live units", "0 with 25% of its 10 live units"]
+    assert [d["accepted"] for d in tail.report] == [True, False]
+    idx = tail.encoded["0.weight"][0]
+    rows = np.flatnonzero((idx >= 0).any(axis=1))
+    assert len(rows) == 5 and 0 not in rows and 5 not in rows
+    assert torch.count_nonzero(tail.model[0].weight) == 5 * 16
+    assert torch.count_nonzero(tail.model[2].weight.abs().sum(0)) == 5 + 2  # the dead two: no fold here
+    assert [s.what for s in tail.steps] == ["0 with 50% of its 10 live units"]
+    assert "0.weight" not in tail.rest
+
+
+def test_no_unit_is_cut_in_a_filter_or_a_layer_not_yet_stored():
+    tail, _ = _units_tail()
+    tail.units({"0.weight"})  # its positions are in a filter: they cannot change
+    assert tail.report == [] and tail.steps == []
+    tail, _ = _units_tail()
+    tail.encoded = {}
+    tail.units(set())
+    assert tail.report == [] and tail.steps == []
+
+
+def test_unit_fractions_must_be_below_one():
+    from weightless.errors import InputError
+    from weightless.pipeline.config import TailConfig
+
+    TailConfig(units=()).validate()
+    for bad in ((1.0,), (0.0,), (0.5, -0.1)):
+        with pytest.raises(InputError):
+            TailConfig(units=bad).validate()

@@ -210,6 +210,9 @@ class TailConfig:
         fold: first, fold the units pruning left without inputs into the next linear layer
             (:func:`~weightless.simplify.fold.fold_dead_units`: the same function, their
             weights zero), before that layer is simplified.
+        units: fractions of a linear layer's live units kept, tried from the largest down while
+            the rule accepts (:meth:`weightless.pipeline.whole._Tail.units`), where the layer is
+            stored as a lossless record and feeds another linear layer; empty: no unit is cut.
     """
 
     enabled: bool = True
@@ -220,6 +223,7 @@ class TailConfig:
     epochs: float | None = None
     round_codebooks: bool = True
     fold: bool = True
+    units: tuple[float, ...] = (0.75, 0.6, 0.5, 0.35, 0.25)
 
     def validate(self) -> None:
         """Raise :class:`InputError` for an invalid field."""
@@ -231,6 +235,8 @@ class TailConfig:
             raise InputError(f"tail.exact_k must be in [1, 32767], got {self.exact_k!r}")
         if self.epochs is not None and not self.epochs >= 0:
             raise InputError(f"tail.epochs must be >= 0, got {self.epochs}")
+        if not all(0 < float(x) < 1 for x in self.units):
+            raise InputError(f"tail.units must be fractions in (0, 1), got {self.units!r}")
 
 
 @dataclass(frozen=True)

@@ -260,10 +260,13 @@ class _Encoder:
         """The whole-model stage: simplify what the recipe left dense, a stage per kept step (a
         back-off undoes them one at a time)."""
         st = self.stage
+        filters = {n for n, f in st.filters.items() if f is not None}
         for step in simplify_rest(st.model, self.task, self.cfg, encoded=st.encoded, contract=self.contract,
-                                  teacher=self.teacher, progress=self.progress, say=self.say):
+                                  teacher=self.teacher, progress=self.progress, say=self.say, filters=filters):
+            reports = [r if step.encoded.get(r.name, (None,))[0] is st.encoded.get(r.name, (None,))[0]
+                       else _recount(r, *step.encoded[r.name]) for r in st.reports]  # fewer units: fewer nonzeros
             self.stage = Stage(f"the whole-model stage ({step.what})", step.model, step.encoded, {}, step.rest,
-                               st.filters, st.reports, st.fresh, step.report)
+                               st.filters, reports, st.fresh, step.report)
             self.stages.append(self.stage)
 
     def fewer_values(self) -> None:
@@ -324,6 +327,12 @@ class _Encoder:
             self.true_indices.setdefault(name, idx)
         tensors = assemble(model, stage.encoded, rest, stage.filters, self.cfg.tail.round_codebooks)
         return model, tensors, reports
+
+
+def _recount(report: LayerReport, indices: np.ndarray, codebook: np.ndarray) -> LayerReport:
+    """A lossless layer's report after its positions changed (units cut in the whole-model stage)."""
+    size = lossless_bytes(indices, codebook)
+    return replace(report, nonzero=int((indices >= 0).sum()), lossless_bytes=size, filter_bytes=size)
 
 
 def encode_with_retraining(simplified: Any, data: Any, cfg: EncodeConfig, *, reference: Any = None,

@@ -8,6 +8,11 @@ only when the whole model still passes the accuracy contract's rule on the decis
 0. the units pruning left without inputs (a zero row of a linear layer's weight) folded into
    the next linear layer (:func:`~weightless.simplify.fold.fold_dead_units`, ``TailConfig.fold``):
    exact, so no decision; the fractions below are then of that layer's other weights;
+0b. fewer units: for each such pair of linear layers whose first is stored as a lossless record
+   (not a filter) and whose second is not a filter, the fraction ``TailConfig.units`` of the
+   first's live units that matter most kept (from the top, one rung at a time, until one is
+   rejected), each other unit replaced by its mean (:func:`~weightless.simplify.fold.cut_units`),
+   retrained; fewer units make both layers smaller;
 1. each remaining weight (>= 2 dimensions), in model order: the smallest nonzero fraction of
    ``TailConfig.nonzero`` (from the top, one rung at a time, until one is rejected) at which
    magnitude pruning + k-means to ``TailConfig.k`` values, then retraining of what is still
@@ -39,7 +44,7 @@ import numpy as np
 from ..errors import ConstructionError
 from .config import EncodeConfig
 from .contract import Contract
-from .steps import retrain_around
+from .steps import recluster, retrain_around
 
 __all__ = ["simplify_rest", "lossless_bytes", "TailStep"]
 
@@ -105,6 +110,13 @@ def _cluster_vector(model: Any, name: str, k: int, seed: int) -> tuple[np.ndarra
     return np.asarray(idx, dtype=np.int64).reshape(tuple(p.shape)), cb
 
 
+def _cut_rows(indices: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``indices`` (2-D or more) with the given rows (first axis) made zero (-1)."""
+    out = indices.copy()
+    out[rows] = -1
+    return out
+
+
 def _half(model: Any, name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Round float32 weight ``name`` to float16 values, as a clustered value of every distinct
     one (the file stores it densely in 2 bytes a weight: its values are float16-exact)."""
@@ -120,7 +132,7 @@ def _half(model: Any, name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str, tuple[np.ndarray, np.ndarray]],
                   contract: Contract, teacher: Any, progress: bool,
-                  say: Callable[[str], None]) -> list[TailStep]:
+                  say: Callable[[str], None], filters: "set[str] | frozenset[str]" = frozenset()) -> list[TailStep]:
     """Simplify the tensors Algorithm 1 left dense (see the module docstring).
 
     Args:
@@ -128,6 +140,7 @@ def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str
             codebooks retrain and come back updated).
         contract: decides each step (a candidate that passes before retraining is kept as it
             is when ``cfg.retraining.accept_before_retraining``).
+        filters: the names of ``encoded`` stored in filters (their positions cannot change).
 
     Returns:
         One :class:`TailStep` per step kept, in order (the last is the stage's result; a
@@ -137,6 +150,8 @@ def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str
     tail = _Tail(model, task, cfg, encoded, contract, teacher, progress, say)
     if cfg.tail.fold:
         tail.fold()
+    if cfg.tail.units:
+        tail.units(set(filters))
     for i, name in enumerate([n for n in tail.params if n not in encoded and model.get_parameter(n).dim() >= 2]):
         tail.weight(i, name)
     tail.vectors()
@@ -175,20 +190,23 @@ class _Tail:
         self.retraining = replace(rt, train=None if not epochs or rt.train is None else replace(rt.train, epochs=epochs))
 
     def attempt(self, change: Callable[[Any], dict[str, tuple[np.ndarray, np.ndarray]]], what: str,
-                exact_only: bool = False, smaller_than: int | None = None) -> tuple:
+                exact_only: bool = False, smaller_than: int | None = None, free: tuple[str, ...] = ()) -> tuple:
         """Apply ``change`` to a copy of the model, decide (retraining first unless it passes
         as it is); returns ``(accepted, candidate, its encoded/frozen layers, the new ones)``.
         ``exact_only``: no retraining, and a candidate that changes no outcome on the decision
         data is accepted whatever the rule says of the model so far (the step is invisible to it).
         ``smaller_than``: a candidate whose new records are not smaller than this many bytes is
-        not evaluated (not accepted)."""
+        not evaluated (not accepted). ``free``: lossless layers (among the frozen ones) whose
+        weights retraining may change under their masks; they are clustered again afterwards
+        (same number of values)."""
         cand = copy.deepcopy(self.model)
         new = change(cand)
         if smaller_than is not None and sum(lossless_bytes(*v) for v in new.values()) >= smaller_than:
             self.say(f"{what}: not smaller than {smaller_than} bytes, not tried")
             return False, cand, {}, new
         frozen = {**self.encoded, **self.rest, **new}
-        enc = frozen
+        pending = {n: frozen.pop(n) for n in free}
+        enc = {**frozen, **pending}
         dec = self.contract.decide(cand)
         if exact_only and not dec.accepted and self.contract.same_outcomes(cand, self.model):
             dec = replace(dec, accepted=True)
@@ -196,9 +214,12 @@ class _Tail:
         retrain = (not exact_only and self.retraining.train is not None
                    and not (self.retraining.accept_before_retraining and dec.accepted))
         if retrain:
-            enc, _ = retrain_around(cand, self.task, self.retraining, encoded=frozen, pending={},
-                                    trainable=set(self.params) - set(frozen), teacher=self.teacher,
-                                    desc=f"retrain after {what}", progress=self.progress)
+            enc, pend = retrain_around(cand, self.task, self.retraining, encoded=frozen, pending=pending,
+                                       trainable=set(self.params) - set(frozen), teacher=self.teacher,
+                                       desc=f"retrain after {what}", progress=self.progress)
+            seed = self.cfg.filters.seed
+            enc = {**enc, **{n: _fewer_values(lambda j, n=n, idx=idx: recluster(cand, n, idx >= 0, j, "density", seed),
+                                              pending[n][1].size) for n, (idx, _) in pend.items()}}
             dec = self.contract.decide(cand)
         self.say(f"{what}: val error {dec.error:.2f}% {'retrained' if retrain else 'not retrained'}, {dec.describe()} "
                  f"vs reference: {'accepted' if dec.accepted else 'rejected'}")
@@ -228,9 +249,57 @@ class _Tail:
         """Make an accepted attempt the current state."""
         self.model = cand
         self.encoded = {n: enc[n] for n in self.encoded}
-        self.rest = {**{n: enc[n] for n in self.rest}, **{n: enc[n] for n in new}}
+        self.rest = {**{n: enc[n] for n in self.rest}, **{n: enc[n] for n in new if n not in self.encoded}}
         accepted = [d["what"] for d in self.report if d.get("accepted")]  # the kept one: later rungs were rejected
         self._step(accepted[-1] if accepted else "a step")
+
+    def units(self, filters: set[str]) -> None:
+        """Fewer units in each linear pair whose first layer is a lossless record (its indices
+        say which rows are cut) and whose second is not a filter: the smallest fraction of
+        ``cfg.tail.units`` that passes, down the ladder until one is rejected; then (with
+        ``cfg.tail.fold``) any unit left constant folded (exact)."""
+        from ..simplify.fold import cut_units, linear_pairs, unit_inputs
+
+        ladder = sorted(self.cfg.tail.units, reverse=True)
+        for names in [(p.a, p.b) for p in linear_pairs(self.model)]:
+            pair = next(p for p in linear_pairs(self.model) if (p.a, p.b) == names)  # the current model's
+            a, b = f"{pair.a}.weight", f"{pair.b}.weight"
+            if a not in self.encoded or a in filters or b in filters:
+                continue
+            mean, std = unit_inputs(self.model, pair, self._batches())
+            live = int(((self.model.get_parameter(a) != 0).any(dim=1) & (self.model.get_parameter(b) != 0).any(dim=0)).sum())
+            best = None
+            for keep in ladder:
+                def change(m: Any, keep: float = keep, a: str = a, b: str = b, pair: Any = pair) -> dict:
+                    from ..simplify.fold import linear_pairs as pairs_of
+
+                    same = next(p for p in pairs_of(m) if (p.a, p.b) == (pair.a, pair.b))
+                    cut = cut_units(m, same, keep, mean, std).cpu().numpy()
+                    new = {a: (_cut_rows(self.encoded[a][0], cut), self.encoded[a][1])}
+                    if b in self.encoded:
+                        new[b] = (_cut_rows(self.encoded[b][0].T, cut).T, self.encoded[b][1])
+                    return new
+
+                tried = self.attempt(change, f"{pair.a} with {100 * keep:g}% of its {live} live units",
+                                     free=tuple(n for n in (a, b) if n in self.encoded))
+                if not tried[0]:
+                    break
+                best = tried
+            if best is not None:
+                self.keep(*best[1:])
+                if self.cfg.tail.fold:  # a unit retraining left constant
+                    self.fold()
+
+    def _batches(self, n: int = 8192) -> Any:
+        """The first ``n`` training examples' inputs, on the model's device."""
+        from ..training.loop import _to_device, model_device
+
+        device, seen = model_device(self.model, self.task), 0
+        for x, _ in self.task.source("train").ordered():
+            if seen >= n:
+                return
+            seen += len(x)
+            yield _to_device(x, device)
 
     def weight(self, i: int, name: str) -> None:
         """The smallest nonzero fraction of ``cfg.tail.nonzero`` at which weight ``name``

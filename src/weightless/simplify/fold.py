@@ -12,14 +12,18 @@ The graph comes from ``torch.fx`` (a model it cannot trace is left as it is): ``
 are ``nn.Linear`` modules joined by a chain of elementwise operations (activations, dropout,
 identity, a 1-D batch norm as at inference), each used only by the next, so no other consumer
 sees the unit.
+
+The same pairs give the whole-model stage its unit cut (:func:`cut_units`): a live unit whose
+output barely varies is replaced by its mean, which the next layer's bias takes, so both
+layers lose a row and a column. That one is lossy, so the stage decides it under the budget.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
-__all__ = ["Folded", "fold_dead_units"]
+__all__ = ["Folded", "Pair", "fold_dead_units", "linear_pairs", "unit_inputs", "cut_units"]
 
 
 @dataclass(frozen=True)
@@ -78,10 +82,21 @@ def _apply(node: Any, x: Any, modules: dict[str, Any]) -> Any:
     return getattr(x, node.target)(*node.args[1:], **node.kwargs)
 
 
-def fold_dead_units(model: Any, skip: "set[str] | frozenset[str]" = frozenset()) -> list[Folded]:
-    """Fold the dead units of every linear layer into the next linear layer, in place (see the
-    module docstring); a layer whose weight name is in ``skip`` (already stored) is never changed.
-    Returns what was folded (empty when the model cannot be traced or has no dead unit)."""
+@dataclass(frozen=True)
+class Pair:
+    """Two linear layers joined by elementwise operations: ``a`` (module name) feeds ``b`` only,
+    through ``chain`` (fx nodes of the traced module, whose submodules are the model's)."""
+
+    a: str
+    b: str
+    chain: tuple
+    modules: dict
+
+
+def linear_pairs(model: Any) -> list[Pair]:
+    """Every linear layer followed, through elementwise operations only (each used only by the
+    next), by another linear layer reading nothing else; in graph order. Empty when ``torch.fx``
+    cannot trace the model."""
     import torch
     from torch import nn
 
@@ -91,7 +106,7 @@ def fold_dead_units(model: Any, skip: "set[str] | frozenset[str]" = frozenset())
         return []
     modules = dict(gm.named_modules())
     kinds = _elementwise()
-    done: list[Folded] = []
+    pairs: list[Pair] = []
     for node in gm.graph.nodes:
         if node.op != "call_module" or type(modules.get(node.target)) is not nn.Linear:
             continue
@@ -100,16 +115,84 @@ def fold_dead_units(model: Any, skip: "set[str] | frozenset[str]" = frozenset())
             nxt = next(iter(cur.users))
             if nxt.op == "call_module" and type(modules.get(nxt.target)) is nn.Linear and nxt.args[0] is cur \
                     and len(nxt.args) == 1 and not nxt.kwargs:
-                folded = _fold(modules[node.target], modules[nxt.target], chain, modules,
-                               f"{node.target}.weight", f"{nxt.target}.weight", skip)
-                if folded is not None:
-                    done.append(folded)
+                pairs.append(Pair(str(node.target), str(nxt.target), tuple(chain), modules))
                 break
             if not _step(nxt, cur, modules, kinds):
                 break
             chain.append(nxt)
             cur = nxt
+    return pairs
+
+
+def fold_dead_units(model: Any, skip: "set[str] | frozenset[str]" = frozenset()) -> list[Folded]:
+    """Fold the dead units of every linear layer into the next linear layer, in place (see the
+    module docstring); a layer whose weight name is in ``skip`` (already stored) is never changed.
+    Returns what was folded (empty when the model cannot be traced or has no dead unit)."""
+    done: list[Folded] = []
+    for pair in linear_pairs(model):
+        folded = _fold(pair.modules[pair.a], pair.modules[pair.b], list(pair.chain), pair.modules,
+                       f"{pair.a}.weight", f"{pair.b}.weight", skip)
+        if folded is not None:
+            done.append(folded)
     return done
+
+
+def unit_inputs(model: Any, pair: Pair, batches: Iterable[Any]) -> tuple[Any, Any]:
+    """The mean and standard deviation of each input of ``pair.b`` (each unit of ``pair.a`` after
+    its elementwise operations) over ``batches`` of model inputs, in evaluation mode."""
+    import torch
+
+    b = pair.modules[pair.b]
+    total, square, count = None, None, 0
+
+    def hook(_mod: Any, args: tuple) -> None:
+        nonlocal total, square, count
+        x = args[0].detach().double().reshape(-1, args[0].shape[-1])
+        total = x.sum(0) if total is None else total + x.sum(0)
+        square = (x * x).sum(0) if square is None else square + (x * x).sum(0)
+        count += x.shape[0]
+
+    was = model.training
+    handle = b.register_forward_pre_hook(hook)
+    try:
+        model.eval()
+        with torch.no_grad():
+            for x in batches:
+                model(x)
+    finally:
+        handle.remove()
+        model.train(was)
+    if not count:
+        raise ValueError("no batch to measure the units on")
+    mean = total / count
+    return mean, (square / count - mean * mean).clamp_min(0).sqrt()
+
+
+def cut_units(model: Any, pair: Pair, keep: float, mean: Any, std: Any) -> Any:
+    """Keep the ``keep`` fraction (rounded up) of ``pair.a``'s live units (a nonzero row whose
+    column of ``pair.b`` is nonzero) that matter most to ``pair.b``, in place: each of the others
+    is replaced by its mean input to ``b`` (``b``'s column times the mean goes into ``b``'s bias,
+    the column, ``a``'s row and ``a``'s bias entry become zero). A unit matters by the spread it
+    gives ``b``'s outputs: its input's standard deviation times the norm of ``b``'s column.
+    Returns the indices of the units cut (a tensor; empty when ``b`` has no bias)."""
+    import math
+
+    import torch
+
+    a, b = pair.modules[pair.a], pair.modules[pair.b]
+    with torch.no_grad():
+        live = (a.weight != 0).any(dim=1) & (b.weight != 0).any(dim=0)
+        n = int(live.sum())
+        if b.bias is None or n == 0:
+            return torch.zeros(0, dtype=torch.long)
+        score = (std.to(b.weight.dtype) * b.weight.norm(dim=0)).masked_fill(~live, math.inf)
+        cut = torch.argsort(score, stable=True)[: n - math.ceil(keep * n)]
+        b.bias.add_(b.weight[:, cut] @ mean.to(b.weight.dtype)[cut])
+        b.weight[:, cut] = 0
+        a.weight[cut] = 0
+        if a.bias is not None:
+            a.bias[cut] = 0
+    return cut
 
 
 def _fold(a: Any, b: Any, chain: list, modules: dict[str, Any], a_name: str, b_name: str,
