@@ -259,3 +259,32 @@ def test_unit_fractions_must_be_below_one():
     for bad in ((1.0,), (0.0,), (0.5, -0.1)):
         with pytest.raises(InputError):
             TailConfig(units=bad).validate()
+
+
+def test_a_unit_rung_that_retrains_frees_the_stored_layer_and_clusters_it_again():
+    """Retrained after the cut, the stored first layer's kept weights train under its mask and
+    are clustered again to as many values; its record says exactly what the model holds."""
+    from dataclasses import replace
+
+    from weightless.training.loop import TrainConfig
+
+    tail, x = _units_tail()
+    with torch.no_grad():
+        w = tail.model[0].weight
+        vals = torch.tensor([-0.3, -0.29, 0.29, 0.3])  # close: weights training on their own cross
+        w[w != 0] = vals[torch.arange(int((w != 0).sum())) % 4]
+    idx = np.where(w.detach().numpy() != 0, np.searchsorted(vals.numpy(), w.detach().numpy()), -1)
+    tail.encoded = {"0.weight": (idx, vals.numpy())}
+    before = tail.model[0].weight.detach().clone()
+    rt = replace(tail.cfg.retraining, accept_before_retraining=False, train=TrainConfig(epochs=1, batch_size=50, lr=1e-2))
+    tail.cfg = replace(tail.cfg, retraining=rt)
+    tail.retraining = rt
+    tail.units(set())
+    assert [d["accepted"] for d in tail.report] == [True, False] and all(d["retrained"] for d in tail.report)
+    idx2, cb2 = tail.encoded["0.weight"]
+    after = tail.model[0].weight.detach().numpy()
+    assert cb2.size == 4 and np.array_equal(np.where(idx2 >= 0, cb2[np.maximum(idx2, 0)], 0), after)
+    kept = (idx2 >= 0).any(axis=1)
+    assert kept.sum() == 5 and np.array_equal(idx2 >= 0, (idx >= 0) & kept[:, None])  # the mask, less the cut rows
+    assert not np.allclose(after[kept], before.numpy()[kept])  # the kept weights trained ...
+    assert not np.array_equal(idx2[kept], idx[kept])  # ... each on its own, not only the codebook
