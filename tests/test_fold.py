@@ -188,7 +188,8 @@ def test_cut_units_keeps_every_unit_at_a_fraction_of_one_and_needs_a_bias():
 
 
 class _Units:
-    """A contract stub that accepts a model while its first layer keeps at least ``least`` live units."""
+    """A contract stub that accepts a model while its first layer keeps at least ``least`` live
+    units (a nonzero row whose column of the next layer is nonzero)."""
 
     def __init__(self, least):
         self.least = least
@@ -196,7 +197,7 @@ class _Units:
     def decide(self, model, allowance=None):
         from weightless.pipeline.contract import Decision
 
-        live = int((model[0].weight != 0).any(dim=1).sum())
+        live = int(((model[0].weight != 0).any(dim=1) & (model[2].weight != 0).any(dim=0)).sum())
         return Decision(1.0, 0.9, 0.1, 0.1, live >= self.least)
 
     def same_outcomes(self, a, b):
@@ -288,3 +289,26 @@ def test_a_unit_rung_that_retrains_frees_the_stored_layer_and_clusters_it_again(
     assert kept.sum() == 5 and np.array_equal(idx2 >= 0, (idx >= 0) & kept[:, None])  # the mask, less the cut rows
     assert not np.allclose(after[kept], before.numpy()[kept])  # the kept weights trained ...
     assert not np.array_equal(idx2[kept], idx[kept])  # ... each on its own, not only the codebook
+
+
+def test_units_cut_after_the_next_layer_and_the_biases_were_clustered_stay_consistent():
+    """The stage cuts units last: the next layer's clustered weight loses the cut columns, the
+    biases that took the means are clustered again, and every record says what the model holds."""
+    from dataclasses import replace
+
+    tail, _ = _units_tail()
+    tail.cfg = replace(tail.cfg, tail=replace(tail.cfg.tail, nonzero=(1.0,)))  # every column of 2.weight kept
+    tail.weight(1, "2.weight")
+    tail.vectors()
+    assert {"2.weight", "0.bias", "2.bias"} <= set(tail.rest)
+    tail.units(set())
+    assert [d["accepted"] for d in tail.report if "live units" in d["what"]] == [True, False]
+    model = tail.model
+    idx, cb = tail.rest["2.weight"]
+    assert np.array_equal(np.where(idx >= 0, cb[np.maximum(idx, 0)], 0), model[2].weight.detach().numpy())
+    cut = ~(tail.encoded["0.weight"][0] >= 0).any(axis=1)
+    cut[[0, 5]] = False  # dead before (not folded here)
+    assert cut.sum() == 10 - 5 and np.all(idx[:, cut] == -1)
+    for v in ("0.bias", "2.bias"):
+        i, c = tail.rest[v]
+        assert np.array_equal(c[i], model.get_parameter(v).detach().numpy()), v
