@@ -312,3 +312,32 @@ def test_units_cut_after_the_next_layer_and_the_biases_were_clustered_stay_consi
     for v in ("0.bias", "2.bias"):
         i, c = tail.rest[v]
         assert np.array_equal(c[i], model.get_parameter(v).detach().numpy()), v
+
+
+def test_unit_statistics_read_a_map_style_dataset_batch_by_batch():
+    """The stage measures the units on the task's training data in whatever form it came:
+    here a map-style dataset of dicts, read in order, up to the examples asked for."""
+    from weightless.training.task import as_task
+
+    class _Dicts(torch.utils.data.Dataset):
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+        def __len__(self):
+            return len(self.y)
+
+        def __getitem__(self, i):
+            return {"x": self.x[i], "y": self.y[i]}
+
+    tail, x = _units_tail()
+    y = torch.zeros(len(x), dtype=torch.long)
+    tail.task = as_task(_Dicts(x, y), val=(x, y))
+    seen = [len(b) for b in tail._batches(n=400)]
+    assert sum(seen) == 300  # all of them: fewer than asked
+    from weightless.simplify.fold import linear_pairs, unit_inputs
+
+    (pair,) = linear_pairs(tail.model)
+    mean, _ = unit_inputs(tail.model, pair, tail._batches())
+    with torch.no_grad():
+        want = torch.relu(tail.model[0](x)).mean(0)
+    assert torch.allclose(mean.float(), want, atol=1e-5)
