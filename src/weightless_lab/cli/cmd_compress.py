@@ -216,11 +216,11 @@ def format_table(report: dict[str, Any]) -> str:
                      + (f"; backed off: {', '.join(b['backed_off'])}" if b.get("backed_off") else ""))
     alt = report.get("every_layer_lossless")
     if alt:
-        ci = alt["filters_vs_lossless_test"]
+        ci, saved = alt["filters_vs_lossless_test"], alt["file_bytes"] - report["file_bytes"]
+        what = (f"the filters save {saved} bytes ({saved / alt['file_bytes']:.1%})" if saved >= 0 else
+                f"THE LOSSLESS FILE IS SMALLER: the filters cost {-saved} bytes ({-saved / alt['file_bytes']:.1%})")
         lines.append(f"same pipeline, every layer lossless: {alt['file_bytes']} bytes, test error {alt['decoded_test_error']:.2f}%;"
-                     f" the filters save {alt['file_bytes'] - report['file_bytes']} bytes "
-                     f"({1 - report['file_bytes'] / alt['file_bytes']:.1%}) at {ci['difference']:+.2f} pp "
-                     f"[{ci['ci95_low']:+.2f}, {ci['ci95_high']:+.2f}] test error")
+                     f" {what} at {ci['difference']:+.2f} pp [{ci['ci95_low']:+.2f}, {ci['ci95_high']:+.2f}] test error")
     if report.get("whole_model"):
         from ..apps.whole import format_whole
 
