@@ -268,24 +268,20 @@ class _Tail:
         first: the smallest fraction of
         ``cfg.tail.units`` that passes, down the ladder until one is rejected; then (with
         ``cfg.tail.fold``) any unit left constant folded (exact)."""
-        from ..simplify.fold import cut_units, linear_pairs, unit_inputs
+        from ..simplify.fold import cut_units, linear_pairs, live_units, unit_inputs
 
         ladder = sorted(self.cfg.tail.units, reverse=True)
-        for names in [(p.a, p.b) for p in linear_pairs(self.model)]:
-            pair = next(p for p in linear_pairs(self.model) if (p.a, p.b) == names)  # the current model's
+        for pair in linear_pairs(self.model):  # by name: each step below works on a copy of the model
             a, b = f"{pair.a}.weight", f"{pair.b}.weight"
             stored = {**self.rest, **self.encoded}
-            if a not in stored or a in filters or b in filters or pair.modules[pair.b].bias is None:
+            if a not in stored or a in filters or b in filters or self.model.get_submodule(pair.b).bias is None:
                 continue  # (without a bias, the next layer has nowhere to take the means)
             mean, std = unit_inputs(self.model, pair, self._batches())
-            live = int(((self.model.get_parameter(a) != 0).any(dim=1) & (self.model.get_parameter(b) != 0).any(dim=0)).sum())
+            live = int(live_units(self.model, pair).sum())
             best = None
             for keep in ladder:
                 def change(m: Any, keep: float = keep, a: str = a, b: str = b, pair: Any = pair) -> dict:
-                    from ..simplify.fold import linear_pairs as pairs_of
-
-                    same = next(p for p in pairs_of(m) if (p.a, p.b) == (pair.a, pair.b))
-                    cut = cut_units(m, same, keep, mean, std).cpu().numpy()
+                    cut = cut_units(m, pair, keep, mean, std).cpu().numpy()
                     new = {a: (_cut_rows(stored[a][0], cut), stored[a][1])}
                     if b in stored:
                         new[b] = (np.ascontiguousarray(_cut_rows(stored[b][0].T, cut).T), stored[b][1])

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-__all__ = ["Folded", "Pair", "fold_dead_units", "linear_pairs", "unit_inputs", "cut_units"]
+__all__ = ["Folded", "Pair", "fold_dead_units", "linear_pairs", "unit_inputs", "live_units", "cut_units"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,9 @@ def _apply(node: Any, x: Any, modules: dict[str, Any]) -> Any:
 @dataclass(frozen=True)
 class Pair:
     """Two linear layers joined by elementwise operations: ``a`` (module name) feeds ``b`` only,
-    through ``chain`` (fx nodes of the traced module, whose submodules are the model's)."""
+    through ``chain`` (fx nodes of the traced module, whose submodules are the model's). The
+    names hold for a copy of the model too (:func:`unit_inputs` and :func:`cut_units` look the
+    layers up by name in the model they are given)."""
 
     a: str
     b: str
@@ -142,7 +144,7 @@ def unit_inputs(model: Any, pair: Pair, batches: Iterable[Any]) -> tuple[Any, An
     its elementwise operations) over ``batches`` of model inputs, in evaluation mode."""
     import torch
 
-    b = pair.modules[pair.b]
+    b = model.get_submodule(pair.b)
     total, square, count = None, None, 0
 
     def hook(_mod: Any, args: tuple) -> None:
@@ -168,6 +170,13 @@ def unit_inputs(model: Any, pair: Pair, batches: Iterable[Any]) -> tuple[Any, An
     return mean, (square / count - mean * mean).clamp_min(0).sqrt()
 
 
+def live_units(model: Any, pair: Pair) -> Any:
+    """Which units of ``pair.a`` are live in ``model``: a nonzero row of ``a`` whose column of
+    ``b`` is nonzero (a boolean tensor)."""
+    a, b = model.get_submodule(pair.a), model.get_submodule(pair.b)
+    return (a.weight != 0).any(dim=1) & (b.weight != 0).any(dim=0)
+
+
 def cut_units(model: Any, pair: Pair, keep: float, mean: Any, std: Any) -> Any:
     """Keep the ``keep`` fraction (rounded up) of ``pair.a``'s live units (a nonzero row whose
     column of ``pair.b`` is nonzero) that matter most to ``pair.b``, in place: each of the others
@@ -179,9 +188,9 @@ def cut_units(model: Any, pair: Pair, keep: float, mean: Any, std: Any) -> Any:
 
     import torch
 
-    a, b = pair.modules[pair.a], pair.modules[pair.b]
+    a, b = model.get_submodule(pair.a), model.get_submodule(pair.b)
     with torch.no_grad():
-        live = (a.weight != 0).any(dim=1) & (b.weight != 0).any(dim=0)
+        live = live_units(model, pair)
         n = int(live.sum())
         if b.bias is None or n == 0:
             return torch.zeros(0, dtype=torch.long)
