@@ -229,7 +229,7 @@ def test_the_whole_model_stage_cuts_units_down_the_ladder():
     """10 live units: 50% (5 kept) passes, 25% (3 kept) is rejected; the stored layer's rows of
     the cut units become zeros of its record, and the step is one a back-off can undo."""
     tail, x = _units_tail()
-    tail.units(set())
+    tail.units()
     whats = [d["what"] for d in tail.report]
     assert whats == ["0 with 50% of its 10 live units", "0 with 25% of its 10 live units"]
     assert [d["accepted"] for d in tail.report] == [True, False]
@@ -244,11 +244,12 @@ def test_the_whole_model_stage_cuts_units_down_the_ladder():
 
 def test_no_unit_is_cut_in_a_filter_or_a_layer_not_yet_stored():
     tail, _ = _units_tail()
-    tail.units({"0.weight"})  # its positions are in a filter: they cannot change
+    tail.filters = frozenset({"0.weight"})  # its positions are in a filter: they cannot change
+    tail.units()
     assert tail.report == [] and tail.steps == []
     tail, _ = _units_tail()
     tail.encoded = {}
-    tail.units(set())
+    tail.units()
     assert tail.report == [] and tail.steps == []
 
 
@@ -280,7 +281,7 @@ def test_a_unit_rung_that_retrains_frees_the_stored_layer_and_clusters_it_again(
     rt = replace(tail.cfg.retraining, accept_before_retraining=False, train=TrainConfig(epochs=1, batch_size=50, lr=1e-2))
     tail.cfg = replace(tail.cfg, retraining=rt)
     tail.retraining = rt
-    tail.units(set())
+    tail.units()
     assert [d["accepted"] for d in tail.report] == [True, False] and all(d["retrained"] for d in tail.report)
     idx2, cb2 = tail.encoded["0.weight"]
     after = tail.model[0].weight.detach().numpy()
@@ -301,7 +302,7 @@ def test_units_cut_after_the_next_layer_and_the_biases_were_clustered_stay_consi
     tail.weight(1, "2.weight")
     tail.vectors()
     assert {"2.weight", "0.bias", "2.bias"} <= set(tail.rest)
-    tail.units(set())
+    tail.units()
     assert [d["accepted"] for d in tail.report if "live units" in d["what"]] == [True, False]
     model = tail.model
     idx, cb = tail.rest["2.weight"]
@@ -341,3 +342,47 @@ def test_unit_statistics_read_a_map_style_dataset_batch_by_batch():
     with torch.no_grad():
         want = torch.relu(tail.model[0](x)).mean(0)
     assert torch.allclose(mean.float(), want, atol=1e-5)
+
+
+def test_units_the_next_layer_never_reads_are_dropped_exactly():
+    """A live unit whose column of the next layer is zero: its row becomes zero, the function
+    stays the same; a layer in ``skip`` (a filter's positions) is left alone."""
+    from weightless.simplify.fold import Dropped, drop_unread
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3)).eval()
+    with torch.no_grad():
+        model[2].weight[:, [1, 4]] = 0
+        model[4].weight[:, 2] = 0
+    assert _same_function(copy.deepcopy(model), lambda m: drop_unread(m, skip={"0.weight", "2.weight"})) == []
+    drops = _same_function(model, drop_unread)
+    assert [(d.source, d.target, list(d.rows)) for d in drops] == [("0.weight", "2.weight", [1, 4]),
+                                                                   ("2.weight", "4.weight", [2])]
+    assert isinstance(drops[0], Dropped)
+    assert not model[0].weight[[1, 4]].any() and model[0].weight[[0, 2, 3, 5]].all()
+    assert _same_function(model, drop_unread) == []  # a zero row is not live: nothing more
+
+
+def test_the_whole_model_stage_drops_unread_units_from_a_stored_layer():
+    """The stage's exact step: the stored first layer's record loses the rows the next layer
+    no longer reads, in new dicts (the stage before keeps its own), in the same step as the fold
+    of its two dead units."""
+    tail, x = _units_tail()
+    with torch.no_grad():
+        tail.model[2].weight[:, [3, 7]] = 0
+        before = tail.model(x)
+    old = tail.encoded
+    tail.fold()
+    idx = tail.encoded["0.weight"][0]
+    assert np.all(idx[[3, 7]] == -1) and (old["0.weight"][0][[3, 7]] >= 0).all()
+    assert np.array_equal(idx >= 0, tail.model[0].weight.detach().numpy() != 0)
+    with torch.no_grad():
+        assert torch.allclose(tail.model(x), before, atol=1e-6)  # the fold moves constants into a bias
+    assert [s.what for s in tail.steps] == ["dead units folded, unread units dropped"]
+    assert tail.report[-1]["what"] == "2 units of 0.weight that 2.weight never reads dropped (exact)"
+    tail, _ = _units_tail()
+    tail.filters = frozenset({"0.weight"})
+    with torch.no_grad():
+        tail.model[2].weight[:, 3] = 0
+    tail.fold()
+    assert [s.what for s in tail.steps] == ["dead units folded"] and (tail.encoded["0.weight"][0][3] >= 0).all()

@@ -17,6 +17,9 @@ only when the whole model still passes the accuracy contract's rule on the decis
    smaller than float16 storage; else the weight rounded to float16 (2 bytes a weight in the
    file) if that passes as it is or changes no outcome on the decision data; else the weight
    as it is;
+   then, exact again, the units a pruned layer no longer reads (its column zero) dropped from
+   the layer before it when that is not a filter (:func:`~weightless.simplify.fold.drop_unread`:
+   their rows zero, and their record's);
 2. the remaining 1-D float parameters (biases, norms' affine parameters), all at once,
    clustered to the first of ``TailConfig.bias_k`` (16, then 64) values each that passes (retrained
    codebooks), else the ``exact_k`` rungs as above, else kept exact as their own codebooks
@@ -150,14 +153,16 @@ def simplify_rest(model: Any, task: Any, cfg: EncodeConfig, *, encoded: dict[str
         back-off undoes them one at a time); a single step with the model as it came when none
         was kept.
     """
-    tail = _Tail(model, task, cfg, encoded, contract, teacher, progress, say)
+    tail = _Tail(model, task, cfg, encoded, contract, teacher, progress, say, frozenset(filters))
     if cfg.tail.fold:
         tail.fold()
     for i, name in enumerate([n for n in tail.params if n not in encoded and model.get_parameter(n).dim() >= 2]):
         tail.weight(i, name)
+    if cfg.tail.fold:  # a pruned layer may no longer read some units of the one before
+        tail.fold()
     tail.vectors()
     if cfg.tail.units:
-        tail.units(set(filters))
+        tail.units()
     if not tail.steps:
         return [TailStep("nothing kept", tail.model, tail.encoded, tail.rest, tail.report)]
     return [*tail.steps[:-1], replace(tail.steps[-1], report=list(tail.report))]  # the rejections after the last step too
@@ -181,8 +186,9 @@ class _Tail:
     simplified so far (``rest``) and the report lines; each accepted step replaces them."""
 
     def __init__(self, model: Any, task: Any, cfg: EncodeConfig, encoded: dict[str, tuple[np.ndarray, np.ndarray]],
-                 contract: Contract, teacher: Any, progress: bool, say: Callable[[str], None]) -> None:
-        self.model, self.task, self.cfg, self.encoded = model, task, cfg, encoded
+                 contract: Contract, teacher: Any, progress: bool, say: Callable[[str], None],
+                 filters: frozenset[str] = frozenset()) -> None:
+        self.model, self.task, self.cfg, self.encoded, self.filters = model, task, cfg, encoded, filters
         self.contract, self.teacher, self.progress, self.say = contract, teacher, progress, say
         self.params = [n for n, p in model.named_parameters() if p.dtype.is_floating_point]
         self.rest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -235,20 +241,27 @@ class _Tail:
         return _fewer_values(lambda j: recluster(model, name, mask, j, "density", self.cfg.filters.seed), k)
 
     def fold(self) -> None:
-        """Fold dead units into the next linear layer when that is not stored yet (exact: no
-        decision; the earlier stages keep their model)."""
-        from ..simplify.fold import fold_dead_units
+        """The exact unit steps (no decision; the earlier stages keep their model): dead units
+        folded into the next linear layer when that is not stored yet, then the units the next
+        layer never reads (a zero column) dropped from a layer that is not a filter (its row
+        zero, its record's too)."""
+        from ..simplify.fold import drop_unread, fold_dead_units
 
         cand = copy.deepcopy(self.model)
-        folds = fold_dead_units(cand, skip=set(self.encoded))
-        if folds:
-            self.model = cand
-        for f in folds:
-            what = f"{f.units} dead units of {f.source} folded into {f.target} (exact)"
+        folds = fold_dead_units(cand, skip=set(self.encoded) | set(self.rest))
+        drops = drop_unread(cand, skip=self.filters)
+        whats = [f"{f.units} dead units of {f.source} folded into {f.target} (exact)" for f in folds]
+        whats += [f"{len(d.rows)} units of {d.source} that {d.target} never reads dropped (exact)" for d in drops]
+        if not whats:
+            return
+        self.model = cand
+        rows = {d.source: d.rows for d in drops}  # new dicts: the earlier stages hold the old ones
+        self.encoded, self.rest = ({n: (_cut_rows(v[0], rows[n]), v[1]) if n in rows else v for n, v in layers.items()}
+                                   for layers in (self.encoded, self.rest))
+        for what in whats:
             self.say(what)
             self.report.append({"what": what, "retrained": False, "accepted": True})
-        if folds:
-            self._step("dead units folded")
+        self._step(", ".join([*(["dead units folded"] if folds else []), *(["unread units dropped"] if drops else [])]))
 
     def _step(self, what: str) -> None:
         self.steps.append(TailStep(what, self.model, dict(self.encoded), dict(self.rest), list(self.report)))
@@ -261,7 +274,7 @@ class _Tail:
         accepted = [d["what"] for d in self.report if d.get("accepted")]  # the kept one: later rungs were rejected
         self._step(accepted[-1] if accepted else "a step")
 
-    def units(self, filters: set[str]) -> None:
+    def units(self) -> None:
         """Fewer units in each linear pair whose first layer is stored as a lossless record
         (encoded or simplified here: its indices say which rows are cut) and whose second is
         not a filter; last, so the steps every file needs (a weight clustered) spend the budget
@@ -274,7 +287,7 @@ class _Tail:
         for pair in linear_pairs(self.model):  # by name: each step below works on a copy of the model
             a, b = f"{pair.a}.weight", f"{pair.b}.weight"
             stored = {**self.rest, **self.encoded}
-            if a not in stored or a in filters or b in filters or self.model.get_submodule(pair.b).bias is None:
+            if a not in stored or a in self.filters or b in self.filters or self.model.get_submodule(pair.b).bias is None:
                 continue  # (without a bias, the next layer has nowhere to take the means)
             mean, std = unit_inputs(self.model, pair, self._batches())
             live = int(live_units(self.model, pair).sum())

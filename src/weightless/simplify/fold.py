@@ -13,6 +13,10 @@ are ``nn.Linear`` modules joined by a chain of elementwise operations (activatio
 identity, a 1-D batch norm as at inference), each used only by the next, so no other consumer
 sees the unit.
 
+The other direction is exact too (:func:`drop_unread`): a unit whose column of ``B`` is zero is
+never read, so its row of ``A`` can be zero (LeNet-300-100 at the default budget: 29 of FC-0's
+units, 654 nonzeros, after FC-1 was pruned).
+
 The same pairs give the whole-model stage its unit cut (:func:`cut_units`): a live unit whose
 output barely varies is replaced by its mean, which the next layer's bias takes, so both
 layers lose a row and a column. That one is lossy, so the stage decides it under the budget.
@@ -23,7 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-__all__ = ["Folded", "Pair", "fold_dead_units", "linear_pairs", "unit_inputs", "live_units", "cut_units"]
+__all__ = ["Folded", "Dropped", "Pair", "fold_dead_units", "drop_unread", "linear_pairs", "unit_inputs", "live_units",
+           "cut_units"]
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,37 @@ def fold_dead_units(model: Any, skip: "set[str] | frozenset[str]" = frozenset())
                        f"{pair.a}.weight", f"{pair.b}.weight", skip)
         if folded is not None:
             done.append(folded)
+    return done
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """Units of ``source`` (a weight name) that ``target`` never reads, their rows made zero."""
+
+    source: str
+    target: str
+    rows: Any  # numpy indices of the units
+
+
+def drop_unread(model: Any, skip: "set[str] | frozenset[str]" = frozenset()) -> list[Dropped]:
+    """Zero, in place, the row of every live unit of a linear layer that the next linear layer
+    never reads (its column there is zero): the same function, since nothing else sees the
+    unit. A layer whose weight name is in ``skip`` is never changed. Returns what was dropped
+    (empty when the model cannot be traced or every unit is read)."""
+    import torch
+
+    done: list[Dropped] = []
+    for pair in linear_pairs(model):
+        if f"{pair.a}.weight" in skip:
+            continue
+        a, b = model.get_submodule(pair.a), model.get_submodule(pair.b)
+        if a.weight.shape[0] != b.weight.shape[1]:  # a graph that could not run
+            continue
+        with torch.no_grad():
+            rows = torch.nonzero((a.weight != 0).any(dim=1) & (b.weight == 0).all(dim=0)).flatten()
+            if rows.numel():
+                a.weight[rows] = 0
+                done.append(Dropped(f"{pair.a}.weight", f"{pair.b}.weight", rows.cpu().numpy()))
     return done
 
 
