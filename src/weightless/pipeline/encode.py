@@ -263,8 +263,8 @@ class _Encoder:
         filters = {n for n, f in st.filters.items() if f is not None}
         for step in simplify_rest(st.model, self.task, self.cfg, encoded=st.encoded, contract=self.contract,
                                   teacher=self.teacher, progress=self.progress, say=self.say, filters=filters):
-            reports = [r if step.encoded.get(r.name, (None,))[0] is st.encoded.get(r.name, (None,))[0]
-                       else _recount(r, *step.encoded[r.name]) for r in st.reports]  # fewer units: fewer nonzeros
+            reports = [_recount(r, *step.encoded[r.name]) if _changed(st.encoded.get(r.name), step.encoded.get(r.name))
+                       else r for r in st.reports]  # fewer units: fewer nonzeros
             self.stage = Stage(f"the whole-model stage ({step.what})", step.model, step.encoded, {}, step.rest,
                                st.filters, reports, st.fresh, step.report)
             self.stages.append(self.stage)
@@ -327,6 +327,13 @@ class _Encoder:
             self.true_indices.setdefault(name, idx)
         tensors = assemble(model, stage.encoded, rest, stage.filters, self.cfg.tail.round_codebooks)
         return model, tensors, reports
+
+
+def _changed(before: tuple[np.ndarray, np.ndarray] | None, after: tuple[np.ndarray, np.ndarray] | None) -> bool:
+    """Whether an encoded layer's indices changed between two stages (units cut or dropped, the
+    layer clustered again); a copy of the same indices or a retrained codebook is no change."""
+    return before is not None and after is not None and before[0] is not after[0] \
+        and not np.array_equal(before[0], after[0])
 
 
 def _recount(report: LayerReport, indices: np.ndarray, codebook: np.ndarray) -> LayerReport:
