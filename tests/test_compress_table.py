@@ -30,6 +30,7 @@ def test_the_lossless_line_says_when_the_filters_save():
 def test_the_lossless_line_says_loudly_when_the_lossless_file_is_smaller():
     line = [x for x in format_table(_report(13_279, 12_479)).splitlines() if x.startswith("same pipeline")][0]
     assert "THE LOSSLESS FILE IS SMALLER: the filters cost 800 bytes (6.4%)" in line
+    assert "(runs/lenet5-magnitude.lossless.wl)" in line  # where the smaller file is
 
 
 def test_the_lossless_line_credits_no_filter_when_the_file_holds_none():

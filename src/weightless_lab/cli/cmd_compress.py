@@ -223,7 +223,8 @@ def format_table(report: dict[str, Any]) -> str:
                     f"made it {share} {'smaller' if saved >= 0 else 'larger'}")
         else:
             what = (f"the filters save {share}" if saved >= 0 else f"THE LOSSLESS FILE IS SMALLER: the filters cost {share}")
-        lines.append(f"same pipeline, every layer lossless: {alt['file_bytes']} bytes, test error {alt['decoded_test_error']:.2f}%;"
+        lines.append(f"same pipeline, every layer lossless ({alt['output']}): {alt['file_bytes']} bytes, "
+                     f"test error {alt['decoded_test_error']:.2f}%;"
                      f" {what} at {ci['difference']:+.2f} pp [{ci['ci95_low']:+.2f}, {ci['ci95_high']:+.2f}] test error")
     if report.get("whole_model"):
         from ..apps.whole import format_whole
