@@ -22,6 +22,7 @@ from ..errors import InputError
 from .assemble import assemble, lossless_report, set_clustered
 from .config import EncodeConfig
 from .contract import Contract, Decision, split_data
+from .harder import prune_harder
 from .reports import CompressResult, LayerReport, Stage, Trial
 from .steps import best_filter, bias_of, min_t, ordered_layers, recluster, resolve_construction, retrain_around, size_cap
 from .whole import lossless_bytes, simplify_rest
@@ -171,60 +172,9 @@ class _Encoder:
         return spent + sizes[0] / max(sum(sizes), 1) * max(self.contract.allowance - spent, 0.0)
 
     def prune_harder(self, li: int, name: str, tol: float, trainable: set[str]) -> list[dict[str, Any]]:
-        """Before layer ``name``'s t search: its nonzeros cut to each fraction of
-        ``cfg.filters.harder`` in turn (the largest magnitudes kept), the model retrained (the
-        layer under its new mask, the later layers) and the layer clustered again; each cut is
-        a stage, kept while the rule accepts it within the layer's share ``tol``
-        (:meth:`layer_share`). Returns the report rows of the cuts tried."""
-        fs, rt, st = self.cfg.filters, self.cfg.retraining, self.stage
-        if not fs.harder or rt.train is None:
-            return []
-        n0, rows = int((st.pending[name][0] >= 0).sum()), []
-        for frac in fs.harder:
-            keep = int(round(frac * n0))
-            if keep < 8 * self.k[name]:  # too few weights for its k values (and for a cut to matter)
-                break
-            cut = self._cut(li, name, keep, tol, trainable)
-            if cut is None:
-                break
-            dec, stage = cut
-            self.say(f"{name}: {keep} of {n0} nonzeros ({100 * frac:.3g}%), retrained, val error {dec.error:.2f}%, "
-                     f"{dec.describe()} vs reference {dec.reference_error:.2f}%, the layer's share {tol:.2f} pp: "
-                     f"{'accepted' if dec.accepted else 'rejected'}")
-            rows.append({"nonzero": keep, "allowance": round(tol, 4), "retrained": True, **dec.as_dict()})
-            if not dec.accepted:  # a finer cut here was measured worse: the filter after it needs that budget
-                break
-            self.stage = stage
-            self.stages.append(stage)
-        return rows
-
-    def _cut(self, li: int, name: str, keep: int, tol: float, trainable: set[str]) -> tuple[Decision, Stage] | None:
-        """Layer ``name`` of the current stage cut to its ``keep`` largest-magnitude nonzeros,
-        the model retrained and the layer clustered again; the decision (within ``tol``) and the
-        stage it would make. None when the layer can no longer be clustered to its k values."""
-        import torch
-
-        from ..simplify.magnitude import get_param
-
-        fs, st = self.cfg.filters, self.stage
-        cand, (idx, cb) = copy.deepcopy(st.model), st.pending[name]
-        p = get_param(cand, name)
-        w = np.where(idx >= 0, np.abs(p.detach().cpu().numpy()), -1.0).ravel()
-        flat = np.zeros(w.size, dtype=bool)
-        flat[np.argsort(-w, kind="stable")[:keep]] = True
-        mask = flat.reshape(idx.shape)
-        with torch.no_grad():
-            p.mul_(torch.from_numpy(mask.astype(np.float32)).to(p.device, p.dtype))
-        enc, pend = retrain_around(cand, self.task, self.cfg.retraining, encoded=st.encoded,
-                                   pending={**st.pending, name: (np.where(mask, idx, -1), cb)}, trainable=trainable,
-                                   teacher=self.teacher, desc=f"retrain {name} at {keep} nonzeros", progress=self.progress)
-        if np.unique(p.detach().cpu().numpy()[mask]).size < self.k[name]:  # retraining left too few values to cluster
-            return None
-        pend[name] = recluster(cand, name, mask, self.k[name], self.simplified.layers[name].init, seed=fs.seed + li)
-        if np.unique(pend[name][0][mask]).size < self.k[name]:  # a value lost all its weights: k could not be kept
-            return None
-        stage = Stage(f"{name} cut to {keep} nonzeros", cand, enc, pend, {}, st.filters, st.reports, fresh=False)
-        return self.contract.decide(cand, allowance=tol), stage
+        """Before layer ``name``'s t search: fewer nonzeros
+        (:func:`~weightless.pipeline.harder.prune_harder`). Returns the report rows."""
+        return prune_harder(self, li, name, tol, trainable)
 
     def halve_k(self, name: str, li: int, t: int, tr: Trial, indices: np.ndarray, codebook: np.ndarray,
                 trainable: set[str], rows: list[dict[str, Any]]) -> tuple[int, Trial, np.ndarray, np.ndarray]:
