@@ -132,7 +132,7 @@ class _Encoder:
         trainable = (later - biases) | (biases if cfg.retraining.train_encoded else set())
         share = self.layer_share(name) if cfg.filters.layer_share or cfg.filters.harder else self.contract.allowance
         self.share = share if cfg.filters.layer_share else None
-        cuts = self.prune_harder(li, name, share, trainable)  # a fixed t too: the every-layer-lossless comparison cuts alike
+        cuts = prune_harder(self, li, name, share, trainable)  # a fixed t too: the every-layer-lossless comparison cuts alike
         st = self.stage
         indices, codebook = st.pending[name]
         if not st.fresh:
@@ -170,11 +170,6 @@ class _Encoder:
         sizes = [lossless_bytes(*st.pending[n]) for n in self.names[self.names.index(name):]]
         spent = self.contract.decide(st.model).difference
         return spent + sizes[0] / max(sum(sizes), 1) * max(self.contract.allowance - spent, 0.0)
-
-    def prune_harder(self, li: int, name: str, tol: float, trainable: set[str]) -> list[dict[str, Any]]:
-        """Before layer ``name``'s t search: fewer nonzeros
-        (:func:`~weightless.pipeline.harder.prune_harder`). Returns the report rows."""
-        return prune_harder(self, li, name, tol, trainable)
 
     def halve_k(self, name: str, li: int, t: int, tr: Trial, indices: np.ndarray, codebook: np.ndarray,
                 trainable: set[str], rows: list[dict[str, Any]]) -> tuple[int, Trial, np.ndarray, np.ndarray]:

@@ -168,7 +168,8 @@ def drop_unread(model: Any, skip: "set[str] | frozenset[str]" = frozenset()) -> 
         if a.weight.shape[0] != b.weight.shape[1]:  # a graph that could not run
             continue
         with torch.no_grad():
-            rows = torch.nonzero((a.weight != 0).any(dim=1) & (b.weight == 0).all(dim=0)).flatten()
+            has_row, read = _unit_masks(model, pair)
+            rows = torch.nonzero(has_row & ~read).flatten()
             if rows.numel():
                 a.weight[rows] = 0
                 done.append(Dropped(f"{pair.a}.weight", f"{pair.b}.weight", rows.cpu().numpy()))
@@ -206,11 +207,18 @@ def unit_inputs(model: Any, pair: Pair, batches: Iterable[Any]) -> tuple[Any, An
     return mean, (square / count - mean * mean).clamp_min(0).sqrt()
 
 
+def _unit_masks(model: Any, pair: Pair) -> tuple[Any, Any]:
+    """For each unit of ``pair.a`` in ``model``: whether its row of ``a`` is nonzero, and whether
+    its column of ``b`` is (``b`` reads it); two boolean tensors."""
+    a, b = model.get_submodule(pair.a), model.get_submodule(pair.b)
+    return (a.weight != 0).any(dim=1), (b.weight != 0).any(dim=0)
+
+
 def live_units(model: Any, pair: Pair) -> Any:
     """Which units of ``pair.a`` are live in ``model``: a nonzero row of ``a`` whose column of
     ``b`` is nonzero (a boolean tensor)."""
-    a, b = model.get_submodule(pair.a), model.get_submodule(pair.b)
-    return (a.weight != 0).any(dim=1) & (b.weight != 0).any(dim=0)
+    has_row, read = _unit_masks(model, pair)
+    return has_row & read
 
 
 def cut_units(model: Any, pair: Pair, keep: float, mean: Any, std: Any) -> Any:
