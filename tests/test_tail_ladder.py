@@ -163,11 +163,11 @@ def test_a_kept_step_is_named_by_the_rung_kept_not_the_rung_rejected_after_it():
 def test_a_layer_report_is_recounted_only_when_its_indices_changed():
     """The whole-model stage recounts an encoded layer's report when its indices changed (units
     cut or dropped, clustered again), not when they were only copied or the codebook retrained."""
-    from weightless.pipeline.encode import _changed as _moved
+    from weightless.pipeline.encode import _changed
 
     idx = np.array([[0, -1], [1, 0]])
     cb = np.array([0.5, 1.0], np.float32)
-    assert not _moved((idx, cb), (idx, cb)) and not _moved(None, (idx, cb)) and not _moved((idx, cb), None)
-    assert not _moved((idx, cb), (idx.copy(), cb * 2))  # a copy, a retrained codebook
-    assert _moved((idx, cb), (np.array([[1, -1], [0, 0]]), cb))  # clustered again, same positions
-    assert _moved((idx, cb), (np.array([[0, -1], [-1, 0]]), cb))
+    assert not _changed((idx, cb), (idx, cb)) and not _changed(None, (idx, cb)) and not _changed((idx, cb), None)
+    assert not _changed((idx, cb), (idx.copy(), cb * 2))  # a copy, a retrained codebook
+    assert _changed((idx, cb), (np.array([[1, -1], [0, 0]]), cb))  # clustered again, same positions
+    assert _changed((idx, cb), (np.array([[0, -1], [-1, 0]]), cb))

@@ -290,11 +290,8 @@ class CompressConfig:
             the recipe is made gentler (``simplify_factor`` times the nonzero fraction) up to
             ``simplify_retries`` times. Default 0.7: the sparsity simplification reaches is
             where the bytes are, and the later steps rarely use what a larger reserve leaves
-            them (the rule's margin, about 0.2 pp, eats most of it); with 0.5, LeNet-300-100
-            (seed 0) went from 5% to 10% nonzero for a first try at +0.30 pp (0.25 allowed)
-            and wrote 15,913 bytes instead of 10,093 at the same test error, LeNet5 16,274
-            instead of 13,051; on a tight budget it can cost (LeNet5 DNS at ``max_error=1.0``:
-            8,585 bytes instead of 7,392; docs/ACCURACY.md, Limits).
+            them (the rule's margin, about 0.2 pp, eats most of it); smaller files than 0.5 at
+            the default budget, a larger one on a tight budget (docs/ACCURACY.md, Limits).
         simplify_factor: how much gentler each retry is (default sqrt(2): LeNet5's magnitude
             recipe spends +0.34 pp of the default 0.5 pp, 2x spent +0.00, sqrt(2) +0.22).
         simplify_retries: gentler simplifications tried before giving up (default 8: from a
