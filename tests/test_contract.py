@@ -181,28 +181,45 @@ class _Stop(Exception):
     pass
 
 
-def test_a_simplification_within_the_default_share_is_kept_at_the_first_try(simplified, data, monkeypatch) -> None:
-    """By default simplification may spend 0.7 of the budget: a first try at 0.6 of it is kept
-    (with 0.5 it would be made gentler). The error is scripted from the selected layer's density."""
+@pytest.mark.parametrize("budget, spent, share, tried", [
+    (0.5, 0.30, None, ["2%"]),  # 0.6 of a 0.5 pp budget: kept (0.7 of it, 0.34 pp, may go)
+    (0.5, 0.30, 0.5, ["2%", "4%"]),  # with half the budget: gentler
+    (0.3, 0.18, None, ["2%", "4%"]),  # 0.6 of a 0.3 pp budget would leave 0.12 pp: half it is
+])
+def test_simplification_may_spend_0_7_of_the_budget_but_leaves_the_reserve(
+        simplified, data, monkeypatch, budget, spent, share, tried) -> None:
+    """By default simplification may spend 0.7 of the budget, but leaves at least
+    ``simplify_reserve`` (0.16 pp) to the later steps unless that is under half of it. The error
+    is scripted from the selected layer's density: the given model is at 10%, the recipe's 2%."""
     from weightless.pipeline.contract import Decision
 
     def fake_evaluate(model, task, split="val"):
         density = float((model.fc1.weight.detach() != 0).float().mean())
-        return 2.0 if density > 0.08 else 2.24  # the given model is at 10%; the recipe's 2%: +0.24 of 0.4 pp
+        return 2.0 if density > 0.08 else 2.0 + spent
 
     monkeypatch.setattr(weightless.training, "evaluate", fake_evaluate)
     monkeypatch.setattr(Contract, "confirm", lambda self, m: Decision(2.0, 2.0, 0.0, 0.1, True))
-    cfg = replace(_cfg(max_error_increase=0.4), simplify_retries=1, simplify_factor=2.0)
-    for share, tried in ((None, ["2%"]), (0.5, ["2%", "4%"])):
-        lines: list[str] = []
+    cfg = replace(_cfg(max_error_increase=budget), simplify_retries=1, simplify_factor=2.0)
+    lines: list[str] = []
 
-        def log(line: str) -> None:
-            lines.append(line)
-            if line.startswith("budget:"):
-                raise _Stop
+    def log(line: str) -> None:
+        lines.append(line)
+        if line.startswith("budget:"):
+            raise _Stop
 
-        with pytest.raises(_Stop):
-            weightless.compress(simplified.model, data, config=cfg if share is None else replace(cfg, simplify_share=share),
-                                log=log)
-        assert [ln.split("(")[1].split(")")[0].split()[-1] for ln in lines if ln.startswith(("simplified (", "pruned ("))] \
-            == tried, lines
+    with pytest.raises(_Stop):
+        weightless.compress(simplified.model, data, config=cfg if share is None else replace(cfg, simplify_share=share),
+                            log=log)
+    assert [ln.split("(")[1].split(")")[0].split()[-1] for ln in lines if ln.startswith(("simplified (", "pruned ("))] \
+        == tried, lines
+
+
+def test_simplify_allowance() -> None:
+    cfg = CompressConfig()
+    assert cfg.simplify_allowance(0.5) == pytest.approx(0.34)  # 0.5 - 0.16, under 0.7 x 0.5
+    assert cfg.simplify_allowance(1.0) == pytest.approx(0.7)
+    assert cfg.simplify_allowance(0.27) == pytest.approx(0.135)  # half: 0.27 - 0.16 is less
+    assert replace(cfg, simplify_share=0.3).simplify_allowance(0.27) == pytest.approx(0.081)
+    assert replace(cfg, simplify_reserve=0.0).simplify_allowance(0.27) == pytest.approx(0.189)
+    with pytest.raises(weightless.InputError, match="simplify_reserve"):
+        replace(cfg, simplify_reserve=-0.1).validate()

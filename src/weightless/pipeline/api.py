@@ -177,8 +177,9 @@ def _seen_warning(task: Any, val_error: float, test_error: float | None) -> str 
 def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: CompressConfig, dense_val: float,
                      show: bool, say: Callable[[str], None],
                      check: Callable[[Any], Any] | None, anchor: _Anchor) -> tuple[Any, float]:
-    """Simplify with ``recipe``; when that spends more than ``config.simplify_share`` of the
-    budget on the decision data (against the given model), simplify again with
+    """Simplify with ``recipe``; when that spends more than its share of the budget
+    (:meth:`CompressConfig.simplify_allowance`) on the decision data (against the given model),
+    simplify again with
     ``config.simplify_factor`` times the nonzero fraction, up to ``config.simplify_retries`` times: from the recorded pruning step
     that covers the new fractions (magnitude pruning), and without clustering a pruned model
     that already spends 0.1 pp more than the share. ``check`` (the given model's contract's
@@ -201,11 +202,11 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
     states: list[PruneState] = []  # magnitude pruning: where a gentler retry can start
     start: PruneState | None = None
     budget = config.allowance(anchor.error)
-    share = config.simplify_share * budget
+    share = config.simplify_allowance(budget)
     for attempt in range(config.simplify_retries + 1):
         gentler = (config.reference == "model" and attempt < config.simplify_retries
                    and any(l.nonzero < 1 for l in recipe.layers))
-        why = f"simplification spent more than {100 * config.simplify_share:g}% of the budget"
+        why = f"simplification spent more than its {share:.2f} pp of the {budget:.2f} pp budget"
         try:
             simplified = simplify(model, task, recipe, progress=show, start=start,
                                   record=states if recipe.method == "magnitude" else None,

@@ -289,9 +289,14 @@ class CompressConfig:
         simplify_share: the share of the budget simplification may spend; when it spends more,
             the recipe is made gentler (``simplify_factor`` times the nonzero fraction) up to
             ``simplify_retries`` times. Default 0.7: the sparsity simplification reaches is
-            where the bytes are, and the later steps rarely use what a larger reserve leaves
-            them (the rule's margin, about 0.2 pp, eats most of it); smaller files than 0.5 at
-            the default budget, a larger one on a tight budget (docs/ACCURACY.md, Limits).
+            where the bytes are, and at the default budget the later steps rarely use what a
+            larger reserve leaves them (the rule's margin, about 0.2 pp, eats most of it).
+        simplify_reserve: percentage points of the budget simplification leaves to the later
+            steps beyond half the budget: it may spend ``min(simplify_share * B, max(B / 2, B -
+            simplify_reserve))`` of a budget B (default 0.16 pp, about the rule's margin on
+            5,000 decision examples: 0.7 of the default 0.5 pp budget, half of a budget under
+            0.32 pp, where the later steps need that margin to pass at all). See
+            :meth:`simplify_allowance` and docs/ACCURACY.md, Limits, for the runs behind both.
         simplify_factor: how much gentler each retry is (default sqrt(2): LeNet5's magnitude
             recipe spends +0.34 pp of the default 0.5 pp, 2x spent +0.00, sqrt(2) +0.22).
         simplify_retries: gentler simplifications tried before giving up (default 8: from a
@@ -309,10 +314,17 @@ class CompressConfig:
     reference: str = "model"
     confirm_fraction: float = 0.5
     simplify_share: float = 0.7
+    simplify_reserve: float = 0.16
     simplify_factor: float = 2.0 ** 0.5
     simplify_retries: int = 8
     allow_over_budget: bool = False
     progress: bool = True
+
+    def simplify_allowance(self, budget: float) -> float:
+        """What simplification may spend of a ``budget`` (pp): ``simplify_share`` of it, but
+        no more than leaves ``simplify_reserve`` pp to the later steps, unless that is under
+        half of it (with a smaller ``simplify_share``, that share)."""
+        return min(self.simplify_share * budget, max(budget / 2, budget - self.simplify_reserve))
 
     def allowance(self, reference_error: float) -> float:
         """The budget in percentage points over a reference whose error is ``reference_error``
@@ -341,7 +353,7 @@ class CompressConfig:
         if not isinstance(self.encode, EncodeConfig):
             raise InputError(f"encode must be an EncodeConfig, got {type(self.encode).__name__}")
         self.encode.validate()
-        for name in ("max_error_increase", "max_error", "confirm_fraction", "simplify_share"):
+        for name in ("max_error_increase", "max_error", "confirm_fraction", "simplify_share", "simplify_reserve"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))):
                 raise InputError(f"{name} must be a number, got {type(v).__name__} {v!r}")
@@ -357,6 +369,8 @@ class CompressConfig:
             raise InputError(f"confirm_fraction must be in [0, 0.9], got {self.confirm_fraction}")
         if not 0 < self.simplify_share <= 1:
             raise InputError(f"simplify_share must be in (0, 1], got {self.simplify_share}")
+        if not self.simplify_reserve >= 0:
+            raise InputError(f"simplify_reserve must be >= 0 percentage points, got {self.simplify_reserve}")
         if isinstance(self.simplify_factor, bool) or not isinstance(self.simplify_factor, (int, float)) \
                 or not 1 < self.simplify_factor <= 16:
             raise InputError(f"simplify_factor must be a number in (1, 16], got {self.simplify_factor!r}")
