@@ -4,12 +4,12 @@ and codebooks (``layers.npz``) and a JSON summary."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_target
 from ..errors import DataError
 
 __all__ = ["save_simplified", "load_simplified_layers"]
@@ -33,9 +33,8 @@ def save_simplified(result: Any, out_dir: str | Path) -> dict[str, Path]:
         arrays[f"{name}.codebook"] = layer.codebook
     with open(paths["layers"], "wb") as f:
         np.savez(f, **arrays)
-    tmp = paths["summary"].with_suffix(".tmp")
-    tmp.write_text(json.dumps(result.summary(), indent=2) + "\n")
-    os.replace(tmp, paths["summary"])
+    with atomic_target(paths["summary"]) as (_, fd), open(fd, "w", encoding="utf-8", closefd=False) as fh:
+        fh.write(json.dumps(result.summary(), indent=2) + "\n")
     return paths
 
 

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from weightless._atomic import atomic_target
 from weightless.errors import DataError
 from weightless.training.loop import TrainConfig, train
 from weightless.training.threads import effective_threads
@@ -86,7 +87,6 @@ def train_dense(
     seconds = time.perf_counter() - t0
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-        os.replace(tmp, path)
+        with atomic_target(path) as (tmp, _):
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp)
     return model, seconds, False

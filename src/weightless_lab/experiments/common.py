@@ -1,6 +1,7 @@
-"""Shared pieces of the paper reproduction: the run configuration, environment info, atomic
-result files, progress with a time estimate, and checked layer encodings (the models the
-experiments start from are in :mod:`.simplified_cache`) (every size is ``len()`` of bytes that were decoded back and compared).
+"""Shared pieces of the paper reproduction: the run configuration, environment info (from
+:mod:`.environment`), atomic result files, progress with a time estimate, and checked layer
+encodings (every size is ``len()`` of bytes that were decoded back and compared; the models the
+experiments start from are in :mod:`.simplified_cache`).
 
 Each experiment module exposes ``run(cfg, log) -> dict`` (the JSON-ready result) and
 ``markdown(result) -> str``; :func:`write_result` stores both as ``<out>/<name>.json`` and
@@ -9,14 +10,9 @@ Each experiment module exposes ``run(cfg, log) -> dict`` (the JSON-ready result)
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import os
-import platform
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -24,10 +20,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from weightless._atomic import atomic_target
 from weightless.errors import InputError, WeightlessError
 from weightless.pipeline.config import EncodeConfig, FilterSearch
 
 from ..apps.encode_options import override_encode
+from .environment import env_info
 
 __all__ = [
     "EXPERIMENTS",
@@ -206,84 +204,10 @@ class Progress:
         return time.perf_counter() - self.t0
 
 
-def _git_commit() -> dict[str, Any]:
-    root = Path(__file__).resolve().parents[3]
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-        if head.returncode != 0:
-            return {"commit": None, "dirty": None}
-        return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def env_info(cfg: ReproConfig | None = None) -> dict[str, Any]:
-    """Return the environment of a run: versions, git commit, machine, seeds, date (UTC)."""
-    import weightless
-
-    versions: dict[str, Any] = {"weightless": weightless.__version__, "python": platform.python_version(),
-                                "numpy": np.__version__}
-    for mod in ("torch", "numba", "constriction"):
-        m = sys.modules.get(mod)
-        if m is None:
-            try:
-                m = __import__(mod)
-            except ImportError:
-                m = None
-        versions[mod] = getattr(m, "__version__", None) if m is not None else None
-    threads, capability = None, None
-    if "torch" in sys.modules:
-        threads = sys.modules["torch"].get_num_threads()
-        capability = sys.modules["torch"].backends.cpu.get_cpu_capability()
-    from weightless.filters import constructions
-
-    return {
-        "versions": versions,
-        "git": _git_commit(),
-        "machine": {
-            "cpu": _cpu_model(),
-            "logical_cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "torch_threads": threads,
-            # the vector instruction set torch's kernels use: it changes float rounding, so a
-            # model trained on another one differs (and so does every figure after it)
-            "torch_cpu_capability": capability,
-            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        },
-        "filter_constructions": sorted(constructions()),
-        "seed": None if cfg is None else cfg.seed,
-        "config": None if cfg is None else cfg.as_dict(),
-        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-
-
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_target(path) as (_, fd), open(fd, "wb", closefd=False) as fh:
+        fh.write(data)
 
 
 def _jsonable(x: Any) -> Any:

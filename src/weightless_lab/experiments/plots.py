@@ -6,10 +6,10 @@ Uses matplotlib's non-interactive Agg backend; each PNG is written to a temp fil
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from weightless._atomic import atomic_target
 from weightless.errors import InputError
 from .common import read_result
 
@@ -18,14 +18,8 @@ __all__ = ["plot_figure2", "plot_figure4", "plot_frontier", "plot_all"]
 
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_target(path) as (tmp, _):
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     return path
 
 

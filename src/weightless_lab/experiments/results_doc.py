@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from weightless._atomic import atomic_target
+
 from .readme import readme_results
 
 __all__ = ["results_doc", "write_results_doc", "main"]
@@ -196,9 +198,9 @@ def write_results_doc(results: str | os.PathLike = "results", out: str | os.Path
     """Write :func:`results_doc` to ``out``; return its path."""
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(results_doc(results, out), encoding="utf-8")
-    os.replace(tmp, path)
+    text = results_doc(results, out)
+    with atomic_target(path) as (_, fd), open(fd, "w", encoding="utf-8", closefd=False) as fh:
+        fh.write(text)
     return path
 
 
