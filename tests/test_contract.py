@@ -223,3 +223,21 @@ def test_simplify_allowance() -> None:
     assert replace(cfg, simplify_reserve=0.0).simplify_allowance(0.27) == pytest.approx(0.189)
     with pytest.raises(weightless.InputError, match="simplify_reserve"):
         replace(cfg, simplify_reserve=-0.1).validate()
+
+
+def test_a_budget_under_one_outcome_is_said_at_once(simplified, data) -> None:
+    """A budget smaller than the rule needs to accept a step that changes one outcome of the
+    decision data ((1 + z) x 100 / n pp) is said before any work: only exact steps can pass."""
+    n = len(split_data(Task(train=data.train, val=data.val, test=data.test), 0.5).decide.source("val"))
+    floor = (1 + 1.645) * 100 / n
+    for budget, warned in ((0.9 * floor, True), (1.1 * floor, False)):
+        lines: list[str] = []
+
+        def log(line: str) -> None:
+            lines.append(line)
+            if line.startswith(("WARNING: the budget", "simplified (", "pruned (")):
+                raise _Stop
+
+        with pytest.raises(_Stop):
+            weightless.compress(simplified.model, data, config=_cfg(max_error_increase=budget), log=log)
+        assert any(ln.startswith("WARNING: the budget") for ln in lines) == warned, lines

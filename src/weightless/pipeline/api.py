@@ -203,6 +203,11 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
     start: PruneState | None = None
     budget = config.allowance(anchor.error)
     share = config.simplify_allowance(budget)
+    n = _examples(splits.decide)
+    if config.reference == "model" and n and budget < (1 + config.encode.rule.confidence_z) * 100 / n:
+        say(f"WARNING: the budget, {budget:.2f} pp, is less than the rule needs to accept a step that changes one "
+            f"outcome among the {n} decision examples ({(1 + config.encode.rule.confidence_z) * 100 / n:.2f} pp): "
+            "only steps that change no outcome can pass, so expect little compression")
     for attempt in range(config.simplify_retries + 1):
         gentler = (config.reference == "model" and attempt < config.simplify_retries
                    and any(l.nonzero < 1 for l in recipe.layers))
@@ -253,6 +258,14 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
         raise BudgetError(f"simplification alone spends {spent:.2f} pp of the {budget:.2f} pp budget on the validation "
                           "data (raise the budget or keep more weights)", report={"spent_simplify": spent, "budget": budget})
     return simplified, err
+
+
+def _examples(task: Any) -> int | None:
+    """The number of validation examples of ``task`` (None when its source cannot say)."""
+    try:
+        return len(task.source("val"))
+    except TypeError:
+        return None
 
 
 def _over_share(pruned: Any, splits: Any, dense_val: float, share: float) -> tuple[str, float] | None:
