@@ -30,7 +30,7 @@ try:  # pragma: no cover - depends on the OS
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["atomic_target", "resolve_target", "temp_name_pattern", "remove_stale_temps"]
+__all__ = ["atomic_target", "write_atomic", "resolve_target", "temp_name_pattern", "remove_stale_temps"]
 
 
 def temp_name_pattern(base: str) -> re.Pattern[str]:
@@ -159,3 +159,15 @@ def atomic_target(path: str | os.PathLike[str]) -> Iterator[tuple[str, int]]:
     finally:
         os.close(fd)  # releases the lock
     _fsync_dir(folder)
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
+    """Replace ``path`` with ``data`` (str: UTF-8) through :func:`atomic_target`, creating its
+    folder first.
+
+    Raises:
+        InputError, OSError: as :func:`atomic_target`.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_target(path) as (_, fd), open(fd, "wb", closefd=False) as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)

@@ -204,10 +204,11 @@ def _simplify_within(model: Any, task: Any, splits: Any, recipe: Any, config: Co
     budget = config.allowance(anchor.error)
     share = config.simplify_allowance(budget)
     n = _examples(splits.decide)
-    if config.reference == "model" and n and budget < (1 + config.encode.rule.confidence_z) * 100 / n:
+    floor = (1 + config.encode.rule.confidence_z) * 100 / n if n else 0.0  # one outcome changed: diff = SE = 100/n
+    if config.reference == "model" and budget < floor:
         say(f"WARNING: the budget, {budget:.2f} pp, is less than the rule needs to accept a step that changes one "
-            f"outcome among the {n} decision examples ({(1 + config.encode.rule.confidence_z) * 100 / n:.2f} pp): "
-            "only steps that change no outcome can pass, so expect little compression")
+            f"outcome among the {n} decision examples ({floor:.2f} pp): only steps that change no outcome can "
+            "pass, so expect little compression")
     for attempt in range(config.simplify_retries + 1):
         gentler = (config.reference == "model" and attempt < config.simplify_retries
                    and any(l.nonzero < 1 for l in recipe.layers))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_target
+from .._atomic import write_atomic
 from ..errors import DataError
 
 __all__ = ["save_simplified", "load_simplified_layers"]
@@ -33,8 +33,7 @@ def save_simplified(result: Any, out_dir: str | Path) -> dict[str, Path]:
         arrays[f"{name}.codebook"] = layer.codebook
     with open(paths["layers"], "wb") as f:
         np.savez(f, **arrays)
-    with atomic_target(paths["summary"]) as (_, fd), open(fd, "w", encoding="utf-8", closefd=False) as fh:
-        fh.write(json.dumps(result.summary(), indent=2) + "\n")
+    write_atomic(paths["summary"], json.dumps(result.summary(), indent=2) + "\n")
     return paths
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from weightless._atomic import atomic_target
+from weightless._atomic import write_atomic
 from weightless.errors import InputError, WeightlessError
 from weightless.pipeline.config import EncodeConfig, FilterSearch
 
@@ -204,12 +204,6 @@ class Progress:
         return time.perf_counter() - self.t0
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_target(path) as (_, fd), open(fd, "wb", closefd=False) as fh:
-        fh.write(data)
-
-
 def _jsonable(x: Any) -> Any:
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
@@ -237,8 +231,8 @@ def write_result(out_dir: str | os.PathLike, name: str, result: dict[str, Any], 
     """
     out = Path(out_dir)
     jp, mp = out / f"{name}.json", out / f"{name}.md"
-    _atomic_write(jp, (json.dumps(_jsonable(result), indent=1, sort_keys=False) + "\n").encode("utf-8"))
-    _atomic_write(mp, markdown.encode("utf-8"))
+    write_atomic(jp, json.dumps(_jsonable(result), indent=1, sort_keys=False) + "\n")
+    write_atomic(mp, markdown)
     return jp, mp
 
 

@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from weightless._atomic import write_atomic
+
 from .. import paper as P
-from .common import OPT_IN, _atomic_write, fmt_factor, read_result
+from .common import OPT_IN, fmt_factor, read_result
 
 __all__ = ["headline", "readme_results", "write_readme_results"]
 
@@ -146,5 +148,5 @@ def dense_over(row: dict[str, Any], key: str) -> float:
 def write_readme_results(out_dir: str | os.PathLike, total_seconds: float | None = None) -> Path:
     """Write ``<out_dir>/README_results.md`` (atomically) from the JSON results; return its path."""
     path = Path(out_dir) / "README_results.md"
-    _atomic_write(path, readme_results(out_dir, total_seconds).encode("utf-8"))
+    write_atomic(path, readme_results(out_dir, total_seconds))
     return path

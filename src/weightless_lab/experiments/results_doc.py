@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from weightless._atomic import atomic_target
+from weightless._atomic import write_atomic
 
 from .readme import readme_results
 
@@ -197,10 +197,7 @@ def results_doc(results: str | os.PathLike = "results", out: str | os.PathLike =
 def write_results_doc(results: str | os.PathLike = "results", out: str | os.PathLike = "docs/RESULTS.md") -> Path:
     """Write :func:`results_doc` to ``out``; return its path."""
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = results_doc(results, out)
-    with atomic_target(path) as (_, fd), open(fd, "w", encoding="utf-8", closefd=False) as fh:
-        fh.write(text)
+    write_atomic(path, results_doc(results, out))
     return path
 
 
